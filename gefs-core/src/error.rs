@@ -1,0 +1,152 @@
+//! The error type of the whole library.
+//!
+//! Corruption errors always name the block they were found in; I/O errors name
+//! the operation and offset. Nothing here is matched by its text: callers match
+//! on the variant (for example [`Error::NoSpace`] or [`Error::ReadOnly`]).
+
+use std::fmt;
+use std::io;
+
+use crate::ids::BlockAddr;
+
+/// The device operation that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoOp {
+    /// A positional read.
+    Read,
+    /// A positional write.
+    Write,
+    /// A flush (`fdatasync`).
+    Flush,
+    /// Opening, locking or sizing the device.
+    Open,
+}
+
+impl fmt::Display for IoOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            IoOp::Read => "read",
+            IoOp::Write => "write",
+            IoOp::Flush => "flush",
+            IoOp::Open => "open",
+        })
+    }
+}
+
+/// Everything that can go wrong in gefs-core.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The device failed.
+    Io {
+        /// What was being done.
+        op: IoOp,
+        /// The byte offset involved (0 for flush and open).
+        off: u64,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// A block's contents do not hash to the value in the pointer that led to it.
+    Checksum {
+        /// The block's address.
+        addr: BlockAddr,
+        /// The hash the pointer promised.
+        expected: u64,
+        /// The hash of what was read.
+        actual: u64,
+    },
+    /// A block or structure is malformed.
+    Corrupt {
+        /// The block where the damage was found.
+        addr: BlockAddr,
+        /// What is wrong with it.
+        what: String,
+    },
+    /// Neither superblock is a valid gefs-rs superblock.
+    NotGefs {
+        /// Why the first copy was rejected.
+        why: String,
+    },
+    /// The image was written by a format version this build does not know.
+    Version {
+        /// The version found on disk.
+        found: u32,
+    },
+    /// Ordinary allocation would eat into the reserve kept for deletes and syncs.
+    NoSpace,
+    /// The store is read-only: opened so, or latched after a device failure.
+    ReadOnly,
+    /// A key longer than the limit.
+    KeyTooLong(usize),
+    /// A value longer than the limit.
+    ValueTooLong(usize),
+    /// A caller passed something the operation cannot take.
+    Invalid(String),
+    /// A label, snapshot or key that does not exist.
+    NotFound(String),
+    /// An object that already exists.
+    Exists(String),
+    /// An invariant of this library was broken (a bug, reported instead of a panic).
+    Internal(String),
+}
+
+impl Error {
+    /// A corruption error for block `addr`.
+    pub fn corrupt(addr: BlockAddr, what: impl Into<String>) -> Error {
+        Error::Corrupt {
+            addr,
+            what: what.into(),
+        }
+    }
+
+    /// Whether this error says the stored data is damaged (as opposed to an
+    /// I/O failure or a usage error).
+    pub fn is_corruption(&self) -> bool {
+        matches!(self, Error::Checksum { .. } | Error::Corrupt { .. })
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io { op, off, source } => {
+                write!(f, "i/o error: {op} at offset {off:#x}: {source}")
+            }
+            Error::Checksum {
+                addr,
+                expected,
+                actual,
+            } => write!(
+                f,
+                "block {addr}: hash mismatch (expected {expected:016x}, found {actual:016x})"
+            ),
+            Error::Corrupt { addr, what } => write!(f, "block {addr}: corrupt: {what}"),
+            Error::NotGefs { why } => write!(f, "not a gefs-rs image: {why}"),
+            Error::Version { found } => write!(
+                f,
+                "unsupported format version {found} (this build reads version {})",
+                crate::format::FORMAT_VERSION
+            ),
+            Error::NoSpace => f.write_str("file system full"),
+            Error::ReadOnly => f.write_str("file system read only"),
+            Error::KeyTooLong(n) => write!(f, "key of {n} bytes exceeds the limit"),
+            Error::ValueTooLong(n) => write!(f, "value of {n} bytes exceeds the limit"),
+            Error::Invalid(what) => write!(f, "invalid argument: {what}"),
+            Error::NotFound(what) => write!(f, "not found: {what}"),
+            Error::Exists(what) => write!(f, "already exists: {what}"),
+            Error::Internal(what) => write!(f, "internal error: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// The result type of gefs-core.
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,254 @@
+//! Key families. The first byte of every key is its family; integers after it
+//! are big-endian, so a byte compare orders keys by family, then numerically.
+//!
+//! | family | layout | value |
+//! |---|---|---|
+//! | `KDAT` 0 | `00 qid[8] off[8]` | data block pointer |
+//! | `KENT` 1 | `01 pqid[8] name` | directory entry (`Xdir`) |
+//! | `KUP` 2 | `02 qid[8]` | the `KENT` key of directory `qid` |
+//! | `KLABEL` 3 | `03 name` | snapshot id + flags |
+//! | `KSNAP` 4 | `04 id[8]` | snapshot record |
+//! | `KDLIST` 5 | `05 owner[8] birth[8]` | deadlist head and tail |
+//! | `KCONF` 6 | `06 name` | configuration string |
+
+use super::codec::{get_u64, PutBe};
+
+/// Data block of a file.
+pub const KDAT: u8 = 0;
+/// Directory entry, keyed by parent qid and name.
+pub const KENT: u8 = 1;
+/// Up-link of a directory to its own entry.
+pub const KUP: u8 = 2;
+/// Snapshot label.
+pub const KLABEL: u8 = 3;
+/// Snapshot record.
+pub const KSNAP: u8 = 4;
+/// Deadlist.
+pub const KDLIST: u8 = 5;
+/// Configuration.
+pub const KCONF: u8 = 6;
+
+/// The parent qid of a root directory's entry.
+pub const ROOT_PQID: u64 = u64::MAX;
+
+fn fixed(kind: u8, a: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(9);
+    k.put_u8(kind);
+    k.put_u64(a);
+    k
+}
+
+/// `KDAT` key of the block at byte offset `off` of file `qid`.
+pub fn dat(qid: u64, off: u64) -> Vec<u8> {
+    let mut k = fixed(KDAT, qid);
+    k.put_u64(off);
+    k
+}
+
+/// Prefix of every `KDAT` key of file `qid`.
+pub fn dat_prefix(qid: u64) -> Vec<u8> {
+    fixed(KDAT, qid)
+}
+
+/// `KENT` key of `name` in directory `pqid`.
+pub fn ent(pqid: u64, name: &[u8]) -> Vec<u8> {
+    let mut k = fixed(KENT, pqid);
+    k.extend_from_slice(name);
+    k
+}
+
+/// Prefix of every entry in directory `pqid`.
+pub fn ent_prefix(pqid: u64) -> Vec<u8> {
+    fixed(KENT, pqid)
+}
+
+/// `KUP` key of directory `qid`.
+pub fn up(qid: u64) -> Vec<u8> {
+    fixed(KUP, qid)
+}
+
+/// `KLABEL` key of a label.
+pub fn label(name: &[u8]) -> Vec<u8> {
+    let mut k = vec![KLABEL];
+    k.extend_from_slice(name);
+    k
+}
+
+/// `KSNAP` key of snapshot `id`.
+pub fn snap(id: u64) -> Vec<u8> {
+    fixed(KSNAP, id)
+}
+
+/// `KDLIST` key of the blocks born in `birth` and killed while `owner` was the
+/// working generation.
+pub fn dlist(owner: u64, birth: u64) -> Vec<u8> {
+    let mut k = fixed(KDLIST, owner);
+    k.put_u64(birth);
+    k
+}
+
+/// `KCONF` key.
+pub fn conf(name: &[u8]) -> Vec<u8> {
+    let mut k = vec![KCONF];
+    k.extend_from_slice(name);
+    k
+}
+
+/// The exclusive upper bound of all keys starting with `prefix`, or `None`
+/// when no such bound exists (the prefix is all 0xff).
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last != 0xff {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+/// A decoded key, for display and checking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyView<'a> {
+    /// Data block.
+    Dat {
+        /// File.
+        qid: u64,
+        /// Block offset.
+        off: u64,
+    },
+    /// Directory entry.
+    Ent {
+        /// Parent directory.
+        pqid: u64,
+        /// Name.
+        name: &'a [u8],
+    },
+    /// Directory up-link.
+    Up {
+        /// Directory.
+        qid: u64,
+    },
+    /// Snapshot label.
+    Label {
+        /// Label name.
+        name: &'a [u8],
+    },
+    /// Snapshot record.
+    Snap {
+        /// Snapshot id.
+        id: u64,
+    },
+    /// Deadlist.
+    Dlist {
+        /// Owning generation.
+        owner: u64,
+        /// Birth generation.
+        birth: u64,
+    },
+    /// Configuration.
+    Conf {
+        /// Name.
+        name: &'a [u8],
+    },
+    /// Anything else (malformed).
+    Other(&'a [u8]),
+}
+
+impl<'a> KeyView<'a> {
+    /// Decode `k`.
+    pub fn parse(k: &'a [u8]) -> KeyView<'a> {
+        let u = |o: usize| get_u64(k, o);
+        match (k.first().copied(), k.len()) {
+            (Some(KDAT), 17) => match (u(1), u(9)) {
+                (Some(qid), Some(off)) => KeyView::Dat { qid, off },
+                _ => KeyView::Other(k),
+            },
+            (Some(KENT), n) if n >= 9 => match u(1) {
+                Some(pqid) => KeyView::Ent {
+                    pqid,
+                    name: &k[9..],
+                },
+                None => KeyView::Other(k),
+            },
+            (Some(KUP), 9) => u(1).map_or(KeyView::Other(k), |qid| KeyView::Up { qid }),
+            (Some(KLABEL), n) if n > 1 => KeyView::Label { name: &k[1..] },
+            (Some(KSNAP), 9) => u(1).map_or(KeyView::Other(k), |id| KeyView::Snap { id }),
+            (Some(KDLIST), 17) => match (u(1), u(9)) {
+                (Some(owner), Some(birth)) => KeyView::Dlist { owner, birth },
+                _ => KeyView::Other(k),
+            },
+            (Some(KCONF), n) if n > 1 => KeyView::Conf { name: &k[1..] },
+            _ => KeyView::Other(k),
+        }
+    }
+}
+
+impl std::fmt::Display for KeyView<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        match self {
+            KeyView::Dat { qid, off } => write!(f, "dat qid:{qid} off:{off:#x}"),
+            KeyView::Ent { pqid, name } => {
+                if *pqid == ROOT_PQID {
+                    write!(f, "ent dir:root name:{:?}", s(name))
+                } else {
+                    write!(f, "ent dir:{pqid} name:{:?}", s(name))
+                }
+            }
+            KeyView::Up { qid } => write!(f, "up dir:{qid}"),
+            KeyView::Label { name } => write!(f, "label {:?}", s(name)),
+            KeyView::Snap { id } => write!(f, "snap id:{id}"),
+            KeyView::Dlist { owner, birth } => write!(f, "dlist gen:{owner} bgen:{birth}"),
+            KeyView::Conf { name } => write!(f, "conf {:?}", s(name)),
+            KeyView::Other(b) => {
+                f.write_str("raw:")?;
+                for x in b.iter() {
+                    write!(f, "{x:02x}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_follows_numbers() {
+        assert!(dat(1, 0x4000) < dat(1, 0x10000));
+        assert!(dat(1, u64::MAX) < dat(2, 0));
+        assert!(dat(9, 0) < ent(0, b"a"));
+        assert!(ent(5, b"a") < ent(5, b"b"));
+        assert!(ent(5, b"zz") < ent(6, b""));
+    }
+
+    #[test]
+    fn parse_round_trip() {
+        assert_eq!(
+            KeyView::parse(&dat(3, 16384)),
+            KeyView::Dat { qid: 3, off: 16384 }
+        );
+        assert_eq!(
+            KeyView::parse(&ent(3, b"x")),
+            KeyView::Ent {
+                pqid: 3,
+                name: b"x"
+            }
+        );
+        assert_eq!(
+            KeyView::parse(&dlist(4, 2)),
+            KeyView::Dlist { owner: 4, birth: 2 }
+        );
+        assert_eq!(KeyView::parse(&[0x42]), KeyView::Other(&[0x42]));
+    }
+
+    #[test]
+    fn prefix_bounds() {
+        assert_eq!(prefix_end(&[1, 2]), Some(vec![1, 3]));
+        assert_eq!(prefix_end(&[1, 0xff]), Some(vec![2]));
+        assert_eq!(prefix_end(&[0xff]), None);
+    }
+}

@@ -1,0 +1,137 @@
+//! The on-disk format: the only module that knows byte offsets.
+//!
+//! Everything here is pure (no I/O). Every decoder bounds every length before
+//! using it and reports damage as [`Error::Corrupt`](crate::Error::Corrupt)
+//! naming the block; nothing here panics on input. Integers are big-endian so
+//! that packed keys sort with a plain byte compare. `doc/FORMAT.md` describes
+//! each structure byte by byte; the compile-time assertions below keep the
+//! constants honest.
+
+pub mod bptr;
+pub mod codec;
+pub mod key;
+pub mod log;
+pub mod msg;
+pub mod node;
+pub mod superblock;
+pub mod value;
+
+pub use bptr::Bptr;
+
+/// The on-disk format version this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Block size in bytes. Every block, data or metadata, is this big.
+pub const BLKSZ: usize = 16384;
+/// [`BLKSZ`] as a u64, for address arithmetic.
+pub const BLKSZ_U64: u64 = BLKSZ as u64;
+
+/// Size of a tree-node header (pivot or leaf).
+pub const NODE_HDR: usize = 16;
+/// Key/value area of a leaf.
+pub const LEAFSPC: usize = BLKSZ - NODE_HDR;
+/// Key/pointer area of a pivot.
+pub const PIVSPC: usize = (BLKSZ - NODE_HDR) / 2;
+/// Message-buffer area of a pivot.
+pub const BUFSPC: usize = BLKSZ - NODE_HDR - PIVSPC;
+
+/// Longest key.
+pub const KEYMAX: usize = 256;
+/// Longest value.
+pub const VALMAX: usize = 512;
+/// A packed block pointer: addr, hash, gen.
+pub const PTRSZ: usize = 24;
+/// A pivot's child value: a pointer and a 2-byte fill count.
+pub const PIVVALSZ: usize = PTRSZ + 2;
+/// Bytes of a key/value record besides key and value: two lengths.
+pub const KV_OVERHEAD: usize = 4;
+/// Bytes of a message record besides key and value: op and two lengths.
+pub const MSG_OVERHEAD: usize = 5;
+/// Size of one offset-table slot.
+pub const SLOTSZ: usize = 2;
+/// The largest key/value record, slot included.
+pub const KVMAX: usize = SLOTSZ + KV_OVERHEAD + KEYMAX + VALMAX;
+/// The largest key/pointer record in a pivot, slot included.
+pub const KPMAX: usize = SLOTSZ + KV_OVERHEAD + KEYMAX + PIVVALSZ;
+/// The largest message record, slot included.
+pub const MSGMAX: usize = SLOTSZ + MSG_OVERHEAD + KEYMAX + VALMAX;
+
+/// Header of a log or deadlist block.
+pub const LOG_HDR: usize = 40;
+/// Payload bytes of a log or deadlist block.
+pub const LOGSPC: usize = BLKSZ - LOG_HDR;
+
+// A pivot can always absorb a split of one child and still split itself into
+// halves of at least two children each; a buffer always holds two messages; a
+// leaf always holds at least four records so that it can be split.
+const _: () = assert!(4 * KPMAX < PIVSPC);
+const _: () = assert!(2 * MSGMAX < BUFSPC);
+const _: () = assert!(4 * KVMAX < LEAFSPC);
+const _: () = assert!(PIVSPC + BUFSPC + NODE_HDR == BLKSZ);
+const _: () = assert!(LEAFSPC <= u16::MAX as usize);
+
+/// The type of a block, stored in its first two bytes (except data blocks,
+/// which carry no header and whose type is known from the pointer's context).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+pub enum BlockType {
+    /// Raw file data; no header.
+    Data,
+    /// An inner tree node.
+    Pivot,
+    /// A leaf tree node.
+    Leaf,
+    /// An allocation-log block.
+    Log,
+    /// A deadlist block.
+    Dlist,
+    /// A superblock copy.
+    Super,
+}
+
+impl BlockType {
+    /// The tag stored in the first two bytes.
+    pub fn tag(self) -> u16 {
+        match self {
+            BlockType::Data => 0,
+            BlockType::Pivot => 1,
+            BlockType::Leaf => 2,
+            BlockType::Log => 3,
+            BlockType::Dlist => 4,
+            BlockType::Super => 0x6765,
+        }
+    }
+
+    /// The type with tag `t`, if it is one.
+    pub fn from_tag(t: u16) -> Option<BlockType> {
+        Some(match t {
+            1 => BlockType::Pivot,
+            2 => BlockType::Leaf,
+            3 => BlockType::Log,
+            4 => BlockType::Dlist,
+            0x6765 => BlockType::Super,
+            _ => return None,
+        })
+    }
+
+    /// A short lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            BlockType::Data => "data",
+            BlockType::Pivot => "pivot",
+            BlockType::Leaf => "leaf",
+            BlockType::Log => "log",
+            BlockType::Dlist => "deadlist",
+            BlockType::Super => "superblock",
+        }
+    }
+}
+
+/// The hash of a whole block, stored in every pointer to it: xxh3-64.
+pub fn block_hash(buf: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(buf)
+}
+
+/// Read the type tag of a header-carrying block.
+pub fn block_type(buf: &[u8]) -> Option<BlockType> {
+    codec::get_u16(buf, 0).and_then(BlockType::from_tag)
+}

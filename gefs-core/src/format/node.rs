@@ -1,0 +1,596 @@
+//! Tree nodes: reading ([`NodeView`]) and building ([`LeafBuilder`],
+//! [`PivotBuilder`]) pivot and leaf blocks.
+//!
+//! ```text
+//! 0  type u16     1 = pivot, 2 = leaf
+//! 2  level u16    0 for leaves; a pivot's children are one level lower
+//! 4  nval u16     records in the key area
+//! 6  valsz u16    bytes of those records (slots not counted)
+//! 8  nbuf u16     messages in the buffer (pivots; 0 in leaves)
+//! 10 bufsz u16    bytes of those messages (slots not counted)
+//! 12 reserved u32 0
+//! 16 key area     leaf: LEAFSPC bytes; pivot: PIVSPC bytes
+//! .. buffer area  pivot only: BUFSPC bytes
+//! ```
+//!
+//! Each area starts with an offset table of u16 slots, one per record in key
+//! order, growing upwards; the records are packed downwards from the area's
+//! end. A key/value record is `klen u16, key, vlen u16, value`; a pivot's value
+//! is a child `Bptr` and the child's fill (u16). A message record is `op u8,
+//! klen u16, key, vlen u16, arg`. Messages are ordered by key; equal keys keep
+//! arrival order (oldest first).
+//!
+//! A pivot's first separator is always the empty key: child 0 takes every key
+//! below separator 1, so separators never need lowering when smaller keys
+//! arrive. Every accessor is bounds-checked and returns an error string on
+//! malformed input instead of panicking; callers attach the block address.
+
+use std::cmp::Ordering;
+
+use super::codec::{get_u16, set_u16, set_u32, Reader};
+use super::msg::{self, Op};
+use super::{
+    BlockType, Bptr, BLKSZ, BUFSPC, KEYMAX, LEAFSPC, NODE_HDR, PIVSPC, PIVVALSZ, SLOTSZ, VALMAX,
+};
+
+/// Bytes a key/value record takes, slot included.
+pub fn kv_size(klen: usize, vlen: usize) -> usize {
+    SLOTSZ + super::KV_OVERHEAD + klen + vlen
+}
+
+/// Bytes a key/pointer record takes, slot included.
+pub fn child_size(klen: usize) -> usize {
+    kv_size(klen, PIVVALSZ)
+}
+
+/// Bytes a message record takes, slot included.
+pub fn msg_size(klen: usize, vlen: usize) -> usize {
+    SLOTSZ + super::MSG_OVERHEAD + klen + vlen
+}
+
+/// A read-only view of a pivot or leaf block.
+#[derive(Clone, Copy)]
+pub struct NodeView<'a> {
+    buf: &'a [u8],
+    leaf: bool,
+    level: u16,
+    nval: usize,
+    valsz: usize,
+    nbuf: usize,
+    bufsz: usize,
+}
+
+impl std::fmt::Debug for NodeView<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeView")
+            .field("leaf", &self.leaf)
+            .field("level", &self.level)
+            .field("nval", &self.nval)
+            .field("nbuf", &self.nbuf)
+            .finish()
+    }
+}
+
+type R<T> = Result<T, String>;
+
+impl<'a> NodeView<'a> {
+    /// Check the header of a full block and return a view of it.
+    pub fn new(buf: &'a [u8]) -> R<NodeView<'a>> {
+        if buf.len() != BLKSZ {
+            return Err(format!("node of {} bytes", buf.len()));
+        }
+        let g = |o| usize::from(get_u16(buf, o).unwrap_or(0));
+        let leaf = match super::block_type(buf) {
+            Some(BlockType::Leaf) => true,
+            Some(BlockType::Pivot) => false,
+            _ => return Err("not a tree node".into()),
+        };
+        let level = g(2) as u16;
+        let (nval, valsz, nbuf, bufsz) = (g(4), g(6), g(8), g(10));
+        if leaf != (level == 0) {
+            return Err(format!(
+                "level {level} in a {}",
+                if leaf { "leaf" } else { "pivot" }
+            ));
+        }
+        let (kspc, bspc) = if leaf { (LEAFSPC, 0) } else { (PIVSPC, BUFSPC) };
+        if 2 * nval + valsz > kspc || 2 * nbuf + bufsz > bspc {
+            return Err(format!(
+                "counts overflow the node (nval {nval} valsz {valsz} nbuf {nbuf} bufsz {bufsz})"
+            ));
+        }
+        if !leaf && nval == 0 {
+            return Err("pivot without children".into());
+        }
+        Ok(NodeView {
+            buf,
+            leaf,
+            level,
+            nval,
+            valsz,
+            nbuf,
+            bufsz,
+        })
+    }
+
+    /// Whether this is a leaf.
+    pub fn is_leaf(&self) -> bool {
+        self.leaf
+    }
+
+    /// Height above the leaves.
+    pub fn level(&self) -> u16 {
+        self.level
+    }
+
+    /// Records in the key area (values in a leaf, children in a pivot).
+    pub fn nval(&self) -> usize {
+        self.nval
+    }
+
+    /// Buffered messages.
+    pub fn nbuf(&self) -> usize {
+        self.nbuf
+    }
+
+    /// Bytes used in the key area, slots included.
+    pub fn key_used(&self) -> usize {
+        2 * self.nval + self.valsz
+    }
+
+    /// Bytes used in the buffer, slots included.
+    pub fn buf_used(&self) -> usize {
+        2 * self.nbuf + self.bufsz
+    }
+
+    /// The fill a parent records for this node.
+    pub fn fill(&self) -> u16 {
+        (self.key_used() + self.buf_used()) as u16
+    }
+
+    fn area(&self, buffer: bool) -> &'a [u8] {
+        let start = if buffer { NODE_HDR + PIVSPC } else { NODE_HDR };
+        let len = match (buffer, self.leaf) {
+            (true, _) => BUFSPC,
+            (false, true) => LEAFSPC,
+            (false, false) => PIVSPC,
+        };
+        self.buf.get(start..start + len).unwrap_or(&[])
+    }
+
+    fn record(&self, buffer: bool, i: usize) -> R<Reader<'a>> {
+        let n = if buffer { self.nbuf } else { self.nval };
+        if i >= n {
+            return Err(format!("record {i} of {n}"));
+        }
+        let area = self.area(buffer);
+        let off = usize::from(get_u16(area, 2 * i).ok_or("offset table truncated")?);
+        if off < 2 * n || off >= area.len() {
+            return Err(format!("record {i} offset {off} out of range"));
+        }
+        Ok(Reader::new(&area[off..]))
+    }
+
+    fn kv_at(&self, i: usize) -> R<(&'a [u8], &'a [u8])> {
+        let mut r = self.record(false, i)?;
+        let bad = |_| format!("record {i} overruns the node");
+        let kl = usize::from(r.u16().map_err(bad)?);
+        let k = r.bytes(kl).map_err(bad)?;
+        let vl = usize::from(r.u16().map_err(bad)?);
+        let v = r.bytes(vl).map_err(bad)?;
+        Ok((k, v))
+    }
+
+    /// Key `i` of the key area.
+    pub fn key(&self, i: usize) -> R<&'a [u8]> {
+        Ok(self.kv_at(i)?.0)
+    }
+
+    /// Key and value `i` of a leaf.
+    pub fn kv(&self, i: usize) -> R<(&'a [u8], &'a [u8])> {
+        self.kv_at(i)
+    }
+
+    /// Separator, child pointer and recorded fill of child `i` of a pivot.
+    pub fn child(&self, i: usize) -> R<(&'a [u8], Bptr, u16)> {
+        let (k, v) = self.kv_at(i)?;
+        if v.len() != PIVVALSZ {
+            return Err(format!("child {i}: value of {} bytes", v.len()));
+        }
+        let mut r = Reader::new(v);
+        let bp = Bptr::read(&mut r).map_err(|_| "child pointer truncated")?;
+        let fill = r.u16().map_err(|_| "child fill truncated")?;
+        Ok((k, bp, fill))
+    }
+
+    /// Message `j` of a pivot's buffer: op, key, argument.
+    pub fn msg(&self, j: usize) -> R<(Op, &'a [u8], &'a [u8])> {
+        let mut r = self.record(true, j)?;
+        let bad = |_| format!("message {j} overruns the buffer");
+        let op = r.u8().map_err(bad)?;
+        let op = Op::from_code(op).ok_or_else(|| format!("message {j}: bad op {op}"))?;
+        let kl = usize::from(r.u16().map_err(bad)?);
+        let k = r.bytes(kl).map_err(bad)?;
+        let vl = usize::from(r.u16().map_err(bad)?);
+        let v = r.bytes(vl).map_err(bad)?;
+        Ok((op, k, v))
+    }
+
+    /// Binary search of the key area: `Ok(i)` if key `i` equals `key`, else
+    /// `Err(i)` where it would be inserted.
+    pub fn search(&self, key: &[u8]) -> R<Result<usize, usize>> {
+        let (mut lo, mut hi) = (0, self.nval);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.key(mid)?.cmp(key) {
+                Ordering::Less => lo = mid + 1,
+                Ordering::Greater => hi = mid,
+                Ordering::Equal => return Ok(Ok(mid)),
+            }
+        }
+        Ok(Err(lo))
+    }
+
+    /// The child of a pivot whose range holds `key`: the last one whose
+    /// separator is ≤ `key` (child 0 for anything smaller).
+    pub fn route(&self, key: &[u8]) -> R<usize> {
+        Ok(match self.search(key)? {
+            Ok(i) => i,
+            Err(i) => i.saturating_sub(1),
+        })
+    }
+
+    /// Index of the first buffered message whose key is ≥ `key`.
+    pub fn msg_lower_bound(&self, key: &[u8]) -> R<usize> {
+        let (mut lo, mut hi) = (0, self.nbuf);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.msg(mid)?.1 < key {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        Ok(lo)
+    }
+
+    /// Check every record: bounds, limits, strict key order, message order and
+    /// validity, and (for pivots) that separator 0 is empty.
+    pub fn validate(&self) -> R<()> {
+        let mut total = 0;
+        let mut prev: Option<&[u8]> = None;
+        for i in 0..self.nval {
+            let (k, v) = self.kv_at(i)?;
+            total += super::KV_OVERHEAD + k.len() + v.len();
+            if k.len() > KEYMAX || v.len() > VALMAX {
+                return Err(format!("record {i} exceeds the key or value limit"));
+            }
+            if self.leaf && k.is_empty() {
+                return Err(format!("record {i}: empty key"));
+            }
+            if !self.leaf {
+                let (_, bp, _) = self.child(i)?;
+                if bp.is_none() {
+                    return Err(format!("child {i}: null pointer"));
+                }
+                if i == 0 && !k.is_empty() {
+                    return Err("first separator is not empty".into());
+                }
+            }
+            if let Some(p) = prev {
+                if p >= k {
+                    return Err(format!("keys out of order at record {i}"));
+                }
+            }
+            prev = Some(k);
+        }
+        if total != self.valsz {
+            return Err(format!(
+                "records hold {total} bytes, header says {}",
+                self.valsz
+            ));
+        }
+        let mut total = 0;
+        let mut prev: Option<&[u8]> = None;
+        for j in 0..self.nbuf {
+            let (op, k, v) = self.msg(j)?;
+            total += super::MSG_OVERHEAD + k.len() + v.len();
+            msg::validate(op, k, v).map_err(|e| format!("message {j}: {e}"))?;
+            if let Some(p) = prev {
+                if p > k {
+                    return Err(format!("messages out of order at {j}"));
+                }
+            }
+            prev = Some(k);
+        }
+        if total != self.bufsz {
+            return Err(format!(
+                "messages hold {total} bytes, header says {}",
+                self.bufsz
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn write_header(buf: &mut [u8; BLKSZ], leaf: bool, level: u16, counts: [usize; 4]) {
+    let t = if leaf {
+        BlockType::Leaf
+    } else {
+        BlockType::Pivot
+    };
+    set_u16(buf, 0, t.tag());
+    set_u16(buf, 2, level);
+    for (i, c) in counts.iter().enumerate() {
+        set_u16(buf, 4 + 2 * i, *c as u16);
+    }
+    set_u32(buf, 12, 0);
+}
+
+/// Appends records to one area of a node being built.
+struct Area {
+    start: usize,
+    len: usize,
+    n: usize,
+    sz: usize,
+}
+
+impl Area {
+    fn free(&self) -> usize {
+        self.len - 2 * self.n - self.sz
+    }
+
+    /// Append a record made of `parts`; the caller has checked it fits.
+    fn push(&mut self, buf: &mut [u8; BLKSZ], parts: &[&[u8]]) {
+        let rlen: usize = parts.iter().map(|p| p.len()).sum();
+        self.sz += rlen;
+        let off = self.len - self.sz;
+        set_u16(&mut buf[self.start..], 2 * self.n, off as u16);
+        let mut at = self.start + off;
+        for p in parts {
+            buf[at..at + p.len()].copy_from_slice(p);
+            at += p.len();
+        }
+        self.n += 1;
+    }
+}
+
+/// The node has no room for the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Full;
+
+/// Builds a leaf from records appended in ascending key order.
+pub struct LeafBuilder<'a> {
+    buf: &'a mut [u8; BLKSZ],
+    area: Area,
+}
+
+impl<'a> LeafBuilder<'a> {
+    /// Start an empty leaf in `buf`.
+    pub fn new(buf: &'a mut [u8; BLKSZ]) -> LeafBuilder<'a> {
+        LeafBuilder {
+            buf,
+            area: Area {
+                start: NODE_HDR,
+                len: LEAFSPC,
+                n: 0,
+                sz: 0,
+            },
+        }
+    }
+
+    /// Bytes still free.
+    pub fn free(&self) -> usize {
+        self.area.free()
+    }
+
+    /// Records so far.
+    pub fn count(&self) -> usize {
+        self.area.n
+    }
+
+    /// Whether no record was added.
+    pub fn is_empty(&self) -> bool {
+        self.area.n == 0
+    }
+
+    /// Append a record (keys must ascend; the caller guarantees it).
+    pub fn push(&mut self, key: &[u8], val: &[u8]) -> Result<(), Full> {
+        if kv_size(key.len(), val.len()) > self.area.free()
+            || key.len() > KEYMAX
+            || val.len() > VALMAX
+        {
+            return Err(Full);
+        }
+        let kl = (key.len() as u16).to_be_bytes();
+        let vl = (val.len() as u16).to_be_bytes();
+        self.area.push(self.buf, &[&kl, key, &vl, val]);
+        Ok(())
+    }
+
+    /// Write the header; returns the fill.
+    pub fn finish(self) -> u16 {
+        write_header(self.buf, true, 0, [self.area.n, self.area.sz, 0, 0]);
+        (2 * self.area.n + self.area.sz) as u16
+    }
+}
+
+/// Builds a pivot from children and messages, each appended in key order.
+pub struct PivotBuilder<'a> {
+    buf: &'a mut [u8; BLKSZ],
+    level: u16,
+    keys: Area,
+    msgs: Area,
+}
+
+impl<'a> PivotBuilder<'a> {
+    /// Start an empty pivot at `level` (≥ 1) in `buf`.
+    pub fn new(buf: &'a mut [u8; BLKSZ], level: u16) -> PivotBuilder<'a> {
+        PivotBuilder {
+            buf,
+            level,
+            keys: Area {
+                start: NODE_HDR,
+                len: PIVSPC,
+                n: 0,
+                sz: 0,
+            },
+            msgs: Area {
+                start: NODE_HDR + PIVSPC,
+                len: BUFSPC,
+                n: 0,
+                sz: 0,
+            },
+        }
+    }
+
+    /// Bytes free in the key area.
+    pub fn key_free(&self) -> usize {
+        self.keys.free()
+    }
+
+    /// Bytes free in the buffer.
+    pub fn buf_free(&self) -> usize {
+        self.msgs.free()
+    }
+
+    /// Children so far.
+    pub fn nchild(&self) -> usize {
+        self.keys.n
+    }
+
+    /// Append a child (separators must ascend; the first must be empty).
+    pub fn push_child(&mut self, sep: &[u8], bp: &Bptr, fill: u16) -> Result<(), Full> {
+        if child_size(sep.len()) > self.keys.free() || sep.len() > KEYMAX {
+            return Err(Full);
+        }
+        let kl = (sep.len() as u16).to_be_bytes();
+        let vl = (PIVVALSZ as u16).to_be_bytes();
+        let p = bp.to_bytes();
+        let f = fill.to_be_bytes();
+        self.keys.push(self.buf, &[&kl, sep, &vl, &p, &f]);
+        Ok(())
+    }
+
+    /// Append a message (keys must not descend).
+    pub fn push_msg(&mut self, op: Op, key: &[u8], arg: &[u8]) -> Result<(), Full> {
+        if msg_size(key.len(), arg.len()) > self.msgs.free()
+            || key.len() > KEYMAX
+            || arg.len() > VALMAX
+        {
+            return Err(Full);
+        }
+        let o = [op.code()];
+        let kl = (key.len() as u16).to_be_bytes();
+        let vl = (arg.len() as u16).to_be_bytes();
+        self.msgs.push(self.buf, &[&o, &kl, key, &vl, arg]);
+        Ok(())
+    }
+
+    /// Write the header; returns the fill.
+    pub fn finish(self) -> u16 {
+        write_header(
+            self.buf,
+            false,
+            self.level,
+            [self.keys.n, self.keys.sz, self.msgs.n, self.msgs.sz],
+        );
+        (2 * self.keys.n + self.keys.sz + 2 * self.msgs.n + self.msgs.sz) as u16
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{BlockAddr, Gen};
+
+    #[test]
+    fn leaf_round_trip() {
+        let mut b = Box::new([0u8; BLKSZ]);
+        let mut lb = LeafBuilder::new(&mut b);
+        for i in 0u32..100 {
+            lb.push(&i.to_be_bytes(), &[i as u8; 7]).unwrap();
+        }
+        let fill = lb.finish();
+        let v = NodeView::new(&b[..]).unwrap();
+        v.validate().unwrap();
+        assert!(v.is_leaf());
+        assert_eq!(v.nval(), 100);
+        assert_eq!(v.fill(), fill);
+        assert_eq!(
+            v.kv(42).unwrap(),
+            (&42u32.to_be_bytes()[..], &[42u8; 7][..])
+        );
+        assert_eq!(v.search(&50u32.to_be_bytes()).unwrap(), Ok(50));
+        assert_eq!(v.search(&[0, 0, 0, 200]).unwrap(), Err(100));
+    }
+
+    #[test]
+    fn leaf_fills_up() {
+        let mut b = Box::new([0u8; BLKSZ]);
+        let mut lb = LeafBuilder::new(&mut b);
+        let mut n = 0u32;
+        while lb.push(&n.to_be_bytes(), &[0; 512]).is_ok() {
+            n += 1;
+        }
+        assert!(n >= 4, "a leaf must hold at least four maximal records");
+        assert!(lb.free() < kv_size(4, 512));
+    }
+
+    #[test]
+    fn pivot_round_trip() {
+        let mut b = Box::new([0u8; BLKSZ]);
+        let mut pb = PivotBuilder::new(&mut b, 1);
+        let bp = |a| Bptr {
+            addr: BlockAddr(a),
+            hash: a,
+            gen: Gen(1),
+        };
+        pb.push_child(b"", &bp(0x4000), 10).unwrap();
+        pb.push_child(b"m", &bp(0x8000), 20).unwrap();
+        pb.push_msg(Op::Insert, b"a", b"1").unwrap();
+        pb.push_msg(Op::Delete, b"a", b"").unwrap();
+        pb.push_msg(Op::Insert, b"z", b"2").unwrap();
+        pb.finish();
+        let v = NodeView::new(&b[..]).unwrap();
+        v.validate().unwrap();
+        assert_eq!(v.level(), 1);
+        assert_eq!(v.child(1).unwrap(), (&b"m"[..], bp(0x8000), 20));
+        assert_eq!(v.route(b"a").unwrap(), 0);
+        assert_eq!(v.route(b"m").unwrap(), 1);
+        assert_eq!(v.route(b"zz").unwrap(), 1);
+        assert_eq!(v.msg(1).unwrap(), (Op::Delete, &b"a"[..], &b""[..]));
+        assert_eq!(v.msg_lower_bound(b"b").unwrap(), 2);
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let mut b = Box::new([0u8; BLKSZ]);
+        let mut lb = LeafBuilder::new(&mut b);
+        for i in 0u32..20 {
+            lb.push(&i.to_be_bytes(), b"x").unwrap();
+        }
+        lb.finish();
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..2000 {
+            let mut c = b.clone();
+            for _ in 0..8 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                c[(x as usize) % 400] = (x >> 32) as u8;
+            }
+            if let Ok(v) = NodeView::new(&c[..]) {
+                let _ = v.validate();
+                for i in 0..v.nval() + 1 {
+                    let _ = v.kv(i);
+                    let _ = v.child(i);
+                }
+                for j in 0..v.nbuf() + 1 {
+                    let _ = v.msg(j);
+                }
+                let _ = v.search(b"abc");
+            }
+        }
+    }
+}

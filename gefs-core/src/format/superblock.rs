@@ -1,0 +1,380 @@
+//! The superblock and the device geometry it records.
+//!
+//! Two identical copies live in the first and the last block of the device.
+//! Each carries its own xxh3-64 checksum over its used bytes; the copy with the
+//! higher `commit_gen` whose checksum (and, at open, whose roots) verify wins.
+//! Allocation-log tails live in the superblock's arena table, so a commit
+//! rewrites exactly two blocks in place: copy A, then (after a flush) copy B.
+
+use super::codec::{get_u64, Reader, Short};
+use super::{block_hash, Bptr, BLKSZ, BLKSZ_U64, FORMAT_VERSION};
+use crate::error::{Error, Result};
+use crate::ids::BlockAddr;
+
+/// The magic string at offset 0. Its first two bytes, "ge", double as the
+/// superblock's type tag.
+pub const MAGIC: [u8; 8] = *b"gefs-rs\0";
+/// Most arenas a device may have.
+pub const MAX_ARENAS: u32 = 255;
+/// Fewest arenas mkfs creates.
+pub const MIN_ARENAS: u64 = 8;
+/// Most arenas mkfs creates.
+pub const MAX_MKFS_ARENAS: u64 = 32;
+/// Smallest device mkfs accepts.
+pub const MIN_DEVICE: u64 = 32 << 20;
+/// Deepest tree any reader will descend.
+pub const MAX_HEIGHT: u32 = 32;
+
+const OFF_VERSION: usize = 8;
+const OFF_BLKSZ: usize = OFF_VERSION + 4;
+const OFF_NARENA: usize = OFF_BLKSZ + 4;
+const OFF_SNAPHT: usize = OFF_NARENA + 4;
+const OFF_FLAGS: usize = OFF_SNAPHT + 4;
+const OFF_COMMIT: usize = OFF_FLAGS + 8;
+const OFF_NEXTGEN: usize = OFF_COMMIT + 8;
+const OFF_NEXTQID: usize = OFF_NEXTGEN + 8;
+const OFF_DEVSIZE: usize = OFF_NEXTQID + 8;
+const OFF_ASTART: usize = OFF_DEVSIZE + 8;
+const OFF_ASIZE: usize = OFF_ASTART + 8;
+const OFF_SNAPROOT: usize = OFF_ASIZE + 8;
+/// Where the arena table starts.
+pub const OFF_ARENAS: usize = OFF_SNAPROOT + super::PTRSZ;
+/// Size of one arena record.
+pub const ARENA_REC: usize = super::PTRSZ + 8 + 8 + 8;
+
+const _: () = assert!(OFF_ARENAS == 104);
+const _: () = assert!(OFF_ARENAS + ARENA_REC * MAX_ARENAS as usize + 8 <= BLKSZ);
+
+/// Where the arenas lie on the device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geometry {
+    /// Bytes of the device in use: a multiple of the block size; copy B of the
+    /// superblock is its last block.
+    pub dev_size: u64,
+    /// Address of arena 0.
+    pub arena_start: u64,
+    /// Bytes per arena (a multiple of the block size).
+    pub arena_size: u64,
+    /// Number of arenas.
+    pub narena: u32,
+}
+
+impl Geometry {
+    /// The layout mkfs gives a device of `len` bytes: the usable space between
+    /// the two superblocks split into 8 to 32 equal arenas (one per 4 TiB).
+    pub fn for_device(len: u64) -> Result<Geometry> {
+        let dev_size = len / BLKSZ_U64 * BLKSZ_U64;
+        if dev_size < MIN_DEVICE {
+            return Err(Error::Invalid(format!(
+                "device of {len} bytes is smaller than the minimum of {MIN_DEVICE}"
+            )));
+        }
+        let usable = dev_size - 2 * BLKSZ_U64;
+        let narena = usable.div_ceil(4 << 40).clamp(MIN_ARENAS, MAX_MKFS_ARENAS);
+        let arena_size = usable / narena / BLKSZ_U64 * BLKSZ_U64;
+        Ok(Geometry {
+            dev_size,
+            arena_start: BLKSZ_U64,
+            arena_size,
+            narena: narena as u32,
+        })
+    }
+
+    /// Address of superblock copy B.
+    pub fn sb_b(&self) -> BlockAddr {
+        BlockAddr(self.dev_size - BLKSZ_U64)
+    }
+
+    /// First address of arena `i`.
+    pub fn arena_base(&self, i: u32) -> u64 {
+        self.arena_start + u64::from(i) * self.arena_size
+    }
+
+    /// The arena holding `addr`, if any.
+    pub fn arena_of(&self, addr: BlockAddr) -> Option<u32> {
+        if addr.0 < self.arena_start {
+            return None;
+        }
+        let i = (addr.0 - self.arena_start) / self.arena_size;
+        (i < u64::from(self.narena)).then_some(i as u32)
+    }
+
+    /// Blocks per arena.
+    pub fn arena_blocks(&self) -> u64 {
+        self.arena_size / BLKSZ_U64
+    }
+
+    fn validate(&self) -> std::result::Result<(), String> {
+        let b = BLKSZ_U64;
+        if !self.dev_size.is_multiple_of(b)
+            || !self.arena_size.is_multiple_of(b)
+            || self.arena_start != b
+        {
+            return Err("geometry not block aligned".into());
+        }
+        if self.narena == 0 || self.narena > MAX_ARENAS {
+            return Err(format!("bad arena count {}", self.narena));
+        }
+        if self.arena_size < 16 * b {
+            return Err(format!("arena size {} too small", self.arena_size));
+        }
+        let end = u64::from(self.narena)
+            .checked_mul(self.arena_size)
+            .and_then(|x| x.checked_add(self.arena_start));
+        match end {
+            Some(end) if end <= self.dev_size.saturating_sub(b) => Ok(()),
+            _ => Err("arenas overrun the device".into()),
+        }
+    }
+}
+
+/// One arena's entry in the superblock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArenaRec {
+    /// The last block of the arena's allocation log (the chain runs backwards
+    /// from here to the first block through each block's `prev` pointer).
+    pub log_tail: Bptr,
+    /// Number of blocks in the log chain.
+    pub log_blocks: u64,
+    /// Free blocks in the arena as of this commit (a cross-check for replay).
+    pub free_blocks: u64,
+}
+
+/// The decoded superblock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Superblock {
+    /// Where things are.
+    pub geometry: Geometry,
+    /// Commit sequence number; the newer of two valid copies wins.
+    pub commit_gen: u64,
+    /// Next generation number to hand out.
+    pub nextgen: u64,
+    /// Next qid path to hand out.
+    pub nextqid: u64,
+    /// Feature flags (none defined; must be 0).
+    pub flags: u64,
+    /// Root of the snapshot tree.
+    pub snap_root: Bptr,
+    /// Height of the snapshot tree (1 = a single leaf).
+    pub snap_height: u32,
+    /// One record per arena.
+    pub arenas: Vec<ArenaRec>,
+}
+
+impl Superblock {
+    /// Number of bytes the encoding uses, checksum included.
+    pub fn encoded_len(narena: u32) -> usize {
+        OFF_ARENAS + ARENA_REC * narena as usize + 8
+    }
+
+    /// Encode into a full block (the unused tail is zero).
+    pub fn encode(&self) -> Box<[u8; BLKSZ]> {
+        let mut b = Box::new([0u8; BLKSZ]);
+        let g = &self.geometry;
+        let mut v: Vec<u8> = Vec::with_capacity(Self::encoded_len(g.narena));
+        use super::codec::PutBe;
+        v.extend_from_slice(&MAGIC);
+        v.put_u32(FORMAT_VERSION);
+        v.put_u32(BLKSZ as u32);
+        v.put_u32(g.narena);
+        v.put_u32(self.snap_height);
+        v.put_u64(self.flags);
+        v.put_u64(self.commit_gen);
+        v.put_u64(self.nextgen);
+        v.put_u64(self.nextqid);
+        v.put_u64(g.dev_size);
+        v.put_u64(g.arena_start);
+        v.put_u64(g.arena_size);
+        v.extend_from_slice(&self.snap_root.to_bytes());
+        for a in &self.arenas {
+            v.extend_from_slice(&a.log_tail.to_bytes());
+            v.put_u64(a.log_blocks);
+            v.put_u64(a.free_blocks);
+            v.put_u64(0);
+        }
+        let h = block_hash(&v);
+        v.put_u64(h);
+        let n = v.len().min(BLKSZ);
+        b[..n].copy_from_slice(&v[..n]);
+        b
+    }
+
+    /// Decode and validate one copy read from `addr`.
+    pub fn decode(buf: &[u8], addr: BlockAddr) -> Result<Superblock> {
+        let bad = |what: String| Error::NotGefs {
+            why: format!("superblock at {addr}: {what}"),
+        };
+        if buf.len() < OFF_ARENAS + 8 || buf[..8] != MAGIC {
+            return Err(bad("bad magic".into()));
+        }
+        let short = |_: Short| Error::corrupt(addr, "superblock truncated");
+        let mut r = Reader::new(&buf[8..]);
+        let version = r.u32().map_err(short)?;
+        if version == 0 {
+            return Err(Error::corrupt(addr, "superblock version 0"));
+        }
+        if version > FORMAT_VERSION {
+            return Err(Error::Version { found: version });
+        }
+        let blksz = r.u32().map_err(short)?;
+        let narena = r.u32().map_err(short)?;
+        if narena == 0 || narena > MAX_ARENAS {
+            return Err(Error::corrupt(addr, format!("bad arena count {narena}")));
+        }
+        let len = Self::encoded_len(narena);
+        let sum = get_u64(buf, len - 8).ok_or_else(|| short(Short))?;
+        let actual = block_hash(&buf[..len - 8]);
+        if sum != actual {
+            return Err(Error::Checksum {
+                addr,
+                expected: sum,
+                actual,
+            });
+        }
+        if blksz as usize != BLKSZ {
+            return Err(Error::corrupt(
+                addr,
+                format!("block size {blksz} is not {BLKSZ}"),
+            ));
+        }
+        let snap_height = r.u32().map_err(short)?;
+        let flags = r.u64().map_err(short)?;
+        let commit_gen = r.u64().map_err(short)?;
+        let nextgen = r.u64().map_err(short)?;
+        let nextqid = r.u64().map_err(short)?;
+        let geometry = Geometry {
+            dev_size: r.u64().map_err(short)?,
+            arena_start: r.u64().map_err(short)?,
+            arena_size: r.u64().map_err(short)?,
+            narena,
+        };
+        geometry.validate().map_err(|e| Error::corrupt(addr, e))?;
+        if flags != 0 {
+            return Err(Error::corrupt(
+                addr,
+                format!("unknown feature flags {flags:#x}"),
+            ));
+        }
+        if snap_height == 0 || snap_height > MAX_HEIGHT {
+            return Err(Error::corrupt(
+                addr,
+                format!("bad snapshot tree height {snap_height}"),
+            ));
+        }
+        let snap_root = Bptr::read(&mut r).map_err(short)?;
+        let mut arenas = Vec::with_capacity(narena as usize);
+        for i in 0..narena {
+            let log_tail = Bptr::read(&mut r).map_err(short)?;
+            let log_blocks = r.u64().map_err(short)?;
+            let free_blocks = r.u64().map_err(short)?;
+            let _reserved = r.u64().map_err(short)?;
+            if log_tail.is_none() || geometry.arena_of(log_tail.addr) != Some(i) {
+                return Err(Error::corrupt(
+                    addr,
+                    format!("arena {i}: log tail {} outside the arena", log_tail.addr),
+                ));
+            }
+            if free_blocks > geometry.arena_blocks() || log_blocks == 0 {
+                return Err(Error::corrupt(addr, format!("arena {i}: bad counts")));
+            }
+            arenas.push(ArenaRec {
+                log_tail,
+                log_blocks,
+                free_blocks,
+            });
+        }
+        if snap_root.is_none() || geometry.arena_of(snap_root.addr).is_none() {
+            return Err(Error::corrupt(
+                addr,
+                "snapshot tree root outside the arenas",
+            ));
+        }
+        Ok(Superblock {
+            geometry,
+            commit_gen,
+            nextgen,
+            nextqid,
+            flags,
+            snap_root,
+            snap_height,
+            arenas,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::Gen;
+
+    fn sample() -> Superblock {
+        let g = Geometry::for_device(64 << 20).unwrap();
+        let arenas = (0..g.narena)
+            .map(|i| ArenaRec {
+                log_tail: Bptr {
+                    addr: BlockAddr(g.arena_base(i)),
+                    hash: 1,
+                    gen: Gen(1),
+                },
+                log_blocks: 1,
+                free_blocks: 10,
+            })
+            .collect();
+        Superblock {
+            geometry: g,
+            commit_gen: 3,
+            nextgen: 4,
+            nextqid: 5,
+            flags: 0,
+            snap_root: Bptr {
+                addr: BlockAddr(g.arena_base(0) + BLKSZ_U64),
+                hash: 2,
+                gen: Gen(0),
+            },
+            snap_height: 1,
+            arenas,
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let sb = sample();
+        let enc = sb.encode();
+        assert_eq!(Superblock::decode(&enc[..], BlockAddr(0)).unwrap(), sb);
+    }
+
+    #[test]
+    fn geometry() {
+        let g = Geometry::for_device((1 << 30) + 5).unwrap();
+        assert_eq!(g.narena, 8);
+        assert_eq!(g.dev_size, 1 << 30);
+        assert!(g.arena_base(7) + g.arena_size <= g.sb_b().0);
+        assert_eq!(g.arena_of(BlockAddr(g.arena_base(3))), Some(3));
+        assert_eq!(g.arena_of(BlockAddr(0)), None);
+        assert!(Geometry::for_device(1 << 20).is_err());
+    }
+
+    #[test]
+    fn every_flipped_bit_is_rejected() {
+        let enc = sample().encode();
+        let len = Superblock::encoded_len(8);
+        for bit in 0..len * 8 {
+            let mut b = enc.clone();
+            b[bit / 8] ^= 1 << (bit % 8);
+            assert!(
+                Superblock::decode(&b[..], BlockAddr(0)).is_err(),
+                "bit {bit}"
+            );
+        }
+    }
+
+    #[test]
+    fn newer_version_is_distinguished() {
+        let mut b = sample().encode();
+        b[OFF_VERSION + 3] = 9;
+        assert!(matches!(
+            Superblock::decode(&b[..], BlockAddr(0)),
+            Err(Error::Version { found: 9 })
+        ));
+    }
+}

@@ -1,0 +1,287 @@
+//! Fixed-layout values: directory entries, snapshot records, labels and
+//! deadlist heads.
+
+use super::codec::{PutBe, Reader, Short};
+use super::Bptr;
+
+/// Directory bit of a mode (and, shifted down by 24, of a qid type).
+pub const DMDIR: u32 = 0x8000_0000;
+/// Append-only.
+pub const DMAPPEND: u32 = 0x4000_0000;
+/// Exclusive use.
+pub const DMEXCL: u32 = 0x2000_0000;
+/// Not backed up.
+pub const DMTMP: u32 = 0x0400_0000;
+
+/// A directory entry value (`KENT`), 61 bytes. The name lives in the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Xdir {
+    /// Reserved, 0.
+    pub flag: u64,
+    /// qid path: unique, never reused.
+    pub qid_path: u64,
+    /// qid version: bumped on every change.
+    pub qid_vers: u32,
+    /// qid type: mode >> 24.
+    pub qid_type: u8,
+    /// Plan 9 mode bits.
+    pub mode: u32,
+    /// Access time, ns since the epoch.
+    pub atime: u64,
+    /// Modification time, ns since the epoch.
+    pub mtime: u64,
+    /// Length in bytes.
+    pub length: u64,
+    /// Owner id.
+    pub uid: i32,
+    /// Group id.
+    pub gid: i32,
+    /// Last modifier id.
+    pub muid: i32,
+}
+
+impl Xdir {
+    /// Encoded size.
+    pub const SIZE: usize = 61;
+
+    /// Encode.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(Self::SIZE);
+        v.put_u64(self.flag);
+        v.put_u64(self.qid_path);
+        v.put_u32(self.qid_vers);
+        v.put_u8(self.qid_type);
+        v.put_u32(self.mode);
+        v.put_u64(self.atime);
+        v.put_u64(self.mtime);
+        v.put_u64(self.length);
+        v.put_u32(self.uid as u32);
+        v.put_u32(self.gid as u32);
+        v.put_u32(self.muid as u32);
+        v
+    }
+
+    /// Decode; the value must be exactly [`Xdir::SIZE`] bytes.
+    pub fn decode(b: &[u8]) -> Result<Xdir, Short> {
+        if b.len() != Self::SIZE {
+            return Err(Short);
+        }
+        let mut r = Reader::new(b);
+        Ok(Xdir {
+            flag: r.u64()?,
+            qid_path: r.u64()?,
+            qid_vers: r.u32()?,
+            qid_type: r.u8()?,
+            mode: r.u32()?,
+            atime: r.u64()?,
+            mtime: r.u64()?,
+            length: r.u64()?,
+            uid: r.u32()? as i32,
+            gid: r.u32()? as i32,
+            muid: r.u32()? as i32,
+        })
+    }
+
+    /// Whether this is a directory.
+    pub fn is_dir(&self) -> bool {
+        self.mode & DMDIR != 0
+    }
+}
+
+/// A snapshot record (`KSNAP` value), 72 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TreeRec {
+    /// Successors or forks that depend on this snapshot.
+    pub nref: u32,
+    /// Labels pointing here.
+    pub nlbl: u32,
+    /// Tree height (1 = one leaf).
+    pub ht: u32,
+    /// Reserved, 0.
+    pub flag: u32,
+    /// This snapshot's id.
+    pub gen: u64,
+    /// Previous snapshot in this history, or `u64::MAX`.
+    pub pred: u64,
+    /// Next snapshot, or `u64::MAX` for a tip.
+    pub succ: u64,
+    /// Fork point: blocks born at or before it belong to the original history.
+    pub base: u64,
+    /// Root of the tree.
+    pub root: Bptr,
+}
+
+impl TreeRec {
+    /// Encoded size.
+    pub const SIZE: usize = 72;
+    /// "No snapshot" in `pred`/`succ`.
+    pub const NONE: u64 = u64::MAX;
+
+    /// Encode.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(Self::SIZE);
+        v.put_u32(self.nref);
+        v.put_u32(self.nlbl);
+        v.put_u32(self.ht);
+        v.put_u32(self.flag);
+        v.put_u64(self.gen);
+        v.put_u64(self.pred);
+        v.put_u64(self.succ);
+        v.put_u64(self.base);
+        v.extend_from_slice(&self.root.to_bytes());
+        v
+    }
+
+    /// Decode; exactly [`TreeRec::SIZE`] bytes.
+    pub fn decode(b: &[u8]) -> Result<TreeRec, Short> {
+        if b.len() != Self::SIZE {
+            return Err(Short);
+        }
+        let mut r = Reader::new(b);
+        Ok(TreeRec {
+            nref: r.u32()?,
+            nlbl: r.u32()?,
+            ht: r.u32()?,
+            flag: r.u32()?,
+            gen: r.u64()?,
+            pred: r.u64()?,
+            succ: r.u64()?,
+            base: r.u64()?,
+            root: Bptr::read(&mut r)?,
+        })
+    }
+}
+
+/// Label flag: the label moves with each commit of its tree.
+pub const LABEL_MUTABLE: u32 = 1;
+
+/// A label value (`KLABEL`): which snapshot, and flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LabelVal {
+    /// Snapshot id.
+    pub id: u64,
+    /// `LABEL_*` flags.
+    pub flags: u32,
+}
+
+impl LabelVal {
+    /// Encoded size.
+    pub const SIZE: usize = 12;
+
+    /// Encode.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(Self::SIZE);
+        v.put_u64(self.id);
+        v.put_u32(self.flags);
+        v
+    }
+
+    /// Decode; exactly [`LabelVal::SIZE`] bytes.
+    pub fn decode(b: &[u8]) -> Result<LabelVal, Short> {
+        if b.len() != Self::SIZE {
+            return Err(Short);
+        }
+        let mut r = Reader::new(b);
+        Ok(LabelVal {
+            id: r.u64()?,
+            flags: r.u32()?,
+        })
+    }
+
+    /// Whether the label moves.
+    pub fn is_mutable(&self) -> bool {
+        self.flags & LABEL_MUTABLE != 0
+    }
+}
+
+/// A deadlist value (`KDLIST`): the newest and the oldest block of its chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DlistVal {
+    /// Newest block.
+    pub head: Bptr,
+    /// Oldest block.
+    pub tail: Bptr,
+}
+
+impl DlistVal {
+    /// Encoded size.
+    pub const SIZE: usize = 48;
+
+    /// Encode.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(Self::SIZE);
+        v.extend_from_slice(&self.head.to_bytes());
+        v.extend_from_slice(&self.tail.to_bytes());
+        v
+    }
+
+    /// Decode; exactly [`DlistVal::SIZE`] bytes.
+    pub fn decode(b: &[u8]) -> Result<DlistVal, Short> {
+        if b.len() != Self::SIZE {
+            return Err(Short);
+        }
+        let mut r = Reader::new(b);
+        Ok(DlistVal {
+            head: Bptr::read(&mut r)?,
+            tail: Bptr::read(&mut r)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{BlockAddr, Gen};
+
+    #[test]
+    fn xdir_round_trip() {
+        let d = Xdir {
+            qid_path: 9,
+            qid_vers: 2,
+            qid_type: 0x80,
+            mode: DMDIR | 0o775,
+            mtime: 5,
+            length: 77,
+            uid: -1,
+            gid: 3,
+            muid: 0,
+            ..Xdir::default()
+        };
+        let e = d.encode();
+        assert_eq!(e.len(), Xdir::SIZE);
+        assert_eq!(Xdir::decode(&e), Ok(d));
+        assert_eq!(Xdir::decode(&e[1..]), Err(Short));
+    }
+
+    #[test]
+    fn tree_round_trip() {
+        let t = TreeRec {
+            nref: 1,
+            nlbl: 2,
+            ht: 3,
+            flag: 0,
+            gen: 4,
+            pred: TreeRec::NONE,
+            succ: 6,
+            base: 0,
+            root: Bptr {
+                addr: BlockAddr(16384),
+                hash: 5,
+                gen: Gen(4),
+            },
+        };
+        let e = t.encode();
+        assert_eq!(e.len(), TreeRec::SIZE);
+        assert_eq!(TreeRec::decode(&e), Ok(t));
+        let l = LabelVal {
+            id: 3,
+            flags: LABEL_MUTABLE,
+        };
+        assert_eq!(LabelVal::decode(&l.encode()), Ok(l));
+        let d = DlistVal {
+            head: t.root,
+            tail: Bptr::NONE,
+        };
+        assert_eq!(DlistVal::decode(&d.encode()), Ok(d));
+    }
+}

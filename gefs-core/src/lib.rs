@@ -1,0 +1,22 @@
+//! gefs-core: the storage engine and file-system library of gefs-rs, a Rust
+//! reimplementation of GEFS, the copy-on-write Bε-tree file system of Plan 9.
+//!
+//! Layers, lowest first; a layer never imports one above it:
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`format`] | every on-disk byte layout (see `doc/FORMAT.md`) |
+//! | [`device`] | the [`Device`](device::Device) trait and its file, memory and test devices |
+//!
+//! `doc/DESIGN.md` describes the threads, lock order, epochs and the crash
+//! argument.
+
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+pub mod device;
+pub mod error;
+pub mod format;
+pub mod ids;
+
+pub use error::{Error, Result};
+pub use ids::{BlockAddr, Gen};
