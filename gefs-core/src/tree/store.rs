@@ -1,0 +1,40 @@
+//! [`NodeStore`]: what the tree needs from the layers below it.
+//!
+//! The tree algorithms are generic over this trait so that they can be tested
+//! against a plain in-memory store and run in production over the block
+//! cache, the allocator and the epoch layer. An implementation is the context
+//! of one tree operation: it knows which tree is being changed (its working
+//! generation decides how a freed block is reclaimed) and whether allocations
+//! may dip into the reserve.
+
+use std::ops::Deref;
+
+use crate::error::Result;
+use crate::format::{Bptr, BLKSZ};
+
+/// Block I/O for tree operations.
+pub trait NodeStore {
+    /// A shared, immutable handle to a node's 16 KiB (a cache handle in
+    /// production). Cloning it is cheap.
+    type Ref: Deref<Target = [u8]> + Clone;
+
+    /// Read the node `bp` points to. The implementation verifies the block's
+    /// hash against `bp.hash` and checks the node's structure
+    /// ([`NodeView::validate`](crate::format::node::NodeView::validate)); any
+    /// mismatch is an error naming the block, never bad bytes.
+    fn read(&self, bp: &Bptr) -> Result<Self::Ref>;
+
+    /// Allocate a new block, let `build` fill it (the buffer starts zeroed),
+    /// then seal it: hash it and make it readable by address. Returns the new
+    /// block's pointer (born in the tree's working generation), a handle, and
+    /// whatever `build` returned. If `build` fails nothing is allocated.
+    fn write<R>(&self, build: impl FnOnce(&mut [u8; BLKSZ]) -> Result<R>) -> Result<(Bptr, Self::Ref, R)>;
+
+    /// Release a block the tree no longer references: a node replaced by
+    /// copy-on-write, or a data block whose `KDAT` pointer was overwritten or
+    /// deleted when a message reached a leaf. The implementation decides, from
+    /// the block's birth generation, whether it is reused after readers leave
+    /// (born since the last commit) or only after the next commit is durable
+    /// (or later, when snapshots still hold it).
+    fn free(&self, bp: &Bptr) -> Result<()>;
+}
