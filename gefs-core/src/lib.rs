@@ -20,3 +20,6 @@ pub mod ids;
 
 pub use error::{Error, Result};
 pub use ids::{BlockAddr, Gen};
+pub mod cache;
+mod sync;
+pub mod epoch;
