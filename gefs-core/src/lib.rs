@@ -21,5 +21,6 @@ pub mod ids;
 pub use error::{Error, Result};
 pub use ids::{BlockAddr, Gen};
 pub mod cache;
-mod sync;
 pub mod epoch;
+mod sync;
+pub mod tree;

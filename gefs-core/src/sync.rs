@@ -6,7 +6,7 @@
 
 #[cfg(not(loom))]
 mod imp {
-    pub use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize};
+    pub use std::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicUsize};
 
     /// A mutex (parking_lot).
     #[derive(Debug, Default)]
@@ -39,11 +39,6 @@ mod imp {
             self.0.wait(&mut g);
             g
         }
-        /// Wait at most `d`.
-        pub fn wait_for<'a, T>(&self, mut g: MutexGuard<'a, T>, d: std::time::Duration) -> MutexGuard<'a, T> {
-            self.0.wait_for(&mut g, d);
-            g
-        }
         /// Wake every waiter.
         pub fn notify_all(&self) {
             self.0.notify_all();
@@ -58,7 +53,7 @@ mod imp {
 
 #[cfg(loom)]
 mod imp {
-    pub use loom::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize};
+    pub use loom::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicUsize};
 
     /// A mutex (loom).
     #[derive(Debug)]
@@ -95,10 +90,6 @@ mod imp {
                 Ok(g) => g,
                 Err(p) => p.into_inner(),
             }
-        }
-        /// Wait (loom has no timeouts; this waits for a notification).
-        pub fn wait_for<'a, T>(&self, g: MutexGuard<'a, T>, _d: std::time::Duration) -> MutexGuard<'a, T> {
-            self.wait(g)
         }
         /// Wake every waiter.
         pub fn notify_all(&self) {
