@@ -28,7 +28,10 @@ pub trait NodeStore {
     /// then seal it: hash it and make it readable by address. Returns the new
     /// block's pointer (born in the tree's working generation), a handle, and
     /// whatever `build` returned. If `build` fails nothing is allocated.
-    fn write<R>(&self, build: impl FnOnce(&mut [u8; BLKSZ]) -> Result<R>) -> Result<(Bptr, Self::Ref, R)>;
+    fn write<R>(
+        &self,
+        build: impl FnOnce(&mut [u8; BLKSZ]) -> Result<R>,
+    ) -> Result<(Bptr, Self::Ref, R)>;
 
     /// Release a block the tree no longer references: a node replaced by
     /// copy-on-write, or a data block whose `KDAT` pointer was overwritten or

@@ -1,0 +1,205 @@
+//! Upsert: applying a batch of messages atomically, pass by pass.
+//!
+//! Each pass rebuilds the root: if the root is a pivot whose buffer takes the
+//! whole remainder of the batch, only the root is copied (the fast path);
+//! otherwise one victim child per level is flushed, the path is rebuilt
+//! bottom-up, and what the root could not take is retried by the next pass
+//! (the reference's "short pull"). A root that splits grows the tree by one
+//! level; a root pivot left with one child and an empty buffer is dropped
+//! (height − 1), and one left with one child but buffered messages is
+//! drained into that child first.
+//!
+//! Invariants kept here:
+//! - a batch is validated whole before the tree is touched, then sorted
+//!   stably by key, so messages for one key keep their order;
+//! - all passes of one call share one [`Tx`]: nothing is freed until every
+//!   pass succeeded, and on error exactly the blocks written are freed;
+//! - the height stays within `1..=MAX_HEIGHT`.
+
+use std::mem::take;
+
+use crate::error::{Error, Result};
+use crate::format::key::KDAT;
+use crate::format::msg::{Msg, Op};
+use crate::format::superblock::MAX_HEIGHT;
+use crate::format::PTRSZ;
+
+use super::content::{decode, Node, Pivot};
+use super::flush::{apply_leaf, flush_pivot};
+use super::pack::pack_pivot;
+use super::store::NodeStore;
+use super::tx::{root_level, view, Tx};
+use super::Root;
+
+/// Drain passes one upsert may spend emptying a one-child root's buffer.
+const MAX_DRAINS: usize = 2;
+
+/// A bound on passes, far above what any batch needs: a bug that stops
+/// making progress becomes an error instead of a hang.
+const MAX_PASSES: usize = 1 << 20;
+
+/// Check every message of a batch. Besides [`Msg::validate`], an insert
+/// under a `KDAT` key must carry exactly one block pointer, because the tree
+/// frees what such values point to.
+fn validate(msgs: &[Msg]) -> Result<()> {
+    for m in msgs {
+        m.validate()?;
+        if m.op == Op::Insert && m.key.first() == Some(&KDAT) && m.val.len() != PTRSZ {
+            return Err(Error::Invalid(format!(
+                "data key insert with a {}-byte value (a block pointer is {PTRSZ})",
+                m.val.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Apply a batch of messages atomically: either the returned root reflects
+/// all of them, or an error is returned and `root` is untouched and still
+/// fully valid (every block this call wrote has been freed again).
+///
+/// Messages for the same key apply in the order given. The old root and the
+/// nodes it no longer shares with the new tree are freed (through
+/// [`NodeStore::free`]) only once the whole batch has succeeded, as are data
+/// blocks whose `KDAT` pointers were overwritten or deleted in a leaf. On
+/// error the caller still owns any data block the batch pointed to.
+pub fn upsert<S: NodeStore>(s: &S, root: &Root, mut msgs: Vec<Msg>) -> Result<Root> {
+    root_level(root)?;
+    validate(&msgs)?;
+    if msgs.is_empty() {
+        return Ok(*root);
+    }
+    msgs.sort_by(|a, b| a.key.cmp(&b.key));
+    let mut tx = Tx::new(s);
+    match run(&mut tx, *root, msgs) {
+        Ok(r) => {
+            tx.commit();
+            Ok(r)
+        }
+        Err(e) => {
+            tx.abort();
+            Err(e)
+        }
+    }
+}
+
+/// What one pass left.
+struct Pass {
+    root: Root,
+    rest: Vec<Msg>,
+    /// The root is a pivot with one child and buffered messages.
+    lonely: bool,
+}
+
+fn run<S: NodeStore>(tx: &mut Tx<'_, S>, root: Root, msgs: Vec<Msg>) -> Result<Root> {
+    let mut st = pass(tx, root, msgs, false)?;
+    let mut drains = 0;
+    for _ in 0..MAX_PASSES {
+        if !st.rest.is_empty() {
+            st = pass(tx, st.root, take(&mut st.rest), false)?;
+        } else if st.lonely && drains < MAX_DRAINS {
+            drains += 1;
+            st = pass(tx, st.root, Vec::new(), true)?;
+        } else {
+            return Ok(st.root);
+        }
+    }
+    Err(Error::Internal("upsert made no progress".into()))
+}
+
+/// Rebuild the root once, giving it `incoming`.
+fn pass<S: NodeStore>(
+    tx: &mut Tx<'_, S>,
+    root: Root,
+    incoming: Vec<Msg>,
+    force: bool,
+) -> Result<Pass> {
+    let level = root_level(&root)?;
+    let addr = root.bp.addr;
+    let r = tx.read(&root.bp, level)?;
+    let node = decode(&view(&r, addr)?, addr, &[])?;
+    drop(r);
+    tx.retire(root.bp);
+    let (parts, rest) = match node {
+        Node::Leaf { lo, kvs } => {
+            let kvs = apply_leaf(tx, addr, kvs, incoming)?;
+            (super::pack::pack_leaf(lo, kvs), Vec::new())
+        }
+        Node::Pivot(mut p) => {
+            let rest = flush_pivot(tx, &mut p, addr, incoming, force)?;
+            (pack_pivot(p, addr)?, rest)
+        }
+    };
+    let (root, lonely) = install(tx, parts, level)?;
+    Ok(Pass {
+        root,
+        rest: rest.into_iter().map(|(_, m)| m).collect(),
+        lonely,
+    })
+}
+
+/// Write the new root from the parts the old root became.
+fn install<S: NodeStore>(
+    tx: &mut Tx<'_, S>,
+    mut parts: Vec<Node>,
+    mut level: u16,
+) -> Result<(Root, bool)> {
+    if parts.len() > 1 {
+        loop {
+            let mut children = Vec::with_capacity(parts.len());
+            for n in &parts {
+                children.push(tx.write(n)?);
+            }
+            level += 1;
+            if u32::from(level) >= MAX_HEIGHT {
+                return Err(Error::Internal(
+                    "tree would exceed the maximum height".into(),
+                ));
+            }
+            parts = pack_pivot(
+                Pivot {
+                    level,
+                    children,
+                    msgs: Vec::new(),
+                },
+                crate::ids::BlockAddr::NONE,
+            )?;
+            if parts.len() <= 1 {
+                break;
+            }
+        }
+    }
+    let Some(n) = parts.pop() else {
+        let c = tx.write(&Node::Leaf {
+            lo: Vec::new(),
+            kvs: Vec::new(),
+        })?;
+        return Ok((
+            Root {
+                bp: c.bp,
+                height: 1,
+            },
+            false,
+        ));
+    };
+    if let Node::Pivot(p) = &n {
+        if let [only] = p.children.as_slice() {
+            if p.msgs.is_empty() {
+                let root = Root {
+                    bp: only.bp,
+                    height: u32::from(p.level),
+                };
+                return Ok((root, false));
+            }
+            let c = tx.write(&n)?;
+            let height = u32::from(p.level) + 1;
+            return Ok((Root { bp: c.bp, height }, true));
+        }
+    }
+    let c = tx.write(&n)?;
+    let height = match &n {
+        Node::Leaf { .. } => 1,
+        Node::Pivot(p) => u32::from(p.level) + 1,
+    };
+    Ok((Root { bp: c.bp, height }, false))
+}
