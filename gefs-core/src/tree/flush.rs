@@ -279,6 +279,36 @@ pub(crate) fn replace_child<S: NodeStore>(
     Ok(())
 }
 
+/// Most flushes spent fitting a merged pivot's buffer; far above need, so
+/// that a bug becomes an error rather than a hang.
+const MAX_SETTLE: usize = 1 << 16;
+
+/// Make a rebalanced node fit: a pivot merged from two siblings may hold
+/// more buffered messages than a buffer takes, so flush its largest child
+/// groups down until it fits, then repack it (its children may have split or
+/// vanished meanwhile).
+fn settle<S: NodeStore>(tx: &mut Tx<'_, S>, n: Node, addr: BlockAddr) -> Result<Vec<Node>> {
+    let Node::Pivot(mut p) = n else {
+        return Ok(vec![n]);
+    };
+    let mut rounds = 0;
+    while msgs_used(&p.msgs) > BUFSPC {
+        rounds += 1;
+        if rounds > MAX_SETTLE || p.children.is_empty() {
+            return Err(Error::Internal(format!(
+                "merged pivot (from {addr}) cannot fit its buffer"
+            )));
+        }
+        let rest = flush_pivot(tx, &mut p, addr, Vec::new(), true)?;
+        if !rest.is_empty() {
+            return Err(Error::Internal(
+                "a flush with nothing given handed back".into(),
+            ));
+        }
+    }
+    pack_pivot(p, addr)
+}
+
 /// Merge or rotate the lone part replacing child `idx` with its sibling. The
 /// sibling is the neighbour with the smaller recorded fill (left on ties).
 /// Returns the sibling's index and the nodes replacing both, or `None` (and
@@ -316,7 +346,11 @@ fn rebalance<S: NodeStore>(
     let (mut nodes, changed) = rebalance_pair(l, rt)?;
     if changed {
         tx.retire(sc.bp);
-        return Ok(Some((sib, nodes)));
+        let mut out = Vec::with_capacity(nodes.len());
+        for n in nodes {
+            out.extend(settle(tx, n, sc.bp.addr)?);
+        }
+        return Ok(Some((sib, out)));
     }
     let mine = if sib < idx {
         nodes.pop()
