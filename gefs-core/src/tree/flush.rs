@@ -156,6 +156,56 @@ pub(crate) fn flush_pivot<S: NodeStore>(
         return Ok(Vec::new());
     }
     let combined = combine(take(&mut p.msgs), incoming);
+    let (victim, split) = split_victim(p, combined);
+    let Split {
+        group_src,
+        group,
+        mut old,
+        mut pending,
+    } = split;
+    let mut parts = None;
+    if !group.is_empty() {
+        let child = p
+            .children
+            .get(victim)
+            .cloned()
+            .ok_or_else(|| Error::corrupt(addr, "pivot without children"))?;
+        let level = p
+            .level
+            .checked_sub(1)
+            .ok_or_else(|| Error::corrupt(addr, "pivot at level 0"))?;
+        let pushed = push_child(tx, &child, level, group)?;
+        for (g, m) in pushed.rest {
+            match group_src.get(g) {
+                Some(Src::Old(j)) => old.push((*j, m)),
+                Some(Src::New(i)) => pending.push((*i, m)),
+                None => return Err(Error::Internal("flush handed back a stranger".into())),
+            }
+        }
+        parts = Some(pushed.parts);
+    }
+    let rest = refill(p, old, pending);
+    if let Some(parts) = parts {
+        replace_child(tx, p, victim, parts)?;
+    }
+    Ok(rest)
+}
+
+/// A pivot's messages sorted out around its victim child.
+struct Split {
+    /// Where each message of `group` came from.
+    group_src: Vec<Src>,
+    /// The victim's share, in order.
+    group: Vec<Msg>,
+    /// Buffered messages for other children, with their buffer positions.
+    old: Vec<(usize, Msg)>,
+    /// Incoming messages for other children, with their batch positions.
+    pending: Rest,
+}
+
+/// Choose the victim — the child whose share of `combined` has the most
+/// bytes, ties to the leftmost — and sort the messages out around it.
+fn split_victim(p: &Pivot, combined: Vec<(Src, Msg)>) -> (usize, Split) {
     let routes: Vec<usize> = combined.iter().map(|(_, m)| p.route(&m.key)).collect();
     let mut bytes = vec![0usize; p.children.len()];
     for ((_, m), &c) in combined.iter().zip(&routes) {
@@ -163,53 +213,29 @@ pub(crate) fn flush_pivot<S: NodeStore>(
             *b += m.size();
         }
     }
-    let victim = bytes
-        .iter()
-        .enumerate()
-        .fold(0, |best, (i, &b)| if b > bytes[best] { i } else { best });
-    let (mut group_src, mut group, mut old, mut pending) = (vec![], vec![], vec![], vec![]);
+    let mut victim = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if bytes.get(victim).is_some_and(|&best| b > best) {
+            victim = i;
+        }
+    }
+    let mut sp = Split {
+        group_src: Vec::new(),
+        group: Vec::new(),
+        old: Vec::new(),
+        pending: Vec::new(),
+    };
     for ((src, m), c) in combined.into_iter().zip(routes) {
         match (c == victim, src) {
             (true, _) => {
-                group_src.push(src);
-                group.push(m);
+                sp.group_src.push(src);
+                sp.group.push(m);
             }
-            (false, Src::Old(j)) => old.push((j, m)),
-            (false, Src::New(i)) => pending.push((i, m)),
+            (false, Src::Old(j)) => sp.old.push((j, m)),
+            (false, Src::New(i)) => sp.pending.push((i, m)),
         }
     }
-    let child = p
-        .children
-        .get(victim)
-        .cloned()
-        .ok_or_else(|| Error::corrupt(addr, "pivot without children"))?;
-    let level = p
-        .level
-        .checked_sub(1)
-        .ok_or_else(|| Error::corrupt(addr, "pivot at level 0"))?;
-    let pushed = if group.is_empty() {
-        None
-    } else {
-        Some(push_child(tx, &child, level, group)?)
-    };
-    let parts = match pushed {
-        Some(Pushed { parts, rest }) => {
-            for (g, m) in rest {
-                match group_src.get(g) {
-                    Some(Src::Old(j)) => old.push((*j, m)),
-                    Some(Src::New(i)) => pending.push((*i, m)),
-                    None => return Err(Error::Internal("flush handed back a stranger".into())),
-                }
-            }
-            Some(parts)
-        }
-        None => None,
-    };
-    let rest = refill(p, old, pending);
-    if let Some(parts) = parts {
-        replace_child(tx, p, victim, parts)?;
-    }
-    Ok(rest)
+    (victim, sp)
 }
 
 /// Merge a buffer and an incoming batch, both sorted, old first on ties.
@@ -335,7 +361,7 @@ fn rebalance<S: NodeStore>(
         (None, None) => return Ok(None),
     };
     let sc = sc.clone();
-    let level = p.level.checked_sub(1).unwrap_or_default();
+    let level = p.level.saturating_sub(1);
     let r = tx.read(&sc.bp, level)?;
     let sn = decode(&view(&r, sc.bp.addr)?, sc.bp.addr, &sc.sep)?;
     drop(r);

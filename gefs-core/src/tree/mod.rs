@@ -17,7 +17,7 @@
 //!   parent, so all leaves are at the same depth; the height never exceeds
 //!   [`MAX_HEIGHT`](crate::format::superblock::MAX_HEIGHT);
 //! - the fill a parent records for a child is exactly the child's
-//!   [`NodeView::fill`];
+//!   [`NodeView::fill`](crate::format::node::NodeView::fill);
 //! - no leaf but the root is empty; no pivot is without children; a pivot
 //!   with buffered messages is never dropped;
 //! - a message that has nothing to act on (an orphan clearb, clobber, wstat,
@@ -29,6 +29,18 @@
 //! of a block (and their buffers fit one), and otherwise the two are
 //! redistributed at their most balanced cut. A root pivot left with one child
 //! drains its buffer into it and collapses (height − 1).
+//!
+//! Allocation per upsert (for sizing a reserve): the fast path writes one
+//! block (the new root). Otherwise each pass writes, per level of the path,
+//! the victim child's replacement (one node, or two to three after a split)
+//! plus at most one rewritten sibling, then the root (plus a new root above
+//! it if it split): about `3 × height + 2` blocks. Two things can exceed
+//! that: a batch that does not fit the root after one flush is retried in
+//! further passes (each bounded as above), and a merge of two pivots whose
+//! buffers together overflow flushes the merged pivot's largest child groups
+//! until it fits (in the tests, a six-message batch at height 3 wrote up to
+//! 35 blocks this way, during mass deletion). Every block written is also
+//! freed again if the call fails.
 //!
 //! Modules: [`store`] (the seam to the block layer), `content` (decoded
 //! nodes), `tx` (checked reads and atomic freeing), `pack` (split, merge,

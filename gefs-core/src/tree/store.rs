@@ -6,6 +6,20 @@
 //! of one tree operation: it knows which tree is being changed (its working
 //! generation decides how a freed block is reclaimed) and whether allocations
 //! may dip into the reserve.
+//!
+//! How the tree uses it during one upsert:
+//! - every node it reads comes through [`NodeStore::read`]; the tree checks
+//!   each node's level against its position on top of the store's checks;
+//! - it never calls [`NodeStore::free`] before the whole upsert has
+//!   succeeded. On success it frees, once each, every block the new tree no
+//!   longer references (old path nodes, nodes it wrote earlier in the same
+//!   call and then replaced, and data blocks whose `KDAT` pointers were
+//!   overwritten or deleted in a leaf). On failure it frees exactly the
+//!   blocks it wrote in that call (none is reachable from the old root) and
+//!   nothing else;
+//! - one upsert may write several blocks per level of the tree and may loop
+//!   for a large batch; see the `tree` module docs for the numbers that
+//!   matter when sizing an allocation reserve.
 
 use std::ops::Deref;
 
@@ -39,5 +53,10 @@ pub trait NodeStore {
     /// the block's birth generation, whether it is reused after readers leave
     /// (born since the last commit) or only after the next commit is durable
     /// (or later, when snapshots still hold it).
+    ///
+    /// The tree calls this only after an operation has succeeded, so an
+    /// error cannot undo it: the tree ignores the error (the block leaks) and
+    /// the implementation, which knows what failed, must latch its own
+    /// failure (for example make the file system read-only).
     fn free(&self, bp: &Bptr) -> Result<()>;
 }

@@ -23,6 +23,7 @@ use crate::format::key::KDAT;
 use crate::format::msg::{Msg, Op};
 use crate::format::superblock::MAX_HEIGHT;
 use crate::format::PTRSZ;
+use crate::ids::BlockAddr;
 
 use super::content::{decode, Node, Pivot};
 use super::flush::{apply_leaf, flush_pivot};
@@ -139,37 +140,8 @@ fn pass<S: NodeStore>(
 }
 
 /// Write the new root from the parts the old root became.
-fn install<S: NodeStore>(
-    tx: &mut Tx<'_, S>,
-    mut parts: Vec<Node>,
-    mut level: u16,
-) -> Result<(Root, bool)> {
-    if parts.len() > 1 {
-        loop {
-            let mut children = Vec::with_capacity(parts.len());
-            for n in &parts {
-                children.push(tx.write(n)?);
-            }
-            level += 1;
-            if u32::from(level) >= MAX_HEIGHT {
-                return Err(Error::Internal(
-                    "tree would exceed the maximum height".into(),
-                ));
-            }
-            parts = pack_pivot(
-                Pivot {
-                    level,
-                    children,
-                    msgs: Vec::new(),
-                },
-                crate::ids::BlockAddr::NONE,
-            )?;
-            if parts.len() <= 1 {
-                break;
-            }
-        }
-    }
-    let Some(n) = parts.pop() else {
+fn install<S: NodeStore>(tx: &mut Tx<'_, S>, parts: Vec<Node>, level: u16) -> Result<(Root, bool)> {
+    let Some(n) = grow(tx, parts, level)? else {
         let c = tx.write(&Node::Leaf {
             lo: Vec::new(),
             kvs: Vec::new(),
@@ -182,24 +154,50 @@ fn install<S: NodeStore>(
             false,
         ));
     };
-    if let Node::Pivot(p) = &n {
-        if let [only] = p.children.as_slice() {
-            if p.msgs.is_empty() {
+    let (height, lonely) = match &n {
+        Node::Leaf { .. } => (1, false),
+        Node::Pivot(p) => match p.children.as_slice() {
+            // One child and nothing buffered: the child is the new root.
+            [only] if p.msgs.is_empty() => {
                 let root = Root {
                     bp: only.bp,
                     height: u32::from(p.level),
                 };
                 return Ok((root, false));
             }
-            let c = tx.write(&n)?;
-            let height = u32::from(p.level) + 1;
-            return Ok((Root { bp: c.bp, height }, true));
-        }
-    }
-    let c = tx.write(&n)?;
-    let height = match &n {
-        Node::Leaf { .. } => 1,
-        Node::Pivot(p) => u32::from(p.level) + 1,
+            [_] => (u32::from(p.level) + 1, true),
+            _ => (u32::from(p.level) + 1, false),
+        },
     };
-    Ok((Root { bp: c.bp, height }, false))
+    let c = tx.write(&n)?;
+    Ok((Root { bp: c.bp, height }, lonely))
+}
+
+/// While the root level produced several nodes, write them and make a new
+/// level of pivots above them. Returns the single top node (not yet
+/// written), or `None` if the tree emptied.
+fn grow<S: NodeStore>(
+    tx: &mut Tx<'_, S>,
+    mut parts: Vec<Node>,
+    mut level: u16,
+) -> Result<Option<Node>> {
+    while parts.len() > 1 {
+        let mut children = Vec::with_capacity(parts.len());
+        for n in &parts {
+            children.push(tx.write(n)?);
+        }
+        level += 1;
+        if u32::from(level) >= MAX_HEIGHT {
+            return Err(Error::Internal(
+                "tree would exceed the maximum height".into(),
+            ));
+        }
+        let p = Pivot {
+            level,
+            children,
+            msgs: Vec::new(),
+        };
+        parts = pack_pivot(p, BlockAddr::NONE)?;
+    }
+    Ok(parts.pop())
 }
