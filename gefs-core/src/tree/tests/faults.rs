@@ -45,6 +45,38 @@ fn heavy_batch(h: &Harness, r: &mut Rng) -> Vec<Msg> {
     b
 }
 
+/// Fail the upsert of `batch` at its first write, then its second, and so
+/// on until it succeeds; after each failure the old root must read back the
+/// model and every block the failed call wrote must be free again. Returns
+/// the number of failures.
+fn fail_every_write(h: &mut Harness, batch: &[Msg], r: &mut Rng) -> usize {
+    let mut n = 0;
+    loop {
+        h.s.fail_after(Some(n));
+        let res = upsert(&h.s, &h.root, batch.to_vec());
+        h.s.fail_after(None);
+        match res {
+            Err(e) => {
+                assert!(matches!(e, Error::NoSpace), "{e}");
+                if n % 5 == 0 || n < 10 {
+                    h.verify();
+                } else {
+                    h.check_lookup(&key(r.below(6000)));
+                }
+            }
+            Ok(root) => {
+                for m in batch {
+                    super::harness::model_apply(&mut h.model, m);
+                }
+                h.root = root;
+                h.verify();
+                return n;
+            }
+        }
+        n += 1;
+    }
+}
+
 #[test]
 fn write_failure_leaves_old_root_intact() {
     let mut h = grown(3000, 50);
@@ -55,40 +87,20 @@ fn write_failure_leaves_old_root_intact() {
     h.verify();
     let mut r = Rng(77);
     let batch = heavy_batch(&h, &mut r);
-    let mut n = 0;
-    let mut failures = 0;
-    loop {
-        h.s.fail_after(Some(n));
-        match upsert(&h.s, &h.root, batch.clone()) {
-            Err(e) => {
-                assert!(matches!(e, Error::NoSpace), "{e}");
-                failures += 1;
-                h.s.fail_after(None);
-                // The old root still reads back the model, and every block
-                // written by the failed call was freed: nothing leaks, and no
-                // data block was freed.
-                if n % 7 == 0 || n < 10 {
-                    h.verify();
-                } else {
-                    h.check_lookup(&key(r.below(6000)));
-                }
-            }
-            Ok(root) => {
-                h.s.fail_after(None);
-                for m in &batch {
-                    super::harness::model_apply(&mut h.model, m);
-                }
-                h.root = root;
-                break;
-            }
-        }
-        n += 1;
-    }
+    let failures = fail_every_write(&mut h, &batch, &mut r);
     assert!(
-        failures > 5,
-        "the batch should need several writes, got {failures}"
+        failures > 20,
+        "the batch should need many writes, got {failures}"
     );
-    h.verify();
+    // Mass deletion in one batch: leaves empty and vanish, siblings merge.
+    let dels: Vec<Msg> = h
+        .model
+        .keys()
+        .skip(40)
+        .map(|k| Msg::delete(k.clone()))
+        .collect();
+    let failures = fail_every_write(&mut h, &dels, &mut r);
+    assert!(failures > 5, "got {failures}");
 }
 
 /// Every node: (pointer, level, is leaf).
@@ -214,5 +226,26 @@ fn upsert_into_corrupt_subtree_fails_cleanly() {
     );
     h.s.untamper();
     // The old tree is whole and the failed call's blocks were freed.
+    h.verify();
+}
+
+/// A batch with one bad message is rejected whole, before anything is
+/// written.
+#[test]
+fn invalid_batch_touches_nothing() {
+    let h = grown(500, 30);
+    let before = (h.s.writes(), h.s.live());
+    let bad = vec![
+        Msg::insert(key(1), vec![1]),
+        Msg::insert(vec![1; KEYMAX + 1], vec![]),
+    ];
+    assert!(matches!(
+        upsert(&h.s, &h.root, bad),
+        Err(Error::KeyTooLong(_))
+    ));
+    let bad = vec![Msg::delete(key(2)), Msg::insert(Vec::new(), vec![])];
+    assert!(matches!(upsert(&h.s, &h.root, bad), Err(Error::Invalid(_))));
+    assert_eq!((h.s.writes(), h.s.live()), before);
+    assert_eq!(upsert(&h.s, &h.root, Vec::new()).unwrap(), h.root);
     h.verify();
 }
