@@ -35,7 +35,7 @@ pub fn scan<S: NodeStore>(
     from: Bound<&[u8]>,
     to: Bound<&[u8]>,
     limit: usize,
-) -> Result<Vec<Kv>> {
+) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
     let top = root_level(root)?;
     if limit == 0 || empty_range(from, to) {
         return Ok(Vec::new());
