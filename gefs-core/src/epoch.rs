@@ -69,7 +69,11 @@ impl<T> Epochs<T> {
         Epochs {
             global: AtomicU64::new(0),
             slots: (0..n.max(1)).map(|_| AtomicU64::new(0)).collect(),
-            limbo: [Mutex::new(Vec::new()), Mutex::new(Vec::new()), Mutex::new(Vec::new())],
+            limbo: [
+                Mutex::new(Vec::new()),
+                Mutex::new(Vec::new()),
+                Mutex::new(Vec::new()),
+            ],
             pending: AtomicUsize::new(0),
         }
     }
@@ -91,7 +95,9 @@ impl<T> Epochs<T> {
             let g = self.global.load(Ordering::SeqCst);
             let word = (g << 1) | ACTIVE;
             for (i, s) in self.slots.iter().enumerate() {
-                if s.compare_exchange(0, word, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+                if s.compare_exchange(0, word, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
+                {
                     // Order the slot store before every load the reader
                     // makes next (store-load: needs a full fence).
                     fence(Ordering::SeqCst);
@@ -101,7 +107,10 @@ impl<T> Epochs<T> {
                     if now != g {
                         s.store((now << 1) | ACTIVE, Ordering::SeqCst);
                     }
-                    return Guard { epochs: self, slot: i };
+                    return Guard {
+                        epochs: self,
+                        slot: i,
+                    };
                 }
             }
             spin_yield();
@@ -217,7 +226,10 @@ mod tests {
         let e: Epochs<u32> = Epochs::new();
         let g = e.pin();
         e.defer(7);
-        assert!(e.try_advance().is_some(), "a guard in the current epoch does not block");
+        assert!(
+            e.try_advance().is_some(),
+            "a guard in the current epoch does not block"
+        );
         assert!(e.is_blocked());
         assert_eq!(e.try_advance(), None);
         drop(g);
@@ -232,7 +244,11 @@ mod tests {
         let e: Epochs<u32> = Epochs::new();
         let guards: Vec<_> = (0..MAX_SLOTS).map(|_| e.pin()).collect();
         assert!(e.try_advance().is_some());
-        assert!(e.try_advance().is_none(), "the guard in slot {} was ignored", MAX_SLOTS - 1);
+        assert!(
+            e.try_advance().is_none(),
+            "the guard in slot {} was ignored",
+            MAX_SLOTS - 1
+        );
         drop(guards);
         assert!(e.try_advance().is_some());
     }
@@ -256,7 +272,10 @@ mod tests {
                         let _g = e.pin();
                         let v = cur.load(Ordering::SeqCst);
                         for _ in 0..50 {
-                            assert!(!dead[v].load(Ordering::SeqCst), "version {v} reclaimed under a reader");
+                            assert!(
+                                !dead[v].load(Ordering::SeqCst),
+                                "version {v} reclaimed under a reader"
+                            );
                         }
                     }
                 })
@@ -289,7 +308,11 @@ mod loom_tests {
     fn loom_reader_never_sees_reclaimed() {
         loom::model(|| {
             let e: Arc<Epochs<usize>> = Arc::new(Epochs::with_slots(2));
-            let dead: Arc<[AtomicBool; 3]> = Arc::new([AtomicBool::new(false), AtomicBool::new(false), AtomicBool::new(false)]);
+            let dead: Arc<[AtomicBool; 3]> = Arc::new([
+                AtomicBool::new(false),
+                AtomicBool::new(false),
+                AtomicBool::new(false),
+            ]);
             let cur = Arc::new(AtomicUsize::new(0));
             let r = {
                 let (e, dead, cur) = (e.clone(), dead.clone(), cur.clone());

@@ -20,6 +20,7 @@ pub mod ids;
 
 pub use error::{Error, Result};
 pub use ids::{BlockAddr, Gen};
+pub mod alloc;
 pub mod cache;
 pub mod epoch;
 mod sync;

@@ -142,7 +142,11 @@ impl Cache {
         (h % self.shards.len() as u64) as usize
     }
 
-    fn wait<'a>(&self, sh: &'a Shard, st: MutexGuard<'a, ShardState>) -> MutexGuard<'a, ShardState> {
+    fn wait<'a>(
+        &self,
+        sh: &'a Shard,
+        st: MutexGuard<'a, ShardState>,
+    ) -> MutexGuard<'a, ShardState> {
         self.counters.waits.fetch_add(1, Ordering::Relaxed);
         sh.waiters.fetch_add(1, Ordering::SeqCst);
         let st = sh.cond.wait(st);
@@ -176,7 +180,9 @@ impl Cache {
                         self.release_locked(sh, &mut st, i);
                         continue;
                     }
-                } else if sh.refs[i as usize].fetch_add(1, Ordering::Relaxed) == 0 && st.meta[i as usize].in_lru {
+                } else if sh.refs[i as usize].fetch_add(1, Ordering::Relaxed) == 0
+                    && st.meta[i as usize].in_lru
+                {
                     st.unlink(i);
                 }
                 self.counters.hits.fetch_add(1, Ordering::Relaxed);
@@ -245,7 +251,9 @@ impl Cache {
         let sh = &self.shards[s];
         let mut st = sh.st.lock();
         if st.index.contains_key(&addr.0) {
-            return Err(Error::Internal(format!("double allocation of block {addr}")));
+            return Err(Error::Internal(format!(
+                "double allocation of block {addr}"
+            )));
         }
         let i = loop {
             match st.pluck() {
@@ -273,7 +281,9 @@ impl Cache {
     pub fn free(&self, addr: BlockAddr) -> Result<bool> {
         let sh = &self.shards[self.shard_of(addr)];
         let mut st = sh.st.lock();
-        let Some(&i) = st.index.get(&addr.0) else { return Ok(false) };
+        let Some(&i) = st.index.get(&addr.0) else {
+            return Ok(false);
+        };
         let m = &mut st.meta[i as usize];
         if m.limbo {
             return Err(Error::Internal(format!("block {addr} freed twice")));
@@ -285,7 +295,9 @@ impl Cache {
         if st.meta[i as usize].state == State::Dirty {
             st.set_state(i, State::Clean);
             st.ndirty -= 1;
-        } else if sh.refs[i as usize].fetch_add(1, Ordering::Relaxed) == 0 && st.meta[i as usize].in_lru {
+        } else if sh.refs[i as usize].fetch_add(1, Ordering::Relaxed) == 0
+            && st.meta[i as usize].in_lru
+        {
             st.unlink(i);
         }
         Ok(true)
@@ -296,7 +308,9 @@ impl Cache {
     pub fn reclaim(&self, addr: BlockAddr) {
         let sh = &self.shards[self.shard_of(addr)];
         let mut st = sh.st.lock();
-        let Some(&i) = st.index.get(&addr.0) else { return };
+        let Some(&i) = st.index.get(&addr.0) else {
+            return;
+        };
         st.uncache(i);
         st.meta[i as usize].freed = true;
         if st.meta[i as usize].limbo {
@@ -473,7 +487,8 @@ impl std::ops::Deref for Block<'_> {
 
 impl Clone for Block<'_> {
     fn clone(&self) -> Self {
-        self.cache.shards[self.shard as usize].refs[self.slot as usize].fetch_add(1, Ordering::Relaxed);
+        self.cache.shards[self.shard as usize].refs[self.slot as usize]
+            .fetch_add(1, Ordering::Relaxed);
         Block {
             cache: self.cache,
             shard: self.shard,
@@ -571,8 +586,8 @@ impl Drop for BlockMut<'_> {
 }
 
 #[cfg(test)]
-#[cfg(not(loom))]
-mod tests;
-#[cfg(test)]
 #[cfg(loom)]
 mod loom_tests;
+#[cfg(test)]
+#[cfg(not(loom))]
+mod tests;

@@ -132,7 +132,11 @@ impl ShardState {
 
     pub(crate) fn set_state(&mut self, i: u32, next: State) {
         let m = &mut self.meta[i as usize];
-        debug_assert!(m.state.can_become(next), "slot {i}: {:?} -> {next:?}", m.state);
+        debug_assert!(
+            m.state.can_become(next),
+            "slot {i}: {:?} -> {next:?}",
+            m.state
+        );
         m.state = next;
     }
 
@@ -180,7 +184,10 @@ impl ShardState {
             let m = &mut self.meta[i as usize];
             debug_assert!(m.in_lru);
             m.in_lru = false;
-            (std::mem::replace(&mut m.prev, NIL), std::mem::replace(&mut m.next, NIL))
+            (
+                std::mem::replace(&mut m.prev, NIL),
+                std::mem::replace(&mut m.next, NIL),
+            )
         };
         if p != NIL {
             self.meta[p as usize].next = n;

@@ -35,7 +35,14 @@ fn hit_with_wrong_hash_is_an_error() {
     let c = Cache::with_buffers(16);
     drop(load_into(&c, addr(0)));
     let e = c.get(addr(0), 2, |_| Ok(())).unwrap_err();
-    assert!(matches!(e, Error::Checksum { expected: 2, actual: 1, .. }));
+    assert!(matches!(
+        e,
+        Error::Checksum {
+            expected: 2,
+            actual: 1,
+            ..
+        }
+    ));
     // The slot went back to the LRU: all buffers idle.
     assert_eq!(c.stats().idle, 16);
 }
@@ -51,7 +58,10 @@ fn pool_is_bounded_and_takers_wait() {
         b.addr()
     });
     thread::sleep(Duration::from_millis(50));
-    assert!(!waiter.is_finished(), "a taker must wait while every buffer is held");
+    assert!(
+        !waiter.is_finished(),
+        "a taker must wait while every buffer is held"
+    );
     drop(held);
     assert_eq!(waiter.join().unwrap(), addr(100));
     assert!(c.stats().waits >= 1);
@@ -94,7 +104,10 @@ fn least_recently_used_is_evicted() {
         fill(b, addr(1))
     }));
     assert!(missed, "block 1 was the least recently used");
-    drop(c.get(addr(0), 1, |_| panic!("block 0 was recently used")).unwrap());
+    drop(
+        c.get(addr(0), 1, |_| panic!("block 0 was recently used"))
+            .unwrap(),
+    );
 }
 
 #[test]
@@ -174,7 +187,12 @@ fn dirty_blocks_are_pinned_until_written() {
 fn take_dirty_respects_intervals() {
     let c = Cache::with_buffers(16);
     for i in 0..4 {
-        drop(c.new_block(addr(i)).unwrap().finalize(i, 1 + i % 2).unwrap());
+        drop(
+            c.new_block(addr(i))
+                .unwrap()
+                .finalize(i, 1 + i % 2)
+                .unwrap(),
+        );
     }
     let t = c.take_dirty(1, usize::MAX);
     assert_eq!(t.len(), 2);
