@@ -23,5 +23,6 @@ pub use ids::{BlockAddr, Gen};
 pub mod alloc;
 pub mod cache;
 pub mod epoch;
+pub mod store;
 mod sync;
 pub mod tree;

@@ -126,7 +126,8 @@ fn read_log_block(dev: &dyn Device, bp: &Bptr) -> Result<Box<[u8; BLKSZ]>> {
 pub fn replay(dev: &dyn Device, geo: &Geometry, index: u32, rec: &ArenaRec) -> Result<Replayed> {
     let lo = geo.arena_base(index) / BLKSZ_U64;
     let hi = lo + geo.arena_blocks();
-    let within = |bp: &Bptr| geo.arena_of(bp.addr) == Some(index) && bp.addr.0.is_multiple_of(BLKSZ_U64);
+    let within =
+        |bp: &Bptr| geo.arena_of(bp.addr) == Some(index) && bp.addr.0.is_multiple_of(BLKSZ_U64);
     if rec.log_blocks == 0 || rec.log_blocks > geo.arena_blocks() {
         return Err(Error::corrupt(
             rec.log_tail.addr,

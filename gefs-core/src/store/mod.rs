@@ -1,0 +1,402 @@
+//! The store: one device, its block cache, allocator, epochs and trees, and
+//! the commit protocol that makes their state durable.
+//!
+//! Roles and locks (outermost first; see `doc/DESIGN.md`):
+//! - `mutlk` (the mutation lock) serialises every change: tree upserts,
+//!   allocations on behalf of trees, mounts and commits. It guards
+//!   [`Mutation`], the writer's view of every open tree.
+//! - `roots` publishes each tree's current root to readers. Readers take it
+//!   only briefly, inside an epoch guard, and never take `mutlk`: a lookup
+//!   or scan runs concurrently with the writer on the root it found.
+//! - `wb` serialises device writes of cached blocks against the reuse of
+//!   freed addresses, so a stale write can never land on a reused block.
+//! - cache shard locks and arena locks are innermost and never held across
+//!   I/O or each other.
+//!
+//! Freed blocks take one of two paths (`reclaim.rs`): a block born in its
+//! tree's working generation was never part of a commit and is reusable as
+//! soon as no reader can see it; any other block is still used by the
+//! durable state, so its free is logged by the next commit and it is
+//! reusable only once that commit is durable *and* no reader can see it.
+//!
+//! The first failed device write or flush latches the store read-only; a
+//! commit that saw an error is never reported as done (`commit.rs`).
+
+mod commit;
+mod ctx;
+mod format;
+mod io;
+mod open;
+mod reclaim;
+
+use std::ops::Bound;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::alloc::{Allocator, ArenaStats, Kind, Tier};
+use crate::cache::{Block, Cache, CacheStats};
+use crate::device::Device;
+use crate::epoch::Epochs;
+use crate::error::{Error, Result};
+use crate::format::msg::Msg;
+use crate::format::superblock::Geometry;
+use crate::format::value::{LabelVal, TreeRec};
+use crate::format::{key, Bptr, BLKSZ};
+use crate::ids::Gen;
+use crate::tree::{self, Root};
+
+pub use commit::CommitInfo;
+pub use format::{default_users, valid_user, FormatOpts};
+pub use open::{SbChoice, SbCopy};
+use reclaim::Deferred;
+
+/// How to open a store.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Bytes of block cache (rounded down to whole 16 KiB buffers).
+    pub cache_bytes: usize,
+    /// Refuse every change; nothing is ever written to the device.
+    pub read_only: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            cache_bytes: 64 << 20,
+            read_only: false,
+        }
+    }
+}
+
+/// An open tree: an index into the store's table of trees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TreeId(usize);
+
+impl TreeId {
+    /// The snapshot tree (labels, snapshot records, configuration).
+    pub const SNAP: TreeId = TreeId(0);
+}
+
+/// The writer's state of one open tree.
+#[derive(Debug, Clone)]
+struct TreeState {
+    /// The label it was opened by ("" for the snapshot tree).
+    label: String,
+    /// Its snapshot record (unused for the snapshot tree).
+    rec: TreeRec,
+    /// Whether changes are allowed.
+    mutable: bool,
+    /// Current root.
+    root: Root,
+    /// Working generation: blocks allocated for this tree now are born in it.
+    wgen: Gen,
+    /// Changed since the last commit.
+    dirty: bool,
+}
+
+/// Everything the mutation lock guards.
+#[derive(Debug)]
+struct Mutation {
+    commit_gen: u64,
+    nextgen: u64,
+    nextqid: u64,
+    trees: Vec<TreeState>,
+}
+
+impl Mutation {
+    fn tree(&self, t: TreeId) -> Result<&TreeState> {
+        self.trees
+            .get(t.0)
+            .ok_or_else(|| Error::Invalid(format!("no open tree {}", t.0)))
+    }
+
+    fn tree_mut(&mut self, t: TreeId) -> Result<&mut TreeState> {
+        self.trees
+            .get_mut(t.0)
+            .ok_or_else(|| Error::Invalid(format!("no open tree {}", t.0)))
+    }
+
+    fn dirty(&self) -> bool {
+        self.trees.iter().any(|t| t.dirty)
+    }
+
+    fn take_gen(&mut self) -> Gen {
+        let g = Gen(self.nextgen);
+        self.nextgen += 1;
+        g
+    }
+}
+
+/// Counters for tools and benchmarks.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StoreStats {
+    /// The last durable commit.
+    pub commit_gen: u64,
+    /// Whether the store refuses changes.
+    pub read_only: bool,
+    /// Cache counters.
+    pub cache: CacheStats,
+    /// Per-arena counters.
+    pub arenas: Vec<ArenaStats>,
+    /// Freed blocks waiting for readers to leave.
+    pub epoch_pending: usize,
+    /// Blocks written by commits and writeback since open.
+    pub blocks_written: u64,
+    /// Commits since open.
+    pub commits: u64,
+}
+
+/// One device's storage engine.
+pub struct Store {
+    dev: Arc<dyn Device>,
+    geo: Geometry,
+    cache: Cache,
+    alloc: Allocator,
+    epochs: Epochs<Deferred>,
+    read_only: bool,
+    broken: AtomicBool,
+    mutlk: Mutex<Mutation>,
+    roots: RwLock<Vec<Root>>,
+    wb: Mutex<()>,
+    sb_choice: SbChoice,
+    blocks_written: AtomicU64,
+    commits: AtomicU64,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("geometry", &self.geo)
+            .field("read_only", &self.is_read_only())
+            .finish()
+    }
+}
+
+impl Store {
+    /// The device layout.
+    pub fn geometry(&self) -> &Geometry {
+        &self.geo
+    }
+
+    /// The device.
+    pub fn device(&self) -> &Arc<dyn Device> {
+        &self.dev
+    }
+
+    /// Which superblock copy the store was opened from, and the state of
+    /// the other.
+    pub fn superblock_choice(&self) -> &SbChoice {
+        &self.sb_choice
+    }
+
+    /// Whether changes are refused: opened read-only, or latched after a
+    /// device failure.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only || self.broken.load(Ordering::SeqCst)
+    }
+
+    fn writable(&self) -> Result<()> {
+        if self.is_read_only() {
+            Err(Error::ReadOnly)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Latch read-only after a device failure.
+    fn latch(&self) {
+        self.broken.store(true, Ordering::SeqCst);
+    }
+
+    /// The last durable commit.
+    pub fn commit_gen(&self) -> u64 {
+        self.mutlk.lock().commit_gen
+    }
+
+    /// Take the next qid path (never reused: the counter is committed with
+    /// every superblock).
+    pub fn next_qid(&self) -> u64 {
+        let mut m = self.mutlk.lock();
+        let q = m.nextqid;
+        m.nextqid += 1;
+        q
+    }
+
+    /// Current counters.
+    pub fn stats(&self) -> StoreStats {
+        StoreStats {
+            commit_gen: self.commit_gen(),
+            read_only: self.is_read_only(),
+            cache: self.cache.stats(),
+            arenas: self.alloc.stats(),
+            epoch_pending: self.epochs.pending(),
+            blocks_written: self.blocks_written.load(Ordering::Relaxed),
+            commits: self.commits.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The allocator (for checks, dumps and benchmarks).
+    pub fn allocator(&self) -> &Allocator {
+        &self.alloc
+    }
+
+    /// The block cache (for statistics and benchmarks).
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    /// The current root of an open tree.
+    pub fn root(&self, t: TreeId) -> Result<Root> {
+        self.roots
+            .read()
+            .get(t.0)
+            .copied()
+            .ok_or_else(|| Error::Invalid(format!("no open tree {}", t.0)))
+    }
+
+    /// Open the tree a label names. Mutable labels give a tree that accepts
+    /// changes; immutable ones a read-only view. Opening the same label
+    /// twice gives the same tree.
+    pub fn mount(&self, label: &str) -> Result<TreeId> {
+        let mut m = self.mutlk.lock();
+        if let Some(i) = m.trees.iter().skip(1).position(|t| t.label == label) {
+            return Ok(TreeId(i + 1));
+        }
+        let lv = self
+            .lookup(TreeId::SNAP, &key::label(label.as_bytes()))?
+            .ok_or_else(|| Error::NotFound(format!("label {label}")))?;
+        let snap_addr = self.root(TreeId::SNAP)?.bp.addr;
+        let lv = LabelVal::decode(&lv).map_err(|_| Error::corrupt(snap_addr, "label value"))?;
+        let rec = self
+            .lookup(TreeId::SNAP, &key::snap(lv.id))?
+            .ok_or_else(|| Error::NotFound(format!("snapshot {} of label {label}", lv.id)))?;
+        let rec =
+            TreeRec::decode(&rec).map_err(|_| Error::corrupt(snap_addr, "snapshot record"))?;
+        let root = Root {
+            bp: rec.root,
+            height: rec.ht,
+        };
+        let wgen = m.take_gen();
+        m.trees.push(TreeState {
+            label: label.to_string(),
+            rec,
+            mutable: lv.is_mutable(),
+            root,
+            wgen,
+            dirty: false,
+        });
+        self.roots.write().push(root);
+        Ok(TreeId(m.trees.len() - 1))
+    }
+
+    /// Apply a batch of messages to a tree atomically. `tier` says how deep
+    /// into the free space the change may reach: [`Tier::Normal`] for
+    /// ordinary writes, [`Tier::Reserve`] for changes that free space
+    /// (removes, deletions), which must work on a full device.
+    pub fn upsert(&self, t: TreeId, msgs: Vec<Msg>, tier: Tier) -> Result<()> {
+        self.writable()?;
+        let mut m = self.mutlk.lock();
+        let r = self.upsert_locked(&mut m, t, msgs, tier);
+        drop(m);
+        self.collect()?;
+        r
+    }
+
+    fn upsert_locked(&self, m: &mut Mutation, t: TreeId, msgs: Vec<Msg>, tier: Tier) -> Result<()> {
+        let ts = m.tree(t)?;
+        if !ts.mutable {
+            return Err(Error::ReadOnly);
+        }
+        let ctx = ctx::WriteCtx::new(self, ts.wgen, tier);
+        let root = tree::upsert(&ctx, &ts.root, msgs)?;
+        ctx.finish()?;
+        let ts = m.tree_mut(t)?;
+        ts.root = root;
+        ts.dirty = true;
+        if let Some(r) = self.roots.write().get_mut(t.0) {
+            *r = root;
+        }
+        Ok(())
+    }
+
+    /// Look a key up in a tree.
+    pub fn lookup(&self, t: TreeId, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let _g = self.epochs.pin();
+        let root = self.root(t)?;
+        tree::lookup(&ctx::ReadCtx::new(self), &root, key)
+    }
+
+    /// Scan a tree over `[from, to)` for at most `limit` entries. To resume,
+    /// pass the last key returned as an excluded lower bound.
+    pub fn scan(
+        &self,
+        t: TreeId,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let _g = self.epochs.pin();
+        let root = self.root(t)?;
+        tree::scan(&ctx::ReadCtx::new(self), &root, from, to, limit)
+    }
+
+    /// Allocate and write a data block for tree `t` (`hint` = the file's
+    /// qid; `seq` = sequential placement). `fill` gets a zeroed buffer. The
+    /// returned pointer becomes durable once a `KDAT` key referencing it is
+    /// committed; until then, an unreferenced block is simply freed.
+    pub fn write_data(
+        &self,
+        t: TreeId,
+        hint: u64,
+        seq: bool,
+        tier: Tier,
+        fill: impl FnOnce(&mut [u8; BLKSZ]),
+    ) -> Result<Bptr> {
+        self.writable()?;
+        let m = self.mutlk.lock();
+        let ts = m.tree(t)?;
+        if !ts.mutable {
+            return Err(Error::ReadOnly);
+        }
+        let (bp, _b, ()) = self.new_block(Kind::Data { hint, seq }, tier, ts.wgen, |buf| {
+            fill(buf);
+            Ok(())
+        })?;
+        Ok(bp)
+    }
+
+    /// Read a data block, verified against its pointer.
+    pub fn read_data(&self, bp: &Bptr) -> Result<Block<'_>> {
+        self.read_block(bp, false)
+    }
+
+    /// Release a data block that was written but never referenced by tree
+    /// `t` (for example when the upsert that was to reference it failed).
+    pub fn discard_data(&self, t: TreeId, bp: &Bptr) -> Result<()> {
+        let m = self.mutlk.lock();
+        let wgen = m.tree(t)?.wgen;
+        drop(m);
+        self.free_block(bp, wgen)?;
+        self.collect()
+    }
+
+    /// Run `f` inside an epoch guard with a reader context over tree `t`:
+    /// every block reachable from the root it is given stays valid until `f`
+    /// returns (checks, dumps, long scans).
+    pub fn with_reader<R>(
+        &self,
+        t: TreeId,
+        f: impl FnOnce(&ctx::ReadCtx<'_>, &Root) -> Result<R>,
+    ) -> Result<R> {
+        let _g = self.epochs.pin();
+        let root = self.root(t)?;
+        f(&ctx::ReadCtx::new(self), &root)
+    }
+}
+
+pub use ctx::ReadCtx;
+
+#[cfg(test)]
+mod tests;
