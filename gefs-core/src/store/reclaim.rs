@@ -102,9 +102,6 @@ impl Store {
         for &a in &addrs {
             self.cache.reclaim(a);
         }
-        self.alloc.release(&addrs).map_err(|e| {
-            self.latch();
-            e
-        })
+        self.alloc.release(&addrs).inspect_err(|_| self.latch())
     }
 }
