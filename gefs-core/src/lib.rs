@@ -16,7 +16,9 @@
 pub mod device;
 pub mod error;
 pub mod format;
+pub mod host;
 pub mod ids;
+pub mod image;
 
 pub use error::{Error, Result};
 pub use ids::{BlockAddr, Gen};
@@ -26,3 +28,4 @@ pub mod epoch;
 pub mod store;
 mod sync;
 pub mod tree;
+pub mod units;

@@ -76,6 +76,24 @@ impl FileDev {
     }
 }
 
+impl FileDev {
+    /// Whether this is a regular file (which can be resized), not a block
+    /// device.
+    pub fn is_file(&self) -> io::Result<bool> {
+        Ok(self.file.metadata()?.is_file())
+    }
+
+    /// Give a regular file a new, sparse size (its contents are discarded),
+    /// made durable before returning.
+    pub fn resize(&mut self, size: u64) -> io::Result<()> {
+        self.file.set_len(0)?;
+        self.file.set_len(size)?;
+        self.file.sync_all()?;
+        self.size = size;
+        Ok(())
+    }
+}
+
 fn device_size(file: &File) -> io::Result<u64> {
     use std::io::{Seek, SeekFrom};
     let meta = file.metadata()?;

@@ -1,0 +1,133 @@
+//! Image files and block devices as the tools open them: exclusive locks for
+//! writers, shared ones for readers, and the refusal to format over an
+//! existing gefs image unless forced.
+
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::device::{Device, FileDev, OpenMode};
+use crate::error::{Error, IoOp, Result};
+use crate::format::superblock::MAGIC;
+use crate::format::BLKSZ_U64;
+use crate::store::{Config, FormatOpts, Store};
+
+/// The size of a new image when none is given.
+pub const DEFAULT_SIZE: u64 = 1 << 30;
+
+fn open_err(path: &Path, e: io::Error) -> Error {
+    let what = if e.kind() == io::ErrorKind::WouldBlock {
+        format!(
+            "{}: in use by another process (it holds the image's lock)",
+            path.display()
+        )
+    } else {
+        format!("{}: {e}", path.display())
+    };
+    Error::Io {
+        op: IoOp::Open,
+        off: 0,
+        source: io::Error::new(e.kind(), what),
+    }
+}
+
+/// Open an image for reading or writing, taking its lock.
+pub fn open_device(path: &Path, read_only: bool) -> Result<Arc<dyn Device>> {
+    let mode = if read_only {
+        OpenMode::ReadOnly
+    } else {
+        OpenMode::ReadWrite
+    };
+    let d = FileDev::open(path, mode).map_err(|e| open_err(path, e))?;
+    Ok(Arc::new(d))
+}
+
+/// Open an existing image as a store.
+pub fn open_store(path: &Path, cfg: &Config) -> Result<Store> {
+    Store::open(open_device(path, cfg.read_only)?, cfg)
+}
+
+/// Whether either superblock position holds a gefs-rs magic.
+pub fn looks_like_gefs(dev: &dyn Device) -> bool {
+    let size = dev.size();
+    let mut b = [0u8; 8];
+    let at_b = (size / BLKSZ_U64).saturating_sub(1) * BLKSZ_U64;
+    [0, at_b]
+        .iter()
+        .any(|&off| dev.read_at(&mut b, off).is_ok() && b == MAGIC)
+}
+
+/// What [`format_image`] made.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Made {
+    /// Bytes the file system spans.
+    pub size: u64,
+    /// Whether a new file was created (or an existing one resized).
+    pub created: bool,
+    /// Arenas.
+    pub narena: u32,
+    /// Bytes per arena.
+    pub arena_size: u64,
+    /// The first administrator.
+    pub user: String,
+}
+
+/// Format `path`: create it (sparse) if absent, resize a regular file when
+/// `size` is given, or use a block device at its size. Refuses to overwrite
+/// an existing gefs image unless `force`.
+pub fn format_image(path: &Path, size: Option<u64>, user: &str, force: bool) -> Result<Made> {
+    crate::store::valid_user(user)?;
+    let exists = path.exists();
+    let (dev, created) = if exists {
+        let mut d = FileDev::open(path, OpenMode::ReadWrite).map_err(|e| open_err(path, e))?;
+        if looks_like_gefs(&d) && !force {
+            return Err(Error::Exists(format!(
+                "{} already holds a gefs image; use -f to format it anyway",
+                path.display()
+            )));
+        }
+        let is_file = d.is_file().map_err(|e| open_err(path, e))?;
+        match size {
+            Some(s) if is_file && s != d.size() => {
+                d.resize(s).map_err(|e| open_err(path, e))?;
+                (d, true)
+            }
+            Some(s) if !is_file && s != d.size() => {
+                return Err(Error::Invalid(format!(
+                    "{} is a device of {} bytes; -s {s} cannot resize it",
+                    path.display(),
+                    d.size()
+                )))
+            }
+            _ => (d, false),
+        }
+    } else {
+        let s = size.unwrap_or(DEFAULT_SIZE);
+        (
+            FileDev::create(path, s).map_err(|e| open_err(path, e))?,
+            true,
+        )
+    };
+    let dev: Arc<dyn Device> = Arc::new(dev);
+    let opts = FormatOpts {
+        user: user.to_string(),
+        cache_bytes: 16 << 20,
+    };
+    let s = match Store::format(dev.clone(), &opts) {
+        Ok(s) => s,
+        Err(e) => {
+            if !exists {
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(e);
+        }
+    };
+    let g = *s.geometry();
+    Ok(Made {
+        size: g.dev_size,
+        created,
+        narena: g.narena,
+        arena_size: g.arena_size,
+        user: user.to_string(),
+    })
+}
