@@ -1,1 +1,8 @@
-//! Shared helpers for the end-to-end tests.
+//! Shared harness for the end-to-end and crash tests: a seeded workload
+//! with its reference model, and the crash-state generator over a
+//! recording device.
+
+pub mod checker;
+pub mod model;
+pub mod powercut;
+pub mod rng;

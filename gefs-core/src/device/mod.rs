@@ -22,7 +22,7 @@ pub use faulty::{Fault, FaultyDev, IoKind};
 pub use file::{FileDev, OpenMode};
 pub use mem::MemDev;
 #[cfg(any(test, feature = "testing"))]
-pub use recording::{Event, RecordingDev};
+pub use recording::{Epoch, Epochs as FlushEpochs, Event, RecordingDev, SECTOR};
 
 /// A flat array of bytes with positional I/O and a durability barrier.
 pub trait Device: Send + Sync {

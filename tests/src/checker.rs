@@ -1,0 +1,37 @@
+//! The independent checker the crash tests run on every recovered image.
+
+use std::sync::Arc;
+
+use gefs_core::device::MemDev;
+use gefs_core::store::{Config, Store, TreeId};
+
+/// Problems found on `img` (empty = clean).
+pub fn problems(img: &MemDev) -> Vec<String> {
+    let dev = Arc::new(img.snapshot());
+    let cfg = Config {
+        cache_bytes: 2 << 20,
+        read_only: true,
+    };
+    let s = match Store::open(dev, &cfg) {
+        Ok(s) => s,
+        Err(e) => return vec![format!("open: {e}")],
+    };
+    let mut out = Vec::new();
+    for label in ["main", "adm", "empty"] {
+        let r = s.mount(label).and_then(|t| {
+            s.with_reader(t, |ctx, root| {
+                gefs_core::tree::walk(ctx, root, |_, _| Ok(()))?;
+                gefs_core::tree::data_ptrs(ctx, root, |bp| ctx.read_data(&bp).map(drop))
+            })
+        });
+        if let Err(e) = r {
+            out.push(format!("{label}: {e}"));
+        }
+    }
+    if let Err(e) = s.with_reader(TreeId::SNAP, |ctx, root| {
+        gefs_core::tree::walk(ctx, root, |_, _| Ok(()))
+    }) {
+        out.push(format!("snapshot tree: {e}"));
+    }
+    out
+}

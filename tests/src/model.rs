@@ -1,0 +1,205 @@
+//! A scripted workload on the store's `main` tree and its reference model:
+//! the exact key/value map the tree must hold after each operation, and a
+//! copy of it at every completed commit.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use gefs_core::alloc::Tier;
+use gefs_core::format::key;
+use gefs_core::format::msg::Msg;
+use gefs_core::format::Bptr;
+use gefs_core::store::{Store, TreeId};
+use gefs_core::Result;
+
+use crate::rng::Rng;
+
+/// The expected contents of one tree.
+pub type Map = BTreeMap<Vec<u8>, Vec<u8>>;
+
+/// One step of a workload.
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// Insert or overwrite small keys.
+    Put(Vec<(Vec<u8>, Vec<u8>)>),
+    /// Delete keys (present or not).
+    Del(Vec<Vec<u8>>),
+    /// Write a data block for (qid, block) and point a `KDAT` key at it
+    /// (freeing any block it replaces).
+    Data {
+        /// The file.
+        qid: u64,
+        /// Block number within it.
+        blk: u64,
+        /// The byte the block is filled with.
+        fill: u8,
+    },
+    /// Remove a `KDAT` key (its block is freed).
+    Clear {
+        /// The file.
+        qid: u64,
+        /// Block number within it.
+        blk: u64,
+    },
+    /// Commit.
+    Sync,
+}
+
+/// A seeded workload of `n` steps with a sync roughly every `sync_every`.
+pub fn workload(seed: u64, n: usize, sync_every: u64) -> Vec<Op> {
+    let mut r = Rng::new(seed);
+    let mut ops = Vec::with_capacity(n + 1);
+    for _ in 0..n {
+        let op = match r.below(10) {
+            0..=3 => Op::Put(
+                (0..1 + r.below(12))
+                    .map(|_| {
+                        let k = conf_key(r.below(600));
+                        let len = [8, 40, 200, 500][r.below(4) as usize];
+                        (k, vec![r.next_u64() as u8; len])
+                    })
+                    .collect(),
+            ),
+            4 => Op::Del(
+                (0..1 + r.below(8))
+                    .map(|_| conf_key(r.below(600)))
+                    .collect(),
+            ),
+            5..=7 => Op::Data {
+                qid: 100 + r.below(6),
+                blk: r.below(24),
+                fill: r.next_u64() as u8,
+            },
+            _ => Op::Clear {
+                qid: 100 + r.below(6),
+                blk: r.below(24),
+            },
+        };
+        ops.push(op);
+        if r.chance(1, sync_every) {
+            ops.push(Op::Sync);
+        }
+    }
+    ops.push(Op::Sync);
+    ops
+}
+
+/// A configuration-family key (the engine is agnostic of key families).
+pub fn conf_key(i: u64) -> Vec<u8> {
+    key::conf(format!("k{i:05}").as_bytes())
+}
+
+/// The model: current contents, and contents at every commit.
+#[derive(Debug, Default, Clone)]
+pub struct Model {
+    /// After the last operation.
+    pub now: Map,
+    /// At each commit generation.
+    pub at: BTreeMap<u64, Map>,
+}
+
+impl Model {
+    /// Start from the store's current contents of `t` (at its commit).
+    pub fn start(s: &Store, t: TreeId) -> Result<Model> {
+        let now = dump(s, t)?;
+        let mut at = BTreeMap::new();
+        at.insert(s.commit_gen(), now.clone());
+        Ok(Model { now, at })
+    }
+}
+
+/// Every key of tree `t`.
+pub fn dump(s: &Store, t: TreeId) -> Result<Map> {
+    let mut out = Map::new();
+    let mut from: Vec<u8> = Vec::new();
+    let mut first = true;
+    loop {
+        let lo = if first {
+            Bound::Unbounded
+        } else {
+            Bound::Excluded(&from[..])
+        };
+        let batch = s.scan(t, lo, Bound::Unbounded, 1000)?;
+        if batch.is_empty() {
+            return Ok(out);
+        }
+        first = false;
+        from = batch.last().map(|(k, _)| k.clone()).unwrap_or_default();
+        out.extend(batch);
+    }
+}
+
+/// Apply one operation to the store and the model. A failed operation
+/// leaves the model as it was (the store promises atomic batches).
+pub fn apply(s: &Store, t: TreeId, m: &mut Model, op: &Op) -> Result<()> {
+    match op {
+        Op::Put(kvs) => {
+            let msgs = kvs
+                .iter()
+                .map(|(k, v)| Msg::insert(k.clone(), v.clone()))
+                .collect();
+            s.upsert(t, msgs, Tier::Normal)?;
+            for (k, v) in kvs {
+                m.now.insert(k.clone(), v.clone());
+            }
+        }
+        Op::Del(ks) => {
+            s.upsert(
+                t,
+                ks.iter().map(|k| Msg::delete(k.clone())).collect(),
+                Tier::Reserve,
+            )?;
+            for k in ks {
+                m.now.remove(k);
+            }
+        }
+        Op::Data { qid, blk, fill } => {
+            let bp = s.write_data(t, *qid, true, Tier::Normal, |b| b.fill(*fill))?;
+            let k = key::dat(*qid, blk * 16384);
+            let v = bp.to_bytes().to_vec();
+            if let Err(e) = s.upsert(t, vec![Msg::insert(k.clone(), v.clone())], Tier::Normal) {
+                let _ = s.discard_data(t, &bp);
+                return Err(e);
+            }
+            m.now.insert(k, v);
+        }
+        Op::Clear { qid, blk } => {
+            let k = key::dat(*qid, blk * 16384);
+            s.upsert(
+                t,
+                vec![Msg::bare(gefs_core::format::msg::Op::Clearb, k.clone())],
+                Tier::Reserve,
+            )?;
+            m.now.remove(&k);
+        }
+        Op::Sync => {
+            let c = s.sync()?;
+            m.at.insert(c.gen, m.now.clone());
+        }
+    }
+    Ok(())
+}
+
+/// Check that tree `t` holds exactly `want`, and that every data block it
+/// points to reads back (its hash verified).
+pub fn verify(s: &Store, t: TreeId, want: &Map) -> std::result::Result<(), String> {
+    let got = dump(s, t).map_err(|e| format!("scan: {e}"))?;
+    if &got != want {
+        let missing = want.keys().filter(|k| !got.contains_key(*k)).count();
+        let extra = got.keys().filter(|k| !want.contains_key(*k)).count();
+        let differ = want
+            .iter()
+            .filter(|(k, v)| got.get(*k).is_some_and(|g| g != *v))
+            .count();
+        return Err(format!(
+            "tree differs from the model: {missing} missing, {extra} extra, {differ} changed"
+        ));
+    }
+    for (k, v) in &got {
+        if k.first() == Some(&key::KDAT) {
+            let bp = Bptr::from_slice(v).map_err(|_| "bad data pointer".to_string())?;
+            s.read_data(&bp).map_err(|e| format!("data block: {e}"))?;
+        }
+    }
+    Ok(())
+}
