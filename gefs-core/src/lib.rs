@@ -14,6 +14,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod device;
+pub mod dump;
 pub mod error;
 pub mod format;
 pub mod host;

@@ -49,7 +49,7 @@ use crate::tree::{self, Root};
 
 pub use commit::CommitInfo;
 pub use format::{default_users, valid_user, FormatOpts};
-pub use open::{SbChoice, SbCopy};
+pub use open::{read_superblock, sb_b_addr, SbChoice, SbCopy};
 use reclaim::Deferred;
 
 /// How to open a store.
