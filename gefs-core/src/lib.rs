@@ -25,6 +25,7 @@ pub use error::{Error, Result};
 pub use ids::{BlockAddr, Gen};
 pub mod alloc;
 pub mod cache;
+pub mod check;
 pub mod epoch;
 pub mod store;
 mod sync;

@@ -1,0 +1,304 @@
+//! Choosing the superblock, by the rule [`Store::open`] uses, and judging
+//! the copy not chosen.
+//!
+//! Both copies are read and decoded. Decoded copies are tried newest first
+//! (copy A first on a tie); a copy is usable when every arena log replays to
+//! the free count it records and its snapshot-tree root reads back with the
+//! right hash and structure. The first usable copy is the one in use.
+//!
+//! Findings: damage, staleness or unusability of the *other* copy is a
+//! warning (a crash between the two superblock writes leaves copy B one
+//! commit behind or torn). When no copy is usable but one decoded, that is a
+//! problem and the check proceeds from the newest decoded copy, so that the
+//! later phases name the damaged log or root blocks. When neither copy
+//! decodes, the image cannot be checked at all (an `Err`).
+//!
+//! [`Store::open`]: crate::store::Store::open
+
+use crate::alloc::{replay, Replayed};
+use crate::device::Device;
+use crate::error::{Error, IoOp, Result};
+use crate::format::node::NodeView;
+use crate::format::superblock::Superblock;
+use crate::format::{block_hash, BLKSZ, BLKSZ_U64};
+use crate::ids::BlockAddr;
+
+use super::report::{CopyState, Kind, Problem, Role, SuperInfo};
+
+/// The superblock the check proceeds from, and its replayed arenas.
+pub(super) struct Chosen {
+    pub sb: Superblock,
+    pub info: SuperInfo,
+    /// One replay per arena (errors are reported by the caller).
+    pub replays: Vec<Result<Replayed>>,
+}
+
+const NAMES: [&str; 2] = ["A", "B"];
+
+/// The address of copy B on a device of `size` bytes: its last whole block
+/// (where [`Store::open`](crate::store::Store::open) looks for it).
+pub(crate) fn sb_b_addr(size: u64) -> BlockAddr {
+    BlockAddr((size / BLKSZ_U64).saturating_sub(1) * BLKSZ_U64)
+}
+
+fn owner(i: usize) -> String {
+    format!("superblock {}", NAMES[i])
+}
+
+/// Read and decode one copy; also whether bytes past its checksum (which
+/// the checksum does not cover, and which are written as zeros) are not zero.
+fn read_copy(dev: &dyn Device, addr: BlockAddr) -> (Result<Superblock>, bool) {
+    let mut b = vec![0u8; BLKSZ];
+    if let Err(e) = dev.read_at(&mut b, addr.0) {
+        let e = Error::Io {
+            op: IoOp::Read,
+            off: addr.0,
+            source: e,
+        };
+        return (Err(e), false);
+    }
+    let r = Superblock::decode(&b, addr);
+    let dirty = match &r {
+        Ok(sb) => {
+            let len = Superblock::encoded_len(sb.geometry.narena);
+            b.get(len..).is_some_and(|t| t.iter().any(|&x| x != 0))
+        }
+        Err(_) => false,
+    };
+    (r, dirty)
+}
+
+/// Replay every arena and read the snapshot root; the reason the copy is
+/// unusable, if it is.
+fn evaluate(dev: &dyn Device, sb: &Superblock) -> (Vec<Result<Replayed>>, Option<String>) {
+    let g = &sb.geometry;
+    let mut why: Option<String> = None;
+    if g.dev_size > dev.size() {
+        why = Some(format!(
+            "it describes {} bytes, the device has {}",
+            g.dev_size,
+            dev.size()
+        ));
+    }
+    let replays: Vec<Result<Replayed>> = sb
+        .arenas
+        .iter()
+        .enumerate()
+        .map(|(i, rec)| replay(dev, g, i as u32, rec))
+        .collect();
+    for (i, r) in replays.iter().enumerate() {
+        if let Err(e) = r {
+            why.get_or_insert_with(|| format!("arena {i} log: {e}"));
+        }
+    }
+    if let Err(e) = read_root(dev, sb) {
+        why.get_or_insert_with(|| format!("snapshot tree root: {e}"));
+    }
+    (replays, why)
+}
+
+fn read_root(dev: &dyn Device, sb: &Superblock) -> Result<()> {
+    let bp = sb.snap_root;
+    if !bp.addr.0.is_multiple_of(BLKSZ_U64) || sb.geometry.arena_of(bp.addr).is_none() {
+        return Err(Error::corrupt(bp.addr, "pointer outside the arenas"));
+    }
+    let mut b = vec![0u8; BLKSZ];
+    dev.read_at(&mut b, bp.addr.0).map_err(|e| Error::Io {
+        op: IoOp::Read,
+        off: bp.addr.0,
+        source: e,
+    })?;
+    let actual = block_hash(&b);
+    if actual != bp.hash {
+        return Err(Error::Checksum {
+            addr: bp.addr,
+            expected: bp.hash,
+            actual,
+        });
+    }
+    NodeView::new(&b)
+        .and_then(|v| v.validate())
+        .map_err(|e| Error::corrupt(bp.addr, e))
+}
+
+/// One decoded copy and what trying it found.
+struct Tried {
+    copy: usize,
+    sb: Superblock,
+    replays: Option<Vec<Result<Replayed>>>,
+    why: Option<String>,
+}
+
+/// Read both copies and choose; see the module docs for what is reported.
+pub(super) fn choose(
+    dev: &dyn Device,
+    problems: &mut Vec<Problem>,
+    warnings: &mut Vec<Problem>,
+) -> Result<Chosen> {
+    if dev.size() < 2 * BLKSZ_U64 {
+        return Err(Error::NotGefs {
+            why: format!("device of {} bytes is too small", dev.size()),
+        });
+    }
+    let addrs = [BlockAddr(0), sb_b_addr(dev.size())];
+    let decoded = addrs.map(|a| read_copy(dev, a));
+    let mut tried: Vec<Tried> = Vec::new();
+    let mut bad: [Option<String>; 2] = [None, None];
+    for (i, (r, dirty)) in decoded.into_iter().enumerate() {
+        if dirty {
+            warnings.push(Problem::block(
+                Kind::Superblock,
+                addrs[i],
+                Role::Superblock,
+                owner(i),
+                "damaged: bytes past the checksum are not zero".to_string(),
+            ));
+        }
+        match r {
+            Ok(sb) => tried.push(Tried {
+                copy: i,
+                sb,
+                replays: None,
+                why: None,
+            }),
+            Err(e) => bad[i] = Some(e.to_string()),
+        }
+    }
+    if tried.is_empty() {
+        return Err(Error::NotGefs {
+            why: format!(
+                "copy A: {}; copy B: {}",
+                bad[0].as_deref().unwrap_or("?"),
+                bad[1].as_deref().unwrap_or("?")
+            ),
+        });
+    }
+    tried.sort_by_key(|t| std::cmp::Reverse(t.sb.commit_gen));
+    let mut used = None;
+    for k in 0..tried.len() {
+        // Identical copies give identical results: evaluate once.
+        let same = (0..k).find(|&j| tried[j].sb == tried[k].sb);
+        let (replays, why) = match same {
+            Some(j) => (None, tried[j].why.clone()),
+            None => {
+                let (r, w) = evaluate(dev, &tried[k].sb);
+                (Some(r), w)
+            }
+        };
+        tried[k].replays = replays;
+        tried[k].why = why;
+        if tried[k].why.is_none() {
+            used = Some(k);
+            break;
+        }
+    }
+    let base = used.unwrap_or(0);
+    let mut copies = addrs.map(|a| CopyState {
+        addr: a.0,
+        commit_gen: None,
+        state: "damaged".into(),
+        why: String::new(),
+    });
+    for (i, why) in bad.iter().enumerate() {
+        if let Some(w) = why {
+            copies[i].why = w.clone();
+            warnings.push(Problem::block(
+                Kind::Superblock,
+                addrs[i],
+                Role::Superblock,
+                owner(i),
+                format!("damaged: {w}"),
+            ));
+        }
+    }
+    let base_sb = tried[base].sb.clone();
+    for t in &tried {
+        let c = &mut copies[t.copy];
+        c.commit_gen = Some(t.sb.commit_gen);
+        let (state, why) = judge(t, &base_sb, used.is_some());
+        c.state = state.into();
+        c.why = why.clone();
+        if state != "ok" && used.is_some() {
+            warnings.push(Problem::block(
+                Kind::Superblock,
+                addrs[t.copy],
+                Role::Superblock,
+                owner(t.copy),
+                format!("{state}: {why}"),
+            ));
+        }
+    }
+    if used.is_none() {
+        let whys: Vec<String> = (0..2)
+            .map(|i| format!("copy {}: {} {}", NAMES[i], copies[i].state, copies[i].why))
+            .collect();
+        problems.push(Problem {
+            kind: Kind::Superblock,
+            addr: None,
+            blocks: 0,
+            role: Role::Superblock,
+            owner: String::new(),
+            what: format!(
+                "no usable superblock ({}); checking from copy {}",
+                whys.join("; "),
+                NAMES[tried[base].copy]
+            ),
+        });
+    }
+    let replays = take_replays(dev, &mut tried, base);
+    let g = base_sb.geometry;
+    Ok(Chosen {
+        info: SuperInfo {
+            used: match used {
+                Some(k) => NAMES[tried[k].copy].into(),
+                None => "none".into(),
+            },
+            commit_gen: base_sb.commit_gen,
+            copies,
+            narena: g.narena,
+            arena_size: g.arena_size,
+            dev_size: g.dev_size,
+        },
+        sb: base_sb,
+        replays,
+    })
+}
+
+/// The state of a decoded copy against the one the check proceeds from.
+fn judge(t: &Tried, base: &Superblock, usable: bool) -> (&'static str, String) {
+    if &t.sb == base {
+        return match (&t.why, usable) {
+            (Some(w), false) => ("unusable", w.clone()),
+            _ => ("ok", String::new()),
+        };
+    }
+    match &t.why {
+        Some(w) if !usable || t.sb.commit_gen >= base.commit_gen => {
+            ("unusable", format!("commit {}: {w}", t.sb.commit_gen))
+        }
+        _ if t.sb.commit_gen < base.commit_gen => (
+            "stale",
+            format!(
+                "commit {}, the copy in use has commit {}",
+                t.sb.commit_gen, base.commit_gen
+            ),
+        ),
+        _ => (
+            "stale",
+            format!("differs from the copy in use at commit {}", base.commit_gen),
+        ),
+    }
+}
+
+/// The replays of candidate `base` (evaluated, or shared with an identical
+/// copy tried earlier, or, if it was never tried, computed now).
+fn take_replays(dev: &dyn Device, tried: &mut [Tried], base: usize) -> Vec<Result<Replayed>> {
+    if let Some(r) = tried[base].replays.take() {
+        return r;
+    }
+    let same = (0..tried.len()).find(|&j| j != base && tried[j].sb == tried[base].sb);
+    if let Some(r) = same.and_then(|j| tried[j].replays.take()) {
+        return r;
+    }
+    evaluate(dev, &tried[base].sb).0
+}

@@ -1,0 +1,210 @@
+//! The sequential scan: read every allocated block once, in large reads
+//! in address order, hashing each and summarizing nodes and chain blocks.
+//!
+//! The allocated runs are cut into chunks of at most [`CHUNK_BLOCKS`]
+//! blocks; neighbouring runs separated by at most [`GAP_BLOCKS`] free blocks
+//! share a chunk (the gap is read and ignored), so a fragmented allocation
+//! still makes large reads. Worker threads take chunks in address order from
+//! a shared counter, so the device sees one near-sequential stream. A chunk
+//! whose read fails is retried block by block; a block that still fails is
+//! marked unreadable (reported only if something reaches it, or as a leak).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::format::{block_hash, BLKSZ, BLKSZ_U64};
+
+use super::summary::{summarize, Sum};
+use super::table::{Entry, Run, Table, Tag};
+use super::{Progress, ProgressFn};
+
+/// Most blocks one read covers (4 MiB).
+pub(super) const CHUNK_BLOCKS: u64 = 256;
+/// Largest run of free blocks read through to join two allocated runs.
+pub(super) const GAP_BLOCKS: u64 = 8;
+
+/// One device read: `[start, start+span)` blocks, of which `parts` (block
+/// number, length) are wanted.
+#[derive(Debug, Clone)]
+struct Chunk {
+    start: u64,
+    span: u64,
+    parts: Vec<(u64, u64)>,
+}
+
+/// What one chunk produced.
+struct ChunkOut {
+    index: usize,
+    entries: Vec<Entry>,
+    sums: Vec<(u64, Sum)>,
+}
+
+/// Counters of the scan.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct ScanStats {
+    /// Blocks hashed.
+    pub blocks: u64,
+    /// Bytes read.
+    pub bytes_read: u64,
+    /// Reads issued.
+    pub reads: u64,
+}
+
+fn chunks(runs: &[Run]) -> Vec<Chunk> {
+    let mut out: Vec<Chunk> = Vec::new();
+    for r in runs {
+        let mut s = r.start;
+        let end = r.start + r.len;
+        while s < end {
+            let n = (end - s).min(CHUNK_BLOCKS);
+            match out.last_mut() {
+                Some(c)
+                    if s - (c.start + c.span) <= GAP_BLOCKS && s + n - c.start <= CHUNK_BLOCKS =>
+                {
+                    c.span = s + n - c.start;
+                    c.parts.push((s, n));
+                }
+                _ => out.push(Chunk {
+                    start: s,
+                    span: n,
+                    parts: vec![(s, n)],
+                }),
+            }
+            s += n;
+        }
+    }
+    out
+}
+
+fn look(buf: &[u8], blk: u64, out: &mut ChunkOut) {
+    let mut e = Entry {
+        hash: block_hash(buf),
+        ..Entry::default()
+    };
+    if let Some(s) = summarize(buf) {
+        e.tag = Tag::Summarized;
+        out.sums.push((blk, s));
+    }
+    out.entries.push(e);
+}
+
+fn read_chunk(
+    dev: &dyn Device,
+    c: &Chunk,
+    index: usize,
+    buf: &mut Vec<u8>,
+    st: &Counters,
+) -> ChunkOut {
+    let mut out = ChunkOut {
+        index,
+        entries: Vec::with_capacity(c.parts.iter().map(|p| p.1 as usize).sum()),
+        sums: Vec::new(),
+    };
+    let len = c.span as usize * BLKSZ;
+    buf.resize(len, 0);
+    st.reads.fetch_add(1, Ordering::Relaxed);
+    if dev.read_at(&mut buf[..len], c.start * BLKSZ_U64).is_ok() {
+        st.bytes.fetch_add(len as u64, Ordering::Relaxed);
+        for &(s, n) in &c.parts {
+            for blk in s..s + n {
+                let o = (blk - c.start) as usize * BLKSZ;
+                match buf.get(o..o + BLKSZ) {
+                    Some(b) => look(b, blk, &mut out),
+                    None => out.entries.push(unreadable()),
+                }
+            }
+        }
+        return out;
+    }
+    // Retry block by block, so that one bad sector costs one block.
+    let b = &mut buf[..BLKSZ];
+    for &(s, n) in &c.parts {
+        for blk in s..s + n {
+            st.reads.fetch_add(1, Ordering::Relaxed);
+            if dev.read_at(b, blk * BLKSZ_U64).is_ok() {
+                st.bytes.fetch_add(BLKSZ_U64, Ordering::Relaxed);
+                look(b, blk, &mut out);
+            } else {
+                out.entries.push(unreadable());
+            }
+        }
+    }
+    out
+}
+
+fn unreadable() -> Entry {
+    Entry {
+        tag: Tag::Unreadable,
+        ..Entry::default()
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    bytes: AtomicU64,
+    reads: AtomicU64,
+    done: AtomicU64,
+}
+
+/// Read and summarize every block of `runs` (sorted, disjoint) with
+/// `threads` workers.
+pub(super) fn scan(
+    dev: &dyn Device,
+    runs: Vec<Run>,
+    threads: usize,
+    progress: Option<&ProgressFn>,
+) -> Result<(Table, ScanStats)> {
+    let cs = chunks(&runs);
+    let total: u64 = runs.iter().map(|r| r.len * BLKSZ_U64).sum();
+    let next = AtomicUsize::new(0);
+    let st = Counters::default();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .thread_name(|i| format!("gefs-check-{i}"))
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot start worker threads: {e}")))?;
+    let outs: Vec<Vec<ChunkOut>> = pool.broadcast(|_| {
+        let mut mine = Vec::new();
+        let mut buf = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(c) = cs.get(i) else { break };
+            mine.push(read_chunk(dev, c, i, &mut buf, &st));
+            let wanted: u64 = c.parts.iter().map(|p| p.1 * BLKSZ_U64).sum();
+            let done = st.done.fetch_add(wanted, Ordering::Relaxed) + wanted;
+            if let Some(p) = progress {
+                p(Progress { done, total });
+            }
+        }
+        mine
+    });
+    let mut outs: Vec<ChunkOut> = outs.into_iter().flatten().collect();
+    outs.sort_by_key(|o| o.index);
+    let n: usize = outs.iter().map(|o| o.entries.len()).sum();
+    let mut entries = Vec::with_capacity(n);
+    let mut sums = HashMap::new();
+    for o in outs {
+        entries.extend(o.entries);
+        sums.extend(o.sums);
+    }
+    let stats = ScanStats {
+        blocks: entries.len() as u64,
+        bytes_read: st.bytes.load(Ordering::Relaxed),
+        reads: st.reads.load(Ordering::Relaxed),
+    };
+    if entries.len() != runs.iter().map(|r| r.len as usize).sum::<usize>() {
+        return Err(Error::Internal("scan lost blocks".into()));
+    }
+    Ok((Table::new(runs, entries, sums), stats))
+}
+
+/// Number the runs' entries (`base`) in order.
+pub(super) fn number(runs: &mut [Run]) {
+    let mut base = 0;
+    for r in runs {
+        r.base = base;
+        base += r.len as usize;
+    }
+}

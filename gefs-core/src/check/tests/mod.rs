@@ -1,0 +1,34 @@
+//! Checker tests: populated images built through the store check clean;
+//! every fault class on every block class is reported at the right address;
+//! hostile images never panic.
+
+mod faults;
+mod image;
+mod robust;
+
+use super::{check, CheckOpts, Report};
+use crate::device::Device;
+
+/// Check with two threads; panics only if the image cannot be checked.
+pub(super) fn run(dev: &dyn Device) -> Report {
+    check(
+        dev,
+        &CheckOpts {
+            threads: 2,
+            progress: None,
+        },
+    )
+    .expect("image can be checked")
+}
+
+/// Every finding, one per line, for assertion messages.
+pub(super) fn show(r: &Report) -> String {
+    let mut s = String::new();
+    for p in &r.problems {
+        s.push_str(&format!("problem: {p}\n"));
+    }
+    for w in &r.warnings {
+        s.push_str(&format!("warning: {w}\n"));
+    }
+    s
+}
