@@ -12,7 +12,6 @@ use std::ops::Bound;
 
 use serde::Serialize;
 
-use crate::device::Device;
 use crate::error::Result;
 use crate::format::key;
 use crate::format::superblock::Superblock;
@@ -97,7 +96,7 @@ pub fn superblock(s: &Store) -> Result<SuperView> {
     let addr = if ch.used == 0 {
         BlockAddr(0)
     } else {
-        crate::store::sb_b_addr(s.device().size())
+        s.geometry().sb_b()
     };
     let sb: Superblock = crate::store::read_superblock(&**s.device(), addr)?;
     Ok(SuperView {
@@ -175,7 +174,10 @@ pub fn snaps(s: &Store) -> Result<Vec<SnapView>> {
     for (k, v) in all(s, &lo, &hi)? {
         if let Ok(lv) = LabelVal::decode(&v) {
             let name = String::from_utf8_lossy(&k[1..]).into_owned();
-            labels.entry(lv.id).or_default().push((name, lv.is_mutable()));
+            labels
+                .entry(lv.id)
+                .or_default()
+                .push((name, lv.is_mutable()));
         }
     }
     let mut out = Vec::new();
@@ -299,8 +301,10 @@ fn render(v: &serde_json::Value, ind: usize, out: &mut String) {
 
 /// Arrays of numbers print on one line; anything else one item per line.
 fn is_flat(v: &serde_json::Value) -> bool {
-    v.as_array()
-        .is_some_and(|a| a.iter().all(|x| x.is_number() || x.is_null() || x.is_boolean()))
+    v.as_array().is_some_and(|a| {
+        a.iter()
+            .all(|x| x.is_number() || x.is_null() || x.is_boolean())
+    })
 }
 
 fn scalar(v: &serde_json::Value) -> String {

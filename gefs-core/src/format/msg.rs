@@ -4,11 +4,16 @@
 //! |---|---|---|---|
 //! | insert | the value | replace | create |
 //! | delete | empty | remove | nothing |
-//! | clearb | empty | remove (a data pointer's block is freed) | nothing |
+//! | clearb | empty | remove | nothing |
 //! | clobber | empty | remove | nothing |
 //! | wstat | flags + fields | rewrite flagged `Xdir` fields, bump qid.vers | nothing |
 //! | relink | id, dlbl, dref | snapshot record: succ = id, counts += deltas | nothing |
 //! | reprev | id, dlbl, dref | snapshot record: pred = id, counts += deltas | nothing |
+//!
+//! When insert, delete or clearb replaces or removes a `KDAT` value (a data
+//! block pointer) as it is applied in a leaf, the tree frees that data block;
+//! clobber never does. Lookups and scans apply messages to copies and free
+//! nothing.
 //!
 //! Unlike the reference, a message with no value to act on is harmless
 //! everywhere (leaf, lookup, scan): it is simply dropped.
@@ -25,7 +30,8 @@ pub enum Op {
     Insert,
     /// Remove the value.
     Delete,
-    /// Remove a data pointer (its block is freed when the message reaches a leaf).
+    /// Remove a data pointer that may be a hole (truncation and removal of
+    /// file data).
     Clearb,
     /// Remove an entry that may already be gone.
     Clobber,

@@ -94,6 +94,22 @@ impl Store {
     pub fn format(dev: Arc<dyn Device>, opts: &FormatOpts) -> Result<Store> {
         valid_user(&opts.user)?;
         let geo = Geometry::for_device(dev.size())?;
+        // Whatever image was here stops being one before anything new is
+        // written, so a crash mid-format never leaves an old superblock
+        // pointing into half-overwritten space.
+        let zero = [0u8; crate::format::BLKSZ];
+        for at in [0, geo.sb_b().0, super::open::sb_b_addr(dev.size()).0] {
+            dev.write_at(&zero, at).map_err(|e| Error::Io {
+                op: crate::error::IoOp::Write,
+                off: at,
+                source: e,
+            })?;
+        }
+        dev.flush().map_err(|e| Error::Io {
+            op: crate::error::IoOp::Flush,
+            off: 0,
+            source: e,
+        })?;
         let alloc = Allocator::format(geo)?;
         let mut m = Mutation {
             commit_gen: 0,

@@ -70,7 +70,13 @@ impl Store {
             });
         }
         let a = read_superblock(&*dev, BlockAddr(0));
-        let b = read_superblock(&*dev, sb_b_addr(dev.size()));
+        // Copy B is the last block of the space copy A describes (which is
+        // the device's last block unless the device has grown since).
+        let b_at = match &a {
+            Ok(sb) if sb.geometry.dev_size <= dev.size() => sb.geometry.sb_b(),
+            _ => sb_b_addr(dev.size()),
+        };
+        let b = read_superblock(&*dev, b_at);
         let mut copies = [describe(&a), describe(&b)];
         let mut order: Vec<(usize, Superblock)> = [a, b]
             .into_iter()
