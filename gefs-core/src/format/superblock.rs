@@ -368,6 +368,20 @@ mod tests {
         }
     }
 
+    /// Reference defect §13.2 #32: `blksz` and `bufspc` were never checked on
+    /// load. Ours rejects a superblock whose block size is not ours, even
+    /// with a valid checksum.
+    #[test]
+    fn regress_32_block_size_is_validated() {
+        let mut b = sample().encode();
+        b[OFF_BLKSZ..OFF_BLKSZ + 4].copy_from_slice(&8192u32.to_be_bytes());
+        let len = Superblock::encoded_len(8);
+        let h = block_hash(&b[..len - 8]);
+        b[len - 8..len].copy_from_slice(&h.to_be_bytes());
+        let e = Superblock::decode(&b[..], BlockAddr(0)).unwrap_err();
+        assert!(e.to_string().contains("block size 8192"), "{e}");
+    }
+
     #[test]
     fn newer_version_is_distinguished() {
         let mut b = sample().encode();
