@@ -1,0 +1,198 @@
+//! The command line: `gefs-bench cache|alloc|tree [options]`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::report::Report;
+use crate::{alloc, cache, tree, workdir, BenchResult};
+
+/// Benchmarks of gefs-rs against in-process baselines. Each subcommand runs
+/// ours and the baseline with the same parameters in the same run, and
+/// prints ops/s, latency percentiles and the ratio ours/baseline.
+///
+/// Exit status: 0 when every run completed (whether or not a goal was
+/// met), 1 when a run failed (an error from the code under test, a
+/// baseline or the disk), 2 on a usage error.
+#[derive(Debug, Parser)]
+#[command(name = "gefs-bench", version, about, long_about)]
+pub struct Cli {
+    /// Options every subcommand takes.
+    #[command(flatten)]
+    pub common: Common,
+    /// What to measure.
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+/// Options every subcommand takes.
+#[derive(Debug, Args)]
+pub struct Common {
+    /// Worker threads (cache and alloc), reader threads (tree lookups and scans).
+    #[arg(long, global = true, default_value_t = 2)]
+    pub threads: usize,
+    /// Seconds each time-bounded run lasts, per implementation (fractions allowed).
+    #[arg(long, global = true, default_value_t = 5.0)]
+    pub seconds: f64,
+    /// Print one JSON document with every figure instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Directory under which a temporary work directory is made for image
+    /// files (default: $CARGO_TARGET_DIR, else ./target if it exists, else
+    /// the current directory). It should be on the disk being measured, not
+    /// a tmpfs.
+    #[arg(long, global = true)]
+    pub dir: Option<PathBuf>,
+    /// No progress messages on standard error.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+}
+
+/// The benchmarks.
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Block cache hits, misses and a mix, against a mutex-protected LRU map.
+    Cache(CacheArgs),
+    /// Block allocator alloc/free and commits, against a BTreeSet free set.
+    Alloc(AllocArgs),
+    /// Store inserts, lookups and scans on an image file, against redb.
+    Tree(TreeArgs),
+}
+
+/// Options of `cache`.
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    /// Size of each cache, in MiB of 16 KiB buffers.
+    #[arg(long, default_value_t = 64)]
+    pub cache_mb: usize,
+    /// Blocks in the hot set (default: half the buffers).
+    #[arg(long)]
+    pub hot: Option<u64>,
+    /// Percent of operations on the hot set in the mixed phase.
+    #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub hit_percent: u32,
+    /// Handles each thread holds before dropping the oldest.
+    #[arg(long, default_value_t = 4)]
+    pub hold: usize,
+    /// Time one operation in this many.
+    #[arg(long, default_value_t = 8)]
+    pub sample: u64,
+    /// Alternate ours and the baseline over this many rounds per phase.
+    #[arg(long, default_value_t = 2)]
+    pub rounds: u32,
+    /// Phases to run (comma-separated): hit, miss, mixed.
+    #[arg(long, value_delimiter = ',', default_value = "hit,miss,mixed")]
+    pub phases: Vec<String>,
+}
+
+/// Options of `alloc`.
+#[derive(Debug, Args)]
+pub struct AllocArgs {
+    /// Device size in MiB (sparse).
+    #[arg(long, default_value_t = 4096)]
+    pub device_mb: u64,
+    /// Live blocks each thread keeps.
+    #[arg(long, default_value_t = 10_000)]
+    pub live: usize,
+    /// Changes per commit; a comma-separated list runs one phase per value.
+    #[arg(long, value_delimiter = ',', default_value = "100,1000,10000")]
+    pub commit_every: Vec<u64>,
+    /// Time one operation in this many.
+    #[arg(long, default_value_t = 4)]
+    pub sample: u64,
+}
+
+/// Options of `tree`.
+#[derive(Debug, Args)]
+pub struct TreeArgs {
+    /// Keys each insert phase writes.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub keys: u64,
+    /// Bytes per value.
+    #[arg(long, default_value_t = 100)]
+    pub value_size: usize,
+    /// Keys per durable commit (both implementations).
+    #[arg(long, default_value_t = 1000)]
+    pub commit_every: u64,
+    /// Keys per Store::upsert call (ours only).
+    #[arg(long, default_value_t = 1)]
+    pub batch: u64,
+    /// Cache size in MiB, for ours and for redb.
+    #[arg(long, default_value_t = 256)]
+    pub cache_mb: usize,
+    /// Entries per range scan.
+    #[arg(long, default_value_t = 100)]
+    pub scan_len: usize,
+    /// Size of our image files in MiB (sparse; default: 2 KiB per key, at least 512).
+    #[arg(long)]
+    pub image_mb: Option<u64>,
+}
+
+/// Run the benchmark `cli` names. `progress` receives one line per step.
+pub fn execute(cli: &Cli, progress: &dyn Fn(&str)) -> BenchResult<Report> {
+    let c = &cli.common;
+    if !(c.seconds > 0.0 && c.seconds.is_finite()) {
+        return Err("--seconds must be a positive number".into());
+    }
+    match &cli.cmd {
+        Cmd::Cache(a) => {
+            let buffers = (a.cache_mb << 20) / gefs_core::format::BLKSZ;
+            let o = cache::CacheOpts {
+                threads: c.threads,
+                seconds: c.seconds,
+                buffers,
+                hot: a.hot.unwrap_or(buffers as u64 / 2),
+                hit_percent: a.hit_percent,
+                hold: a.hold,
+                sample: a.sample,
+                rounds: a.rounds,
+                phases: a.phases.clone(),
+            };
+            cache::run(&o, progress)
+        }
+        Cmd::Alloc(a) => {
+            let o = alloc::AllocOpts {
+                threads: c.threads,
+                seconds: c.seconds,
+                device_bytes: a.device_mb << 20,
+                live: a.live,
+                commit_every: a.commit_every.clone(),
+                sample: a.sample,
+            };
+            with_dir(c, |dir| alloc::run(&o, dir, progress))
+        }
+        Cmd::Tree(a) => {
+            let o = tree::TreeOpts {
+                threads: c.threads,
+                seconds: c.seconds,
+                keys: a.keys,
+                value_size: a.value_size,
+                commit_every: a.commit_every,
+                batch: a.batch,
+                cache_bytes: a.cache_mb << 20,
+                scan_len: a.scan_len,
+                image_bytes: a.image_mb.unwrap_or((a.keys * 2048) >> 20).max(512) << 20,
+            };
+            with_dir(c, |dir| tree::run(&o, dir, progress))
+        }
+    }
+}
+
+/// Run `f` in a fresh work directory, recording where it was.
+fn with_dir(
+    c: &Common,
+    f: impl FnOnce(&std::path::Path) -> BenchResult<Report>,
+) -> BenchResult<Report> {
+    let parent = c.dir.clone().unwrap_or_else(workdir::default_parent);
+    let tmp = workdir::create(&parent)?;
+    let fs = workdir::fs_type(tmp.path());
+    let mut rep = f(tmp.path())?;
+    rep.param("dir", tmp.path().display().to_string());
+    rep.param("dir_fs", fs.as_deref().unwrap_or("unknown"));
+    if fs.as_deref() == Some("tmpfs") {
+        rep.notes
+            .push("--dir is on a tmpfs: the disk figures measure memory, not a disk".into());
+    }
+    tmp.close()?;
+    Ok(rep)
+}
