@@ -8,7 +8,7 @@
 //! | `KUP` 2 | `02 qid[8]` | the `KENT` key of directory `qid` |
 //! | `KLABEL` 3 | `03 name` | snapshot id + flags |
 //! | `KSNAP` 4 | `04 id[8]` | snapshot record |
-//! | `KDLIST` 5 | `05 owner[8] birth[8]` | deadlist head and tail |
+//! | `KDLIST` 5 | `05 owner[8] birth[8] seq[8]` | one deadlist segment: head and tail |
 //! | `KCONF` 6 | `06 name` | configuration string |
 
 use super::codec::{get_u64, PutBe};
@@ -79,12 +79,20 @@ pub fn snap(id: u64) -> Vec<u8> {
     fixed(KSNAP, id)
 }
 
-/// `KDLIST` key of the blocks born in `birth` and killed while `owner` was the
-/// working generation.
-pub fn dlist(owner: u64, birth: u64) -> Vec<u8> {
+/// `KDLIST` key of one segment of the blocks born in `birth` and killed
+/// while snapshot `owner`'s tree was the working version. A list may have
+/// several segments (`seq` is globally unique); merging two lists re-keys
+/// segments and never rewrites a block.
+pub fn dlist(owner: u64, birth: u64, seq: u64) -> Vec<u8> {
     let mut k = fixed(KDLIST, owner);
     k.put_u64(birth);
+    k.put_u64(seq);
     k
+}
+
+/// Prefix of every deadlist segment owned by `owner`.
+pub fn dlist_prefix(owner: u64) -> Vec<u8> {
+    fixed(KDLIST, owner)
 }
 
 /// `KCONF` key.
@@ -139,12 +147,14 @@ pub enum KeyView<'a> {
         /// Snapshot id.
         id: u64,
     },
-    /// Deadlist.
+    /// Deadlist segment.
     Dlist {
-        /// Owning generation.
+        /// Owning snapshot.
         owner: u64,
         /// Birth generation.
         birth: u64,
+        /// Segment number.
+        seq: u64,
     },
     /// Configuration.
     Conf {
@@ -174,8 +184,8 @@ impl<'a> KeyView<'a> {
             (Some(KUP), 9) => u(1).map_or(KeyView::Other(k), |qid| KeyView::Up { qid }),
             (Some(KLABEL), n) if n > 1 => KeyView::Label { name: &k[1..] },
             (Some(KSNAP), 9) => u(1).map_or(KeyView::Other(k), |id| KeyView::Snap { id }),
-            (Some(KDLIST), 17) => match (u(1), u(9)) {
-                (Some(owner), Some(birth)) => KeyView::Dlist { owner, birth },
+            (Some(KDLIST), 25) => match (u(1), u(9), u(17)) {
+                (Some(owner), Some(birth), Some(seq)) => KeyView::Dlist { owner, birth, seq },
                 _ => KeyView::Other(k),
             },
             (Some(KCONF), n) if n > 1 => KeyView::Conf { name: &k[1..] },
@@ -199,7 +209,9 @@ impl std::fmt::Display for KeyView<'_> {
             KeyView::Up { qid } => write!(f, "up dir:{qid}"),
             KeyView::Label { name } => write!(f, "label {:?}", s(name)),
             KeyView::Snap { id } => write!(f, "snap id:{id}"),
-            KeyView::Dlist { owner, birth } => write!(f, "dlist gen:{owner} bgen:{birth}"),
+            KeyView::Dlist { owner, birth, seq } => {
+                write!(f, "dlist gen:{owner} bgen:{birth} seq:{seq}")
+            }
             KeyView::Conf { name } => write!(f, "conf {:?}", s(name)),
             KeyView::Other(b) => {
                 f.write_str("raw:")?;
@@ -239,8 +251,12 @@ mod tests {
             }
         );
         assert_eq!(
-            KeyView::parse(&dlist(4, 2)),
-            KeyView::Dlist { owner: 4, birth: 2 }
+            KeyView::parse(&dlist(4, 2, 9)),
+            KeyView::Dlist {
+                owner: 4,
+                birth: 2,
+                seq: 9
+            }
         );
         assert_eq!(KeyView::parse(&[0x42]), KeyView::Other(&[0x42]));
     }
