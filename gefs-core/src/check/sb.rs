@@ -161,6 +161,7 @@ pub(super) fn choose(
                 replays: None,
                 why: None,
             }),
+            Err(Error::NotGefs { why }) => bad[i] = Some(why),
             Err(e) => bad[i] = Some(e.to_string()),
         }
     }

@@ -40,6 +40,9 @@ pub(super) struct Rec {
     pub val: Box<[u8]>,
 }
 
+/// The first and the last of a sorted run of keys.
+pub(super) type Bounds = (Box<[u8]>, Box<[u8]>);
+
 /// What the graph check needs from a tree node.
 #[derive(Debug, Clone, Default)]
 pub(super) struct NodeSum {
@@ -52,9 +55,9 @@ pub(super) struct NodeSum {
     /// Records in the key area.
     pub nval: usize,
     /// A leaf's first and last key.
-    pub keys: Option<(Box<[u8]>, Box<[u8]>)>,
+    pub keys: Option<Bounds>,
     /// The first and last buffered message key.
-    pub msgs: Option<(Box<[u8]>, Box<[u8]>)>,
+    pub msgs: Option<Bounds>,
     /// A pivot's children, in order.
     pub children: Vec<ChildRef>,
     /// Data pointers: `KDAT` leaf values and buffered `KDAT` inserts.

@@ -161,7 +161,10 @@ fn clean_images_check_clean() {
     }
     let r = run(&*img.dev);
     let l = layout(&img.dev);
-    assert!(l.snap_pivots.len() >= 1 && l.fs_pivots.len() >= 1, "{l:?}");
+    assert!(
+        !l.snap_pivots.is_empty() && !l.fs_pivots.is_empty(),
+        "{l:?}"
+    );
     let main = r.trees.iter().find(|t| t.labels == ["main"]).unwrap();
     assert!(main.height >= 2);
     assert_eq!(main.data_blocks, l.data.len() as u64);

@@ -1,0 +1,268 @@
+//! gefs-check through its real binary: exit codes, the text and JSON
+//! reports, and locking.
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::Once;
+
+use assert_cmd::Command;
+use gefs_core::device::{FileDev, OpenMode};
+
+/// The target directory and profile this test binary was built in
+/// (`<target>/<profile>/deps/<this test>`).
+fn target_profile() -> (PathBuf, String) {
+    let exe = std::env::current_exe().expect("test executable");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps");
+    let profile = profile_dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("profile name")
+        .to_string();
+    let target = profile_dir.parent().expect("target dir").to_path_buf();
+    (target, profile)
+}
+
+/// The path of a workspace binary. `cargo test` builds only the binaries
+/// of the package under test, so the two this test drives are built here
+/// (once per run; a no-op when they are up to date).
+fn bin_path(name: &str) -> PathBuf {
+    static ONCE: Once = Once::new();
+    let (target, profile) = target_profile();
+    ONCE.call_once(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut c = std::process::Command::new(cargo);
+        c.args(["build", "--quiet", "-p", "gefs-check", "-p", "gefs-mkfs"])
+            .env("CARGO_TARGET_DIR", &target);
+        if profile == "release" {
+            c.arg("--release");
+        }
+        let st = c.status().expect("cargo runs");
+        assert!(st.success(), "building gefs-check and gefs-mkfs failed");
+    });
+    target.join(profile).join(name)
+}
+
+fn bin(name: &str) -> Command {
+    Command::new(bin_path(name))
+}
+
+fn mkfs(img: &Path) {
+    let o = bin("gefs-mkfs")
+        .args(["-s", "64M", "-u", "alice"])
+        .arg(img)
+        .output()
+        .expect("runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+fn check(args: &[&str], img: &Path) -> Output {
+    bin("gefs-check")
+        .args(args)
+        .arg(img)
+        .output()
+        .expect("runs")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn json(img: &Path) -> serde_json::Value {
+    let o = check(&["--json"], img);
+    serde_json::from_slice(&o.stdout).expect("one JSON document")
+}
+
+/// The root address of the tree labelled `label`, from the JSON report.
+fn root_of(v: &serde_json::Value, label: &str) -> u64 {
+    v["trees"]
+        .as_array()
+        .expect("trees")
+        .iter()
+        .find(|t| {
+            t["labels"]
+                .as_array()
+                .is_some_and(|l| l.iter().any(|x| x == label))
+        })
+        .and_then(|t| t["root"].as_u64())
+        .expect("tree root")
+}
+
+fn flip(img: &Path, off: u64) {
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(img)
+        .expect("open");
+    let mut b = [0u8; 4];
+    f.seek(SeekFrom::Start(off)).expect("seek");
+    f.read_exact(&mut b).expect("read");
+    for x in &mut b {
+        *x ^= 0x5a;
+    }
+    f.seek(SeekFrom::Start(off)).expect("seek");
+    f.write_all(&b).expect("write");
+}
+
+#[test]
+fn fresh_image_is_clean() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let img = dir.path().join("a.img");
+    mkfs(&img);
+    let o = check(&[], &img);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(out.contains("0 problems, 0 warnings"), "{out}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let q = check(&["-q", "-j", "1"], &img);
+    assert_eq!(q.status.code(), Some(0));
+    assert!(q.stdout.is_empty(), "{}", text(&q.stdout));
+}
+
+#[test]
+fn json_has_the_documented_fields() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let img = dir.path().join("a.img");
+    mkfs(&img);
+    let v = json(&img);
+    assert_eq!(v["status"], "clean");
+    assert_eq!(v["exit_code"], 0);
+    assert_eq!(v["image"], img.display().to_string());
+    assert!(v["problems"].as_array().is_some_and(Vec::is_empty));
+    assert!(v["warnings"].as_array().is_some_and(Vec::is_empty));
+    assert_eq!(v["superblock"]["used"], "A");
+    assert_eq!(v["superblock"]["copies"][1]["state"], "ok");
+    assert!(v["superblock"]["commit_gen"].is_u64());
+    let trees = v["trees"].as_array().expect("trees");
+    assert_eq!(trees.len(), 4);
+    assert_eq!(trees[0]["name"], "snapshot tree");
+    for t in trees {
+        for f in [
+            "name", "snap", "labels", "root", "height", "pivots", "leaves",
+        ] {
+            assert!(!t[f].is_null(), "tree field {f}");
+        }
+    }
+    for f in [
+        "blocks_checked",
+        "bytes_checked",
+        "bytes_read",
+        "leaked_blocks",
+        "free_blocks",
+        "threads",
+        "seconds",
+        "mb_per_s",
+    ] {
+        assert!(v["stats"][f].is_number(), "stats field {f}");
+    }
+    assert!(v["stats"]["blocks_checked"].as_u64() > Some(5));
+}
+
+#[test]
+fn corrupt_tree_block_exits_1_and_names_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let img = dir.path().join("a.img");
+    mkfs(&img);
+    let root = root_of(&json(&img), "main");
+    flip(&img, root + 40);
+    let o = check(&[], &img);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    let name = format!("problem: block {root:#x} (");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with(&name) && l.contains("hash mismatch")),
+        "{out}"
+    );
+    assert!(out.contains(r#"tree "main""#), "{out}");
+    let v = json(&img);
+    assert_eq!(
+        (v["status"].as_str(), v["exit_code"].as_u64()),
+        (Some("problems"), Some(1))
+    );
+    let p = v["problems"].as_array().expect("problems");
+    assert!(
+        p.iter().any(|p| p["addr"] == root && p["kind"] == "hash"),
+        "{v}"
+    );
+    // -q prints the problem lines and nothing else.
+    let q = text(&check(&["-q"], &img).stdout);
+    assert!(
+        !q.is_empty() && q.lines().all(|l| l.starts_with("problem: ")),
+        "{q}"
+    );
+}
+
+#[test]
+fn damaged_copy_b_is_a_warning() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let img = dir.path().join("a.img");
+    mkfs(&img);
+    let len = std::fs::metadata(&img).expect("exists").len();
+    flip(&img, len - 16384 + 20);
+    let o = check(&[], &img);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stdout));
+    let out = text(&o.stdout);
+    assert!(
+        out.starts_with("warning: block 0x3ffc000 (superblock"),
+        "{out}"
+    );
+    assert!(out.contains("0 problems, 1 warnings"), "{out}");
+}
+
+#[test]
+fn random_bytes_missing_files_and_bad_arguments_exit_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let img = dir.path().join("r.img");
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let bytes: Vec<u8> = (0..(4 << 20))
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::write(&img, bytes).expect("write");
+    let o = check(&[], &img);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("not a gefs-rs image"),
+        "{}",
+        text(&o.stderr)
+    );
+    let v = json(&img);
+    assert_eq!(
+        (v["status"].as_str(), v["exit_code"].as_u64()),
+        (Some("error"), Some(2))
+    );
+    assert!(v["error"].is_string());
+    let o = check(&[], &dir.path().join("missing.img"));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("missing.img"));
+    assert_eq!(check(&["-j", "0"], &img).status.code(), Some(2));
+    assert_eq!(check(&["--bogus"], &img).status.code(), Some(2));
+}
+
+#[test]
+fn a_writer_locks_the_checker_out_readers_do_not() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let img = dir.path().join("a.img");
+    mkfs(&img);
+    let reader = FileDev::open(&img, OpenMode::ReadOnly).expect("shared lock");
+    assert_eq!(check(&[], &img).status.code(), Some(0));
+    drop(reader);
+    let writer = FileDev::open(&img, OpenMode::ReadWrite).expect("exclusive lock");
+    let o = check(&[], &img);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("in use by another process"),
+        "{}",
+        text(&o.stderr)
+    );
+    drop(writer);
+    assert_eq!(check(&[], &img).status.code(), Some(0));
+}
