@@ -20,7 +20,7 @@
 //!                   "copies": [{ "addr", "commit_gen", "state": "ok"|"stale"|"unusable"|"damaged", "why" }] },
 //!   "trees": [{ "name", "snap", "labels", "root", "height", "pivots", "leaves", "data_blocks", "damaged" }],
 //!   "stats": { "device_bytes", "blocks_checked", "bytes_checked", "bytes_read", "reads", "pivots",
-//!              "leaves", "data_blocks", "log_blocks", "deadlist_blocks", "shared_blocks",
+//!              "leaves", "data_blocks", "log_blocks", "deadlist_blocks", "deadlisted_blocks", "shared_blocks",
 //!              "leaked_blocks", "free_blocks", "labels", "snapshots", "threads", "seconds",
 //!              "scan_seconds", "mb_per_s" } }
 //! Problem = { "kind": "superblock"|"log"|"io"|"hash"|"structure"|"level"|"fill"|"key_range"|

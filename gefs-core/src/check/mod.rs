@@ -103,6 +103,8 @@ pub(crate) struct Checker<'a> {
     problems: Vec<Problem>,
     stats: Stats,
     trees: Vec<TreeInfo>,
+    /// Addresses named by deadlist entries, with the deadlist block.
+    deadlisted: Vec<(u64, BlockAddr)>,
 }
 
 /// Check the image on `dev`. `Err` only when it cannot be checked at all
@@ -176,6 +178,7 @@ pub fn check(dev: &dyn Device, opts: &CheckOpts) -> Result<Report> {
             ..Stats::default()
         },
         trees: Vec::new(),
+        deadlisted: Vec::new(),
     };
     c.stats.free_blocks = c.free.iter().flatten().map(FreeMap::blocks).sum();
     let snap = TreeSpec {
@@ -191,6 +194,7 @@ pub fn check(dev: &dyn Device, opts: &CheckOpts) -> Result<Report> {
     let info = c.walk_tree(&snap, &mut found);
     c.trees.push(info);
     c.snapshots(found);
+    c.deadlisted_blocks();
     c.leaks();
     let mut stats = c.stats;
     stats.bytes_checked = stats.blocks_checked * BLKSZ_U64;

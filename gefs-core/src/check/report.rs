@@ -234,6 +234,8 @@ pub struct Stats {
     pub log_blocks: u64,
     /// Deadlist blocks reached.
     pub deadlist_blocks: u64,
+    /// Allocated blocks no tree reaches that a deadlist keeps.
+    pub deadlisted_blocks: u64,
     /// Blocks reached from more than one tree (snapshot sharing).
     pub shared_blocks: u64,
     /// Allocated blocks nothing reaches.

@@ -141,7 +141,35 @@ impl Checker<'_> {
         self.problem(Kind::Value, addr, Role::Node, SNAP_TREE, what);
     }
 
-    /// Follow one deadlist chain from its head back to its tail.
+    /// Blocks named by deadlist entries stay allocated until their list is
+    /// reclaimed: each must be allocated, and is not a leak even if no tree
+    /// reaches it any more.
+    pub(super) fn deadlisted_blocks(&mut self) {
+        let list = std::mem::take(&mut self.deadlisted);
+        for (a, at) in list {
+            let addr = BlockAddr(a);
+            let Some(arena) = self.geo.arena_of(addr) else {
+                let what = format!("entry {addr} lies outside the arenas");
+                self.problem(Kind::Pointer, at, Role::Deadlist, "deadlist", what);
+                continue;
+            };
+            let blk = addr.index();
+            let free = self.free.get(arena as usize).and_then(|f| f.as_ref());
+            if free.is_some_and(|f| f.contains(blk)) {
+                let what = format!("entry {addr} names a block that is free");
+                self.problem(Kind::ReachableFree, at, Role::Deadlist, "deadlist", what);
+                continue;
+            }
+            if let Some(e) = self.table.get_mut(blk) {
+                if e.owner == owner::NONE {
+                    e.owner = owner::DLIST;
+                    self.stats.deadlisted_blocks += 1;
+                }
+            }
+        }
+    }
+
+    /// Follow one deadlist segment from its head back to its tail.
     fn deadlist(&mut self, name: &str, d: &DlistVal, at: BlockAddr) {
         let owner_name = format!("deadlist {name}");
         let mut bp = d.head;
@@ -173,11 +201,13 @@ impl Checker<'_> {
                 self.problem(Kind::Structure, bp.addr, role, &owner_name, what);
                 return;
             }
+            self.deadlisted.extend(c.addrs.iter().map(|&a| (a, bp.addr)));
+            if bp == d.tail {
+                return;
+            }
             if c.hdr.seq == 0 {
-                if bp != d.tail {
-                    let what = format!("chain ends here, but its tail is {}", d.tail);
-                    self.problem(Kind::Structure, bp.addr, role, &owner_name, what);
-                }
+                let what = format!("chain ends here, before its tail {}", d.tail);
+                self.problem(Kind::Structure, bp.addr, role, &owner_name, what);
                 return;
             }
             want = Some(c.hdr.seq - 1);

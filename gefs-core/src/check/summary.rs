@@ -77,6 +77,8 @@ pub(super) struct ChainSum {
     pub hdr: LogHeader,
     /// A payload that does not decode.
     pub defect: Option<String>,
+    /// A deadlist block's entries: addresses of blocks it keeps allocated.
+    pub addrs: Vec<u64>,
 }
 
 /// A block's summary.
@@ -101,11 +103,14 @@ pub(super) fn summarize(buf: &[u8]) -> Option<Sum> {
         BlockType::Log | BlockType::Dlist => {
             let hdr = LogHeader::decode(buf).ok()?;
             let p = payload(buf, &hdr);
-            let defect = match hdr.kind {
-                BlockType::Log => decode_entries(p).err(),
-                _ => decode_addrs(p).err(),
+            let (defect, addrs) = match hdr.kind {
+                BlockType::Log => (decode_entries(p).err(), Vec::new()),
+                _ => match decode_addrs(p) {
+                    Ok(a) => (None, a),
+                    Err(e) => (Some(e), Vec::new()),
+                },
             };
-            Some(Sum::Chain(Arc::new(ChainSum { hdr, defect })))
+            Some(Sum::Chain(Arc::new(ChainSum { hdr, defect, addrs })))
         }
         _ => None,
     }

@@ -306,3 +306,77 @@ fn reference_from_two_parents_is_reported() {
         (Kind::Shared, Some(bp.addr.0))
     );
 }
+
+#[test]
+fn deadlists_are_followed_and_keep_their_blocks() {
+    use crate::format::log::LogHeader;
+    use crate::format::value::DlistVal;
+    use crate::format::BlockType;
+    let dev = Arc::new(MemDev::new(DEV));
+    let opts = FormatOpts {
+        user: "glenda".into(),
+        cache_bytes: 8 << 20,
+    };
+    let s = Store::format(dev.clone(), &opts).unwrap();
+    let t = s.mount("main").unwrap();
+    // A block no tree references, kept allocated by a deadlist entry.
+    let kept = s
+        .write_data(t, 5, true, Tier::Normal, |b| b[0] = 9)
+        .unwrap();
+    let seg = |seq: u64, prev: Bptr, addrs: Vec<u64>| {
+        move |b: &mut [u8; BLKSZ]| {
+            LogHeader {
+                kind: BlockType::Dlist,
+                nbytes: 8 * addrs.len(),
+                seq,
+                prev,
+            }
+            .encode(b);
+            for (i, a) in addrs.iter().enumerate() {
+                b[LOG_HDR + 8 * i..LOG_HDR + 8 * i + 8].copy_from_slice(&a.to_be_bytes());
+            }
+        }
+    };
+    let tail = s
+        .write_data(
+            TreeId::SNAP,
+            0,
+            false,
+            Tier::Normal,
+            seg(0, Bptr::NONE, vec![]),
+        )
+        .unwrap();
+    let head = s
+        .write_data(
+            TreeId::SNAP,
+            0,
+            false,
+            Tier::Normal,
+            seg(1, tail, vec![kept.addr.0]),
+        )
+        .unwrap();
+    let v = DlistVal { head, tail }.encode();
+    s.upsert(
+        TreeId::SNAP,
+        vec![Msg::insert(key::dlist(3, 1, 0), v)],
+        Tier::Normal,
+    )
+    .unwrap();
+    s.sync().unwrap();
+    drop(s);
+    let r = run(&*dev);
+    assert!(r.problems.is_empty(), "{}", show(&r));
+    assert_eq!(r.stats.deadlist_blocks, 2);
+    assert_eq!(r.stats.deadlisted_blocks, 1);
+    // A damaged segment block is reported; what it kept becomes a leak.
+    let bad = dev.snapshot();
+    bad.write_at(&[0xff; 8], tail.addr.0 + 100).unwrap();
+    let r = run(&bad);
+    assert!(
+        r.problems
+            .iter()
+            .any(|p| p.addr == Some(tail.addr.0) && p.kind == Kind::Hash),
+        "{}",
+        show(&r)
+    );
+}
