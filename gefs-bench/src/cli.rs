@@ -81,7 +81,12 @@ pub struct CacheArgs {
     #[arg(long, default_value_t = 2)]
     pub rounds: u32,
     /// Phases to run (comma-separated): hit, miss, mixed.
-    #[arg(long, value_delimiter = ',', default_value = "hit,miss,mixed")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "hit,miss,mixed",
+        value_parser = clap::builder::PossibleValuesParser::new(["hit", "miss", "mixed"])
+    )]
     pub phases: Vec<String>,
 }
 
@@ -126,6 +131,15 @@ pub struct TreeArgs {
     /// Size of our image files in MiB (sparse; default: 2 KiB per key, at least 512).
     #[arg(long)]
     pub image_mb: Option<u64>,
+    /// Phases to run (comma-separated): random-insert, seq-insert, lookup,
+    /// scan. random-insert always runs: the read phases read its data.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "random-insert,seq-insert,lookup,scan",
+        value_parser = clap::builder::PossibleValuesParser::new(tree::PHASES)
+    )]
+    pub phases: Vec<String>,
 }
 
 /// Run the benchmark `cli` names. `progress` receives one line per step.
@@ -172,6 +186,7 @@ pub fn execute(cli: &Cli, progress: &dyn Fn(&str)) -> BenchResult<Report> {
                 cache_bytes: a.cache_mb << 20,
                 scan_len: a.scan_len,
                 image_bytes: a.image_mb.unwrap_or((a.keys * 2048) >> 20).max(512) << 20,
+                phases: a.phases.clone(),
             };
             with_dir(c, |dir| tree::run(&o, dir, progress))
         }

@@ -52,7 +52,13 @@ pub struct TreeOpts {
     pub scan_len: usize,
     /// Size of our image files.
     pub image_bytes: u64,
+    /// Phases to run ("random-insert", "seq-insert", "lookup", "scan"); the
+    /// read phases read what random-insert wrote, so they imply it.
+    pub phases: Vec<String>,
 }
+
+/// The phases, in the order they run.
+pub const PHASES: [&str; 4] = ["random-insert", "seq-insert", "lookup", "scan"];
 
 type KeyFn = fn(u64) -> [u8; KEY_LEN];
 
@@ -371,7 +377,9 @@ pub fn run(o: &TreeOpts, dir: &Path, progress: &dyn Fn(&str)) -> BenchResult<Rep
     rep.param("cache_mb", o.cache_bytes >> 20);
     rep.param("scan_len", o.scan_len);
     rep.param("image_mb", o.image_bytes >> 20);
+    rep.param("phases", &o.phases);
 
+    let want = |p: &str| o.phases.iter().any(|x| x == p);
     let (a, b, store, tree, db) = write_phase(o, dir, "random", random_key, progress)?;
     rep.phases.push(Phase::new(
         "random-insert",
@@ -379,7 +387,7 @@ pub fn run(o: &TreeOpts, dir: &Path, progress: &dyn Fn(&str)) -> BenchResult<Rep
         a,
         Some(b),
     ));
-    {
+    if want("seq-insert") {
         let (a, b, s2, _, d2) = write_phase(o, dir, "seq", seq_key, progress)?;
         drop((s2, d2));
         std::fs::remove_file(dir.join("seq.gefs"))?;
@@ -392,6 +400,9 @@ pub fn run(o: &TreeOpts, dir: &Path, progress: &dyn Fn(&str)) -> BenchResult<Rep
         ));
     }
     for (name, scan) in [("lookup", false), ("scan", true)] {
+        if !want(name) {
+            continue;
+        }
         progress(&format!("tree {name}: gefs"));
         let (r, e) = read_phase(o, &|| Ok(gefs_reader(&store, tree, o, scan)))?;
         let ours = named(r, "gefs", e);
