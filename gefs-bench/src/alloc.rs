@@ -27,6 +27,7 @@ use gefs_core::format::superblock::Geometry;
 use gefs_core::{BlockAddr, Gen};
 use parking_lot::Mutex;
 
+use crate::cpu::{Cpu, Mark};
 use crate::hist::Histogram;
 use crate::report::{Phase, Report, Run};
 use crate::rng::Rng;
@@ -177,10 +178,12 @@ struct Tally {
     all: Histogram,
     alloc: Histogram,
     free: Histogram,
+    cpu: Cpu,
 }
 
 impl Tally {
     fn merge(&mut self, o: &Tally) {
+        self.cpu = self.cpu + o.cpu;
         self.allocs += o.allocs;
         self.frees += o.frees;
         self.all.merge(&o.all);
@@ -206,6 +209,7 @@ fn worker<A: BenchAlloc>(a: &A, cx: &Ctx<'_>, thread: usize) -> BenchResult<Tall
     }
     cx.filled.wait();
     cx.start.wait();
+    let m = Mark::now();
     let mut t = Tally::default();
     let mut n = 0u64;
     while !cx.stop.load(Ordering::Relaxed) {
@@ -237,6 +241,7 @@ fn worker<A: BenchAlloc>(a: &A, cx: &Ctx<'_>, thread: usize) -> BenchResult<Tall
             }
         }
     }
+    t.cpu = m.since();
     Ok(t)
 }
 
@@ -291,6 +296,7 @@ fn to_run(name: &str, t: &Tally, secs: f64) -> Run {
         .kind("free", &t.free)
         .counter("allocs", t.allocs as f64)
         .counter("frees", t.frees as f64)
+        .cpu(&t.cpu)
 }
 
 /// One commit phase on `dev`.

@@ -20,6 +20,7 @@ use gefs_core::BlockAddr;
 use parking_lot::Mutex;
 use xxhash_rust::xxh3::Xxh3DefaultBuilder;
 
+use crate::cpu::{Cpu, Mark};
 use crate::hist::Histogram;
 use crate::report::{Goal, Phase, Report, Run};
 use crate::rng::{mix, Rng};
@@ -259,10 +260,12 @@ struct Tally {
     all: Histogram,
     hit: Histogram,
     miss: Histogram,
+    cpu: Cpu,
 }
 
 impl Tally {
     fn merge(&mut self, o: &Tally) {
+        self.cpu = self.cpu + o.cpu;
         self.hits += o.hits;
         self.misses += o.misses;
         self.all.merge(&o.all);
@@ -298,6 +301,7 @@ fn worker<C: BenchCache>(
     let mut t = Tally::default();
     let mut n = 0u64;
     start.wait();
+    let m = Mark::now();
     while !stop.load(Ordering::Relaxed) {
         for _ in 0..BATCH {
             let a = if rng.below(100) < u64::from(w.hit_percent) {
@@ -338,6 +342,7 @@ fn worker<C: BenchCache>(
             }
         }
     }
+    t.cpu = m.since();
     Ok(t)
 }
 
@@ -403,6 +408,7 @@ fn to_run(name: &str, a: &Acc) -> Run {
         .kind("miss", &a.t.miss)
         .counter("hits", a.t.hits as f64)
         .counter("misses", a.t.misses as f64)
+        .cpu(&a.t.cpu)
 }
 
 /// Run both caches through one phase, alternating over the rounds.

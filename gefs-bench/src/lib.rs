@@ -14,6 +14,7 @@
 pub mod alloc;
 pub mod cache;
 pub mod cli;
+pub mod cpu;
 pub mod hist;
 pub mod report;
 pub mod rng;

@@ -9,12 +9,15 @@
 //!   "params": { <flag>: <value>, ... },
 //!   "phases": [ { "name", "description",
 //!                 "ours": Run, "baseline": Run | null,
-//!                 "ratio": ours.ops_per_sec / baseline.ops_per_sec | null } ],
+//!                 "ratio": ours.ops_per_sec / baseline.ops_per_sec | null,
+//!                 "cpu_ratio": the same per CPU second | null } ],
 //!   "goals": [ { "name", "description", "threshold", "ratio", "applicable", "met" } ],
 //!   "notes": [ "..." ] }
 //! Run = { "implementation", "ops", "seconds", "ops_per_sec",
 //!         "latency_ns": Latency, "latency_by_kind_ns": { <kind>: Latency },
 //!         "counters": { <name>: number } }
+//!   (counters include cpu_seconds, runqueue_wait_seconds and ops_per_cpu_sec
+//!    where the CPU time of the run's threads is known)
 //! Latency = { "count", "mean", "min", "p50", "p90", "p99", "p999", "max" }  (nanoseconds)
 //! ```
 
@@ -74,6 +77,19 @@ impl Run {
         self
     }
 
+    /// Add the CPU time the run's threads used, if it is known:
+    /// `cpu_seconds`, `runqueue_wait_seconds` and `ops_per_cpu_sec`.
+    pub fn cpu(self, c: &crate::cpu::Cpu) -> Run {
+        if !c.known || c.run_ns == 0 {
+            return self;
+        }
+        let secs = c.run_ns as f64 / 1e9;
+        let per = self.ops as f64 / secs;
+        self.counter("cpu_seconds", secs)
+            .counter("runqueue_wait_seconds", c.wait_ns as f64 / 1e9)
+            .counter("ops_per_cpu_sec", per)
+    }
+
     /// Add a counter.
     pub fn counter(mut self, name: &str, v: f64) -> Run {
         self.counters.insert(name.to_string(), v);
@@ -94,6 +110,10 @@ pub struct Phase {
     pub baseline: Option<Run>,
     /// `ours.ops_per_sec / baseline.ops_per_sec`.
     pub ratio: Option<f64>,
+    /// The same ratio per CPU second (`counters.ops_per_cpu_sec`), when
+    /// both runs know their CPU time: the cost per operation, which other
+    /// load on the machine disturbs less than wall-clock rates.
+    pub cpu_ratio: Option<f64>,
 }
 
 impl Phase {
@@ -103,12 +123,18 @@ impl Phase {
             .as_ref()
             .filter(|b| b.ops_per_sec > 0.0)
             .map(|b| ours.ops_per_sec / b.ops_per_sec);
+        let per_cpu = |r: &Run| r.counters.get("ops_per_cpu_sec").copied();
+        let cpu_ratio = match (per_cpu(&ours), baseline.as_ref().and_then(per_cpu)) {
+            (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+            _ => None,
+        };
         Phase {
             name: name.to_string(),
             description: description.to_string(),
             ours,
             baseline,
             ratio,
+            cpu_ratio,
         }
     }
 }
@@ -205,20 +231,22 @@ impl Report {
             "impl",
             "ops",
             "ops/s",
+            "ops/cpu-s",
             "p50",
             "p90",
             "p99",
             "p99.9",
             "max",
             "ours/base",
+            "(cpu)",
         ]
         .map(String::from)];
         for p in &self.phases {
-            let ratio = p.ratio.map_or(String::new(), |r| format!("{r:.2}x"));
-            rows.push(row(&p.name, &p.ours, &ratio));
+            let x = |r: Option<f64>| r.map_or(String::new(), |r| format!("{r:.2}x"));
+            rows.push(row(&p.name, &p.ours, &x(p.ratio), &x(p.cpu_ratio)));
             push_kinds(&mut rows, &p.ours);
             if let Some(b) = &p.baseline {
-                rows.push(row("", b, ""));
+                rows.push(row("", b, "", ""));
                 push_kinds(&mut rows, b);
             }
         }
@@ -254,28 +282,35 @@ impl Report {
     }
 }
 
-fn row(phase: &str, r: &Run, ratio: &str) -> [String; 10] {
+const COLS: usize = 12;
+
+fn row(phase: &str, r: &Run, ratio: &str, cpu_ratio: &str) -> [String; COLS] {
     let l = &r.latency_ns;
     [
         phase.to_string(),
         r.implementation.clone(),
         fmt_count(r.ops),
         fmt_num(r.ops_per_sec),
+        r.counters
+            .get("ops_per_cpu_sec")
+            .map_or(String::new(), |v| fmt_num(*v)),
         fmt_ns(l.p50),
         fmt_ns(l.p90),
         fmt_ns(l.p99),
         fmt_ns(l.p999),
         fmt_ns(l.max),
         ratio.to_string(),
+        cpu_ratio.to_string(),
     ]
 }
 
-fn push_kinds(rows: &mut Vec<[String; 10]>, r: &Run) {
+fn push_kinds(rows: &mut Vec<[String; COLS]>, r: &Run) {
     for (k, l) in r.latency_by_kind_ns.iter().filter(|(_, l)| l.count > 0) {
         rows.push([
             String::new(),
             format!("  {k}"),
             fmt_count(l.count),
+            String::new(),
             String::new(),
             fmt_ns(l.p50),
             fmt_ns(l.p90),
@@ -283,13 +318,14 @@ fn push_kinds(rows: &mut Vec<[String; 10]>, r: &Run) {
             fmt_ns(l.p999),
             fmt_ns(l.max),
             String::new(),
+            String::new(),
         ]);
     }
 }
 
 /// Left-align the first two columns, right-align the rest.
-fn align(rows: &[[String; 10]]) -> String {
-    let mut w = [0usize; 10];
+fn align(rows: &[[String; COLS]]) -> String {
+    let mut w = [0usize; COLS];
     for r in rows {
         for (i, c) in r.iter().enumerate() {
             w[i] = w[i].max(c.chars().count());

@@ -24,6 +24,7 @@ use gefs_core::format::BLKSZ;
 use gefs_core::store::{FormatOpts, Store, TreeId};
 use redb::{Database, Durability, ReadableDatabase, TableDefinition};
 
+use crate::cpu::{Cpu, Mark};
 use crate::hist::Histogram;
 use crate::report::{Goal, Phase, Report, Run};
 use crate::rng::{random_key, seq_key, value, value_ok, Rng, KEY_LEN};
@@ -84,6 +85,7 @@ struct Load {
     secs: f64,
     commits: u64,
     io_bytes: Option<u64>,
+    cpu: Cpu,
 }
 
 impl Load {
@@ -92,7 +94,8 @@ impl Load {
         let mut r = Run::new(name, o.keys, self.secs, &self.ops)
             .kind("commit", &self.commit)
             .counter("commits", self.commits as f64)
-            .counter("disk_bytes", disk_bytes(file));
+            .counter("disk_bytes", disk_bytes(file))
+            .cpu(&self.cpu);
         if let Some(b) = self.io_bytes {
             let payload = n * (KEY_LEN + o.value_size) as f64;
             r = r
@@ -111,7 +114,9 @@ fn gefs_load(s: &Store, t: TreeId, o: &TreeOpts, key: KeyFn) -> BenchResult<Load
         secs: 0.0,
         commits: 0,
         io_bytes: None,
+        cpu: Cpu::default(),
     };
+    let m = Mark::now();
     let start = Instant::now();
     let (mut i, mut since) = (0, 0);
     while i < o.keys {
@@ -133,6 +138,7 @@ fn gefs_load(s: &Store, t: TreeId, o: &TreeOpts, key: KeyFn) -> BenchResult<Load
         }
     }
     l.secs = start.elapsed().as_secs_f64();
+    l.cpu = m.since();
     l.io_bytes = io0.zip(io_write_bytes()).map(|(a, b)| b.saturating_sub(a));
     Ok(l)
 }
@@ -145,7 +151,9 @@ fn redb_load(db: &Database, o: &TreeOpts, key: KeyFn) -> BenchResult<Load> {
         secs: 0.0,
         commits: 0,
         io_bytes: None,
+        cpu: Cpu::default(),
     };
+    let m = Mark::now();
     let start = Instant::now();
     let mut i = 0;
     while i < o.keys {
@@ -169,6 +177,7 @@ fn redb_load(db: &Database, o: &TreeOpts, key: KeyFn) -> BenchResult<Load> {
         i = end;
     }
     l.secs = start.elapsed().as_secs_f64();
+    l.cpu = m.since();
     l.io_bytes = io0.zip(io_write_bytes()).map(|(a, b)| b.saturating_sub(a));
     Ok(l)
 }
@@ -212,9 +221,10 @@ fn read_phase<'a>(
         let hs: Vec<_> = (0..o.threads)
             .map(|t| {
                 let (stop, start) = (&stop, &start);
-                s.spawn(move || -> BenchResult<(Histogram, u64)> {
+                s.spawn(move || -> BenchResult<(Histogram, u64, Cpu)> {
                     let r = make();
                     start.wait();
+                    let m = Mark::now();
                     let mut r = r?;
                     let mut rng = Rng::new(0x7ee ^ t as u64);
                     let (mut h, mut entries) = (Histogram::new(), 0);
@@ -225,7 +235,7 @@ fn read_phase<'a>(
                             h.record_since(t0);
                         }
                     }
-                    Ok((h, entries))
+                    Ok((h, entries, m.since()))
                 })
             })
             .collect();
@@ -234,11 +244,13 @@ fn read_phase<'a>(
         std::thread::sleep(Duration::from_secs_f64(o.seconds));
         stop.store(true, Ordering::Relaxed);
         let (mut h, mut entries, mut err) = (Histogram::new(), 0, None);
+        let mut cpu = Cpu::default();
         for j in hs {
             match j.join() {
-                Ok(Ok((x, e))) => {
+                Ok(Ok((x, e, c))) => {
                     h.merge(&x);
                     entries += e;
+                    cpu = cpu + c;
                 }
                 Ok(Err(e)) => err = Some(e),
                 Err(_) => err = Some("a tree benchmark thread panicked".into()),
@@ -248,7 +260,7 @@ fn read_phase<'a>(
         if let Some(e) = err {
             return Err(e);
         }
-        Ok((Run::new("", h.count(), secs, &h), entries))
+        Ok((Run::new("", h.count(), secs, &h).cpu(&cpu), entries))
     })
 }
 
