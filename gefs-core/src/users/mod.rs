@@ -45,7 +45,7 @@ pub use perm::{
     DMEXEC, DMREAD, DMWRITE, OEXEC, ORCLOSE, ORDWR, OREAD, OTRUNC, OWRITE, WSTAT_MODE_BITS,
 };
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
 
@@ -144,6 +144,63 @@ struct Pending<'a> {
     members: &'a str,
 }
 
+/// The state of the first pass: users with names and ids, and what each
+/// line left for the second pass.
+#[derive(Default)]
+struct FirstPass<'a> {
+    users: Vec<User>,
+    pending: Vec<Pending<'a>>,
+    by_id: HashMap<i32, usize>,
+    by_name: HashMap<String, usize>,
+}
+
+impl<'a> FirstPass<'a> {
+    /// Add line number `line` (trimmed, not blank, not a comment).
+    fn add(&mut self, line: usize, text: &'a str) -> Result<()> {
+        let fields: Vec<&str> = text.split(':').map(str::trim).collect();
+        let [id, name, leader, members] = fields[..] else {
+            return Err(line_err(
+                line,
+                format_args!(
+                    "expected id:name:leader:members (3 colons), found {} colons",
+                    fields.len().saturating_sub(1)
+                ),
+            ));
+        };
+        let id: i32 = id
+            .parse()
+            .map_err(|_| line_err(line, format_args!("id {id:?} is not a 32-bit integer")))?;
+        check_name(name).map_err(|e| line_err(line, e))?;
+        let line_of = |i: usize| self.pending.get(i).map_or(0, |p| p.line);
+        if let Some(&prev) = self.by_name.get(name) {
+            return Err(line_err(
+                line,
+                format_args!("duplicate name {name:?} (also on line {})", line_of(prev)),
+            ));
+        }
+        if let Some(&prev) = self.by_id.get(&id) {
+            return Err(line_err(
+                line,
+                format_args!("duplicate id {id} (also on line {})", line_of(prev)),
+            ));
+        }
+        self.by_id.insert(id, self.users.len());
+        self.by_name.insert(name.to_owned(), self.users.len());
+        self.users.push(User {
+            id,
+            name: name.to_owned(),
+            leader: None,
+            members: Vec::new(),
+        });
+        self.pending.push(Pending {
+            line,
+            leader,
+            members,
+        });
+        Ok(())
+    }
+}
+
 fn line_err(line: usize, what: impl fmt::Display) -> Error {
     Error::Invalid(format!("users file line {line}: {what}"))
 }
@@ -157,57 +214,19 @@ impl Users {
                 text.len()
             )));
         }
-        let mut users = Vec::new();
-        let mut pending = Vec::new();
-        let mut by_id = HashMap::new();
-        let mut by_name: HashMap<String, usize> = HashMap::new();
+        let mut first = FirstPass::default();
         for (i, raw) in text.lines().enumerate() {
-            let line = i + 1;
             let trimmed = raw.trim();
-            if trimmed.is_empty() || trimmed.starts_with('#') {
-                continue;
+            if !trimmed.is_empty() && !trimmed.starts_with('#') {
+                first.add(i + 1, trimmed)?;
             }
-            let fields: Vec<&str> = trimmed.split(':').map(str::trim).collect();
-            let [id, name, leader, members] = fields[..] else {
-                return Err(line_err(
-                    line,
-                    format_args!(
-                        "expected id:name:leader:members (3 colons), found {} colons",
-                        fields.len().saturating_sub(1)
-                    ),
-                ));
-            };
-            let id: i32 = id
-                .parse()
-                .map_err(|_| line_err(line, format_args!("id {id:?} is not a 32-bit integer")))?;
-            check_name(name).map_err(|e| line_err(line, e))?;
-            let line_of = |i: usize| pending.get(i).map_or(0, |p: &Pending<'_>| p.line);
-            if let Some(&prev) = by_name.get(name) {
-                return Err(line_err(
-                    line,
-                    format_args!("duplicate name {name:?} (also on line {})", line_of(prev)),
-                ));
-            }
-            if let Some(&prev) = by_id.get(&id) {
-                return Err(line_err(
-                    line,
-                    format_args!("duplicate id {id} (also on line {})", line_of(prev)),
-                ));
-            }
-            by_id.insert(id, users.len());
-            by_name.insert(name.to_owned(), users.len());
-            users.push(User {
-                id,
-                name: name.to_owned(),
-                leader: None,
-                members: Vec::new(),
-            });
-            pending.push(Pending {
-                line,
-                leader,
-                members,
-            });
         }
+        let FirstPass {
+            users,
+            pending,
+            by_id,
+            by_name,
+        } = first;
         let mut table = Users::from_parts(users, by_id, by_name);
         let mut resolved = Vec::with_capacity(pending.len());
         for p in &pending {
@@ -218,6 +237,25 @@ impl Users {
             user.members = members;
         }
         Ok(table)
+    }
+
+    /// Parse a users file read as bytes (as from the `users` file of the
+    /// `adm` tree); text that is not UTF-8 is an error.
+    pub fn parse_bytes(bytes: &[u8]) -> Result<Users> {
+        if bytes.len() >= MAX_FILE_BYTES {
+            return Err(Error::Invalid(format!(
+                "users file is {} bytes; it must be smaller than {MAX_FILE_BYTES}",
+                bytes.len()
+            )));
+        }
+        let text = std::str::from_utf8(bytes).map_err(|e| {
+            let line = bytes
+                .get(..e.valid_up_to())
+                .map_or(0, |ok| ok.iter().filter(|&&b| b == b'\n').count())
+                + 1;
+            line_err(line, "not valid UTF-8")
+        })?;
+        Users::parse(text)
     }
 
     /// The second pass for one line: its leader and member ids.
@@ -235,6 +273,7 @@ impl Users {
             Some(id)
         };
         let mut members = Vec::new();
+        let mut seen = HashSet::new();
         for m in p
             .members
             .split(',')
@@ -245,7 +284,7 @@ impl Users {
                 .by_name(m)
                 .ok_or_else(|| line_err(p.line, format_args!("unknown member {m:?}")))?
                 .id;
-            if !members.contains(&id) {
+            if seen.insert(id) {
                 members.push(id);
             }
         }

@@ -66,6 +66,16 @@ fn comments_blank_lines_and_whitespace() {
 }
 
 #[test]
+fn parse_bytes_checks_utf8() {
+    let t = Users::parse_bytes(b"0:none::\n1:\xc3\xa9::\n").unwrap();
+    assert_eq!(t.by_id(1).unwrap().name(), "\u{e9}");
+    let err = Users::parse_bytes(b"0:none::\n1:\xff::\n").unwrap_err();
+    assert!(err.to_string().contains("line 2: not valid UTF-8"), "{err}");
+    let big = vec![b'#'; MAX_FILE_BYTES];
+    assert!(Users::parse_bytes(&big).is_err());
+}
+
+#[test]
 fn forward_references_resolve() {
     let t = Users::parse("1:g:u:u,v\n2:u::\n3:v::\n").unwrap();
     let g = t.by_name("g").unwrap();
@@ -132,6 +142,26 @@ fn file_size_limit() {
     assert!(parse_err(&text).contains("must be smaller than"));
     text.truncate(MAX_FILE_BYTES - 1);
     assert!(Users::parse(&text).is_ok());
+}
+
+#[test]
+fn large_table_near_the_limit() {
+    // ~40k users and one group listing all of them: member de-duplication
+    // must not be quadratic.
+    let n = 40_000;
+    let mut text = String::new();
+    let mut all = Vec::new();
+    for i in 0..n {
+        text.push_str(&format!("{i}:u{i}::\n"));
+        all.push(format!("u{i}"));
+    }
+    text.push_str(&format!("-7:big::{}\n", all.join(",")));
+    assert!(text.len() < MAX_FILE_BYTES);
+    let t = Users::parse(&text).unwrap();
+    assert_eq!(t.len(), n + 1);
+    assert_eq!(t.by_name("big").unwrap().members().len(), n);
+    assert!(t.is_member(39_999, -7));
+    assert_eq!(Users::parse(&t.serialize()).unwrap(), t);
 }
 
 #[test]
