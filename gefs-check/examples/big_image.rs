@@ -41,8 +41,12 @@ fn run(args: &[String]) -> Result<(), String> {
     while i < n {
         let msgs = (i..(i + batch).min(n))
             .map(|j| {
-                // Spread the keys so that inserts land all over the tree.
-                let k = j.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                // Ascending keys (BIG_RANDOM=1: spread all over the tree).
+                let k = if std::env::var_os("BIG_RANDOM").is_some() {
+                    j.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                } else {
+                    j
+                };
                 let mut v = vec![(j % 251) as u8; vlen];
                 v[..8].copy_from_slice(&j.to_be_bytes());
                 Msg::insert(key::conf(&k.to_be_bytes()), v)

@@ -4,13 +4,19 @@
 //! The allocated runs are cut into chunks of at most [`CHUNK_BLOCKS`]
 //! blocks; neighbouring runs separated by at most [`GAP_BLOCKS`] free blocks
 //! share a chunk (the gap is read and ignored), so a fragmented allocation
-//! still makes large reads. Worker threads take chunks in address order from
-//! a shared counter, so the device sees one near-sequential stream. A chunk
-//! whose read fails is retried block by block; a block that still fails is
-//! marked unreadable (reported only if something reaches it, or as a leak).
+//! still makes large reads. `threads` workers take turns reading: the next
+//! chunk is read under a lock, so the device sees exactly one sequential
+//! stream in address order (which the kernel's readahead keeps busy; several
+//! threads reading one file concurrently defeat it), while the other workers
+//! hash and summarize the chunks they already hold. A chunk whose
+//! read fails is retried block by block by its worker; a block that still
+//! fails is marked unreadable (reported only if something reaches it, or as
+//! a leak).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
 
 use crate::device::Device;
 use crate::error::{Error, Result};
@@ -90,11 +96,14 @@ fn look(buf: &[u8], blk: u64, out: &mut ChunkOut) {
     out.entries.push(e);
 }
 
-fn read_chunk(
+/// Hash and summarize the wanted blocks of chunk `c`, read into `buf`; if
+/// the read failed (`ok` false), retry block by block.
+fn process(
     dev: &dyn Device,
     c: &Chunk,
     index: usize,
-    buf: &mut Vec<u8>,
+    buf: &mut [u8],
+    ok: bool,
     st: &Counters,
 ) -> ChunkOut {
     let mut out = ChunkOut {
@@ -102,11 +111,7 @@ fn read_chunk(
         entries: Vec::with_capacity(c.parts.iter().map(|p| p.1 as usize).sum()),
         sums: Vec::new(),
     };
-    let len = c.span as usize * BLKSZ;
-    buf.resize(len, 0);
-    st.reads.fetch_add(1, Ordering::Relaxed);
-    if dev.read_at(&mut buf[..len], c.start * BLKSZ_U64).is_ok() {
-        st.bytes.fetch_add(len as u64, Ordering::Relaxed);
+    if ok {
         for &(s, n) in &c.parts {
             for blk in s..s + n {
                 let o = (blk - c.start) as usize * BLKSZ;
@@ -119,7 +124,11 @@ fn read_chunk(
         return out;
     }
     // Retry block by block, so that one bad sector costs one block.
-    let b = &mut buf[..BLKSZ];
+    let Some(b) = buf.get_mut(..BLKSZ) else {
+        out.entries
+            .extend(c.parts.iter().flat_map(|p| (0..p.1).map(|_| unreadable())));
+        return out;
+    };
     for &(s, n) in &c.parts {
         for blk in s..s + n {
             st.reads.fetch_add(1, Ordering::Relaxed);
@@ -148,8 +157,8 @@ struct Counters {
     done: AtomicU64,
 }
 
-/// Read and summarize every block of `runs` (sorted, disjoint) with
-/// `threads` workers.
+/// Read and summarize every block of `runs` (sorted, disjoint) with one
+/// reader and `threads` workers.
 pub(super) fn scan(
     dev: &dyn Device,
     runs: Vec<Run>,
@@ -158,29 +167,49 @@ pub(super) fn scan(
 ) -> Result<(Table, ScanStats)> {
     let cs = chunks(&runs);
     let total: u64 = runs.iter().map(|r| r.len * BLKSZ_U64).sum();
-    let next = AtomicUsize::new(0);
     let st = Counters::default();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads.max(1))
-        .thread_name(|i| format!("gefs-check-{i}"))
-        .build()
-        .map_err(|e| Error::Internal(format!("cannot start worker threads: {e}")))?;
-    let outs: Vec<Vec<ChunkOut>> = pool.broadcast(|_| {
-        let mut mine = Vec::new();
-        let mut buf = Vec::new();
-        loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(c) = cs.get(i) else { break };
-            mine.push(read_chunk(dev, c, i, &mut buf, &st));
-            let wanted: u64 = c.parts.iter().map(|p| p.1 * BLKSZ_U64).sum();
-            let done = st.done.fetch_add(wanted, Ordering::Relaxed) + wanted;
-            if let Some(p) = progress {
-                p(Progress { done, total });
-            }
+    let next = Mutex::new(0usize);
+    let outs: Vec<ChunkOut> = std::thread::scope(|sc| {
+        let workers: Vec<_> = (0..threads.max(1))
+            .map(|_| {
+                let (st, cs, next) = (&st, &cs, &next);
+                sc.spawn(move || {
+                    let mut mine = Vec::new();
+                    let mut buf = Vec::new();
+                    loop {
+                        // Read the next chunk while holding the turn.
+                        let (i, c, ok) = {
+                            let mut g = next.lock();
+                            let i = *g;
+                            let Some(c) = cs.get(i) else { break };
+                            *g += 1;
+                            let len = c.span as usize * BLKSZ;
+                            buf.resize(len, 0);
+                            st.reads.fetch_add(1, Ordering::Relaxed);
+                            let ok = dev.read_at(&mut buf[..len], c.start * BLKSZ_U64).is_ok();
+                            if ok {
+                                st.bytes.fetch_add(len as u64, Ordering::Relaxed);
+                            }
+                            (i, c, ok)
+                        };
+                        mine.push(process(dev, c, i, &mut buf, ok, st));
+                        let wanted: u64 = c.parts.iter().map(|p| p.1 * BLKSZ_U64).sum();
+                        let done = st.done.fetch_add(wanted, Ordering::Relaxed) + wanted;
+                        if let Some(p) = progress {
+                            p(Progress { done, total });
+                        }
+                    }
+                    mine
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for w in workers {
+            all.extend(w.join().unwrap_or_default());
         }
-        mine
+        all
     });
-    let mut outs: Vec<ChunkOut> = outs.into_iter().flatten().collect();
+    let mut outs = outs;
     outs.sort_by_key(|o| o.index);
     let n: usize = outs.iter().map(|o| o.entries.len()).sum();
     let mut entries = Vec::with_capacity(n);
