@@ -20,6 +20,7 @@ pub mod format;
 pub mod host;
 pub mod ids;
 pub mod image;
+pub mod retain;
 
 pub use error::{Error, Result};
 pub use ids::{BlockAddr, Gen};
@@ -31,3 +32,4 @@ pub mod store;
 mod sync;
 pub mod tree;
 pub mod units;
+pub mod users;
