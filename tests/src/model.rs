@@ -41,15 +41,39 @@ pub enum Op {
         /// Block number within it.
         blk: u64,
     },
+    /// Take an immutable snapshot of `main`.
+    Snap(String),
+    /// Delete a snapshot label.
+    DelSnap(String),
     /// Commit.
     Sync,
 }
 
 /// A seeded workload of `n` steps with a sync roughly every `sync_every`.
 pub fn workload(seed: u64, n: usize, sync_every: u64) -> Vec<Op> {
+    workload_with(seed, n, sync_every, &[])
+}
+
+/// A seeded workload that also takes and deletes snapshots of `main`,
+/// never reusing a name in `taken` (snapshots that already exist).
+pub fn workload_with(seed: u64, n: usize, sync_every: u64, taken: &[String]) -> Vec<Op> {
     let mut r = Rng::new(seed);
     let mut ops = Vec::with_capacity(n + 1);
+    let mut live: Vec<String> = taken.to_vec();
+    let mut next = 0;
     for _ in 0..n {
+        if r.chance(1, 14) {
+            if live.len() < 4 || r.chance(1, 3) {
+                let name = format!("snap{seed}.{next}");
+                next += 1;
+                live.push(name.clone());
+                ops.push(Op::Snap(name));
+            } else {
+                let i = r.below(live.len() as u64) as usize;
+                ops.push(Op::DelSnap(live.swap_remove(i)));
+            }
+            continue;
+        }
         let op = match r.below(10) {
             0..=3 => Op::Put(
                 (0..1 + r.below(12))
@@ -89,22 +113,45 @@ pub fn conf_key(i: u64) -> Vec<u8> {
     key::conf(format!("k{i:05}").as_bytes())
 }
 
+/// What the image must hold: `main` and every snapshot label's contents.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct State {
+    /// The `main` tree.
+    pub main: Map,
+    /// Each snapshot label (besides main, adm and empty).
+    pub snaps: BTreeMap<String, Map>,
+}
+
 /// The model: current contents, and contents at every commit.
 #[derive(Debug, Default, Clone)]
 pub struct Model {
     /// After the last operation.
     pub now: Map,
+    /// Snapshots after the last operation.
+    pub snaps: BTreeMap<String, Map>,
     /// At each commit generation.
-    pub at: BTreeMap<u64, Map>,
+    pub at: BTreeMap<u64, State>,
 }
 
 impl Model {
-    /// Start from the store's current contents of `t` (at its commit).
+    /// Start from the store's current contents of `t` (at its commit),
+    /// with no snapshots besides the image's own labels.
     pub fn start(s: &Store, t: TreeId) -> Result<Model> {
         let now = dump(s, t)?;
-        let mut at = BTreeMap::new();
-        at.insert(s.commit_gen(), now.clone());
-        Ok(Model { now, at })
+        let mut m = Model {
+            now,
+            ..Model::default()
+        };
+        m.at.insert(s.commit_gen(), m.state());
+        Ok(m)
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        State {
+            main: self.now.clone(),
+            snaps: self.snaps.clone(),
+        }
     }
 }
 
@@ -172,10 +219,41 @@ pub fn apply(s: &Store, t: TreeId, m: &mut Model, op: &Op) -> Result<()> {
             )?;
             m.now.remove(&k);
         }
+        Op::Snap(name) => {
+            s.snapshot("main", name, false)?;
+            m.snaps.insert(name.clone(), m.now.clone());
+        }
+        Op::DelSnap(name) => {
+            s.delete_label(name)?;
+            m.snaps.remove(name);
+        }
         Op::Sync => {
             let c = s.sync()?;
-            m.at.insert(c.gen, m.now.clone());
+            let st = m.state();
+            m.at.insert(c.gen, st);
         }
+    }
+    Ok(())
+}
+
+/// Check that the store holds exactly `want`: `main`, and every snapshot
+/// label with its contents, nothing more.
+pub fn verify_state(s: &Store, want: &State) -> std::result::Result<(), String> {
+    let t = s.mount("main").map_err(|e| format!("mount main: {e}"))?;
+    verify(s, t, &want.main)?;
+    let labels = s.labels().map_err(|e| format!("labels: {e}"))?;
+    let have: Vec<&str> = labels
+        .iter()
+        .map(|l| l.name.as_str())
+        .filter(|n| !["main", "adm", "empty"].contains(n))
+        .collect();
+    let expect: Vec<&str> = want.snaps.keys().map(String::as_str).collect();
+    if have != expect {
+        return Err(format!("labels {have:?}, expected {expect:?}"));
+    }
+    for (name, map) in &want.snaps {
+        let t = s.mount(name).map_err(|e| format!("mount {name}: {e}"))?;
+        verify(s, t, map).map_err(|e| format!("snapshot {name}: {e}"))?;
     }
     Ok(())
 }

@@ -20,7 +20,7 @@ use gefs_core::device::{Device, Epoch, MemDev, RecordingDev};
 use gefs_core::format::BLKSZ_U64;
 use gefs_core::store::{Config, FormatOpts, Store};
 
-use crate::model::{apply, verify, Model, Op};
+use crate::model::{apply, verify_state, Model, Op};
 use crate::rng::Rng;
 
 /// A recorded run.
@@ -185,7 +185,7 @@ pub fn enumerate(
                             .enumerate()
                             .map(|(i, (name, img))| {
                                 let reuse = (ci * 7919 + i) % reuse_every == 0;
-                                let out = verify_state(img, acked, &r.model, check, reuse, sb_b);
+                                let out = verify_image(img, acked, &r.model, check, reuse, sb_b);
                                 (out.0.map(|v| format!("{name}: {v}")), out.1, reuse)
                             })
                             .collect::<Vec<_>>()
@@ -212,7 +212,7 @@ pub fn enumerate(
 
 /// Verify one crash image. Returns a violation (if any) and whether both
 /// superblock copies were unusable-or-stale relative to each other.
-fn verify_state(
+fn verify_image(
     img: &MemDev,
     acked: u64,
     model: &Model,
@@ -241,11 +241,7 @@ fn verify_state(
             torn,
         );
     };
-    let t = match s.mount("main") {
-        Ok(t) => t,
-        Err(e) => return (Some(format!("mount main: {e}")), torn),
-    };
-    if let Err(v) = verify(&s, t, want) {
+    if let Err(v) = verify_state(&s, want) {
         return (Some(format!("commit {g}: {v}")), torn);
     }
     drop(s);
@@ -275,24 +271,25 @@ fn both_superblocks_damaged_or_differ(img: &MemDev, sb_b: u64) -> bool {
 /// Open the recovered image read-write, change it, commit, reopen, verify.
 fn use_after_recovery(
     img: &MemDev,
-    want: &crate::model::Map,
+    want: &crate::model::State,
     check: &(dyn Fn(&MemDev) -> Vec<String> + Sync),
 ) -> Result<(), String> {
     let dev = Arc::new(img.snapshot());
     let s = Store::open(dev.clone(), &cfg(false)).map_err(|e| e.to_string())?;
     let t = s.mount("main").map_err(|e| e.to_string())?;
     let mut m = Model {
-        now: want.clone(),
+        now: want.main.clone(),
+        snaps: want.snaps.clone(),
         at: Default::default(),
     };
-    let ops = crate::model::workload(0x5eed ^ s.commit_gen(), 20, 4);
+    let taken: Vec<String> = want.snaps.keys().cloned().collect();
+    let ops = crate::model::workload_with(0x5eed ^ s.commit_gen(), 30, 4, &taken);
     for op in &ops {
         apply(&s, t, &mut m, op).map_err(|e| format!("{op:?}: {e}"))?;
     }
     drop(s);
     let s = Store::open(dev.clone(), &cfg(true)).map_err(|e| e.to_string())?;
-    let t = s.mount("main").map_err(|e| e.to_string())?;
-    verify(&s, t, &m.now)?;
+    verify_state(&s, &m.state())?;
     drop(s);
     let found = check(&dev);
     if found.is_empty() {

@@ -12,7 +12,11 @@ fn dump() -> Command {
 
 fn stdout(c: &mut Command) -> String {
     let out = c.output().expect("runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -21,13 +25,17 @@ fn mkfs_creates_refuses_and_forces() {
     let dir = tempfile::tempdir().expect("tempdir");
     let img = dir.path().join("a.img");
     let out = stdout(mkfs().args(["-s", "64M", "-u", "alice"]).arg(&img));
-    assert!(out.contains("new gefs image of 64 MiB") && out.contains("alice"), "{out}");
+    assert!(
+        out.contains("new gefs image of 64 MiB") && out.contains("alice"),
+        "{out}"
+    );
     assert_eq!(std::fs::metadata(&img).expect("exists").len(), 64 << 20);
     // A second format is refused without -f, and the image survives.
     let o = mkfs().args(["-u", "bob"]).arg(&img).output().expect("runs");
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("use -f"));
-    let snaps: serde_json::Value = serde_json::from_str(&stdout(dump().arg("--json").arg(&img).arg("snaps"))).expect("json");
+    let snaps: serde_json::Value =
+        serde_json::from_str(&stdout(dump().arg("--json").arg(&img).arg("snaps"))).expect("json");
     assert_eq!(snaps.as_array().map(Vec::len), Some(3));
     // -f reformats, and -s resizes an existing file.
     let out = stdout(mkfs().args(["-f", "-s", "40M", "-u", "bob"]).arg(&img));
@@ -39,10 +47,32 @@ fn mkfs_creates_refuses_and_forces() {
 fn mkfs_rejects_bad_arguments() {
     let dir = tempfile::tempdir().expect("tempdir");
     let img = dir.path().join("b.img");
-    assert_eq!(mkfs().args(["-s", "12X"]).arg(&img).output().expect("runs").status.code(), Some(2));
-    assert_eq!(mkfs().args(["-s", "1M", "-u", "x"]).arg(&img).output().expect("runs").status.code(), Some(1));
+    assert_eq!(
+        mkfs()
+            .args(["-s", "12X"])
+            .arg(&img)
+            .output()
+            .expect("runs")
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        mkfs()
+            .args(["-s", "1M", "-u", "x"])
+            .arg(&img)
+            .output()
+            .expect("runs")
+            .status
+            .code(),
+        Some(1)
+    );
     assert!(!img.exists(), "a failed format leaves no file behind");
-    let o = mkfs().args(["-s", "64M", "-u", "a:b"]).arg(&img).output().expect("runs");
+    let o = mkfs()
+        .args(["-s", "64M", "-u", "a:b"])
+        .arg(&img)
+        .output()
+        .expect("runs");
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("user name"));
     assert_eq!(mkfs().output().expect("runs").status.code(), Some(2));
@@ -53,11 +83,15 @@ fn dump_views() {
     let dir = tempfile::tempdir().expect("tempdir");
     let img = dir.path().join("c.img");
     stdout(mkfs().args(["-s", "64M", "-u", "alice"]).arg(&img));
-    let sup: serde_json::Value = serde_json::from_str(&stdout(dump().arg("--json").arg(&img).arg("super"))).expect("json");
+    let sup: serde_json::Value =
+        serde_json::from_str(&stdout(dump().arg("--json").arg(&img).arg("super"))).expect("json");
     assert_eq!(sup["commit_gen"], 1);
     assert_eq!(sup["narena"], 8);
     assert_eq!(sup["used"], 0);
-    let tree: serde_json::Value = serde_json::from_str(&stdout(dump().arg("--json").arg(&img).args(["tree", "adm"]))).expect("json");
+    let tree: serde_json::Value = serde_json::from_str(&stdout(
+        dump().arg("--json").arg(&img).args(["tree", "adm"]),
+    ))
+    .expect("json");
     let root = &tree[0][0];
     let addr = root["ptr"]["addr"].as_u64().expect("addr");
     let blk = stdout(dump().arg(&img).args(["blk", &format!("{addr:#x}")]));
@@ -70,6 +104,10 @@ fn dump_views() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("not a gefs-rs image"));
     // A damaged block still decodes as far as it can.
-    let o = dump().arg(&junk).args(["blk", "0x4000"]).output().expect("runs");
+    let o = dump()
+        .arg(&junk)
+        .args(["blk", "0x4000"])
+        .output()
+        .expect("runs");
     assert!(o.status.success());
 }

@@ -2,7 +2,7 @@
 //! (prefixes, all-but-one, random subsets, 4 KiB tears, both superblocks),
 //! each recovered image verified against the model and the checker.
 
-use gefs_tests::model::workload;
+use gefs_tests::model::workload_with;
 use gefs_tests::powercut::{enumerate, record};
 
 /// The checker run on every crash image.
@@ -23,7 +23,7 @@ fn power_cut_at_every_point() {
     let mut epochs = 0;
     let mut violations = Vec::new();
     for seed in 1u64.. {
-        let ops = workload(seed, 120, 6);
+        let ops = workload_with(seed, 120, 6, &[]);
         let r = record(32 << 20, &ops);
         let t = enumerate(&r, seed, u64::MAX, &check);
         total += t.states;

@@ -201,7 +201,8 @@ impl Checker<'_> {
                 self.problem(Kind::Structure, bp.addr, role, &owner_name, what);
                 return;
             }
-            self.deadlisted.extend(c.addrs.iter().map(|&a| (a, bp.addr)));
+            self.deadlisted
+                .extend(c.addrs.iter().map(|&a| (a, bp.addr)));
             if bp == d.tail {
                 return;
             }

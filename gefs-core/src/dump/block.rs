@@ -78,7 +78,8 @@ fn node(b: &[u8], v: &mut BlockView) -> std::result::Result<(), String> {
     for i in 0..n.nval() {
         if n.is_leaf() {
             let (k, val) = n.kv(i)?;
-            v.lines.push(format!("{} => {}", KeyView::parse(k), short(val)));
+            v.lines
+                .push(format!("{} => {}", KeyView::parse(k), short(val)));
         } else {
             let (k, bp, fill) = n.child(i)?;
             let p = Ptr::from(&bp);
@@ -93,8 +94,12 @@ fn node(b: &[u8], v: &mut BlockView) -> std::result::Result<(), String> {
     }
     for j in 0..n.nbuf() {
         let (op, k, a) = n.msg(j)?;
-        v.lines
-            .push(format!("msg {} {} {}", op.name(), KeyView::parse(k), short(a)));
+        v.lines.push(format!(
+            "msg {} {} {}",
+            op.name(),
+            KeyView::parse(k),
+            short(a)
+        ));
     }
     n.validate()
 }

@@ -115,6 +115,7 @@ impl Store {
             t.rec.ht = t.root.height;
             msgs.push(Msg::insert(key::snap(t.rec.gen), t.rec.encode()));
         }
+        msgs.extend(self.flush_deadlists(m)?);
         if msgs.is_empty() {
             return Ok(());
         }

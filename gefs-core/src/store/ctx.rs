@@ -47,32 +47,60 @@ impl<'s> NodeStore for ReadCtx<'s> {
     }
 }
 
+/// Which freed blocks a tree may release, and which its snapshots still
+/// hold (see `reclaim.rs`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Policy {
+    /// The tree's working generation: blocks born in it are class 1.
+    pub(crate) wgen: Gen,
+    /// The newest snapshot of the tree's history (0 if none): a block born
+    /// at or before it is still used by that snapshot, and is deadlisted.
+    pub(crate) pred: u64,
+    /// The fork point (0 if none): blocks born at or before it belong to the
+    /// history the tree was forked from, and are never released by it.
+    pub(crate) base: u64,
+}
+
+impl Policy {
+    /// A tree no snapshot shares blocks with.
+    pub(crate) fn unshared(wgen: Gen) -> Policy {
+        Policy {
+            wgen,
+            pred: 0,
+            base: 0,
+        }
+    }
+}
+
 /// The writer's context for one upsert on one tree. Frees are applied as
 /// the tree reports them; the first failure is remembered and reported by
 /// [`WriteCtx::finish`] (the tree cannot undo a free, so the store latches).
 pub(crate) struct WriteCtx<'s> {
     s: &'s Store,
-    wgen: Gen,
+    policy: Policy,
     tier: Tier,
     failed: RefCell<Option<Error>>,
+    killed: RefCell<Vec<Bptr>>,
 }
 
 impl<'s> WriteCtx<'s> {
-    pub(crate) fn new(s: &'s Store, wgen: Gen, tier: Tier) -> WriteCtx<'s> {
+    pub(crate) fn new(s: &'s Store, policy: Policy, tier: Tier) -> WriteCtx<'s> {
         WriteCtx {
             s,
-            wgen,
+            policy,
             tier,
             failed: RefCell::new(None),
+            killed: RefCell::new(Vec::new()),
         }
     }
 
-    /// Report a free that failed during the operation. Such a failure means
+    /// Report a free that failed during the operation (such a failure means
     /// the allocator and the tree disagree; the store goes read-only rather
-    /// than risk reusing a live block.
-    pub(crate) fn finish(self) -> Result<()> {
+    /// than risk reusing a live block), and hand back the blocks a snapshot
+    /// still holds, for the tree's deadlist.
+    pub(crate) fn finish(self) -> Result<Vec<Bptr>> {
         match self.failed.into_inner() {
-            None => Ok(()),
+            None => Ok(self.killed.into_inner()),
             Some(e) => {
                 self.s.latch();
                 Err(e)
@@ -92,11 +120,20 @@ impl<'s> NodeStore for WriteCtx<'s> {
         &self,
         build: impl FnOnce(&mut [u8; BLKSZ]) -> Result<R>,
     ) -> Result<(Bptr, Block<'s>, R)> {
-        self.s.new_block(Kind::Meta, self.tier, self.wgen, build)
+        self.s
+            .new_block(Kind::Meta, self.tier, self.policy.wgen, build)
     }
 
     fn free(&self, bp: &Bptr) -> Result<()> {
-        let r = self.s.free_block(bp, self.wgen);
+        let p = self.policy;
+        if bp.gen.0 < p.wgen.0 && bp.gen.0 <= p.base {
+            return Ok(());
+        }
+        if bp.gen.0 < p.wgen.0 && bp.gen.0 <= p.pred {
+            self.killed.borrow_mut().push(*bp);
+            return Ok(());
+        }
+        let r = self.s.free_block(bp, p.wgen);
         if let Err(e) = &r {
             let mut f = self.failed.borrow_mut();
             if f.is_none() {

@@ -139,7 +139,11 @@ impl Store {
         let mut m = self.mutlk.lock();
         // The snapshot tree starts as one empty leaf.
         let snap_wgen = m.tree(TreeId::SNAP)?.wgen;
-        let root = tree::create(&super::ctx::WriteCtx::new(self, snap_wgen, Tier::Normal))?;
+        let root = tree::create(&super::ctx::WriteCtx::new(
+            self,
+            super::ctx::Policy::unshared(snap_wgen),
+            Tier::Normal,
+        ))?;
         m.trees[0].root = root;
         self.roots.write()[0] = root;
         let mut snap_msgs = Vec::new();
@@ -180,7 +184,11 @@ impl Store {
 
     /// A new, empty, mutable tree whose blocks are born in generation `id`.
     fn new_tree(&self, m: &mut Mutation, label: &str, id: Gen) -> Result<TreeId> {
-        let root = tree::create(&super::ctx::WriteCtx::new(self, id, Tier::Normal))?;
+        let root = tree::create(&super::ctx::WriteCtx::new(
+            self,
+            super::ctx::Policy::unshared(id),
+            Tier::Normal,
+        ))?;
         let mut st = super::open::snap_tree_state(root, id);
         st.label = label.to_string();
         m.trees.push(st);

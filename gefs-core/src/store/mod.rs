@@ -24,10 +24,12 @@
 
 mod commit;
 mod ctx;
+mod deadlist;
 mod format;
 mod io;
 mod open;
 mod reclaim;
+mod snap;
 
 use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -51,6 +53,7 @@ pub use commit::CommitInfo;
 pub use format::{default_users, valid_user, FormatOpts};
 pub use open::{read_superblock, sb_b_addr, SbChoice, SbCopy};
 use reclaim::Deferred;
+pub use snap::{valid_label, LabelInfo, RESERVED};
 
 /// How to open a store.
 #[derive(Debug, Clone)]
@@ -94,6 +97,23 @@ struct TreeState {
     wgen: Gen,
     /// Changed since the last commit.
     dirty: bool,
+    /// Blocks killed since the last commit that a snapshot still holds, by
+    /// birth generation; written as deadlist segments at the commit.
+    dead: std::collections::BTreeMap<u64, Vec<crate::ids::BlockAddr>>,
+}
+
+impl TreeState {
+    fn policy(&self) -> ctx::Policy {
+        ctx::Policy {
+            wgen: self.wgen,
+            pred: if self.rec.pred == TreeRec::NONE {
+                0
+            } else {
+                self.rec.pred
+            },
+            base: self.rec.base,
+        }
+    }
 }
 
 /// Everything the mutation lock guards.
@@ -286,6 +306,7 @@ impl Store {
             root,
             wgen,
             dirty: false,
+            dead: Default::default(),
         });
         self.roots.write().push(root);
         Ok(TreeId(m.trees.len() - 1))
@@ -309,12 +330,15 @@ impl Store {
         if !ts.mutable {
             return Err(Error::ReadOnly);
         }
-        let ctx = ctx::WriteCtx::new(self, ts.wgen, tier);
+        let ctx = ctx::WriteCtx::new(self, ts.policy(), tier);
         let root = tree::upsert(&ctx, &ts.root, msgs)?;
-        ctx.finish()?;
+        let killed = ctx.finish()?;
         let ts = m.tree_mut(t)?;
         ts.root = root;
         ts.dirty = true;
+        for bp in killed {
+            ts.dead.entry(bp.gen.0).or_default().push(bp.addr);
+        }
         if let Some(r) = self.roots.write().get_mut(t.0) {
             *r = root;
         }
@@ -398,5 +422,7 @@ impl Store {
 
 pub use ctx::ReadCtx;
 
+#[cfg(test)]
+mod snap_tests;
 #[cfg(test)]
 mod tests;

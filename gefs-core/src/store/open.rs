@@ -188,6 +188,7 @@ pub(super) fn snap_tree_state(root: Root, wgen: Gen) -> TreeState {
         root,
         wgen,
         dirty: false,
+        dead: Default::default(),
     }
 }
 

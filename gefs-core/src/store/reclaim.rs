@@ -38,19 +38,24 @@ pub(crate) enum Deferred {
 }
 
 impl Store {
-    /// A tree (working generation `wgen`) no longer references `bp`.
+    /// A tree (working generation `wgen`) no longer references `bp`, and no
+    /// snapshot holds it. The allocator knows whether a commit has seen the
+    /// block: if not, it is reusable once readers leave (class 1), however
+    /// old its generation (a block born before a snapshot that was deleted
+    /// again before any commit is one); if so, once the next commit is
+    /// durable (class 2). A block born in the working generation that a
+    /// commit has seen would be a bookkeeping error, and is reported.
     pub(crate) fn free_block(&self, bp: &Bptr, wgen: Gen) -> Result<()> {
-        let fresh = bp.gen >= wgen;
-        match (self.alloc.free(bp.addr)?, fresh) {
-            (Freed::Fresh, true) => {
+        match self.alloc.free(bp.addr)? {
+            Freed::Fresh => {
                 self.cache.free(bp.addr)?;
                 self.epochs.defer(Deferred::Fresh(bp.addr));
                 Ok(())
             }
-            (Freed::Durable, false) => Ok(()),
-            (how, _) => Err(Error::Internal(format!(
-                "block {} born in gen {} (working gen {wgen}) freed as {how:?}",
-                bp.addr, bp.gen
+            Freed::Durable if bp.gen < wgen => Ok(()),
+            Freed::Durable => Err(Error::Internal(format!(
+                "block {} born in the working generation {wgen} was already committed",
+                bp.addr
             ))),
         }
     }

@@ -250,7 +250,7 @@ fn regress_19_a_full_device_deletes_and_syncs() {
             break e;
         }
         n += 1;
-        if n % 500 == 0 {
+        if n.is_multiple_of(500) {
             s.sync().unwrap();
         }
     };

@@ -1,0 +1,196 @@
+//! Deadlists: the blocks a tree stopped using that an older snapshot still
+//! holds.
+//!
+//! A block killed by a tree whose birth generation is at or before the
+//! tree's newest snapshot (`pred`) cannot be freed: that snapshot uses it.
+//! Such blocks collect in memory per birth generation and, at the commit,
+//! are written as *segments*: chains of deadlist blocks (each hashed by the
+//! pointer to it) under `KDLIST(owner, birth, seq)`, where `owner` is the
+//! snapshot record of the tree that killed them. A list `(owner, birth)`
+//! may have many segments; merging lists re-keys segments and never
+//! rewrites a block (the reference rewrites a tail in place, outside the
+//! commit protocol, and loses links, §13.2 #11).
+//!
+//! A segment is freed (its blocks and its own chain) when snapshot deletion
+//! proves nobody else holds its blocks, or dropped (only its chain freed)
+//! when its blocks are still live elsewhere.
+
+use std::ops::Bound;
+
+use super::{Mutation, Store, TreeId};
+use crate::alloc::{Kind, Tier};
+use crate::error::{Error, Result};
+use crate::format::key::{self, KeyView};
+use crate::format::log::{decode_addrs, payload, LogHeader};
+use crate::format::msg::Msg;
+use crate::format::value::DlistVal;
+use crate::format::{BlockType, Bptr, LOGSPC};
+use crate::ids::{BlockAddr, Gen};
+
+/// Addresses per deadlist block.
+const PER_BLOCK: usize = LOGSPC / 8;
+
+/// One segment as stored in the snapshot tree.
+#[derive(Debug, Clone)]
+pub(crate) struct Segment {
+    pub(crate) owner: u64,
+    pub(crate) birth: u64,
+    pub(crate) seq: u64,
+    pub(crate) val: DlistVal,
+}
+
+impl Segment {
+    pub(crate) fn key(&self) -> Vec<u8> {
+        key::dlist(self.owner, self.birth, self.seq)
+    }
+}
+
+impl Store {
+    /// Write the deadlist blocks for `addrs` and return the segment's value.
+    pub(super) fn write_segment(&self, wgen: Gen, addrs: &[BlockAddr]) -> Result<DlistVal> {
+        let mut prev = Bptr::NONE;
+        let mut tail = Bptr::NONE;
+        for (i, chunk) in addrs.chunks(PER_BLOCK).enumerate() {
+            let (bp, _b, ()) = self.new_block(Kind::Meta, Tier::Reserve, wgen, |buf| {
+                let h = LogHeader {
+                    kind: BlockType::Dlist,
+                    nbytes: chunk.len() * 8,
+                    seq: i as u64,
+                    prev,
+                };
+                h.encode(buf);
+                for (j, a) in chunk.iter().enumerate() {
+                    let at = crate::format::LOG_HDR + 8 * j;
+                    buf[at..at + 8].copy_from_slice(&a.0.to_be_bytes());
+                }
+                Ok(())
+            })?;
+            if i == 0 {
+                tail = bp;
+            }
+            prev = bp;
+        }
+        Ok(DlistVal { head: prev, tail })
+    }
+
+    /// Messages recording every tree's killed blocks as new segments.
+    pub(super) fn flush_deadlists(&self, m: &mut Mutation) -> Result<Vec<Msg>> {
+        let snap_wgen = m.tree(TreeId::SNAP)?.wgen;
+        let mut lists = Vec::new();
+        for t in m.trees.iter_mut().skip(1) {
+            let owner = t.rec.gen;
+            for (birth, addrs) in std::mem::take(&mut t.dead) {
+                lists.push((owner, birth, addrs));
+            }
+        }
+        let mut msgs = Vec::with_capacity(lists.len());
+        for (owner, birth, addrs) in lists {
+            let val = self.write_segment(snap_wgen, &addrs)?;
+            let seq = m.take_gen().0;
+            msgs.push(Msg::insert(key::dlist(owner, birth, seq), val.encode()));
+        }
+        Ok(msgs)
+    }
+
+    /// Every segment owned by snapshot `owner`.
+    pub(crate) fn segments(&self, owner: u64) -> Result<Vec<Segment>> {
+        let lo = key::dlist_prefix(owner);
+        let hi = key::prefix_end(&lo);
+        let mut out = Vec::new();
+        let mut last: Option<Vec<u8>> = None;
+        loop {
+            let from = match &last {
+                Some(k) => Bound::Excluded(&k[..]),
+                None => Bound::Included(&lo[..]),
+            };
+            let to = hi.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+            let batch = self.scan(TreeId::SNAP, from, to, 512)?;
+            if batch.is_empty() {
+                return Ok(out);
+            }
+            for (k, v) in &batch {
+                let (KeyView::Dlist { owner, birth, seq }, Ok(val)) =
+                    (KeyView::parse(k), DlistVal::decode(v))
+                else {
+                    return Err(self.snap_corrupt("deadlist segment"));
+                };
+                out.push(Segment {
+                    owner,
+                    birth,
+                    seq,
+                    val,
+                });
+            }
+            last = batch.last().map(|(k, _)| k.clone());
+        }
+    }
+
+    /// The addresses a segment lists, and its own chain's pointers.
+    pub(crate) fn read_segment(&self, seg: &Segment) -> Result<(Vec<BlockAddr>, Vec<Bptr>)> {
+        let mut addrs = Vec::new();
+        let mut chain = Vec::new();
+        let mut at = seg.val.head;
+        let mut guard = 0u64;
+        while !at.is_none() {
+            guard += 1;
+            if guard > self.geo.dev_size / crate::format::BLKSZ_U64 {
+                return Err(Error::corrupt(at.addr, "deadlist chain does not end"));
+            }
+            let b = self.read_block(&at, false)?;
+            let h = LogHeader::decode(b.bytes()).map_err(|e| Error::corrupt(at.addr, e))?;
+            if h.kind != BlockType::Dlist {
+                return Err(Error::corrupt(at.addr, "not a deadlist block"));
+            }
+            let a = decode_addrs(payload(b.bytes(), &h)).map_err(|e| Error::corrupt(at.addr, e))?;
+            addrs.extend(a.into_iter().map(BlockAddr));
+            chain.push(at);
+            at = h.prev;
+        }
+        Ok((addrs, chain))
+    }
+
+    /// Release one block nobody references any more, whatever its age.
+    pub(crate) fn release_block(&self, addr: BlockAddr) -> Result<()> {
+        self.free_block(
+            &Bptr {
+                addr,
+                hash: 0,
+                gen: Gen(0),
+            },
+            Gen(u64::MAX),
+        )
+    }
+
+    /// Free a segment: the blocks it lists and its own chain. Returns the
+    /// message deleting its key.
+    pub(crate) fn free_segment(&self, seg: &Segment) -> Result<Msg> {
+        let (addrs, chain) = self.read_segment(seg)?;
+        for a in addrs {
+            self.release_block(a)?;
+        }
+        self.drop_chain(&chain)?;
+        Ok(Msg::delete(seg.key()))
+    }
+
+    /// Drop a segment whose blocks are still used elsewhere: only its chain
+    /// is freed.
+    pub(crate) fn drop_segment(&self, seg: &Segment) -> Result<Msg> {
+        let (_, chain) = self.read_segment(seg)?;
+        self.drop_chain(&chain)?;
+        Ok(Msg::delete(seg.key()))
+    }
+
+    fn drop_chain(&self, chain: &[Bptr]) -> Result<()> {
+        for bp in chain {
+            self.release_block(bp.addr)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn snap_corrupt(&self, what: &str) -> Error {
+        let addr = self
+            .root(TreeId::SNAP)
+            .map_or(BlockAddr::NONE, |r| r.bp.addr);
+        Error::corrupt(addr, format!("snapshot tree: malformed {what}"))
+    }
+}

@@ -1,0 +1,297 @@
+//! Snapshot tests: contents frozen at the snapshot, forks, deletion in
+//! every order returning exactly the space only the deleted snapshot held.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::Arc;
+
+use super::*;
+use crate::check::{check, CheckOpts};
+use crate::device::MemDev;
+use crate::format::msg::Op;
+
+const DEV: u64 = 64 << 20;
+
+fn setup() -> (Arc<MemDev>, Store) {
+    let dev = Arc::new(MemDev::new(DEV));
+    let opts = FormatOpts {
+        user: "glenda".into(),
+        cache_bytes: 8 << 20,
+    };
+    drop(Store::format(dev.clone(), &opts).unwrap());
+    let s = Store::open(
+        dev.clone(),
+        &Config {
+            cache_bytes: 8 << 20,
+            read_only: false,
+        },
+    )
+    .unwrap();
+    (dev, s)
+}
+
+fn reopen(dev: &Arc<MemDev>) -> Store {
+    Store::open(
+        dev.clone(),
+        &Config {
+            cache_bytes: 8 << 20,
+            read_only: false,
+        },
+    )
+    .unwrap()
+}
+
+fn k(i: u64) -> Vec<u8> {
+    key::conf(format!("k{i:05}").as_bytes())
+}
+
+type Map = BTreeMap<Vec<u8>, Vec<u8>>;
+
+fn dump(s: &Store, t: TreeId) -> Map {
+    let mut out = Map::new();
+    let mut last: Option<Vec<u8>> = None;
+    loop {
+        let from = match &last {
+            Some(k) => Bound::Excluded(&k[..]),
+            None => Bound::Included(&[key::KCONF][..]),
+        };
+        let b = s
+            .scan(t, from, Bound::Excluded(&[key::KCONF + 1][..]), 500)
+            .unwrap();
+        if b.is_empty() {
+            return out;
+        }
+        last = b.last().map(|(k, _)| k.clone());
+        out.extend(b);
+    }
+}
+
+fn data(s: &Store, t: TreeId, qid: u64, n: u64, fill: u8) {
+    for i in 0..n {
+        let bp = s
+            .write_data(t, qid, true, Tier::Normal, |b| b.fill(fill))
+            .unwrap();
+        s.upsert(
+            t,
+            vec![Msg::insert(
+                key::dat(qid, i * 16384),
+                bp.to_bytes().to_vec(),
+            )],
+            Tier::Normal,
+        )
+        .unwrap();
+    }
+}
+
+fn clear(s: &Store, t: TreeId, qid: u64, n: u64) {
+    for i in 0..n {
+        s.upsert(
+            t,
+            vec![Msg::bare(Op::Clearb, key::dat(qid, i * 16384))],
+            Tier::Reserve,
+        )
+        .unwrap();
+    }
+}
+
+fn assert_clean(dev: &Arc<MemDev>) {
+    let r = check(
+        &**dev,
+        &CheckOpts {
+            threads: 1,
+            progress: None,
+        },
+    )
+    .unwrap();
+    assert!(r.problems.is_empty(), "{:#?}", r.problems);
+}
+
+fn used(s: &Store) -> u64 {
+    s.allocator()
+        .stats()
+        .iter()
+        .map(|a| a.blocks - a.free - a.limbo)
+        .sum()
+}
+
+#[test]
+fn a_snapshot_reads_back_as_it_was() {
+    let (dev, s) = setup();
+    let t = s.mount("main").unwrap();
+    for i in 0..300 {
+        s.upsert(t, vec![Msg::insert(k(i), vec![1; 100])], Tier::Normal)
+            .unwrap();
+    }
+    let before = dump(&s, t);
+    s.snapshot("main", "monday", false).unwrap();
+    for i in 0..300 {
+        s.upsert(t, vec![Msg::insert(k(i), vec![2; 100])], Tier::Normal)
+            .unwrap();
+    }
+    for i in 300..400 {
+        s.upsert(t, vec![Msg::insert(k(i), vec![3; 10])], Tier::Normal)
+            .unwrap();
+    }
+    let after = dump(&s, t);
+    s.sync().unwrap();
+    drop(s);
+    let s = reopen(&dev);
+    let mon = s.mount("monday").unwrap();
+    assert_eq!(dump(&s, mon), before);
+    assert!(matches!(
+        s.upsert(mon, vec![Msg::insert(k(1), vec![])], Tier::Normal),
+        Err(Error::ReadOnly)
+    ));
+    let t = s.mount("main").unwrap();
+    assert_eq!(dump(&s, t), after);
+    drop(s);
+    assert_clean(&dev);
+}
+
+#[test]
+fn deleting_snapshots_in_any_order_returns_the_space() {
+    for order in [[0usize, 1, 2], [2, 1, 0], [1, 0, 2], [1, 2, 0]] {
+        let (dev, s) = setup();
+        let t = s.mount("main").unwrap();
+        s.sync().unwrap();
+        let fresh = used(&s);
+        let names = ["a", "b", "c"];
+        for (g, name) in names.iter().enumerate() {
+            data(&s, t, 100 + g as u64, 40, g as u8);
+            clear(&s, t, 100 + g as u64, 20);
+            s.snapshot("main", name, false).unwrap();
+            s.sync().unwrap();
+        }
+        // Everything still reachable; the snapshots hold what main dropped.
+        assert_clean(&dev);
+        for q in 100..103 {
+            clear(&s, t, q, 40);
+        }
+        s.sync().unwrap();
+        assert_clean(&dev);
+        let lists = s
+            .scan(
+                TreeId::SNAP,
+                Bound::Included(&[key::KDLIST][..]),
+                Bound::Excluded(&[key::KDLIST + 1][..]),
+                1000,
+            )
+            .unwrap();
+        assert!(
+            lists.len() >= 3,
+            "the snapshots' blocks sit on deadlists ({})",
+            lists.len()
+        );
+        for &i in &order {
+            s.delete_label(names[i]).unwrap();
+            s.sync().unwrap();
+            assert_clean(&dev);
+        }
+        for _ in 0..3 {
+            s.upsert(t, vec![Msg::insert(k(0), vec![0])], Tier::Normal)
+                .unwrap();
+            s.upsert(t, vec![Msg::delete(k(0))], Tier::Normal).unwrap();
+            s.sync().unwrap();
+        }
+        let now = used(&s);
+        assert!(
+            now <= fresh + 4,
+            "order {order:?}: {now} blocks used, {fresh} when fresh"
+        );
+        assert!(s
+            .labels()
+            .unwrap()
+            .iter()
+            .all(|l| !names.contains(&l.name.as_str())));
+        drop(s);
+        assert_clean(&dev);
+    }
+}
+
+#[test]
+fn forks_diverge_and_deleting_them_returns_the_space() {
+    let (dev, s) = setup();
+    let t = s.mount("main").unwrap();
+    s.sync().unwrap();
+    let fresh = used(&s);
+    data(&s, t, 100, 30, 1);
+    s.sync().unwrap();
+    s.snapshot("main", "dev", true).unwrap();
+    s.sync().unwrap();
+    let f = s.mount("dev").unwrap();
+    data(&s, f, 100, 10, 9);
+    data(&s, f, 200, 10, 8);
+    clear(&s, t, 100, 30);
+    s.sync().unwrap();
+    assert_clean(&dev);
+    let fk = s.lookup(f, &key::dat(100, 20 * 16384)).unwrap().unwrap();
+    assert_eq!(
+        s.read_data(&Bptr::from_slice(&fk).unwrap())
+            .unwrap()
+            .bytes()[0],
+        1,
+        "the fork keeps the original's blocks"
+    );
+    assert!(s.lookup(t, &key::dat(100, 0)).unwrap().is_none());
+    drop(s);
+    let s = reopen(&dev);
+    assert!(s.delete_label("adm").is_err());
+    s.delete_label("dev").unwrap();
+    s.sync().unwrap();
+    assert_clean(&dev);
+    let t = s.mount("main").unwrap();
+    for _ in 0..2 {
+        s.upsert(t, vec![Msg::insert(k(0), vec![0])], Tier::Normal)
+            .unwrap();
+        s.sync().unwrap();
+    }
+    let now = used(&s);
+    assert!(now <= fresh + 4, "{now} blocks used, {fresh} when fresh");
+    drop(s);
+    assert_clean(&dev);
+}
+
+#[test]
+fn labels_share_records_and_mounted_trees_are_protected() {
+    let (_dev, s) = setup();
+    let t = s.mount("main").unwrap();
+    s.upsert(t, vec![Msg::insert(k(1), vec![1])], Tier::Normal)
+        .unwrap();
+    let a = s.snapshot("main", "x", false).unwrap();
+    let b = s.snapshot("x", "y", false).unwrap();
+    assert_eq!(
+        a, b,
+        "a second label on an immutable snapshot names the same record"
+    );
+    assert!(matches!(
+        s.snapshot("main", "x", false),
+        Err(Error::Exists(_))
+    ));
+    assert!(s.snapshot("main", "dump", false).is_err());
+    assert!(s.snapshot("main", "a/b", false).is_err());
+    assert!(s.snapshot("nope", "z", false).is_err());
+    s.delete_label("x").unwrap();
+    let y = s.mount("y").unwrap();
+    assert_eq!(s.lookup(y, &k(1)).unwrap(), Some(vec![1]));
+    assert!(s.delete_label("y").is_err(), "a mounted snapshot is in use");
+    assert!(s.delete_label("main").is_err());
+    s.sync().unwrap();
+}
+
+#[test]
+fn configuration_is_global_or_per_label() {
+    let (dev, s) = setup();
+    s.set_conf(None, "retain", b"@1d").unwrap();
+    s.set_conf(Some("main"), "retain", b"").unwrap();
+    s.clear_conf(None, "nothing-here").unwrap();
+    assert!(s.set_conf(Some("empty"), "retain", b"1@1h").is_err());
+    s.sync().unwrap();
+    drop(s);
+    let s = reopen(&dev);
+    assert_eq!(s.conf(Some("main"), "retain").unwrap(), Some(vec![]));
+    assert_eq!(
+        s.conf(Some("adm"), "retain").unwrap(),
+        Some(b"@1d".to_vec())
+    );
+    assert_eq!(s.conf(None, "retain").unwrap(), Some(b"@1d".to_vec()));
+}
