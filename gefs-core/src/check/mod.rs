@@ -140,7 +140,11 @@ pub fn check(dev: &dyn Device, opts: &CheckOpts) -> Result<Report> {
                     .arenas
                     .get(i)
                     .map_or(BlockAddr(0), |a| a.log_tail.addr);
-                problems.push(Problem::from_error(&e, at, Role::Log, &owner));
+                let mut p = Problem::from_error(&e, at, Role::Log, &owner);
+                p.what.push_str(&format!(
+                    "; arena {i}'s blocks are checked only as reached, and not for leaks"
+                ));
+                problems.push(p);
                 free.push(None);
             }
         }

@@ -144,7 +144,11 @@ pub(super) fn choose(
     let decoded = addrs.map(|a| read_copy(dev, a));
     let mut tried: Vec<Tried> = Vec::new();
     let mut bad: [Option<String>; 2] = [None, None];
+    let mut versions: [Option<u32>; 2] = [None, None];
     for (i, (r, dirty)) in decoded.into_iter().enumerate() {
+        if let Err(Error::Version { found }) = &r {
+            versions[i] = Some(*found);
+        }
         if dirty {
             warnings.push(Problem::block(
                 Kind::Superblock,
@@ -166,6 +170,9 @@ pub(super) fn choose(
         }
     }
     if tried.is_empty() {
+        if let Some(found) = versions.into_iter().flatten().max() {
+            return Err(Error::Version { found });
+        }
         return Err(Error::NotGefs {
             why: format!(
                 "copy A: {}; copy B: {}",

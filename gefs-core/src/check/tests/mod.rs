@@ -4,6 +4,7 @@
 
 mod faults;
 mod image;
+mod rehash;
 mod robust;
 
 use super::{check, CheckOpts, Report};

@@ -108,3 +108,17 @@ fn hostile_nodes_summarize_without_panic() {
     }
     assert!(ok > 0);
 }
+
+#[test]
+fn newer_format_version_is_an_error() {
+    let img = build();
+    let dev = img.dev.snapshot();
+    for a in [0, sb_b_addr(dev.size()).0] {
+        let mut b = vec![0u8; 16];
+        dev.read_at(&mut b, a).unwrap();
+        b[11] = 9; // version, big-endian u32 at offset 8
+        dev.write_at(&b, a).unwrap();
+    }
+    let e = check(&dev, &CheckOpts::default()).unwrap_err();
+    assert!(matches!(e, crate::Error::Version { found: 9 }), "{e}");
+}
