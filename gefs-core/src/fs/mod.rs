@@ -1,0 +1,331 @@
+//! The file system over the store: files, directories, permissions, without
+//! any 9P types (the server maps requests onto these calls and
+//! [`Error::message`] onto `Rerror` strings).
+//!
+//! Mapping onto keys (see `format::key`): a directory entry is
+//! `KENT(parent qid, name) → Xdir`; a directory also has
+//! `KUP(qid) → its own KENT key`, so `..` is one lookup; a root is
+//! `KENT(ROOT_PQID, "")`. File data is `KDAT(qid, block offset) → Bptr`;
+//! a missing `KDAT` below the length is a hole and reads as zeros.
+//!
+//! Invariants kept by every operation:
+//! - qid paths come from [`Store::next_qid`] and are never reused, so keys
+//!   of a removed file can never be confused with a later file's;
+//! - the bytes of a file's last block past its length are zero, and every
+//!   `KDAT` key at or beyond `roundup(length, BLKSZ)` is either queued for
+//!   clearing (`clear.rs`) or left over from a crash before its clear ran;
+//!   anything that grows a file first drains the file's queued clear and
+//!   clears leftovers in the range it grows over, so stale data can never
+//!   reappear (reference defect #4);
+//! - mutations are serialised by one writer lock (`wlock`), taken around
+//!   each check-then-upsert; every change is one atomic upsert. Reads,
+//!   walks and directory listings never take it;
+//! - metadata that can be changed blindly (mtime, muid, size, vers) is
+//!   changed with `Wstat` messages, never by rewriting the `Xdir`; only a
+//!   rename, whose key changes, writes a whole new `Xdir`;
+//! - an [`Entry`] is a snapshot of an entry plus a shared handle ([`nodes`])
+//!   that follows renames and removes, so every handle on a file sees the
+//!   same name and the same "gone" state.
+//!
+//! Lock order: `wlock`, then the clear queue, then the node table; the
+//! store's own locks are inside all three.
+
+mod clear;
+mod dir;
+pub mod error;
+mod file;
+pub mod names;
+mod nodes;
+mod perm;
+mod walk;
+mod wstat;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use parking_lot::{Mutex, MutexGuard, RwLock};
+
+use crate::format::key;
+use crate::format::value::Xdir;
+use crate::store::{CommitInfo, Store, TreeId};
+
+pub use clear::{SweepStep, CLEAR_CHUNK};
+pub use error::{Error, Result, WstatRule};
+pub use file::{Open, OpenInfo, MAX_IO, MAX_LEN, OEXEC, ORCLOSE, ORDWR, OREAD, OTRUNC, OWRITE};
+pub use perm::{EXEC, READ, WRITE};
+pub use crate::users::{Access as Who, Users};
+pub use wstat::Changes;
+
+use nodes::{Loc, Node, Nodes};
+
+/// A 9P qid: the entry's identity, version and type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Qid {
+    /// Unique across the file system, never reused.
+    pub path: u64,
+    /// Bumped by every change to the entry.
+    pub vers: u32,
+    /// `mode >> 24`.
+    pub ty: u8,
+}
+
+impl Qid {
+    /// The qid of a directory entry value.
+    pub fn of(d: &Xdir) -> Qid {
+        Qid {
+            path: d.qid_path,
+            vers: d.qid_vers,
+            ty: d.qid_type,
+        }
+    }
+}
+
+/// An entry some handle holds: a snapshot of its name, parent and `Xdir`,
+/// plus the shared node that tracks renames and removal. Refresh the
+/// snapshot with [`Fs::stat`].
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The qid when the snapshot was taken.
+    pub qid: Qid,
+    /// The name (empty for a root).
+    pub name: Vec<u8>,
+    /// The parent directory's qid path (a root is its own parent).
+    pub parent: u64,
+    /// The directory entry value.
+    pub dir: Xdir,
+    node: Arc<Node>,
+}
+
+impl Entry {
+    /// Whether this is a directory.
+    pub fn is_dir(&self) -> bool {
+        self.dir.is_dir()
+    }
+
+    /// Whether this is the root of its tree.
+    pub fn is_root(&self) -> bool {
+        self.parent == self.qid.path
+    }
+}
+
+/// One entry of a directory listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    /// The name.
+    pub name: Vec<u8>,
+    /// The directory entry value.
+    pub dir: Xdir,
+}
+
+impl DirEntry {
+    /// Its qid.
+    pub fn qid(&self) -> Qid {
+        Qid::of(&self.dir)
+    }
+}
+
+/// An attached tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    tree: TreeId,
+    mutable: bool,
+    label: String,
+    root: u64,
+}
+
+impl Mount {
+    /// The store's tree.
+    pub fn tree(&self) -> TreeId {
+        self.tree
+    }
+
+    /// Whether changes are allowed (a mutable label, not a snapshot).
+    pub fn is_mutable(&self) -> bool {
+        self.mutable
+    }
+
+    /// The label it was attached by.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// The root directory's qid path.
+    pub fn root_qid(&self) -> u64 {
+        self.root
+    }
+}
+
+/// The file system over one store.
+pub struct Fs {
+    store: Arc<Store>,
+    users: RwLock<Arc<Users>>,
+    permissive: AtomicBool,
+    /// The writer lock: one mutator at a time.
+    wlock: Mutex<()>,
+    clears: Mutex<clear::Queue>,
+    nodes: Nodes,
+}
+
+impl std::fmt::Debug for Fs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fs")
+            .field("store", &self.store)
+            .field("permissive", &self.is_permissive())
+            .finish()
+    }
+}
+
+/// Nanoseconds since the Unix epoch.
+pub fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+impl Fs {
+    /// The file system over `store`, with the users table loaded from the
+    /// `adm` tree. A broken table is an error unless `permissive`, which
+    /// then uses the fallback table (`adm` and `none` only).
+    pub fn new(store: Arc<Store>, permissive: bool) -> Result<Fs> {
+        let fs = Fs {
+            store,
+            users: RwLock::new(Arc::new(Users::fallback())),
+            permissive: AtomicBool::new(permissive),
+            wlock: Mutex::new(()),
+            clears: Mutex::new(clear::Queue::default()),
+            nodes: Nodes::default(),
+        };
+        match fs.load_users() {
+            Ok(t) => *fs.users.write() = Arc::new(t),
+            Err(_) if permissive => {}
+            Err(e) => return Err(e),
+        }
+        Ok(fs)
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// Whether the server is permissive (`-S`, or console `permit on`).
+    pub fn is_permissive(&self) -> bool {
+        self.permissive.load(Ordering::SeqCst)
+    }
+
+    /// Turn permissive mode on or off.
+    pub fn set_permissive(&self, on: bool) {
+        self.permissive.store(on, Ordering::SeqCst);
+    }
+
+    /// Whether `uid` may attach permissively (`%` spec): members of `adm`,
+    /// or anyone when the server is permissive.
+    pub fn may_permit(&self, uid: i32) -> bool {
+        let t = self.users();
+        self.is_permissive() || t.is_member(uid, t.adm_id())
+    }
+
+    /// The current users table.
+    pub fn users(&self) -> Arc<Users> {
+        self.users.read().clone()
+    }
+
+    /// The id of user `name`.
+    pub fn uid(&self, name: &str) -> Result<i32> {
+        self.users()
+            .by_name(name)
+            .map(crate::users::User::id)
+            .ok_or(Error::NoUser)
+    }
+
+    /// Re-read `/users` from the `adm` tree. A broken table leaves the
+    /// current one in place and is reported.
+    pub fn reload_users(&self) -> Result<()> {
+        let t = self.load_users()?;
+        *self.users.write() = Arc::new(t);
+        Ok(())
+    }
+
+    fn load_users(&self) -> Result<Users> {
+        let (m, root) = self.attach("adm")?;
+        let adm = Who::permissive(self.users().adm_id());
+        let users = self.walk(&m, &root, b"users", &adm)?;
+        let bytes = self.read_all(&m, &users, crate::users::MAX_FILE_BYTES as u64)?;
+        Ok(Users::parse_bytes(&bytes)?)
+    }
+
+    /// Attach to the tree `label` names: its mount and root entry.
+    pub fn attach(&self, label: &str) -> Result<(Mount, Entry)> {
+        let tree = self.store.mount(label)?;
+        let loc = Loc {
+            pqid: key::ROOT_PQID,
+            name: Vec::new(),
+            gone: false,
+        };
+        let seen = self.nodes.seq();
+        let d = self
+            .xdir_at(tree, &loc)?
+            .ok_or_else(|| crate::Error::NotFound(format!("root of {label}")))?;
+        let mutable = self.label_is_mutable(label)?;
+        let m = Mount {
+            tree,
+            mutable,
+            label: label.to_string(),
+            root: d.qid_path,
+        };
+        let reg = self.nodes.register(tree, d.qid_path, loc.clone(), seen);
+        Ok((m, self.entry(reg.node, &loc, d)))
+    }
+
+    /// Finish every queued clear, then commit: everything done so far is
+    /// durable when this returns.
+    pub fn sync(&self) -> Result<CommitInfo> {
+        while self.sweep(usize::MAX)? {}
+        Ok(self.store.sync()?)
+    }
+
+    /// Whether `label` moves with commits (changes allowed). The store
+    /// knows this per tree but does not say; the label's flags do.
+    fn label_is_mutable(&self, label: &str) -> Result<bool> {
+        let v = self
+            .store
+            .lookup(TreeId::SNAP, &key::label(label.as_bytes()))?
+            .ok_or_else(|| crate::Error::NotFound(format!("label {label}")))?;
+        let lv = crate::format::value::LabelVal::decode(&v)
+            .map_err(|_| crate::Error::corrupt(crate::BlockAddr::NONE, "label value"))?;
+        Ok(lv.is_mutable())
+    }
+
+    /// Fail unless `m` accepts changes.
+    fn mutating(&self, m: &Mount) -> Result<()> {
+        if !m.mutable || self.store.is_read_only() {
+            return Err(Error::ReadOnly);
+        }
+        Ok(())
+    }
+
+    /// Take the writer lock.
+    fn writer(&self) -> MutexGuard<'_, ()> {
+        self.wlock.lock()
+    }
+
+    /// Build an entry from a node, its location and its value.
+    fn entry(&self, node: Arc<Node>, loc: &Loc, d: Xdir) -> Entry {
+        let parent = if loc.pqid == key::ROOT_PQID {
+            d.qid_path
+        } else {
+            loc.pqid
+        };
+        Entry {
+            qid: Qid::of(&d),
+            name: loc.name.clone(),
+            parent,
+            dir: d,
+            node,
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! File-system tests: basics here; regressions, permissions, space and the
+//! model test in their own files.
+
+mod model;
+mod perm;
+mod regress;
+mod space;
+
+use std::sync::Arc;
+
+use super::*;
+use crate::device::MemDev;
+use crate::format::value::{Xdir, DMAPPEND, DMDIR};
+use crate::format::{BLKSZ, BLKSZ_U64};
+use crate::store::{Config, FormatOpts};
+
+/// Device size for most tests.
+pub(super) const DEV: u64 = 96 << 20;
+/// glenda's uid in the default table.
+pub(super) const GLENDA: i32 = 1;
+
+/// A freshly formatted device.
+pub(super) fn format(size: u64) -> Arc<MemDev> {
+    let dev = Arc::new(MemDev::new(size));
+    let opts = FormatOpts {
+        user: "glenda".into(),
+        cache_bytes: 16 << 20,
+    };
+    drop(Store::format(dev.clone(), &opts).unwrap());
+    dev
+}
+
+/// Open the file system on `dev`.
+pub(super) fn open(dev: &Arc<MemDev>) -> Fs {
+    let cfg = Config {
+        cache_bytes: 16 << 20,
+        read_only: false,
+    };
+    let s = Arc::new(Store::open(dev.clone(), &cfg).unwrap());
+    Fs::new(s, false).unwrap()
+}
+
+/// glenda, not permissive.
+pub(super) fn glenda() -> Who {
+    Who::user(GLENDA)
+}
+
+/// Walk a slash-separated path from the root.
+pub(super) fn walk_path(fs: &Fs, m: &Mount, root: &Entry, path: &str, who: &Who) -> Result<Entry> {
+    let mut e = root.clone();
+    for el in path.split('/').filter(|s| !s.is_empty()) {
+        e = fs.walk(m, &e, el.as_bytes(), who)?;
+    }
+    Ok(e)
+}
+
+/// Create a file and write `data` into it.
+pub(super) fn put(fs: &Fs, m: &Mount, dir: &Entry, name: &str, data: &[u8]) -> Entry {
+    let o = fs
+        .create(m, dir, name.as_bytes(), 0o664, ORDWR, &glenda())
+        .unwrap();
+    fs.write(&o, 0, data, &glenda()).unwrap();
+    fs.stat(m, o.entry()).unwrap()
+}
+
+/// The whole contents of a file.
+pub(super) fn get(fs: &Fs, m: &Mount, e: &Entry) -> Vec<u8> {
+    let o = fs.open(m, e, OREAD, &glenda()).unwrap();
+    let len = fs.stat(m, e).unwrap().dir.length as usize;
+    let mut out = Vec::new();
+    while out.len() < len {
+        let chunk = fs.read(&o, out.len() as u64, MAX_IO).unwrap();
+        assert!(!chunk.is_empty());
+        out.extend_from_slice(&chunk);
+    }
+    out
+}
+
+/// Pseudo-random bytes.
+pub(super) fn bytes(seed: u64, n: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+#[test]
+fn create_write_read_walk_list() {
+    let dev = format(DEV);
+    let fs = open(&dev);
+    let (m, root) = fs.attach("main").unwrap();
+    assert!(root.is_root() && root.is_dir());
+    let g = glenda();
+    let d = fs
+        .create(&m, &root, b"dir", DMDIR | 0o775, OREAD, &g)
+        .unwrap();
+    let data = bytes(1, 40_000);
+    let f = put(&fs, &m, d.entry(), "f", &data);
+    assert_eq!(f.dir.length, 40_000);
+    assert_eq!(f.parent, d.entry().qid.path);
+    let w = walk_path(&fs, &m, &root, "dir/f", &g).unwrap();
+    assert_eq!(w.qid.path, f.qid.path);
+    assert_eq!(get(&fs, &m, &w), data);
+    let o = fs.open(&m, &w, OREAD, &g).unwrap();
+    assert_eq!(fs.read(&o, 39_990, 100).unwrap(), &data[39_990..]);
+    assert!(fs.read(&o, 50_000, 10).unwrap().is_empty());
+    for n in ["b", "a", "c"] {
+        put(&fs, &m, d.entry(), n, b"x");
+    }
+    let od = fs.open(&m, d.entry(), OREAD, &g).unwrap();
+    let all: Vec<Vec<u8>> = fs
+        .readdir(&od, None, 100)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(all, vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec(), b"f".to_vec()]);
+    let rest = fs.readdir(&od, Some(b"b"), 100).unwrap();
+    assert_eq!(rest.len(), 2);
+    assert_eq!(rest[0].name, b"c");
+    // Survives a commit and reopen.
+    fs.sync().unwrap();
+    drop(fs);
+    let fs = open(&dev);
+    let (m, root) = fs.attach("main").unwrap();
+    let w = walk_path(&fs, &m, &root, "dir/f", &g).unwrap();
+    assert_eq!(get(&fs, &m, &w), data);
+    let up = fs.walk(&m, &w, b"..", &g);
+    assert!(matches!(up, Err(Error::NotDir)), "{up:?}");
+    let d = walk_path(&fs, &m, &root, "dir", &g).unwrap();
+    let up = fs.walk(&m, &d, b"..", &g).unwrap();
+    assert_eq!(up.qid.path, root.qid.path);
+}
+
+#[test]
+fn holes_and_overwrites() {
+    let dev = format(DEV);
+    let fs = open(&dev);
+    let (m, root) = fs.attach("main").unwrap();
+    let g = glenda();
+    let o = fs.create(&m, &root, b"h", 0o664, ORDWR, &g).unwrap();
+    fs.write(&o, 100_000, b"tail", &g).unwrap();
+    let mut want = vec![0u8; 100_004];
+    want[100_000..].copy_from_slice(b"tail");
+    assert_eq!(get(&fs, &m, o.entry()), want);
+    fs.write(&o, 5, b"head", &g).unwrap();
+    want[5..9].copy_from_slice(b"head");
+    assert_eq!(get(&fs, &m, o.entry()), want);
+    let big = bytes(7, 3 * BLKSZ + 10);
+    fs.write(&o, 16_000, &big, &g).unwrap();
+    want[16_000..16_000 + big.len()].copy_from_slice(&big);
+    assert_eq!(get(&fs, &m, o.entry()), want);
+}
+
+#[test]
+fn append_only_files_write_at_the_end() {
+    let dev = format(DEV);
+    let fs = open(&dev);
+    let (m, root) = fs.attach("main").unwrap();
+    let g = glenda();
+    let o = fs
+        .create(&m, &root, b"log", DMAPPEND | 0o664, OWRITE, &g)
+        .unwrap();
+    assert!(o.info().append);
+    fs.write(&o, 0, b"one ", &g).unwrap();
+    fs.write(&o, 0, b"two", &g).unwrap();
+    assert_eq!(get(&fs, &m, o.entry()), b"one two");
+    // OTRUNC is ignored for append-only files.
+    let t = fs.open(&m, o.entry(), OWRITE | OTRUNC, &g).unwrap();
+    assert!(!t.info().truncate);
+    assert_eq!(fs.stat(&m, o.entry()).unwrap().dir.length, 7);
+}
+
+#[test]
+fn renamed_and_removed_entries_are_seen_by_every_handle() {
+    let dev = format(DEV);
+    let fs = open(&dev);
+    let (m, root) = fs.attach("main").unwrap();
+    let g = glenda();
+    let a = put(&fs, &m, &root, "a", b"data");
+    let other = fs.walk(&m, &root, b"a", &g).unwrap();
+    let c = Changes {
+        name: Some(b"b".to_vec()),
+        ..Changes::default()
+    };
+    fs.wstat(&m, &a, &c, &g).unwrap();
+    assert_eq!(fs.stat(&m, &other).unwrap().name, b"b");
+    let o = fs.open(&m, &other, ORDWR, &g).unwrap();
+    fs.write(&o, 4, b"more", &g).unwrap();
+    assert_eq!(get(&fs, &m, &a), b"datamore");
+    fs.remove(&m, &a, &g).unwrap();
+    assert!(matches!(fs.stat(&m, &other), Err(Error::Gone)));
+    assert!(matches!(fs.read(&o, 0, 10), Err(Error::Gone)));
+    assert!(matches!(fs.write(&o, 0, b"x", &g), Err(Error::Gone)));
+    assert!(matches!(fs.walk(&m, &root, b"b", &g), Err(Error::NotFound)));
+    drop((o, other, a));
+    while fs.sweep(16).unwrap() {}
+    assert_eq!(fs.clears_pending(), 0);
+}
+
+#[test]
+fn snapshots_are_read_only() {
+    let dev = format(DEV);
+    let fs = open(&dev);
+    let (m, root) = fs.attach("empty").unwrap();
+    assert!(!m.is_mutable());
+    let r = fs.create(&m, &root, b"x", 0o664, OWRITE, &glenda());
+    assert!(matches!(r, Err(Error::ReadOnly)), "{r:?}");
+    let r = fs.open(&m, &root, OREAD, &glenda());
+    assert!(r.is_ok());
+}

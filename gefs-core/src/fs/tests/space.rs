@@ -1,0 +1,155 @@
+//! Space accounting, bounded clearing, and walk cost at directory scale.
+
+use std::time::Instant;
+
+use super::*;
+use crate::alloc::Tier;
+use crate::format::msg::Msg;
+
+/// Blocks that may legitimately still be in use after everything was
+/// removed: a few tree nodes, plus the data blocks whose `Clearb` messages
+/// still wait in pivot buffers (a data block is freed when its message
+/// reaches a leaf), at most one buffer's worth per pivot level.
+fn slack(fs: &Fs, m: &Mount) -> u64 {
+    let height = u64::from(fs.store().root(m.tree()).unwrap().height);
+    let clearb = Msg::bare(crate::format::msg::Op::Clearb, key::dat(1, 0)).size();
+    64 + (height - 1) * (crate::format::BUFSPC / clearb) as u64
+}
+
+/// Commit a few times, each with a small change: a commit releases the
+/// frees an earlier one logged, and a commit with no change writes nothing.
+fn settle_space(fs: &Fs, m: &Mount, root: &Entry) {
+    for i in 0..4 {
+        put(fs, m, root, &format!("settle{i}"), b"");
+        fs.sync().unwrap();
+    }
+}
+
+#[test]
+fn space_returns_after_writing_and_removing_many_files() {
+    let dev = format(DEV);
+    let fs = open(&dev);
+    let (m, root) = fs.attach("main").unwrap();
+    let g = glenda();
+    fs.sync().unwrap();
+    let free0 = fs.store().allocator().free_blocks();
+    for round in 0..3u64 {
+        let mut made = Vec::new();
+        for i in 0..60u64 {
+            let n = ((i * 7919 + round) % 9) as usize * BLKSZ + (i as usize % 5) * 1000;
+            made.push(put(&fs, &m, &root, &format!("f{round}-{i}"), &bytes(i, n)));
+        }
+        // Overwrite and truncate some, then remove them all.
+        for (i, e) in made.iter().enumerate().step_by(3) {
+            let o = fs.open(&m, e, ORDWR, &g).unwrap();
+            fs.write(&o, 100, &bytes(99, 2 * BLKSZ), &g).unwrap();
+            let c = Changes {
+                length: Some((i * 500) as u64),
+                ..Changes::default()
+            };
+            fs.wstat(&m, e, &c, &g).unwrap();
+        }
+        fs.sync().unwrap();
+        for e in &made {
+            fs.remove(&m, e, &g).unwrap();
+        }
+        fs.sync().unwrap();
+    }
+    settle_space(&fs, &m, &root);
+    let free = fs.store().allocator().free_blocks();
+    assert!(
+        free + slack(&fs, &m) >= free0,
+        "{free} of {free0} free blocks came back"
+    );
+}
+
+#[test]
+fn space_huge_remove_is_cleared_in_bounded_chunks() {
+    let dev = format(DEV);
+    let fs = open(&dev);
+    let (m, root) = fs.attach("main").unwrap();
+    let g = glenda();
+    let nblk = 1500usize;
+    let o = fs.create(&m, &root, b"huge", 0o664, ORDWR, &g).unwrap();
+    let chunk = bytes(5, MAX_IO);
+    let mut off = 0u64;
+    while off < (nblk * BLKSZ) as u64 {
+        fs.write(&o, off, &chunk, &g).unwrap();
+        off += MAX_IO as u64;
+    }
+    let nblk = off as usize / BLKSZ;
+    fs.sync().unwrap();
+    let free_full = fs.store().allocator().free_blocks();
+    fs.remove(&m, o.entry(), &g).unwrap();
+    let mut total = 0;
+    let mut steps = 0;
+    loop {
+        let s = fs.sweep_step().unwrap();
+        assert!(s.keys <= CLEAR_CHUNK, "a step cleared {} keys", s.keys);
+        total += s.keys;
+        steps += 1;
+        // The writer lock is free between steps: others make progress.
+        put(&fs, &m, &root, &format!("between{steps}"), b"x");
+        if !s.more {
+            break;
+        }
+    }
+    assert_eq!(total, nblk);
+    assert!(steps >= nblk / CLEAR_CHUNK);
+    settle_space(&fs, &m, &root);
+    let free = fs.store().allocator().free_blocks();
+    assert!(
+        free + slack(&fs, &m) >= free_full + nblk as u64,
+        "{free} vs {free_full} + {nblk}"
+    );
+}
+
+/// Fill directory `q` with `n` entries straight through the store.
+fn fill_dir(fs: &Fs, m: &Mount, q: u64, n: usize) {
+    let d = Xdir {
+        qid_path: 0,
+        mode: 0o644,
+        ..Xdir::default()
+    };
+    for start in (0..n).step_by(2000) {
+        let msgs = (start..n.min(start + 2000))
+            .map(|i| {
+                let x = Xdir {
+                    qid_path: fs.store().next_qid(),
+                    ..d
+                };
+                Msg::insert(key::ent(q, format!("entry{i:07}").as_bytes()), x.encode())
+            })
+            .collect();
+        fs.store().upsert(m.tree(), msgs, Tier::Normal).unwrap();
+    }
+}
+
+#[test]
+fn walk_cost_in_a_100k_directory_vs_a_1k_one() {
+    let dev = format(256 << 20);
+    let fs = open(&dev);
+    let (m, root) = fs.attach("main").unwrap();
+    let g = glenda();
+    let mut times = Vec::new();
+    for (name, n) in [("small", 1_000usize), ("big", 100_000)] {
+        let d = fs
+            .create(&m, &root, name.as_bytes(), DMDIR | 0o775, OREAD, &g)
+            .unwrap();
+        fill_dir(&fs, &m, d.entry().qid.path, n);
+        let walks = 2000;
+        let t = Instant::now();
+        for i in 0..walks {
+            let el = format!("entry{:07}", (i * 7919) % n);
+            let e = fs.walk(&m, d.entry(), el.as_bytes(), &g).unwrap();
+            assert_eq!(e.name, el.as_bytes());
+        }
+        let per = t.elapsed() / walks as u32;
+        println!("walk in a directory of {n} entries: {per:?} per walk");
+        times.push(per);
+    }
+    println!(
+        "walk cost ratio 100k/1k: {:.2}",
+        times[1].as_secs_f64() / times[0].as_secs_f64()
+    );
+}

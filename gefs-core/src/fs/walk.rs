@@ -1,0 +1,153 @@
+//! Walk, stat, and finding an entry's current key.
+//!
+//! A walk step is one `KENT` lookup (`..` is a `KUP` lookup and a `KENT`
+//! lookup), so its cost is O(log n) in the size of the tree, whatever the
+//! size of the directory. `..` at a root stays at the root, any number of
+//! times (reference defect #29).
+
+use std::sync::Arc;
+
+use super::error::{Error, Result};
+use super::nodes::{Loc, Node};
+use super::perm::{self, EXEC};
+use super::{names, Entry, Fs, Mount, Who};
+use crate::format::key::{self, KeyView};
+use crate::format::value::Xdir;
+use crate::store::TreeId;
+
+/// Attempts to find an entry whose key moves under a reader.
+const RETRIES: usize = 8;
+
+fn bad_value(what: &str) -> Error {
+    Error::Store(crate::Error::corrupt(crate::BlockAddr::NONE, what))
+}
+
+/// Decode a `KENT` value.
+pub(super) fn decode_xdir(v: &[u8]) -> Result<Xdir> {
+    Xdir::decode(v).map_err(|_| bad_value("malformed directory entry value"))
+}
+
+impl Fs {
+    /// The value of the entry at `loc`, if there is one.
+    pub(super) fn xdir_at(&self, tree: TreeId, loc: &Loc) -> Result<Option<Xdir>> {
+        match self.store.lookup(tree, &key::ent(loc.pqid, &loc.name))? {
+            Some(v) => Ok(Some(decode_xdir(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The current location and value of `node` (qid `qid`): [`Error::Gone`]
+    /// if it was removed.
+    pub(super) fn resolve(&self, tree: TreeId, node: &Node, qid: u64) -> Result<(Loc, Xdir)> {
+        let mut loc = node.loc();
+        for _ in 0..RETRIES {
+            if loc.gone {
+                return Err(Error::Gone);
+            }
+            if let Some(d) = self.xdir_at(tree, &loc)? {
+                if d.qid_path == qid {
+                    return Ok((loc, d));
+                }
+            }
+            // A reader may race a rename: look again if the node moved.
+            let now = node.loc();
+            if now == loc {
+                return Err(Error::Gone);
+            }
+            loc = now;
+        }
+        Err(Error::Gone)
+    }
+
+    /// The current location and value of `e`.
+    pub(super) fn current(&self, m: &Mount, e: &Entry) -> Result<(Loc, Xdir)> {
+        self.resolve(m.tree, &e.node, e.qid.path)
+    }
+
+    /// The location and value of the directory containing `loc` (a root
+    /// contains itself).
+    pub(super) fn parent_of(&self, tree: TreeId, loc: &Loc) -> Result<(Loc, Xdir)> {
+        if loc.pqid == key::ROOT_PQID {
+            let d = self.xdir_at(tree, loc)?.ok_or(Error::Gone)?;
+            return Ok((loc.clone(), d));
+        }
+        let up = self
+            .store
+            .lookup(tree, &key::up(loc.pqid))?
+            .ok_or_else(|| bad_value("directory without an up-link"))?;
+        let ploc = match KeyView::parse(&up) {
+            KeyView::Ent { pqid, name } => Loc {
+                pqid,
+                name: name.to_vec(),
+                gone: false,
+            },
+            _ => return Err(bad_value("up-link is not an entry key")),
+        };
+        let d = self
+            .xdir_at(tree, &ploc)?
+            .ok_or_else(|| bad_value("up-link to a missing entry"))?;
+        if d.qid_path != loc.pqid {
+            return Err(bad_value("up-link to another directory"));
+        }
+        Ok((ploc, d))
+    }
+
+    /// A fresh snapshot of `e`: its current name, parent and value.
+    pub fn stat(&self, m: &Mount, e: &Entry) -> Result<Entry> {
+        let (loc, d) = self.current(m, e)?;
+        Ok(self.entry(e.node.clone(), &loc, d))
+    }
+
+    /// Walk one element from directory `dir`: needs exec permission on it.
+    /// `..` goes to the parent, and stays at a root.
+    pub fn walk(&self, m: &Mount, dir: &Entry, name: &[u8], who: &Who) -> Result<Entry> {
+        if name != b".." {
+            names::check_walk(name).map_err(|e| match e {
+                Error::BadName => Error::NotFound,
+                e => e,
+            })?;
+        }
+        let (loc, d) = self.current(m, dir)?;
+        if !d.is_dir() {
+            return Err(Error::NotDir);
+        }
+        if !perm::allowed(&self.users(), who, &d, EXEC) {
+            return Err(Error::Perm);
+        }
+        for _ in 0..RETRIES {
+            let seen = self.nodes.seq();
+            let (cloc, cd) = if name == b".." {
+                self.parent_of(m.tree, &loc)?
+            } else {
+                let cloc = Loc {
+                    pqid: d.qid_path,
+                    name: name.to_vec(),
+                    gone: false,
+                };
+                let cd = self.xdir_at(m.tree, &cloc)?.ok_or(Error::NotFound)?;
+                (cloc, cd)
+            };
+            let reg = self.nodes.register(m.tree, cd.qid_path, cloc.clone(), seen);
+            if reg.recheck {
+                // A rename or remove ran since the lookup: confirm the key.
+                match self.xdir_at(m.tree, &cloc)? {
+                    Some(x) if x.qid_path == cd.qid_path => {}
+                    _ => continue,
+                }
+            }
+            return Ok(self.found(reg.node, &cloc, cd));
+        }
+        Err(Error::NotFound)
+    }
+
+    /// The entry for a walk's result: if the node was already live, its
+    /// own location is the authority.
+    fn found(&self, node: Arc<Node>, cloc: &Loc, cd: Xdir) -> Entry {
+        let loc = node.loc();
+        if loc.gone || loc == *cloc {
+            self.entry(node, cloc, cd)
+        } else {
+            self.entry(node, &loc, cd)
+        }
+    }
+}
