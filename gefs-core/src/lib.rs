@@ -17,7 +17,6 @@ pub mod device;
 pub mod dump;
 pub mod error;
 pub mod format;
-pub mod fs;
 pub mod host;
 pub mod ids;
 pub mod image;
@@ -25,6 +24,7 @@ pub mod retain;
 
 pub use error::{Error, Result};
 pub use ids::{BlockAddr, Gen};
+pub mod admin;
 pub mod alloc;
 pub mod cache;
 pub mod check;

@@ -101,7 +101,9 @@ fn main() -> ExitCode {
         View::Super => gefs_core::dump::superblock(&s).map(|v| show(a.json, &v)),
         View::Arenas => Ok(show(a.json, &gefs_core::dump::arenas(&s))),
         View::Snaps => gefs_core::dump::snaps(&s).map(|v| show(a.json, &v)),
-        View::Tree { label } => gefs_core::dump::tree_levels(&s, label.as_deref()).map(|v| show(a.json, &v)),
+        View::Tree { label } => {
+            gefs_core::dump::tree_levels(&s, label.as_deref()).map(|v| show(a.json, &v))
+        }
         View::Blk { .. } => Ok(ExitCode::SUCCESS),
     };
     r.unwrap_or_else(|e| {
