@@ -17,6 +17,7 @@ pub mod device;
 pub mod dump;
 pub mod error;
 pub mod format;
+pub mod fs;
 pub mod host;
 pub mod ids;
 pub mod image;
