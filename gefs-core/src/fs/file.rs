@@ -37,7 +37,8 @@ pub const MAX_LEN: u64 = 1 << 60;
 /// What an open grants, and what the server must enforce itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OpenInfo {
-    /// [`READ`], [`WRITE`], [`EXEC`] bits checked.
+    /// [`READ`](super::READ), [`WRITE`](super::WRITE), [`EXEC`](super::EXEC)
+    /// bits checked.
     pub want: u8,
     /// `DMEXCL`: the server must refuse the open while any other handle of
     /// the same qid is open, and refuse further opens while this one is.
@@ -204,7 +205,8 @@ impl Fs {
             let mut buf = vec![0u8; n as usize];
             let (lo, hi) = (key::dat(qid, off - off % BLKSZ_U64), key::dat(qid, off + n));
             let limit = (n / BLKSZ_U64 + 2) as usize;
-            let kvs = crate::tree::scan(ctx, root, Bound::Included(&lo), Bound::Excluded(&hi), limit)?;
+            let kvs =
+                crate::tree::scan(ctx, root, Bound::Included(&lo), Bound::Excluded(&hi), limit)?;
             for (k, v) in kvs {
                 let KeyView::Dat { off: boff, .. } = KeyView::parse(&k) else {
                     continue;
@@ -235,7 +237,11 @@ impl Fs {
             if d.is_dir() {
                 return Err(Error::IsDir);
             }
-            let off = if d.mode & DMAPPEND != 0 { d.length } else { off };
+            let off = if d.mode & DMAPPEND != 0 {
+                d.length
+            } else {
+                off
+            };
             let end = off
                 .checked_add(data.len() as u64)
                 .filter(|&e| e <= MAX_LEN)
@@ -286,12 +292,14 @@ impl Fs {
                 Some(bp) => Some(self.store.read_data(&bp)?),
                 None => None,
             };
-            let bp = self.store.write_data(tree, q, fo + n == BLKSZ, Tier::Normal, |buf| {
-                if let Some(b) = &old {
-                    buf.copy_from_slice(b.bytes());
-                }
-                buf[fo..fo + n].copy_from_slice(piece);
-            })?;
+            let bp = self
+                .store
+                .write_data(tree, q, fo + n == BLKSZ, Tier::Normal, |buf| {
+                    if let Some(b) = &old {
+                        buf.copy_from_slice(b.bytes());
+                    }
+                    buf[fo..fo + n].copy_from_slice(piece);
+                })?;
             bps.push(bp);
             msgs.push(Msg::insert(key::dat(q, boff), bp.to_bytes().to_vec()));
             pos += n as u64;
@@ -377,7 +385,10 @@ impl Fs {
             .write_data(tree, d.qid_path, false, Tier::Reserve, |buf| {
                 buf[..keep].copy_from_slice(&ob.bytes()[..keep]);
             })?;
-        msgs.push(Msg::insert(key::dat(d.qid_path, boff), bp.to_bytes().to_vec()));
+        msgs.push(Msg::insert(
+            key::dat(d.qid_path, boff),
+            bp.to_bytes().to_vec(),
+        ));
         Ok(Some(bp))
     }
 
@@ -402,6 +413,10 @@ fn copy_overlap(buf: &mut [u8], off: u64, blk: &[u8; BLKSZ], boff: u64) {
     if lo >= hi {
         return;
     }
-    let (n, b0, d0) = ((hi - lo) as usize, (lo - boff) as usize, (lo - off) as usize);
+    let (n, b0, d0) = (
+        (hi - lo) as usize,
+        (lo - boff) as usize,
+        (lo - off) as usize,
+    );
     buf[d0..d0 + n].copy_from_slice(&blk[b0..b0 + n]);
 }

@@ -23,7 +23,7 @@
 //! - metadata that can be changed blindly (mtime, muid, size, vers) is
 //!   changed with `Wstat` messages, never by rewriting the `Xdir`; only a
 //!   rename, whose key changes, writes a whole new `Xdir`;
-//! - an [`Entry`] is a snapshot of an entry plus a shared handle ([`nodes`])
+//! - an [`Entry`] is a snapshot of an entry plus a shared handle (`nodes.rs`)
 //!   that follows renames and removes, so every handle on a file sees the
 //!   same name and the same "gone" state.
 //!
@@ -53,11 +53,11 @@ use crate::format::key;
 use crate::format::value::Xdir;
 use crate::store::{CommitInfo, Store, TreeId};
 
+pub use crate::users::{Access as Who, Users};
 pub use clear::{SweepStep, CLEAR_CHUNK};
 pub use error::{Error, Result, WstatRule};
 pub use file::{Open, OpenInfo, MAX_IO, MAX_LEN, OEXEC, ORCLOSE, ORDWR, OREAD, OTRUNC, OWRITE};
 pub use perm::{EXEC, READ, WRITE};
-pub use crate::users::{Access as Who, Users};
 pub use wstat::Changes;
 
 use nodes::{Loc, Node, Nodes};

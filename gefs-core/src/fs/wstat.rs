@@ -222,13 +222,24 @@ impl Fs {
         if check && !perm::allowed(&self.users(), who, &pd, WRITE) {
             return Err(Error::Perm);
         }
-        if self.store.lookup(m.tree, &key::ent(loc.pqid, name))?.is_some() {
+        if self
+            .store
+            .lookup(m.tree, &key::ent(loc.pqid, name))?
+            .is_some()
+        {
             return Err(Error::Exists);
         }
         Ok((ploc, name.to_vec()))
     }
 
-    fn plan_owner(&self, d: &Xdir, c: &Changes, who: &Who, check: bool, ws: &mut Wstat) -> Result<()> {
+    fn plan_owner(
+        &self,
+        d: &Xdir,
+        c: &Changes,
+        who: &Who,
+        check: bool,
+        ws: &mut Wstat,
+    ) -> Result<()> {
         let users = self.users();
         if let Some(uid) = c.uid.filter(|&u| u != d.uid) {
             if users.by_id(uid).is_none() {

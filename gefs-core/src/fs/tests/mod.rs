@@ -119,7 +119,10 @@ fn create_write_read_walk_list() {
         .into_iter()
         .map(|e| e.name)
         .collect();
-    assert_eq!(all, vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec(), b"f".to_vec()]);
+    assert_eq!(
+        all,
+        vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec(), b"f".to_vec()]
+    );
     let rest = fs.readdir(&od, Some(b"b"), 100).unwrap();
     assert_eq!(rest.len(), 2);
     assert_eq!(rest[0].name, b"c");
@@ -135,6 +138,9 @@ fn create_write_read_walk_list() {
     let d = walk_path(&fs, &m, &root, "dir", &g).unwrap();
     let up = fs.walk(&m, &d, b"..", &g).unwrap();
     assert_eq!(up.qid.path, root.qid.path);
+    assert!(fs.nodes.live() >= 3);
+    drop((d, up, w, root));
+    assert_eq!(fs.nodes.live(), 0, "nodes outlive their entries");
 }
 
 #[test]

@@ -3,12 +3,14 @@
 //! operation, with commits and reopens (drop the `Fs` and `Store`, open
 //! again from the same `MemDev`) at random points.
 //!
-//! Extension point for snapshots: the model keeps one [`MTree`] per label
-//! (`Harness::trees`). A snapshot op takes the snapshot through the store,
-//! clones `trees["main"]` under the new label, and from then on
-//! [`Harness::check_all`] verifies every label (immutable ones read-only,
-//! where writes must fail with [`Error::ReadOnly`]). Add it as a variant of
-//! [`Op`] and a weight in [`Harness::pick`].
+//! Snapshots: the model keeps one [`MTree`] per label (`Harness::trees`).
+//! [`Op::Snap`] takes an immutable snapshot of `main` through the store and
+//! clones the model's `main` under the new label; from then on
+//! [`Harness::check_all`] verifies every label, across commits and reopens,
+//! and a change to a snapshot must fail with [`Error::ReadOnly`]. Further
+//! snapshot operations (forks, which are mutable trees of their own, and
+//! label deletion) plug in the same way: a variant of [`Op`], a weight in
+//! [`Harness::pick`], and the matching change to `trees`.
 
 use std::collections::BTreeMap;
 
@@ -77,17 +79,51 @@ fn join(dir: &str, name: &str) -> String {
 /// The operations.
 #[derive(Debug)]
 enum Op {
-    Create { dir: String, name: &'static str, is_dir: bool, perm: u32 },
-    Write { path: String, off: u64, len: usize, seed: u64 },
-    Truncate { path: String, len: u64 },
-    Rename { path: String, name: &'static str },
-    Remove { path: String },
-    Chmod { path: String, perm: u32 },
-    Chgrp { path: String, gid: i32 },
-    Read { path: String, off: u64, len: usize },
-    Sweep { steps: usize },
+    Create {
+        dir: String,
+        name: &'static str,
+        is_dir: bool,
+        perm: u32,
+    },
+    Write {
+        path: String,
+        off: u64,
+        len: usize,
+        seed: u64,
+    },
+    Truncate {
+        path: String,
+        len: u64,
+    },
+    Rename {
+        path: String,
+        name: &'static str,
+    },
+    Remove {
+        path: String,
+    },
+    Chmod {
+        path: String,
+        perm: u32,
+    },
+    Chgrp {
+        path: String,
+        gid: i32,
+    },
+    Read {
+        path: String,
+        off: u64,
+        len: usize,
+    },
+    Sweep {
+        steps: usize,
+    },
     Reopen,
+    Snap,
 }
+
+/// Most snapshots one run takes.
+const MAX_SNAPS: usize = 4;
 
 struct Harness {
     dev: Arc<MemDev>,
@@ -152,7 +188,10 @@ impl Harness {
     }
 
     fn len_of(&self, p: &str) -> u64 {
-        self.trees["main"].nodes.get(p).map_or(0, |n| n.data.len() as u64)
+        self.trees["main"]
+            .nodes
+            .get(p)
+            .map_or(0, |n| n.data.len() as u64)
     }
 
     /// Choose the next operation.
@@ -174,17 +213,27 @@ impl Harness {
                     1 => BLKSZ,
                     _ => self.rng.below(3 * BLKSZ_U64 + 1) as usize,
                 };
-                Op::Write { path, off, len, seed: self.rng.next() }
+                Op::Write {
+                    path,
+                    off,
+                    len,
+                    seed: self.rng.next(),
+                }
             }
             (45..=54, Some(path)) => {
                 let len = self.len_of(&path);
-                Op::Truncate { path, len: self.rng.below(2 * len + BLKSZ_U64) }
+                Op::Truncate {
+                    path,
+                    len: self.rng.below(2 * len + BLKSZ_U64),
+                }
             }
             (55..=62, _) => Op::Rename {
                 path: self.any(None).unwrap_or_default(),
                 name: self.name(),
             },
-            (63..=70, _) => Op::Remove { path: self.any(None).unwrap_or_default() },
+            (63..=70, _) => Op::Remove {
+                path: self.any(None).unwrap_or_default(),
+            },
             (71..=75, _) => Op::Chmod {
                 path: self.any(None).unwrap_or_default(),
                 perm: self.rng.below(0o1000) as u32,
@@ -195,9 +244,16 @@ impl Harness {
             },
             (79..=94, Some(path)) => {
                 let len = self.len_of(&path);
-                Op::Read { path, off: self.rng.below(len + 100), len: self.rng.below(3 * BLKSZ_U64) as usize }
+                Op::Read {
+                    path,
+                    off: self.rng.below(len + 100),
+                    len: self.rng.below(3 * BLKSZ_U64) as usize,
+                }
             }
-            (95..=97, _) => Op::Sweep { steps: 1 + self.rng.below(3) as usize },
+            (95..=96, _) => Op::Sweep {
+                steps: 1 + self.rng.below(3) as usize,
+            },
+            (97, _) if self.trees.len() <= MAX_SNAPS => Op::Snap,
             _ => Op::Reopen,
         }
     }
@@ -212,15 +268,28 @@ impl Harness {
     /// Apply `op` to the file system and the model; check the result.
     fn apply(&mut self, op: &Op) {
         match op {
-            Op::Create { dir, name, is_dir, perm } => self.create(dir, name, *is_dir, *perm),
-            Op::Write { path, off, len, seed } => self.write(path, *off, *len, *seed),
+            Op::Create {
+                dir,
+                name,
+                is_dir,
+                perm,
+            } => self.create(dir, name, *is_dir, *perm),
+            Op::Write {
+                path,
+                off,
+                len,
+                seed,
+            } => self.write(path, *off, *len, *seed),
             Op::Truncate { path, len } => self.truncate(path, *len),
             Op::Rename { path, name } => self.rename(path, name),
             Op::Remove { path } => self.remove(path),
             Op::Chmod { path, perm } => self.chmod(path, *perm),
             Op::Chgrp { path, gid } => {
                 let (m, e) = self.walk(path);
-                let c = Changes { gid: Some(*gid), ..Changes::default() };
+                let c = Changes {
+                    gid: Some(*gid),
+                    ..Changes::default()
+                };
                 self.fs().wstat(&m, &e, &c, &self.who).unwrap();
                 if let Some(n) = self.model().nodes.get_mut(path) {
                     n.gid = *gid;
@@ -239,14 +308,31 @@ impl Harness {
                 self.fs().sweep(*steps).unwrap();
             }
             Op::Reopen => self.reopen(),
+            Op::Snap => self.snap(),
         }
+    }
+
+    fn snap(&mut self) {
+        let label = format!("snap{}", self.trees.len());
+        self.fs().store().snapshot("main", &label, false).unwrap();
+        let t = self.trees["main"].clone();
+        self.trees.insert(label.clone(), t);
+        let (m, root) = self.fs().attach(&label).unwrap();
+        assert!(!m.is_mutable());
+        let r = self.fs().create(&m, &root, b"x", 0o666, OREAD, &self.who);
+        assert!(matches!(r, Err(Error::ReadOnly)), "{r:?}");
+        let r = self.fs().remove(&m, &root, &self.who);
+        assert!(matches!(r, Err(Error::ReadOnly)), "{r:?}");
+        self.check_all();
     }
 
     fn create(&mut self, dir: &str, name: &'static str, is_dir: bool, perm: u32) {
         let (m, d) = self.walk(dir);
         let path = join(dir, name);
         let p = if is_dir { DMDIR | perm } else { perm };
-        let r = self.fs().create(&m, &d, name.as_bytes(), p, OREAD, &self.who);
+        let r = self
+            .fs()
+            .create(&m, &d, name.as_bytes(), p, OREAD, &self.who);
         if self.trees["main"].nodes.contains_key(&path) {
             assert!(matches!(r, Err(Error::Exists)), "create {path}: {r:?}");
             return;
@@ -256,7 +342,15 @@ impl Harness {
         let mode = p & (!inherit | (d.dir.mode & inherit));
         assert_eq!(o.entry().dir.mode, mode);
         let gid = d.dir.gid;
-        self.model().nodes.insert(path, MNode { is_dir, mode, gid, data: Vec::new() });
+        self.model().nodes.insert(
+            path,
+            MNode {
+                is_dir,
+                mode,
+                gid,
+                data: Vec::new(),
+            },
+        );
     }
 
     fn write(&mut self, path: &str, off: u64, len: usize, seed: u64) {
@@ -277,7 +371,10 @@ impl Harness {
 
     fn truncate(&mut self, path: &str, len: u64) {
         let (m, e) = self.walk(path);
-        let c = Changes { length: Some(len), ..Changes::default() };
+        let c = Changes {
+            length: Some(len),
+            ..Changes::default()
+        };
         self.fs().wstat(&m, &e, &c, &self.who).unwrap();
         let n = self.model().nodes.get_mut(path).expect("file");
         n.data.resize(len as usize, 0);
@@ -285,7 +382,10 @@ impl Harness {
 
     fn rename(&mut self, path: &str, name: &'static str) {
         let (m, e) = self.walk(path);
-        let c = Changes { name: Some(name.as_bytes().to_vec()), ..Changes::default() };
+        let c = Changes {
+            name: Some(name.as_bytes().to_vec()),
+            ..Changes::default()
+        };
         let r = self.fs().wstat(&m, &e, &c, &self.who);
         let to = join(parent(path), name);
         if path.is_empty() {
@@ -297,7 +397,10 @@ impl Harness {
             return;
         }
         if self.trees["main"].nodes.contains_key(&to) {
-            assert!(matches!(r, Err(Error::Exists)), "rename {path} to {to}: {r:?}");
+            assert!(
+                matches!(r, Err(Error::Exists)),
+                "rename {path} to {to}: {r:?}"
+            );
             return;
         }
         assert_eq!(r.unwrap().name, name.as_bytes());
@@ -331,7 +434,10 @@ impl Harness {
     fn chmod(&mut self, path: &str, perm: u32) {
         let (m, e) = self.walk(path);
         let mode = (e.dir.mode & !0o777) | perm;
-        let c = Changes { mode: Some(mode), ..Changes::default() };
+        let c = Changes {
+            mode: Some(mode),
+            ..Changes::default()
+        };
         self.fs().wstat(&m, &e, &c, &self.who).unwrap();
         if let Some(n) = self.model().nodes.get_mut(path) {
             n.mode = mode;

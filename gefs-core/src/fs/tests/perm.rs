@@ -189,7 +189,10 @@ fn perm_wstat_rules() {
     };
     let r = fs.wstat(&m, &f, &chgrp(-1), &alice);
     assert!(matches!(r, Err(Error::Wstat(WstatRule::NotInGroup))));
-    assert_eq!(fs.wstat(&m, &f, &chgrp(STAFF), &alice).unwrap().dir.gid, STAFF);
+    assert_eq!(
+        fs.wstat(&m, &f, &chgrp(STAFF), &alice).unwrap().dir.gid,
+        STAFF
+    );
     let r = fs.wstat(&m, &f, &chgrp(777), &p);
     assert!(matches!(r, Err(Error::NoUser)));
     let bits = Changes {

@@ -13,7 +13,12 @@ fn dat_keys(fs: &Fs, m: &Mount, q: u64, from: u64) -> Vec<u64> {
     let lo = key::dat(q, from);
     let hi = key::dat(q + 1, 0);
     fs.store()
-        .scan(m.tree(), Bound::Included(&lo), Bound::Excluded(&hi), usize::MAX)
+        .scan(
+            m.tree(),
+            Bound::Included(&lo),
+            Bound::Excluded(&hi),
+            usize::MAX,
+        )
         .unwrap()
         .into_iter()
         .map(|(k, _)| match key::KeyView::parse(&k) {
@@ -104,8 +109,21 @@ fn regress_05_reads_need_a_handle_opened_for_reading() {
     assert!(matches!(fs.read(&w, 0, 10), Err(Error::NotOpen)));
     let od = fs.open(&m, &root, OEXEC, &glenda()).unwrap();
     assert!(fs.readdir(&od, None, 10).is_ok());
-    let ro = fs.open(&m, &f, OREAD, &Who { uid: GLENDA, permissive: true }).unwrap();
-    assert!(matches!(fs.write(&ro, 0, b"x", &glenda()), Err(Error::NotOpen)));
+    let ro = fs
+        .open(
+            &m,
+            &f,
+            OREAD,
+            &Who {
+                uid: GLENDA,
+                permissive: true,
+            },
+        )
+        .unwrap();
+    assert!(matches!(
+        fs.write(&ro, 0, b"x", &glenda()),
+        Err(Error::NotOpen)
+    ));
 }
 
 /// #6: the reference had no directory-type checks: files could be created
@@ -120,7 +138,9 @@ fn regress_06_directories_and_files_are_not_interchangeable() {
     let r = fs.create(&m, &f, b"under", 0o664, OREAD, &g);
     assert!(matches!(r, Err(Error::NotDir)), "{r:?}");
     assert!(matches!(fs.walk(&m, &f, b"x", &g), Err(Error::NotDir)));
-    let d = fs.create(&m, &root, b"d", DMDIR | 0o775, OREAD, &g).unwrap();
+    let d = fs
+        .create(&m, &root, b"d", DMDIR | 0o775, OREAD, &g)
+        .unwrap();
     let d = d.entry().clone();
     for mode in [OWRITE, ORDWR, OREAD | OTRUNC] {
         let r = fs.open(&m, &d, mode, &g);
@@ -133,7 +153,10 @@ fn regress_06_directories_and_files_are_not_interchangeable() {
         ..Changes::default()
     };
     let r = fs.wstat(&m, &d, &c, &g);
-    assert!(matches!(r, Err(Error::Wstat(WstatRule::DirLength))), "{r:?}");
+    assert!(
+        matches!(r, Err(Error::Wstat(WstatRule::DirLength))),
+        "{r:?}"
+    );
     let c = Changes {
         mode: Some(0o664),
         ..Changes::default()
@@ -153,7 +176,9 @@ fn regress_08_rename_then_stat_shows_the_new_name() {
     let (m, root) = fs.attach("main").unwrap();
     let g = glenda();
     let f = put(&fs, &m, &root, "old", b"x");
-    let d = fs.create(&m, &root, b"olddir", DMDIR | 0o775, OREAD, &g).unwrap();
+    let d = fs
+        .create(&m, &root, b"olddir", DMDIR | 0o775, OREAD, &g)
+        .unwrap();
     let inner = put(&fs, &m, d.entry(), "inner", b"y");
     for (e, new) in [(&f, "new"), (d.entry(), "newdir")] {
         let c = Changes {
@@ -175,7 +200,10 @@ fn regress_08_rename_then_stat_shows_the_new_name() {
     drop(inner2);
     let back = fs.walk(&m, &nd, b"..", &g).unwrap();
     assert!(back.is_root());
-    assert!(matches!(fs.walk(&m, &root, b"olddir", &g), Err(Error::NotFound)));
+    assert!(matches!(
+        fs.walk(&m, &root, b"olddir", &g),
+        Err(Error::NotFound)
+    ));
     let c = Changes {
         name: Some(b"newdir".to_vec()),
         ..Changes::default()
@@ -199,14 +227,25 @@ fn regress_09_unknown_gid_stats_cleanly() {
     };
     let k = key::ent(root.qid.path, b"f");
     fs.store()
-        .upsert(m.tree(), vec![Msg { op: Op::Wstat, key: k, val: ws.encode() }], Tier::Normal)
+        .upsert(
+            m.tree(),
+            vec![Msg {
+                op: Op::Wstat,
+                key: k,
+                val: ws.encode(),
+            }],
+            Tier::Normal,
+        )
         .unwrap();
     let st = fs.stat(&m, &f).unwrap();
     assert_eq!(st.dir.gid, 4242);
     let users = fs.users();
     assert_eq!(users.group_name_of(4242), "none");
     assert_eq!(users.name_of(st.dir.uid), "glenda");
-    super::perm::set_users(&fs, "-1:adm::glenda\n0:none::\n1:glenda:glenda:\n9999:nogroup::\n");
+    super::perm::set_users(
+        &fs,
+        "-1:adm::glenda\n0:none::\n1:glenda:glenda:\n9999:nogroup::\n",
+    );
     assert_eq!(fs.users().group_name_of(4242), "nogroup");
 }
 
@@ -314,7 +353,13 @@ fn regress_24_clears_skip_holes() {
     }
     fs.remove(&m, o.entry(), &g).unwrap();
     let step = fs.sweep_step().unwrap();
-    assert_eq!(step, SweepStep { keys: 3, more: false });
+    assert_eq!(
+        step,
+        SweepStep {
+            keys: 3,
+            more: false
+        }
+    );
 }
 
 /// #29: `..` twice from a root failed; nothing stopped removing an empty
@@ -331,14 +376,20 @@ fn regress_29_root_stays_root() {
         assert_eq!(e.qid.path, root.qid.path);
         assert!(e.is_root());
     }
-    let adm = Who { uid: -1, permissive: true };
+    let adm = Who {
+        uid: -1,
+        permissive: true,
+    };
     assert!(matches!(fs.remove(&m, &root, &adm), Err(Error::Root)));
     let c = Changes {
         name: Some(b"x".to_vec()),
         ..Changes::default()
     };
     assert!(matches!(fs.wstat(&m, &root, &c, &adm), Err(Error::Root)));
-    assert!(matches!(fs.open(&m, &root, OREAD | ORCLOSE, &adm), Err(Error::Root)));
+    assert!(matches!(
+        fs.open(&m, &root, OREAD | ORCLOSE, &adm),
+        Err(Error::Root)
+    ));
 }
 
 /// #30: the reference never updated a directory's mtime on create or
@@ -353,7 +404,10 @@ fn regress_30_times_follow_changes() {
         mtime: Some(1),
         ..Changes::default()
     };
-    let adm = Who { uid: -1, permissive: true };
+    let adm = Who {
+        uid: -1,
+        permissive: true,
+    };
     fs.wstat(&m, &root, &old, &adm).unwrap();
     let f = put(&fs, &m, &root, "f", b"data");
     let r = fs.stat(&m, &root).unwrap();
@@ -377,14 +431,25 @@ fn regress_35_created_entry_knows_its_parent() {
     let fs = open(&dev);
     let (m, root) = fs.attach("main").unwrap();
     let g = glenda();
-    let d = fs.create(&m, &root, b"d", DMDIR | 0o775, OREAD, &g).unwrap();
+    let d = fs
+        .create(&m, &root, b"d", DMDIR | 0o775, OREAD, &g)
+        .unwrap();
     let f = fs.create(&m, d.entry(), b"f", 0o664, ORDWR, &g).unwrap();
     assert_eq!(f.entry().parent, d.entry().qid.path);
     let old = Changes {
         mtime: Some(1),
         ..Changes::default()
     };
-    fs.wstat(&m, &root, &old, &Who { uid: -1, permissive: true }).unwrap();
+    fs.wstat(
+        &m,
+        &root,
+        &old,
+        &Who {
+            uid: -1,
+            permissive: true,
+        },
+    )
+    .unwrap();
     fs.wstat(&m, d.entry(), &old, &g).unwrap();
     fs.remove(&m, f.entry(), &g).unwrap();
     assert!(fs.stat(&m, d.entry()).unwrap().dir.mtime > 1);
@@ -402,7 +467,8 @@ fn growth_after_truncate_is_never_undone_by_the_clear() {
     let f = put(&fs, &m, &root, "f", b"");
     let o = fs.open(&m, &f, ORDWR, &g).unwrap();
     for i in 0..3 {
-        fs.write(&o, i * MAX_IO as u64, &vec![1; MAX_IO], &g).unwrap();
+        fs.write(&o, i * MAX_IO as u64, &vec![1; MAX_IO], &g)
+            .unwrap();
     }
     set_len(&fs, &m, &f, 0);
     assert_eq!(fs.clears_pending(), 1);
