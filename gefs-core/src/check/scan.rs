@@ -67,7 +67,9 @@ fn chunks(runs: &[Run]) -> Vec<Chunk> {
             let n = (end - s).min(CHUNK_BLOCKS);
             match out.last_mut() {
                 Some(c)
-                    if s - (c.start + c.span) <= GAP_BLOCKS && s + n - c.start <= CHUNK_BLOCKS =>
+                    if s >= c.start + c.span
+                        && s - (c.start + c.span) <= GAP_BLOCKS
+                        && s + n - c.start <= CHUNK_BLOCKS =>
                 {
                     c.span = s + n - c.start;
                     c.parts.push((s, n));
@@ -235,5 +237,40 @@ pub(super) fn number(runs: &mut [Run]) {
     for r in runs {
         r.base = base;
         base += r.len as usize;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(start: u64, len: u64) -> Run {
+        Run {
+            start,
+            len,
+            base: 0,
+        }
+    }
+
+    #[test]
+    fn chunks_join_small_gaps_and_stay_bounded() {
+        let runs = [
+            run(10, 3),
+            run(15, 1),         // gap of 2: joined
+            run(15 + 1 + 9, 2), // gap of 9: new chunk
+            run(100, 600),      // split into bounded chunks
+            run(701, 1),        // gap of 1 after a full chunk's tail
+        ];
+        let cs = chunks(&runs);
+        let wanted: u64 = cs.iter().flat_map(|c| &c.parts).map(|p| p.1).sum();
+        assert_eq!(wanted, runs.iter().map(|r| r.len).sum::<u64>());
+        assert_eq!(cs[0].parts, vec![(10, 3), (15, 1)]);
+        assert_eq!(cs[1].start, 25);
+        for c in &cs {
+            assert!(c.span <= CHUNK_BLOCKS);
+            for &(s, n) in &c.parts {
+                assert!(s >= c.start && s + n <= c.start + c.span);
+            }
+        }
     }
 }
