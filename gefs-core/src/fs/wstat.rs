@@ -166,22 +166,10 @@ impl Fs {
             p.rename = Some(self.plan_rename(m, loc, name, who, check)?);
         }
         if let Some(l) = c.length.filter(|&l| l != d.length) {
-            if d.is_dir() {
-                return Err(Error::Wstat(WstatRule::DirLength));
-            }
-            if l > super::MAX_LEN {
-                return Err(Error::Invalid(format!("length {l}")));
-            }
-            if check && !perm::allowed(&users, who, d, WRITE) {
+            if check && !d.is_dir() && !perm::allowed(&users, who, d, WRITE) {
                 return Err(Error::Perm);
             }
-            p.ws.size = Some(l);
-            p.ws.mtime = Some(now_ns());
-            if l < d.length {
-                p.shrink = Some(l);
-            } else {
-                p.grow = Some(l);
-            }
+            plan_length(d, l, &mut p)?;
         }
         let chmod = check && !perm::may_chmod(&users, who, d);
         if let Some(md) = c.mode.filter(|&md| md != d.mode) {
@@ -261,6 +249,24 @@ impl Fs {
         }
         Ok(())
     }
+}
+
+/// Plan a length change of `d` to `l` (permission already checked).
+fn plan_length(d: &Xdir, l: u64, p: &mut Plan) -> Result<()> {
+    if d.is_dir() {
+        return Err(Error::Wstat(WstatRule::DirLength));
+    }
+    if l > super::MAX_LEN {
+        return Err(Error::Invalid(format!("length {l}")));
+    }
+    p.ws.size = Some(l);
+    p.ws.mtime = Some(now_ns());
+    if l < d.length {
+        p.shrink = Some(l);
+    } else {
+        p.grow = Some(l);
+    }
+    Ok(())
 }
 
 /// A `Wstat` message to `key`.

@@ -210,6 +210,48 @@ fn renamed_and_removed_entries_are_seen_by_every_handle() {
 }
 
 #[test]
+fn remove_checks_only_the_directorys_own_entries() {
+    let dev = format(DEV);
+    let fs = open(&dev);
+    let (m, root) = fs.attach("main").unwrap();
+    let g = glenda();
+    let a = fs
+        .create(&m, &root, b"a", DMDIR | 0o775, OREAD, &g)
+        .unwrap();
+    let b = fs
+        .create(&m, &root, b"b", DMDIR | 0o775, OREAD, &g)
+        .unwrap();
+    assert_eq!(b.entry().qid.path, a.entry().qid.path + 1);
+    let z = fs
+        .create(&m, &root, b"z", DMDIR | 0o775, OREAD, &g)
+        .unwrap();
+    // Neighbours on both sides of a's key range hold entries.
+    for n in ["!", "~~~~"] {
+        put(&fs, &m, b.entry(), n, b"");
+        put(&fs, &m, &root, n, b"");
+    }
+    drop(z);
+    assert!(matches!(fs.remove(&m, b.entry(), &g), Err(Error::NotEmpty)));
+    fs.remove(&m, a.entry(), &g).unwrap();
+    let od = fs.open(&m, &root, OREAD, &g).unwrap();
+    let names: Vec<_> = fs
+        .readdir(&od, None, 10)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            b"!".to_vec(),
+            b"b".to_vec(),
+            b"z".to_vec(),
+            b"~~~~".to_vec()
+        ]
+    );
+}
+
+#[test]
 fn snapshots_are_read_only() {
     let dev = format(DEV);
     let fs = open(&dev);

@@ -167,6 +167,31 @@ fn regress_06_directories_and_files_are_not_interchangeable() {
     assert!(matches!(fs.read(&od, 0, 10), Err(Error::IsDir)));
 }
 
+/// #7: the reference checked nothing about the parent when a file was
+/// opened remove-on-close, so anyone who could open a file could delete it.
+#[test]
+fn regress_07_rclose_needs_write_on_the_parent() {
+    let dev = format(DEV);
+    let fs = open(&dev);
+    let (m, root) = fs.attach("main").unwrap();
+    let g = glenda();
+    let d = fs
+        .create(&m, &root, b"d", DMDIR | 0o755, OREAD, &g)
+        .unwrap();
+    let f = put(&fs, &m, d.entry(), "f", b"x");
+    let c = Changes {
+        mode: Some(0o666),
+        ..Changes::default()
+    };
+    fs.wstat(&m, &f, &c, &g).unwrap();
+    let none = Who::user(0);
+    assert!(fs.open(&m, &f, ORDWR, &none).is_ok());
+    let r = fs.open(&m, &f, ORDWR | ORCLOSE, &none);
+    assert!(matches!(r, Err(Error::Perm)), "{r:?}");
+    let o = fs.open(&m, &f, OREAD | ORCLOSE, &g).unwrap();
+    assert!(o.info().rclose);
+}
+
 /// #8: after a rename the reference's Dent name pointed into a freed
 /// request buffer, so later stats showed garbage.
 #[test]

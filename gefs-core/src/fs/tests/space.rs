@@ -19,8 +19,9 @@ fn slack(fs: &Fs, m: &Mount) -> u64 {
 /// Commit a few times, each with a small change: a commit releases the
 /// frees an earlier one logged, and a commit with no change writes nothing.
 fn settle_space(fs: &Fs, m: &Mount, root: &Entry) {
-    for i in 0..4 {
-        put(fs, m, root, &format!("settle{i}"), b"");
+    for _ in 0..4 {
+        let n = fs.store().next_qid();
+        put(fs, m, root, &format!("settle{n}"), b"");
         fs.sync().unwrap();
     }
 }
@@ -151,5 +152,42 @@ fn walk_cost_in_a_100k_directory_vs_a_1k_one() {
     println!(
         "walk cost ratio 100k/1k: {:.2}",
         times[1].as_secs_f64() / times[0].as_secs_f64()
+    );
+}
+
+#[test]
+fn a_write_that_fails_on_a_full_device_leaves_nothing_behind() {
+    let dev = format(48 << 20);
+    let fs = open(&dev);
+    let (m, root) = fs.attach("main").unwrap();
+    let g = glenda();
+    settle_space(&fs, &m, &root);
+    let free0 = fs.store().allocator().free_blocks();
+    let o = fs.create(&m, &root, b"fill", 0o664, ORDWR, &g).unwrap();
+    let chunk = bytes(9, 1 << 20);
+    let mut off = 0u64;
+    let err = loop {
+        match fs.write(&o, off, &chunk, &g) {
+            Ok(n) => off += n as u64,
+            Err(e) => break e,
+        }
+        if off.is_multiple_of(8 << 20) {
+            fs.sync().unwrap();
+        }
+    };
+    assert!(matches!(err, Error::NoSpace), "{err}");
+    assert!(off > 16 << 20, "only {off} bytes fit");
+    // The failed write changed nothing: the length is what succeeded.
+    assert_eq!(fs.stat(&m, o.entry()).unwrap().dir.length, off);
+    let tail = fs.read(&fs.open(&m, o.entry(), OREAD, &g).unwrap(), off - 10, 100);
+    assert_eq!(tail.unwrap(), &chunk[chunk.len() - 10..]);
+    // A full device still removes and syncs, and every block comes back.
+    fs.remove(&m, o.entry(), &g).unwrap();
+    fs.sync().unwrap();
+    settle_space(&fs, &m, &root);
+    let free = fs.store().allocator().free_blocks();
+    assert!(
+        free + slack(&fs, &m) >= free0,
+        "{free} of {free0} came back"
     );
 }
