@@ -331,6 +331,27 @@ fn commit_phase(o: &AllocOpts, dev: &dyn Device, every: u64) -> BenchResult<Run>
         ))
 }
 
+/// The per-op phase: ours and the `BTreeSet` baseline, no commits.
+fn per_op_phase(o: &AllocOpts, geo: Geometry, progress: &dyn Fn(&str)) -> BenchResult<Phase> {
+    progress("alloc alloc-free: gefs");
+    let ours = Allocator::format(geo)?;
+    let (t, secs) = run_threads(&ours, &ctx(o, None))?;
+    let a = to_run("gefs", &t, secs);
+    drop(ours);
+    progress("alloc alloc-free: btreeset");
+    let base = BTreeAlloc::new(&geo);
+    let (t, secs) = run_threads(&base, &ctx(o, None))?;
+    let b = to_run("btreeset", &t, secs);
+    drop(base);
+    Ok(Phase::new(
+        "alloc-free",
+        "alloc or free (random live block) at equal odds, no commits; frees released at once; \
+         baseline: Mutex<BTreeSet<u64>> of free block numbers",
+        a,
+        Some(b),
+    ))
+}
+
 /// Run the allocator benchmark, with image files in `dir`.
 pub fn run(o: &AllocOpts, dir: &Path, progress: &dyn Fn(&str)) -> BenchResult<Report> {
     if o.threads == 0 || o.sample == 0 || o.commit_every.contains(&0) {
@@ -345,56 +366,30 @@ pub fn run(o: &AllocOpts, dir: &Path, progress: &dyn Fn(&str)) -> BenchResult<Re
     rep.param("live_per_thread", o.live);
     rep.param("commit_every", &o.commit_every);
     rep.param("sample_every", o.sample);
-
-    progress("alloc alloc-free: gefs");
-    let ours = Allocator::format(geo)?;
-    let (t, secs) = run_threads(&ours, &ctx(o, None))?;
-    let a = to_run("gefs", &t, secs);
-    drop(ours);
-    progress("alloc alloc-free: btreeset");
-    let base = BTreeAlloc::new(&geo);
-    let (t, secs) = run_threads(&base, &ctx(o, None))?;
-    let b = to_run("btreeset", &t, secs);
-    drop(base);
-    rep.phases.push(Phase::new(
-        "alloc-free",
-        "alloc or free (random live block) at equal odds, no commits; frees released at once; \
-         baseline: Mutex<BTreeSet<u64>> of free block numbers",
-        a,
-        Some(b),
-    ));
-
+    rep.notes.push(
+        "ops/s counts allocations and frees over wall time, commits included; \
+         commit latency is in latency_by_kind_ns.commit"
+            .into(),
+    );
+    rep.phases.push(per_op_phase(o, geo, progress)?);
     for &k in &o.commit_every {
         progress(&format!("alloc mem k={k}"));
-        let mem = MemDev::new(o.device_bytes);
-        let r = commit_phase(o, &mem, k)?;
-        drop(mem);
-        rep.phases.push(Phase::new(
-            &format!("mem k={k}"),
-            &format!(
-                "alloc/free mix with a commit every {k} changes on a MemDev; commit = \
-                 Allocator::commit + write log blocks + flush + release"
-            ),
-            r,
-            None,
-        ));
+        let r = commit_phase(o, &MemDev::new(o.device_bytes), k)?;
+        let desc = format!(
+            "alloc/free mix with a commit every {k} changes on a MemDev; commit = \
+             Allocator::commit + write log blocks + flush + release"
+        );
+        rep.phases
+            .push(Phase::new(&format!("mem k={k}"), &desc, r, None));
         progress(&format!("alloc file k={k}"));
         let path = dir.join("alloc.img");
         let file = FileDev::create(&path, o.device_bytes)?;
         let r = commit_phase(o, &file, k)?;
         drop(file);
         std::fs::remove_file(&path)?;
-        rep.phases.push(Phase::new(
-            &format!("file k={k}"),
-            &format!("as mem k={k}, on an image file in --dir; the flush is fdatasync"),
-            r,
-            None,
-        ));
+        let desc = format!("as mem k={k}, on an image file in --dir; the flush is fdatasync");
+        rep.phases
+            .push(Phase::new(&format!("file k={k}"), &desc, r, None));
     }
-    rep.notes.push(
-        "ops/s counts allocations and frees over wall time, commits included; \
-         commit latency is in latency_by_kind_ns.commit"
-            .into(),
-    );
     Ok(rep)
 }

@@ -453,8 +453,8 @@ fn phase(
     Ok((a, b))
 }
 
-/// Run the cache benchmark.
-pub fn run(o: &CacheOpts, progress: &dyn Fn(&str)) -> BenchResult<Report> {
+/// Refuse parameters the benchmark cannot run with.
+fn validate(o: &CacheOpts) -> BenchResult<()> {
     if o.hot == 0 || o.hot as usize >= o.buffers {
         return Err(format!(
             "the hot set ({} blocks) must be non-empty and smaller than the cache ({} buffers)",
@@ -465,73 +465,68 @@ pub fn run(o: &CacheOpts, progress: &dyn Fn(&str)) -> BenchResult<Report> {
     if o.threads == 0 || o.sample == 0 {
         return Err("--threads and --sample must be at least 1".into());
     }
-    if let Some(p) = o
-        .phases
-        .iter()
-        .find(|p| !["hit", "miss", "mixed"].contains(&p.as_str()))
-    {
-        return Err(format!("unknown cache phase {p:?} (hit, miss, mixed)").into());
+    if let Some(p) = o.phases.iter().find(|p| !PHASES.contains(&p.as_str())) {
+        return Err(format!("unknown cache phase {p:?} ({})", PHASES.join(", ")).into());
     }
-    let ours = Cache::with_buffers(o.buffers);
-    let base = MutexLru::new(o.buffers);
+    Ok(())
+}
+
+/// The phases, in the order they run.
+pub const PHASES: [&str; 3] = ["hit", "miss", "mixed"];
+
+/// A report with the parameters of a cache run.
+fn new_report(o: &CacheOpts) -> Report {
     let mut rep = Report::new("cache");
     rep.param("threads", o.threads);
     rep.param("seconds", o.seconds);
     rep.param("buffers", o.buffers);
-    rep.param(
-        "cache_mb",
-        (o.buffers * BLKSZ) as f64 / f64::from(1u32 << 20),
-    );
+    let mb = (o.buffers * BLKSZ) as f64 / f64::from(1u32 << 20);
+    rep.param("cache_mb", mb);
     rep.param("hot_blocks", o.hot);
     rep.param("hit_percent", o.hit_percent);
     rep.param("hold", o.hold);
     rep.param("sample_every", o.sample);
     rep.param("rounds", o.rounds);
     rep.param("phases", &o.phases);
-    let phases: [(&str, u32, &str); 3] = [
-        ("hit", 100, "every get finds a hot block already cached"),
-        (
-            "miss",
-            0,
-            "every get is a new address: pluck the LRU tail, fill 16 KiB",
-        ),
-        (
-            "mixed",
-            o.hit_percent,
-            "hot and cold gets mixed at --hit-percent",
-        ),
+    rep.notes
+        .push("latency includes two clock reads (~20-50 ns); compare ratios within one run".into());
+    rep
+}
+
+/// Run the cache benchmark.
+pub fn run(o: &CacheOpts, progress: &dyn Fn(&str)) -> BenchResult<Report> {
+    validate(o)?;
+    let ours = Cache::with_buffers(o.buffers);
+    let base = MutexLru::new(o.buffers);
+    let mut rep = new_report(o);
+    let what = [
+        "every get finds a hot block already cached",
+        "every get is a new address: pluck the LRU tail, fill 16 KiB",
+        "hot and cold gets mixed at --hit-percent",
     ];
-    for (id, (name, hit, what)) in phases.into_iter().enumerate() {
+    let hit = [100, 0, o.hit_percent];
+    for (id, name) in PHASES.into_iter().enumerate() {
         if !o.phases.iter().any(|p| p == name) {
             continue;
         }
-        if hit > 0 {
+        if hit[id] > 0 {
             warm(&ours, o.hot)?;
             warm(&base, o.hot)?;
         }
-        let (a, b) = phase(&ours, &base, o, id as u64, hit, &|who| {
+        let (a, b) = phase(&ours, &base, o, id as u64, hit[id], &|who| {
             progress(&format!("cache {name}: {who}"));
         })?;
         let desc = format!(
-            "{what}; op = get + check + 1-in-4 clone/drop + drop of the handle held {} ops ago; \
+            "{}; op = get + check + 1-in-4 clone/drop + drop of the handle held {} ops ago; \
              {} threads share one cache of {} buffers; 1 op in {} timed",
-            o.hold, o.threads, o.buffers, o.sample
+            what[id], o.hold, o.threads, o.buffers, o.sample
         );
-        rep.phases.push(Phase::new(
-            name,
-            &desc,
-            to_run("gefs", &a),
-            Some(to_run("mutex-lru", &b)),
-        ));
+        let (a, b) = (to_run("gefs", &a), to_run("mutex-lru", &b));
+        rep.phases.push(Phase::new(name, &desc, a, Some(b)));
     }
-    let s = ours.stats();
-    rep.param("gefs_cache_waits", s.waits);
-    if let Some(r) = rep
-        .phases
-        .iter()
-        .find(|p| p.name == "hit")
-        .and_then(|p| p.ratio)
-    {
+    rep.param("gefs_cache_waits", ours.stats().waits);
+    let hit_ratio = rep.phases.iter().find(|p| p.name == "hit");
+    if let Some(r) = hit_ratio.and_then(|p| p.ratio) {
         rep.goals.push(Goal::new(
             "cache-hit-path",
             "cache hit path ops/s >= the mutex LRU baseline with 2 threads",
@@ -540,7 +535,5 @@ pub fn run(o: &CacheOpts, progress: &dyn Fn(&str)) -> BenchResult<Report> {
             o.threads == 2,
         ));
     }
-    rep.notes
-        .push("latency includes two clock reads (~20-50 ns); compare ratios within one run".into());
     Ok(rep)
 }

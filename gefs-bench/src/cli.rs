@@ -85,7 +85,7 @@ pub struct CacheArgs {
         long,
         value_delimiter = ',',
         default_value = "hit,miss,mixed",
-        value_parser = clap::builder::PossibleValuesParser::new(["hit", "miss", "mixed"])
+        value_parser = clap::builder::PossibleValuesParser::new(cache::PHASES)
     )]
     pub phases: Vec<String>,
 }
@@ -131,6 +131,10 @@ pub struct TreeArgs {
     /// Size of our image files in MiB (sparse; default: 2 KiB per key, at least 512).
     #[arg(long)]
     pub image_mb: Option<u64>,
+    /// Write our image files out in full before formatting (measures what a
+    /// sparse image's block allocation costs; redb's file still grows).
+    #[arg(long)]
+    pub preallocate: bool,
     /// Phases to run (comma-separated): random-insert, seq-insert, lookup,
     /// scan. random-insert always runs: the read phases read its data.
     #[arg(
@@ -187,6 +191,7 @@ pub fn execute(cli: &Cli, progress: &dyn Fn(&str)) -> BenchResult<Report> {
                 scan_len: a.scan_len,
                 image_bytes: a.image_mb.unwrap_or((a.keys * 2048) >> 20).max(512) << 20,
                 phases: a.phases.clone(),
+                preallocate: a.preallocate,
             };
             with_dir(c, |dir| tree::run(&o, dir, progress))
         }

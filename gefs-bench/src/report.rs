@@ -251,6 +251,12 @@ impl Report {
             }
         }
         out.push_str(&align(&rows));
+        self.footer(&mut out);
+        out
+    }
+
+    /// Counters, goals and notes, one line each.
+    fn footer(&self, out: &mut String) {
         for p in &self.phases {
             let mut c: Vec<String> = Vec::new();
             for r in std::iter::once(&p.ours).chain(p.baseline.as_ref()) {
@@ -278,7 +284,6 @@ impl Report {
         for n in &self.notes {
             let _ = writeln!(out, "note: {n}");
         }
-        out
     }
 }
 

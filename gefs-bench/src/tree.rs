@@ -18,7 +18,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use gefs_core::alloc::Tier;
-use gefs_core::device::FileDev;
+use gefs_core::device::{FileDev, OpenMode};
 use gefs_core::format::msg::Msg;
 use gefs_core::format::BLKSZ;
 use gefs_core::store::{FormatOpts, Store, TreeId};
@@ -53,6 +53,9 @@ pub struct TreeOpts {
     pub scan_len: usize,
     /// Size of our image files.
     pub image_bytes: u64,
+    /// Write our image files out in full before formatting them (redb's
+    /// file cannot be prepared this way, so this favours ours).
+    pub preallocate: bool,
     /// Phases to run ("random-insert", "seq-insert", "lookup", "scan"); the
     /// read phases read what random-insert wrote, so they imply it.
     pub phases: Vec<String>,
@@ -184,7 +187,13 @@ fn redb_load(db: &Database, o: &TreeOpts, key: KeyFn) -> BenchResult<Load> {
 
 /// A new image file with a formatted store and its `main` tree mounted.
 fn gefs_open(path: &Path, o: &TreeOpts) -> BenchResult<(Store, TreeId)> {
-    let dev = Arc::new(FileDev::create(path, o.image_bytes)?);
+    let dev = if o.preallocate {
+        preallocate(path, o.image_bytes)?;
+        FileDev::open(path, OpenMode::ReadWrite)?
+    } else {
+        FileDev::create(path, o.image_bytes)?
+    };
+    let dev = Arc::new(dev);
     let s = Store::format(
         dev,
         &FormatOpts {
@@ -194,6 +203,23 @@ fn gefs_open(path: &Path, o: &TreeOpts) -> BenchResult<(Store, TreeId)> {
     )?;
     let t = s.mount("main")?;
     Ok((s, t))
+}
+
+/// Write the whole image with zeros and make it durable, so that no later
+/// write allocates file blocks (std has no `fallocate`; zeros have the same
+/// effect on the file's extents).
+fn preallocate(path: &Path, size: u64) -> BenchResult<()> {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path)?;
+    let zeros = vec![0u8; 1 << 20];
+    let mut left = size;
+    while left > 0 {
+        let n = left.min(zeros.len() as u64) as usize;
+        f.write_all(&zeros[..n])?;
+        left -= n as u64;
+    }
+    f.sync_all()?;
+    Ok(())
 }
 
 fn redb_open(path: &Path, o: &TreeOpts) -> BenchResult<Database> {
@@ -371,13 +397,8 @@ fn insert_desc(order: &str, o: &TreeOpts) -> String {
     )
 }
 
-/// Run the tree benchmark, with image and database files in `dir`.
-pub fn run(o: &TreeOpts, dir: &Path, progress: &dyn Fn(&str)) -> BenchResult<Report> {
-    if o.keys == 0 || o.threads == 0 || o.commit_every == 0 || o.batch == 0 || o.scan_len == 0 {
-        return Err(
-            "--keys, --threads, --commit-every, --batch and --scan-len must be at least 1".into(),
-        );
-    }
+/// A report with the parameters and notes of a tree run.
+fn new_report(o: &TreeOpts) -> Report {
     let mut rep = Report::new("tree");
     rep.param("threads", o.threads);
     rep.param("seconds", o.seconds);
@@ -390,55 +411,91 @@ pub fn run(o: &TreeOpts, dir: &Path, progress: &dyn Fn(&str)) -> BenchResult<Rep
     rep.param("scan_len", o.scan_len);
     rep.param("image_mb", o.image_bytes >> 20);
     rep.param("phases", &o.phases);
+    rep.param("preallocate", o.preallocate);
+    if o.preallocate {
+        rep.notes.push(
+            "--preallocate: our image files were written out before formatting; \
+             redb's file grows as it goes"
+                .into(),
+        );
+    }
+    rep.notes.push(
+        "ops/s of insert phases is keys over wall time, commits included; \
+         bytes_written_per_op (ours) counts the blocks the store wrote; \
+         io_write_bytes_per_op is the kernel's write_bytes accounting from /proc/self/io \
+         (pages dirtied, file-system metadata included), the only figure redb has"
+            .into(),
+    );
+    rep.notes.push(
+        "gefs lookups return an owned Vec per value; redb returns a guard into its page".into(),
+    );
+    rep
+}
 
+/// The lookup or scan phase on the randomly loaded store and database.
+fn read_pair(
+    o: &TreeOpts,
+    store: &Store,
+    tree: TreeId,
+    db: &Database,
+    scan: bool,
+    progress: &dyn Fn(&str),
+) -> BenchResult<Phase> {
+    let name = if scan { "scan" } else { "lookup" };
+    progress(&format!("tree {name}: gefs"));
+    let (r, e) = read_phase(o, &|| Ok(gefs_reader(store, tree, o, scan)))?;
+    let ours = named(r, "gefs", e);
+    progress(&format!("tree {name}: redb"));
+    let (r, e) = read_phase(o, &|| redb_reader(db, o, scan))?;
+    let base = named(r, "redb", e);
+    let desc = if scan {
+        format!(
+            "range scans of {} entries from a random existing key, {} threads, on the \
+             random-insert data; every operation timed",
+            o.scan_len, o.threads
+        )
+    } else {
+        format!(
+            "point lookups of random existing keys, {} threads, on the random-insert data; \
+             every operation timed",
+            o.threads
+        )
+    };
+    Ok(Phase::new(name, &desc, ours, Some(base)))
+}
+
+/// Run the tree benchmark, with image and database files in `dir`.
+pub fn run(o: &TreeOpts, dir: &Path, progress: &dyn Fn(&str)) -> BenchResult<Report> {
+    if o.keys == 0 || o.threads == 0 || o.commit_every == 0 || o.batch == 0 || o.scan_len == 0 {
+        return Err(
+            "--keys, --threads, --commit-every, --batch and --scan-len must be at least 1".into(),
+        );
+    }
+    if let Some(p) = o.phases.iter().find(|p| !PHASES.contains(&p.as_str())) {
+        return Err(format!("unknown tree phase {p:?} ({})", PHASES.join(", ")).into());
+    }
+    let mut rep = new_report(o);
     let want = |p: &str| o.phases.iter().any(|x| x == p);
     let (a, b, store, tree, db) = write_phase(o, dir, "random", random_key, progress)?;
-    rep.phases.push(Phase::new(
-        "random-insert",
-        &insert_desc("random-order", o),
-        a,
-        Some(b),
-    ));
+    let desc = insert_desc("random-order", o);
+    rep.phases
+        .push(Phase::new("random-insert", &desc, a, Some(b)));
     if want("seq-insert") {
         let (a, b, s2, _, d2) = write_phase(o, dir, "seq", seq_key, progress)?;
         drop((s2, d2));
         std::fs::remove_file(dir.join("seq.gefs"))?;
         std::fs::remove_file(dir.join("seq.redb"))?;
-        rep.phases.push(Phase::new(
-            "seq-insert",
-            &insert_desc("ascending", o),
-            a,
-            Some(b),
-        ));
+        let desc = insert_desc("ascending", o);
+        rep.phases.push(Phase::new("seq-insert", &desc, a, Some(b)));
     }
-    for (name, scan) in [("lookup", false), ("scan", true)] {
-        if !want(name) {
-            continue;
+    for scan in [false, true] {
+        if want(if scan { "scan" } else { "lookup" }) {
+            rep.phases
+                .push(read_pair(o, &store, tree, &db, scan, progress)?);
         }
-        progress(&format!("tree {name}: gefs"));
-        let (r, e) = read_phase(o, &|| Ok(gefs_reader(&store, tree, o, scan)))?;
-        let ours = named(r, "gefs", e);
-        progress(&format!("tree {name}: redb"));
-        let (r, e) = read_phase(o, &|| redb_reader(&db, o, scan))?;
-        let base = named(r, "redb", e);
-        let desc = if scan {
-            format!(
-                "range scans of {} entries from a random existing key, {} threads, on the \
-                 random-insert data; every operation timed",
-                o.scan_len, o.threads
-            )
-        } else {
-            format!(
-                "point lookups of random existing keys, {} threads, on the random-insert data; \
-                 every operation timed",
-                o.threads
-            )
-        };
-        rep.phases.push(Phase::new(name, &desc, ours, Some(base)));
     }
     drop(store);
     drop(db);
-
     let ratio = rep.phases.first().and_then(|p| p.ratio).unwrap_or(0.0);
     rep.goals.push(Goal::new(
         "tree-random-insert",
@@ -447,13 +504,5 @@ pub fn run(o: &TreeOpts, dir: &Path, progress: &dyn Fn(&str)) -> BenchResult<Rep
         ratio,
         o.value_size == 100 && o.commit_every == 1000 && o.batch == 1,
     ));
-    rep.notes.push(
-        "ops/s of insert phases is keys over wall time, commits included; \
-         io_write_bytes_per_op comes from /proc/self/io"
-            .into(),
-    );
-    rep.notes.push(
-        "gefs lookups return an owned Vec per value; redb returns a guard into its page".into(),
-    );
     Ok(rep)
 }
