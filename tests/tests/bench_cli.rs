@@ -122,6 +122,8 @@ fn check_report(v: &Value, bench: &str, phases: &[&str], baseline: Option<&str>)
     for p in &ps {
         let name = p["name"].as_str().expect("name");
         assert!(!p["description"].as_str().expect("description").is_empty());
+        let fields = p.as_object().expect("a phase is an object");
+        assert!(fields.contains_key("ratio") && fields.contains_key("cpu_ratio"), "{name}");
         check_run(&p["ours"], "gefs", name);
         match baseline {
             Some(b) if !p["baseline"].is_null() => {
