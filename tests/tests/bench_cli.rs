@@ -123,7 +123,10 @@ fn check_report(v: &Value, bench: &str, phases: &[&str], baseline: Option<&str>)
         let name = p["name"].as_str().expect("name");
         assert!(!p["description"].as_str().expect("description").is_empty());
         let fields = p.as_object().expect("a phase is an object");
-        assert!(fields.contains_key("ratio") && fields.contains_key("cpu_ratio"), "{name}");
+        assert!(
+            fields.contains_key("ratio") && fields.contains_key("cpu_ratio"),
+            "{name}"
+        );
         check_run(&p["ours"], "gefs", name);
         match baseline {
             Some(b) if !p["baseline"].is_null() => {
