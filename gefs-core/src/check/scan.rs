@@ -4,11 +4,13 @@
 //! The allocated runs are cut into chunks of at most [`CHUNK_BLOCKS`]
 //! blocks; neighbouring runs separated by at most [`GAP_BLOCKS`] free blocks
 //! share a chunk (the gap is read and ignored), so a fragmented allocation
-//! still makes large reads. `threads` workers take turns reading: the next
-//! chunk is read under a lock, so the device sees exactly one sequential
-//! stream in address order (which the kernel's readahead keeps busy; several
-//! threads reading one file concurrently defeat it), while the other workers
-//! hash and summarize the chunks they already hold. A chunk whose
+//! still makes large reads. One reader thread reads the chunks in address
+//! order, so the device sees exactly one sequential stream (which the
+//! kernel's readahead keeps busy; several threads reading one file
+//! concurrently defeat it), into a pool of [`POOL_BYTES`] of buffers; the
+//! reader never waits for a worker to be scheduled while a buffer is free,
+//! which matters on a loaded machine. `threads` workers hash and summarize
+//! the chunks. A chunk whose
 //! read fails is retried block by block by its worker; a block that still
 //! fails is marked unreadable (reported only if something reaches it, or as
 //! a leak).
@@ -16,7 +18,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use parking_lot::Mutex;
+use crossbeam::channel;
 
 use crate::device::Device;
 use crate::error::{Error, Result};
@@ -28,6 +30,8 @@ use super::{Progress, ProgressFn};
 
 /// Most blocks one read covers (4 MiB).
 pub(super) const CHUNK_BLOCKS: u64 = 256;
+/// Bytes of read buffers in flight between the reader and the workers.
+pub(super) const POOL_BYTES: usize = 32 << 20;
 /// Largest run of free blocks read through to join two allocated runs.
 pub(super) const GAP_BLOCKS: u64 = 8;
 
@@ -170,31 +174,39 @@ pub(super) fn scan(
     let cs = chunks(&runs);
     let total: u64 = runs.iter().map(|r| r.len * BLKSZ_U64).sum();
     let st = Counters::default();
-    let next = Mutex::new(0usize);
+    let threads = threads.max(1);
+    let nbuf = (POOL_BYTES / (CHUNK_BLOCKS as usize * BLKSZ)).max(threads + 2);
+    let (full_tx, full_rx) = channel::bounded::<(usize, Vec<u8>, bool)>(nbuf);
+    let (free_tx, free_rx) = channel::bounded::<Vec<u8>>(nbuf);
+    for _ in 0..nbuf {
+        let _ = free_tx.send(Vec::new());
+    }
     let outs: Vec<ChunkOut> = std::thread::scope(|sc| {
-        let workers: Vec<_> = (0..threads.max(1))
+        let (cs, st) = (&cs, &st);
+        sc.spawn(move || {
+            for (i, c) in cs.iter().enumerate() {
+                let Ok(mut buf) = free_rx.recv() else { break };
+                let len = c.span as usize * BLKSZ;
+                buf.resize(len, 0);
+                st.reads.fetch_add(1, Ordering::Relaxed);
+                let ok = dev.read_at(&mut buf[..len], c.start * BLKSZ_U64).is_ok();
+                if ok {
+                    st.bytes.fetch_add(len as u64, Ordering::Relaxed);
+                }
+                if full_tx.send((i, buf, ok)).is_err() {
+                    break;
+                }
+            }
+        });
+        let workers: Vec<_> = (0..threads)
             .map(|_| {
-                let (st, cs, next) = (&st, &cs, &next);
+                let (full_rx, free_tx) = (full_rx.clone(), free_tx.clone());
                 sc.spawn(move || {
                     let mut mine = Vec::new();
-                    let mut buf = Vec::new();
-                    loop {
-                        // Read the next chunk while holding the turn.
-                        let (i, c, ok) = {
-                            let mut g = next.lock();
-                            let i = *g;
-                            let Some(c) = cs.get(i) else { break };
-                            *g += 1;
-                            let len = c.span as usize * BLKSZ;
-                            buf.resize(len, 0);
-                            st.reads.fetch_add(1, Ordering::Relaxed);
-                            let ok = dev.read_at(&mut buf[..len], c.start * BLKSZ_U64).is_ok();
-                            if ok {
-                                st.bytes.fetch_add(len as u64, Ordering::Relaxed);
-                            }
-                            (i, c, ok)
-                        };
+                    while let Ok((i, mut buf, ok)) = full_rx.recv() {
+                        let Some(c) = cs.get(i) else { continue };
                         mine.push(process(dev, c, i, &mut buf, ok, st));
+                        let _ = free_tx.send(buf);
                         let wanted: u64 = c.parts.iter().map(|p| p.1 * BLKSZ_U64).sum();
                         let done = st.done.fetch_add(wanted, Ordering::Relaxed) + wanted;
                         if let Some(p) = progress {
@@ -205,6 +217,7 @@ pub(super) fn scan(
                 })
             })
             .collect();
+        drop(full_rx);
         let mut all = Vec::new();
         for w in workers {
             all.extend(w.join().unwrap_or_default());
