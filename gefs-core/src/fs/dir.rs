@@ -71,11 +71,7 @@ impl Fs {
         }
         msgs.push(touch(&ploc, who));
         self.store.upsert(m.tree, msgs, Tier::Normal)?;
-        let loc = Loc {
-            pqid: pd.qid_path,
-            name: name.to_vec(),
-            gone: false,
-        };
+        let loc = Loc::at(pd.qid_path, name);
         let reg = self
             .nodes
             .register(m.tree, d.qid_path, loc.clone(), self.nodes.seq());
@@ -105,7 +101,11 @@ impl Fs {
             msgs.push(Msg::bare(Op::Clobber, key::up(d.qid_path)));
         }
         msgs.push(touch(&ploc, who));
-        self.store.upsert(m.tree, msgs, Tier::Reserve)?;
+        self.nodes.begin(m.tree, d.qid_path);
+        if let Err(e) = self.store.upsert(m.tree, msgs, Tier::Reserve) {
+            self.nodes.abort(m.tree, d.qid_path);
+            return Err(e.into());
+        }
         if !d.is_dir() {
             self.queue_clear(m.tree, d.qid_path, 0);
         }

@@ -174,8 +174,14 @@ impl Fs {
         if o.entry.is_dir() {
             return Err(Error::IsDir);
         }
-        let (loc, _) = self.current(&o.mount, &o.entry)?;
-        self.read_at(o.mount.tree, &loc, o.entry.qid.path, off, count.min(MAX_IO))
+        let (tree, q, n) = (o.mount.tree, o.entry.qid.path, count.min(MAX_IO));
+        let (_, data) = self.follow(&o.entry.node, |loc| {
+            match self.read_at(tree, loc, q, off, n) {
+                Err(Error::Gone) => Ok(None),
+                r => r.map(Some),
+            }
+        })?;
+        Ok(data)
     }
 
     /// The whole of a small file (the users file), at most `max` bytes.

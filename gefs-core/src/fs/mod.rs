@@ -261,11 +261,7 @@ impl Fs {
     /// Attach to the tree `label` names: its mount and root entry.
     pub fn attach(&self, label: &str) -> Result<(Mount, Entry)> {
         let tree = self.store.mount(label)?;
-        let loc = Loc {
-            pqid: key::ROOT_PQID,
-            name: Vec::new(),
-            gone: false,
-        };
+        let loc = Loc::at(key::ROOT_PQID, b"");
         let seen = self.nodes.seq();
         let d = self
             .xdir_at(tree, &loc)?

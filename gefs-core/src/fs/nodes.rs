@@ -10,10 +10,13 @@
 //! - the table maps `(tree, qid)` to at most one live node; a node is
 //!   dropped when its last entry is, and dead slots are purged when the
 //!   table has doubled since the last purge (amortised O(1));
-//! - a node's location is changed only by [`Nodes::moved`] and
-//!   [`Nodes::removed`], called by the single writer right after the upsert
-//!   that moved or removed the key, under the table lock, which also bumps
-//!   `seq`;
+//! - a node's location is changed only by the single writer: [`Nodes::begin`]
+//!   before the upsert that moves or removes its key (the node is then
+//!   `moving`, and so is any node registered for that qid until the end),
+//!   then [`Nodes::moved`], [`Nodes::removed`] or [`Nodes::abort`] after it;
+//!   each takes the table lock and bumps `seq`. A reader that misses the key
+//!   of a `moving` node waits and looks again, so a rename in flight never
+//!   looks like a remove;
 //! - a walk that registers a *new* node read its key before registering it;
 //!   if `seq` changed in between, the key may have moved without the node
 //!   hearing of it, so the walk re-checks the key ([`Registered::recheck`]).
@@ -36,6 +39,20 @@ pub(super) struct Loc {
     pub name: Vec<u8>,
     /// Removed.
     pub gone: bool,
+    /// A move or remove of this key is in flight.
+    pub moving: bool,
+}
+
+impl Loc {
+    /// The live entry `name` in directory `pqid`.
+    pub fn at(pqid: u64, name: &[u8]) -> Loc {
+        Loc {
+            pqid,
+            name: name.to_vec(),
+            gone: false,
+            moving: false,
+        }
+    }
 }
 
 /// One live file or directory of one tree.
@@ -55,6 +72,7 @@ impl Node {
 struct Table {
     live: HashMap<(TreeId, u64), Weak<Node>>,
     seq: u64,
+    inflight: Option<(TreeId, u64)>,
     purge_at: usize,
 }
 
@@ -83,8 +101,9 @@ impl Nodes {
 
     /// The node of `qid` in `tree`, registering one at `loc` if there is
     /// none. `seen` is [`Nodes::seq`] as read before `loc` was looked up.
-    pub fn register(&self, tree: TreeId, qid: u64, loc: Loc, seen: u64) -> Registered {
+    pub fn register(&self, tree: TreeId, qid: u64, mut loc: Loc, seen: u64) -> Registered {
         let mut t = self.t.lock();
+        loc.moving = t.inflight == Some((tree, qid));
         if let Some(n) = t.live.get(&(tree, qid)).and_then(Weak::upgrade) {
             return Registered {
                 node: n,
@@ -105,22 +124,39 @@ impl Nodes {
         }
     }
 
+    /// The key of `qid` is about to move or go.
+    pub fn begin(&self, tree: TreeId, qid: u64) {
+        self.update(tree, qid, Some((tree, qid)), |l| l.moving = true);
+    }
+
+    /// The move of `qid` did not happen.
+    pub fn abort(&self, tree: TreeId, qid: u64) {
+        self.update(tree, qid, None, |l| l.moving = false);
+    }
+
     /// `qid` was renamed to `name` in `pqid`.
     pub fn moved(&self, tree: TreeId, qid: u64, pqid: u64, name: &[u8]) {
-        self.update(tree, qid, |l| {
-            l.pqid = pqid;
-            l.name = name.to_vec();
-        });
+        self.update(tree, qid, None, |l| *l = Loc::at(pqid, name));
     }
 
     /// `qid` was removed.
     pub fn removed(&self, tree: TreeId, qid: u64) {
-        self.update(tree, qid, |l| l.gone = true);
+        self.update(tree, qid, None, |l| {
+            l.gone = true;
+            l.moving = false;
+        });
     }
 
-    fn update(&self, tree: TreeId, qid: u64, f: impl FnOnce(&mut Loc)) {
+    fn update(
+        &self,
+        tree: TreeId,
+        qid: u64,
+        inflight: Option<(TreeId, u64)>,
+        f: impl FnOnce(&mut Loc),
+    ) {
         let mut t = self.t.lock();
         t.seq += 1;
+        t.inflight = inflight;
         if let Some(n) = t.live.get(&(tree, qid)).and_then(Weak::upgrade) {
             f(&mut n.loc.lock());
         }

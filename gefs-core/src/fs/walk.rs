@@ -17,6 +17,9 @@ use crate::store::TreeId;
 
 /// Attempts to find an entry whose key moves under a reader.
 const RETRIES: usize = 8;
+/// Attempts to follow a node whose key is moving (yields, then 50 µs naps:
+/// well over a second in all).
+const FOLLOW_TRIES: usize = 20_000;
 
 fn bad_value(what: &str) -> Error {
     Error::Store(crate::Error::corrupt(crate::BlockAddr::NONE, what))
@@ -39,20 +42,38 @@ impl Fs {
     /// The current location and value of `node` (qid `qid`): [`Error::Gone`]
     /// if it was removed.
     pub(super) fn resolve(&self, tree: TreeId, node: &Node, qid: u64) -> Result<(Loc, Xdir)> {
+        self.follow(node, |loc| {
+            Ok(self.xdir_at(tree, loc)?.filter(|d| d.qid_path == qid))
+        })
+    }
+
+    /// Run `f` at the node's current location until it finds the entry
+    /// (`Some`). A miss while the node is moving (a rename or remove in
+    /// flight), or after it moved, is retried; a miss at a settled location
+    /// means the entry is gone.
+    pub(super) fn follow<T>(
+        &self,
+        node: &Node,
+        mut f: impl FnMut(&Loc) -> Result<Option<T>>,
+    ) -> Result<(Loc, T)> {
         let mut loc = node.loc();
-        for _ in 0..RETRIES {
+        for i in 0..FOLLOW_TRIES {
             if loc.gone {
                 return Err(Error::Gone);
             }
-            if let Some(d) = self.xdir_at(tree, &loc)? {
-                if d.qid_path == qid {
-                    return Ok((loc, d));
-                }
+            if let Some(x) = f(&loc)? {
+                return Ok((loc, x));
             }
-            // A reader may race a rename: look again if the node moved.
             let now = node.loc();
-            if now == loc {
+            if now == loc && !now.moving {
                 return Err(Error::Gone);
+            }
+            if now.moving {
+                if i < 64 {
+                    std::thread::yield_now();
+                } else {
+                    std::thread::sleep(std::time::Duration::from_micros(50));
+                }
             }
             loc = now;
         }
@@ -71,25 +92,26 @@ impl Fs {
             let d = self.xdir_at(tree, loc)?.ok_or(Error::Gone)?;
             return Ok((loc.clone(), d));
         }
-        let up = self
-            .store
-            .lookup(tree, &key::up(loc.pqid))?
-            .ok_or_else(|| bad_value("directory without an up-link"))?;
-        let ploc = match KeyView::parse(&up) {
-            KeyView::Ent { pqid, name } => Loc {
-                pqid,
-                name: name.to_vec(),
-                gone: false,
-            },
-            _ => return Err(bad_value("up-link is not an entry key")),
-        };
-        let d = self
-            .xdir_at(tree, &ploc)?
-            .ok_or_else(|| bad_value("up-link to a missing entry"))?;
-        if d.qid_path != loc.pqid {
-            return Err(bad_value("up-link to another directory"));
-        }
-        Ok((ploc, d))
+        // Both lookups on one tree: a reader may race a rename of the parent.
+        self.store.with_reader(tree, |ctx, root| {
+            let Some(up) = crate::tree::lookup(ctx, root, &key::up(loc.pqid))? else {
+                return Ok(Err(bad_value("directory without an up-link")));
+            };
+            let KeyView::Ent { pqid, name } = KeyView::parse(&up) else {
+                return Ok(Err(bad_value("up-link is not an entry key")));
+            };
+            let ploc = Loc::at(pqid, name);
+            let Some(v) = crate::tree::lookup(ctx, root, &key::ent(pqid, name))? else {
+                return Ok(Err(bad_value("up-link to a missing entry")));
+            };
+            Ok(decode_xdir(&v).and_then(|d| {
+                if d.qid_path == loc.pqid {
+                    Ok((ploc, d))
+                } else {
+                    Err(bad_value("up-link to another directory"))
+                }
+            }))
+        })?
     }
 
     /// A fresh snapshot of `e`: its current name, parent and value.
@@ -119,11 +141,7 @@ impl Fs {
             let (cloc, cd) = if name == b".." {
                 self.parent_of(m.tree, &loc)?
             } else {
-                let cloc = Loc {
-                    pqid: d.qid_path,
-                    name: name.to_vec(),
-                    gone: false,
-                };
+                let cloc = Loc::at(d.qid_path, name);
                 let cd = self.xdir_at(m.tree, &cloc)?.ok_or(Error::NotFound)?;
                 (cloc, cd)
             };

@@ -111,7 +111,11 @@ impl Fs {
         } else {
             Tier::Normal
         };
+        if plan.rename.is_some() {
+            self.nodes.begin(m.tree, q);
+        }
         if let Err(err) = self.store.upsert(m.tree, msgs, tier) {
+            self.nodes.abort(m.tree, q);
             self.discard(m.tree, tail.as_slice());
             return Err(err.into());
         }

@@ -262,3 +262,52 @@ fn snapshots_are_read_only() {
     let r = fs.open(&m, &root, OREAD, &glenda());
     assert!(r.is_ok());
 }
+
+/// Readers and walkers racing a renamer never see a live file as gone: a
+/// held entry follows the renames, and a walk that registers a node while a
+/// rename runs re-checks the key.
+#[test]
+fn readers_racing_renames_never_see_a_live_file_gone() {
+    let dev = format(DEV);
+    let fs = Arc::new(open(&dev));
+    let (m, root) = fs.attach("main").unwrap();
+    let held = put(&fs, &m, &root, "x", b"held");
+    put(&fs, &m, &root, "p", b"walked");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let renamer = {
+        let (fs, m, root, stop) = (fs.clone(), m.clone(), root.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let g = Who::user(GLENDA);
+            for i in 0..400 {
+                let (a, b) = if i % 2 == 0 { ("x", "y") } else { ("y", "x") };
+                let (c, d) = if i % 2 == 0 { ("p", "q") } else { ("q", "p") };
+                for (from, to) in [(a, b), (c, d)] {
+                    let e = fs.walk(&m, &root, from.as_bytes(), &g).unwrap();
+                    let ch = Changes {
+                        name: Some(to.as_bytes().to_vec()),
+                        ..Changes::default()
+                    };
+                    fs.wstat(&m, &e, &ch, &g).unwrap();
+                }
+            }
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        })
+    };
+    let g = glenda();
+    let o = fs.open(&m, &held, OREAD, &g).unwrap();
+    let mut walked = 0;
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        assert_eq!(fs.read(&o, 0, 10).unwrap(), b"held");
+        let st = fs.stat(&m, &held).unwrap();
+        assert!(st.name == b"x" || st.name == b"y");
+        for n in [&b"p"[..], b"q"] {
+            if let Ok(e) = fs.walk(&m, &root, n, &g) {
+                let st = fs.stat(&m, &e);
+                assert!(st.is_ok(), "walked entry is gone: {st:?}");
+                walked += 1;
+            }
+        }
+    }
+    renamer.join().unwrap();
+    assert!(walked > 0);
+}
