@@ -7,8 +7,8 @@
 //!    allocation log is replayed (chain hashes, entries, free counts), which
 //!    gives the allocated set.
 //! 2. **Scan** (`scan.rs`): every allocated block is read in large reads in
-//!    address order by one reader thread and hashed by `threads - 1` workers
-//!    (at least one), and — if it is a tree node
+//!    address order (one reader thread, `threads - 1` workers hashing; one
+//!    thread doing both for `threads` ≤ 2), hashed, and — if it is a tree node
 //!    or a chain block — summarized (`summary.rs`).
 //! 3. **Graph** (`walk.rs`, `snaps.rs`): from the roots, every pointer's
 //!    hash is compared with the hash computed in pass 2, and every node is
@@ -80,7 +80,8 @@ pub type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
 #[derive(Clone, Default)]
 pub struct CheckOpts {
     /// Threads for the scan, the reader included (0: one per available
-    /// core); at least one worker runs beside the reader.
+    /// core). One or two: one thread reads and hashes in turn; more: one
+    /// reader and `threads - 1` hashing workers.
     pub threads: usize,
     /// Called as the scan progresses.
     pub progress: Option<ProgressFn>,

@@ -9,8 +9,9 @@
 //! kernel's readahead keeps busy; several threads reading one file
 //! concurrently defeat it), into a pool of [`POOL_BYTES`] of buffers; the
 //! reader never waits for a worker to be scheduled while a buffer is free,
-//! which matters on a loaded machine. The other `threads - 1` threads (at
-//! least one) hash and summarize the chunks. A chunk whose
+//! which matters on a loaded machine. The other `threads - 1` threads hash
+//! and summarize the chunks. With one or two threads, one thread reads and
+//! processes in turn instead (see [`scan`] for why). A chunk whose
 //! read fails is retried block by block by its worker; a block that still
 //! fails is marked unreadable (reported only if something reaches it, or as
 //! a leak).
@@ -165,8 +166,8 @@ struct Counters {
 }
 
 /// Read and summarize every block of `runs` (sorted, disjoint) with
-/// `threads` threads in all: one reader and the rest workers, or (one
-/// thread) reading and processing in turn.
+/// `threads` threads in all: up to two, one thread reads and processes in
+/// turn; from three, one reader and `threads - 1` workers.
 pub(super) fn scan(
     dev: &dyn Device,
     runs: Vec<Run>,
@@ -176,12 +177,15 @@ pub(super) fn scan(
     let cs = chunks(&runs);
     let total: u64 = runs.iter().map(|r| r.len * BLKSZ_U64).sum();
     let st = Counters::default();
-    if threads <= 1 {
+    // Hashing and summarizing a chunk takes about a sixth of the time the
+    // fastest disk measured here takes to deliver it, so one thread doing
+    // both in turn is disk-bound, and on two loaded cores it was both faster
+    // and steadier than a reader handing chunks to a worker (no wake-up on
+    // the critical path). A pipeline pays only with workers to spare.
+    if threads <= 2 {
         let outs = inline(dev, &cs, &st, total, progress);
         return assemble(runs, outs, &st);
     }
-    // The reader is one of the threads: on a machine with as many cores as
-    // threads, a worker more than that only competes with the reader.
     let workers = threads - 1;
     let nbuf = (POOL_BYTES / (CHUNK_BLOCKS as usize * BLKSZ)).max(workers + 2);
     let (full_tx, full_rx) = channel::bounded::<(usize, Vec<u8>, bool)>(nbuf);
