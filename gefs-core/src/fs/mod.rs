@@ -273,6 +273,10 @@ impl Fs {
             label: label.to_string(),
             root: d.qid_path,
         };
+        if mutable {
+            let _g = self.writer();
+            self.resume_clears(tree)?;
+        }
         let reg = self.nodes.register(tree, d.qid_path, loc.clone(), seen);
         Ok((m, self.entry(reg.node, &loc, d)))
     }

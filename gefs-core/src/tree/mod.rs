@@ -50,6 +50,7 @@
 mod content;
 mod flush;
 mod lookup;
+mod owned;
 mod pack;
 mod scan;
 pub mod store;
@@ -63,6 +64,7 @@ mod memstore;
 mod tests;
 
 pub use lookup::lookup;
+pub use owned::owned_data_ptrs;
 pub use scan::scan;
 pub use store::NodeStore;
 pub use upsert::upsert;
