@@ -157,6 +157,15 @@ impl Mount {
     pub fn root_qid(&self) -> u64 {
         self.root
     }
+
+    /// The same tree, refusing every change (the server's `dump` view of a
+    /// mutable label).
+    pub fn read_only(&self) -> Mount {
+        Mount {
+            mutable: false,
+            ..self.clone()
+        }
+    }
 }
 
 /// The file system over one store.
