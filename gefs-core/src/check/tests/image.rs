@@ -380,3 +380,67 @@ fn deadlists_are_followed_and_keep_their_blocks() {
         show(&r)
     );
 }
+
+#[test]
+fn snapshots_and_their_deadlists_check_clean() {
+    let dev = Arc::new(MemDev::new(DEV));
+    let opts = FormatOpts {
+        user: "glenda".into(),
+        cache_bytes: 8 << 20,
+    };
+    let s = Store::format(dev.clone(), &opts).unwrap();
+    let t = s.mount("main").unwrap();
+    let write = |round: u64| {
+        for batch in 0..5u64 {
+            let msgs = (0..200)
+                .map(|i| Msg::insert(conf_key("k", batch * 200 + i), vec![round as u8; 90]))
+                .collect();
+            s.upsert(t, msgs, Tier::Normal).unwrap();
+        }
+        let mut msgs = Vec::new();
+        for j in 0..20u64 {
+            let bp = s
+                .write_data(t, 7, true, Tier::Normal, |b| b[0] = round as u8)
+                .unwrap();
+            msgs.push(Msg::insert(
+                key::dat(7, j * BLKSZ_U64),
+                bp.to_bytes().to_vec(),
+            ));
+        }
+        s.upsert(t, msgs, Tier::Normal).unwrap();
+        s.sync().unwrap();
+    };
+    write(1);
+    s.snapshot("main", "snap1", false).unwrap();
+    write(2);
+    s.snapshot("main", "snap2", false).unwrap();
+    write(3);
+    s.sync().unwrap();
+    let r = run(&*dev);
+    assert!(
+        r.problems.is_empty() && r.warnings.is_empty(),
+        "{}",
+        show(&r)
+    );
+    assert!(r.stats.shared_blocks > 0, "{:?}", r.stats);
+    assert!(r.stats.deadlist_blocks > 0, "{:?}", r.stats);
+    let names: Vec<&str> = r
+        .trees
+        .iter()
+        .flat_map(|t| &t.labels)
+        .map(String::as_str)
+        .collect();
+    assert!(
+        names.contains(&"snap1") && names.contains(&"snap2"),
+        "{names:?}"
+    );
+    s.delete_label("snap1").unwrap();
+    write(4);
+    s.sync().unwrap();
+    let r = run(&*dev);
+    assert!(
+        r.problems.is_empty() && r.warnings.is_empty(),
+        "{}",
+        show(&r)
+    );
+}
