@@ -4,9 +4,11 @@
 //! State and its owners:
 //! - `ConnState` (one mutex per connection): msize, whether Tversion and an authenticated
 //!   attach happened, and the in-flight table `tag → flushes waiting on it`. The reader adds a
-//!   tag before dispatching the request; only the writer removes it, right after writing its
-//!   reply. So a Tflush that finds its old tag in flight is answered after that reply, one that
-//!   does not is answered at once, and a flushed request never answers after its Rflush.
+//!   tag before dispatching the request; only the writer removes it, right before writing its
+//!   reply (so the client may reuse the tag the moment it reads the reply). A Tflush that finds
+//!   its old tag in flight is answered right after that reply; one that does not is queued to
+//!   the same writer, behind any reply already retired. So a flushed request never answers
+//!   after its Rflush.
 //!   Nothing is cancelled: a flushed write still happens, as in the reference.
 //! - The fid table: see `fid.rs`.
 //!
@@ -354,10 +356,15 @@ fn write_loop(conn: Arc<Conn>, mut w: Box<dyn Write + Send>, rx: Receiver<Out>) 
             Out::Reply(tag, msg) => (tag, msg),
             Out::Close => break,
         };
+        // The tag is retired before its reply is written, so a client may reuse it as soon
+        // as it has the reply. A Tflush that arrives after the retirement finds the tag free
+        // and queues its Rflush behind this reply; the flushes that were waiting are written
+        // right after it.
         let mut queue = vec![(tag, msg)];
         while let Some((tag, msg)) = queue.pop() {
+            let waiting = conn.complete(tag);
             send(&conn, &mut w, &mut buf, tag, &msg);
-            for f in conn.complete(tag) {
+            for f in waiting.into_iter().rev() {
                 queue.push((f, Rmsg::Flush));
             }
         }
