@@ -6,7 +6,7 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use super::*;
-use crate::check::{check, CheckOpts};
+use crate::check::{check_store, CheckOpts};
 use crate::device::MemDev;
 use crate::format::msg::Op;
 
@@ -95,7 +95,7 @@ fn clear(s: &Store, t: TreeId, qid: u64, n: u64) {
 }
 
 fn assert_clean(dev: &Arc<MemDev>) {
-    let r = check(
+    let r = check_store(
         &**dev,
         &CheckOpts {
             threads: 1,
