@@ -422,14 +422,44 @@ impl Store {
 
     /// A configuration key, looked up in a label's tree (if given and set
     /// there), then globally.
+    ///
+    /// Reading a label's setting does not mount its tree (a mounted label cannot be deleted,
+    /// and the daemon's retention pass reads every mutable label's `retain`).
     pub fn conf(&self, label: Option<&str>, name: &str) -> Result<Option<Vec<u8>>> {
         if let Some(l) = label {
-            let t = self.mount(l)?;
-            if let Some(v) = self.lookup(t, &key::conf(name.as_bytes()))? {
+            if let Some(v) = self.label_lookup(l, &key::conf(name.as_bytes()))? {
                 return Ok(Some(v));
             }
         }
         self.lookup(TreeId::SNAP, &key::conf(name.as_bytes()))
+    }
+
+    /// Look a key up in the tree `label` names without mounting it: a mounted tree's current
+    /// root, else the root its snapshot record holds (which only a mount can change).
+    fn label_lookup(&self, label: &str, k: &[u8]) -> Result<Option<Vec<u8>>> {
+        let _g = self.epochs.pin();
+        let mounted = {
+            let m = self.mutlk.lock();
+            m.trees
+                .iter()
+                .skip(1)
+                .position(|t| t.label == label)
+                .map(|i| TreeId(i + 1))
+        };
+        let root = match mounted {
+            Some(t) => self.root(t)?,
+            None => {
+                let lv = self
+                    .label_val(label)?
+                    .ok_or_else(|| Error::NotFound(format!("label {label}")))?;
+                let rec = self.record(&Batch::default(), lv.id)?;
+                Root {
+                    bp: rec.root,
+                    height: rec.ht,
+                }
+            }
+        };
+        tree::lookup(&super::ReadCtx::new(self), &root, k)
     }
 
     fn conf_tree(&self, label: Option<&str>) -> Result<TreeId> {
