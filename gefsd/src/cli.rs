@@ -130,7 +130,7 @@ pub fn parse_cache(s: &str, ram: Option<u64>) -> Result<usize, String> {
             return Err(format!("cache size {s:?}: 1% to 90% of RAM"));
         }
         let ram = ram.ok_or("cannot read the RAM size from /proc/meminfo; give -m in M or G")?;
-        ram / 100 * pct
+        u64::try_from(u128::from(ram) * u128::from(pct) / 100).map_err(|_| bad())?
     } else if let Some(g) = t.strip_suffix(['G', 'g']) {
         g.trim()
             .parse::<u64>()

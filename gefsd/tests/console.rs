@@ -169,3 +169,35 @@ fn halt_syncs_first() {
     s.wait();
     stop(s);
 }
+
+#[test]
+fn retention_does_not_pin_labels() {
+    // The retention pass reads every mutable label's `retain`; reading must not mount the
+    // label, or `snap -d` of a fork would fail forever after ("in use").
+    let mut o = opts(true);
+    o.sync_every = std::time::Duration::from_millis(20);
+    o.retain_every = Some(std::time::Duration::from_millis(1));
+    let (mut s, _a) = start_with(o);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("gefs.cmd");
+    s.start_console(p.clone()).expect("console");
+    let mut k = Console::open(&p);
+    assert!(k.ok("snap -m main fork").contains("forked"));
+    let c0 = s.core().store().commit_gen();
+    let t0 = std::time::Instant::now();
+    // Wait for at least one retention pass (it commits the snapshots it takes).
+    while s.core().store().commit_gen() < c0 + 2 {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(30),
+            "no retention pass"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let l = k.ok("snap -l");
+    assert!(
+        l.contains("fork@minute.") || l.contains("main@minute."),
+        "{l}"
+    );
+    assert!(k.ok("snap -d fork").contains("deleted: fork"));
+    stop(s);
+}

@@ -261,15 +261,14 @@ impl Server {
         &self.addrs
     }
 
-    /// Serve 9P on standard input and output (`-s`), on a thread of its own.
+    /// Serve 9P on standard input and output (`-s`), on a thread of its own. A pipe cannot be
+    /// woken, so stopping does not wait for this connection: requests already queued still
+    /// run before the workers stop, but their replies may not be written.
     pub fn serve_stdio(&self) -> io::Result<()> {
-        let (core, guard) = (self.core.clone(), self.live.enter());
+        let core = self.core.clone();
         std::thread::Builder::new()
             .name("9p-stdio".into())
-            .spawn(move || {
-                let _g = guard;
-                conn::serve(core, listen::stdio_transport());
-            })?;
+            .spawn(move || conn::serve(core, listen::stdio_transport()))?;
         Ok(())
     }
 
@@ -332,8 +331,10 @@ impl Server {
         for c in self.core.conns() {
             c.shut();
         }
-        // Connections on pipes (stdio) cannot be woken; they are not waited for long.
-        self.live.wait_zero(Duration::from_secs(10));
+        // Every socket was shut for reading, so each reader ends once its in-flight requests
+        // are answered; the bound only guards against a writer stuck on a peer that does not
+        // read (its write times out after a minute).
+        self.live.wait_zero(Duration::from_secs(90));
         let _ = self.clock_stop.send(());
         for q in &self.core.queues.read {
             let _ = q.send(Work::Stop);
