@@ -208,3 +208,74 @@ fn seq1_and_sampled_seq2() {
     );
     assert!(states >= 2000, "only {states} crash states");
 }
+
+/// T4 with crashes: long seeded random sequences of file-system operations
+/// (overlapping writes, holes, truncates up and down, renames, removes,
+/// chmods, snapshots taken and deleted) over a recording device; sampled
+/// crash images of each must hold the model of their commit exactly.
+#[test]
+fn random_sequences_survive_power_cuts() {
+    let (base, model) = base();
+    let names = ["A/foo", "A/bar", "B/foo", "A/n1", "B/n2", "C", "C/x"];
+    let (mut states, mut bad, mut ops_run) = (0, Vec::new(), 0);
+    for seed in 1..=6u64 {
+        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut w = Vec::new();
+        let mut snaps = 0;
+        for _ in 0..120 {
+            let p = s(names[(next() % names.len() as u64) as usize]);
+            let op = match next() % 14 {
+                0 => FsOp::Create(p),
+                1 => FsOp::Mkdir(p),
+                2..=5 => FsOp::Write {
+                    path: p,
+                    off: next() % 90_000,
+                    len: (next() % 40_000) as usize + 1,
+                    byte: next() as u8,
+                },
+                6 => FsOp::Truncate {
+                    path: p,
+                    len: next() % 100_000,
+                },
+                7 => FsOp::Remove(p),
+                8 => FsOp::Rename {
+                    path: p,
+                    to: format!("r{}", next() % 3),
+                },
+                9 => FsOp::Chmod {
+                    path: p,
+                    mode: [0o600, 0o644, 0o755][(next() % 3) as usize],
+                },
+                10 => {
+                    snaps += 1;
+                    FsOp::Snap(format!("s{seed}.{snaps}"))
+                }
+                11 => FsOp::DelSnap(format!("s{seed}.{}", next() % (snaps + 1))),
+                _ => FsOp::Sync,
+            };
+            w.push(op);
+        }
+        w.push(FsOp::Sync);
+        ops_run += w.len();
+        let (n, b) = run(&base, &model, &w, seed * 1000, 150);
+        states += n;
+        bad.extend(b);
+    }
+    println!(
+        "fs random crash: ops={ops_run} states={states} violations={}",
+        bad.len()
+    );
+    assert!(
+        bad.is_empty(),
+        "{} violations, first: {}",
+        bad.len(),
+        bad[0]
+    );
+    assert!(states >= 500, "only {states} crash states");
+}
