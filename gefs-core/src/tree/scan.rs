@@ -20,7 +20,8 @@ use crate::format::node::NodeView;
 use crate::format::Bptr;
 use crate::ids::BlockAddr;
 
-use super::content::Kv;
+/// A live entry: key and value.
+type Kv = (Vec<u8>, Vec<u8>);
 use super::store::NodeStore;
 use super::tx::{read_node, root_level, view};
 use super::Root;
