@@ -144,7 +144,7 @@ impl Store {
         m: Mutation,
         geo: crate::format::superblock::Geometry,
     ) -> Store {
-        let roots = m.trees.iter().map(|t| t.root).collect();
+        let roots = m.trees.iter().map(|t| super::Published::bare(t.root)).collect();
         Store {
             dev,
             geo,
@@ -152,6 +152,7 @@ impl Store {
             alloc,
             epochs: Epochs::new(),
             read_only: cfg.read_only,
+            wbuf_cap: std::sync::atomic::AtomicUsize::new(super::DEFAULT_WRITE_BUFFER_BYTES),
             broken: AtomicBool::new(false),
             mutlk: Mutex::new(m),
             roots: RwLock::new(roots),
@@ -189,6 +190,7 @@ pub(super) fn snap_tree_state(root: Root, wgen: Gen) -> TreeState {
         wgen,
         dirty: false,
         dead: Default::default(),
+        wbuf: Default::default(),
     }
 }
 

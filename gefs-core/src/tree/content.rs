@@ -124,7 +124,7 @@ impl TMsg {
 }
 
 /// Pack a batch of messages into one shared arena.
-pub(crate) fn pack_msgs(msgs: &[Msg]) -> Vec<TMsg> {
+pub(crate) fn pack_msgs(msgs: &[&Msg]) -> Vec<TMsg> {
     let total: usize = msgs.iter().map(|m| m.key.len() + m.val.len()).sum();
     let mut arena = Vec::with_capacity(total);
     for m in msgs {

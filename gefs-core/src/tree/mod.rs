@@ -51,6 +51,7 @@ mod content;
 mod flush;
 mod lookup;
 mod pack;
+pub mod pending;
 mod scan;
 pub mod store;
 mod tx;
@@ -65,7 +66,7 @@ mod tests;
 pub use lookup::lookup;
 pub use scan::scan;
 pub use store::NodeStore;
-pub use upsert::upsert;
+pub use upsert::{upsert, upsert_runs, validate};
 pub use walk::{data_ptrs, walk};
 
 use crate::error::Result;

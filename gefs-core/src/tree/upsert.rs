@@ -30,10 +30,10 @@ use super::store::NodeStore;
 use super::tx::{root_level, Tx};
 use super::Root;
 
-/// Check every message of a batch. Besides [`Msg::validate`], an insert
-/// under a `KDAT` key must carry exactly one block pointer, because the tree
-/// frees what such values point to.
-fn validate(msgs: &[Msg]) -> Result<()> {
+/// Check every message of a batch as [`upsert`] does. Besides
+/// [`Msg::validate`], an insert under a `KDAT` key must carry exactly one
+/// block pointer, because the tree frees what such values point to.
+pub fn validate(msgs: &[Msg]) -> Result<()> {
     for m in msgs {
         m.validate()?;
         if m.op == Op::Insert && m.key.first() == Some(&KDAT) && m.val.len() != PTRSZ {
@@ -55,9 +55,19 @@ fn validate(msgs: &[Msg]) -> Result<()> {
 /// [`NodeStore::free`]) only once the whole batch has succeeded, as are data
 /// blocks whose `KDAT` pointers were overwritten or deleted in a leaf. On
 /// error the caller still owns any data block the batch pointed to.
-pub fn upsert<S: NodeStore>(s: &S, root: &Root, mut msgs: Vec<Msg>) -> Result<Root> {
+pub fn upsert<S: NodeStore>(s: &S, root: &Root, msgs: Vec<Msg>) -> Result<Root> {
+    upsert_runs(s, root, &[&msgs])
+}
+
+/// [`upsert`] of the concatenation of `parts` (for example a write buffer's
+/// runs, oldest first, then a new batch), which are only read: on error
+/// they are still whole, and on success the caller drops them.
+pub fn upsert_runs<S: NodeStore>(s: &S, root: &Root, parts: &[&[Msg]]) -> Result<Root> {
     root_level(root)?;
-    validate(&msgs)?;
+    for p in parts {
+        validate(p)?;
+    }
+    let mut msgs: Vec<&Msg> = parts.iter().flat_map(|p| p.iter()).collect();
     if msgs.is_empty() {
         return Ok(*root);
     }
