@@ -37,6 +37,8 @@ mod reclaim;
 mod snap;
 mod wbuf;
 
+use wbuf::Buffered;
+
 use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -383,8 +385,11 @@ impl Store {
         let mut m = self.mutlk.lock();
         let r = self.upsert_buffered(&mut m, t, msgs, tier);
         drop(m);
-        self.collect()?;
-        r
+        // A buffered batch freed nothing: no epoch work to do.
+        if !matches!(r, Ok(Buffered::Yes)) {
+            self.collect()?;
+        }
+        r.map(|_| ())
     }
 
     /// Apply tree `t`'s write buffer and then `msgs` to the tree, atomically:
@@ -496,3 +501,5 @@ pub use ctx::ReadCtx;
 mod snap_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod wbuf_tests;

@@ -54,6 +54,15 @@ use crate::format::node::NodeView;
 use crate::tree::pending::{Run, Runs};
 use crate::tree::{self, Root};
 
+/// Whether an upsert was kept in the write buffer or applied to the tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Buffered {
+    /// Kept in the buffer: nothing was written or freed.
+    Yes,
+    /// Applied to the tree (with the tree's buffer).
+    No,
+}
+
 /// Memory counted per buffered message besides its key and value (the
 /// message's own size and its two allocations).
 const MSG_MEM: usize = 64;
@@ -151,18 +160,18 @@ impl Store {
         t: TreeId,
         msgs: Vec<Msg>,
         tier: Tier,
-    ) -> Result<()> {
+    ) -> Result<Buffered> {
         let ts = m.tree(t)?;
         if !ts.mutable {
             return Err(Error::ReadOnly);
         }
         let cap = self.wbuf_cap.load(Ordering::Relaxed);
         if t == TreeId::SNAP || tier != Tier::Normal || cap == 0 {
-            return self.upsert_locked(m, t, msgs, tier);
+            return self.upsert_locked(m, t, msgs, tier).map(|()| Buffered::No);
         }
         tree::validate(&msgs)?;
         if msgs.is_empty() {
-            return Ok(());
+            return Ok(Buffered::Yes);
         }
         // As the tree would on its fast path: the root must read back.
         self.check_root(&ts.root)?;
@@ -171,14 +180,14 @@ impl Store {
         if total + mem > cap
             || Self::buffered_bound(m, Some((t, msgs.len()))) > self.normal_headroom()
         {
-            return self.upsert_locked(m, t, msgs, tier);
+            return self.upsert_locked(m, t, msgs, tier).map(|()| Buffered::No);
         }
         let ts = m.tree_mut(t)?;
         ts.wbuf.push(msgs, mem);
         ts.dirty = true;
         let (root, runs) = (ts.root, ts.wbuf.runs());
         self.publish(t, root, runs);
-        Ok(())
+        Ok(Buffered::Yes)
     }
 
     /// Read a tree's root as an upsert would: verified, at its level.
