@@ -73,6 +73,7 @@ impl Store {
     fn commit_locked(&self, m: &mut Mutation) -> Result<u64> {
         self.record_roots(m)?;
         let gen = m.commit_gen + 1;
+        self.allocs.fetch_add(1, Ordering::Relaxed);
         let (arenas, out) = self.alloc.commit(Gen(gen))?;
         // Fresh working generations for every tree; nextgen is committed
         // with them, so a generation is never handed out twice.

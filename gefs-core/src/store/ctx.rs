@@ -24,10 +24,7 @@ pub struct ReadCtx<'s> {
 impl<'s> ReadCtx<'s> {
     /// A context that sees the tree's blocks only.
     pub(crate) fn new(s: &'s Store) -> ReadCtx<'s> {
-        ReadCtx {
-            s,
-            runs: no_runs(),
-        }
+        ReadCtx { s, runs: no_runs() }
     }
 
     /// A context that also applies a tree's write buffer.

@@ -222,6 +222,11 @@ pub struct Store {
     sb_choice: SbChoice,
     blocks_written: AtomicU64,
     commits: AtomicU64,
+    /// Allocation attempts (new blocks and commits) since open: while it
+    /// does not move, free space can only have grown.
+    allocs: AtomicU64,
+    /// The `Normal`-tier free space measured at `allocs` = `.0`.
+    headroom: Mutex<(u64, u64)>,
 }
 
 impl std::fmt::Debug for Store {
@@ -434,7 +439,13 @@ impl Store {
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let _g = self.epochs.pin();
         let p = self.published(t)?;
-        tree::scan(&ctx::ReadCtx::with_runs(self, p.runs), &p.root, from, to, limit)
+        tree::scan(
+            &ctx::ReadCtx::with_runs(self, p.runs),
+            &p.root,
+            from,
+            to,
+            limit,
+        )
     }
 
     /// Allocate and write a data block for tree `t` (`hint` = the file's

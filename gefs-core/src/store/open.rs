@@ -144,7 +144,11 @@ impl Store {
         m: Mutation,
         geo: crate::format::superblock::Geometry,
     ) -> Store {
-        let roots = m.trees.iter().map(|t| super::Published::bare(t.root)).collect();
+        let roots = m
+            .trees
+            .iter()
+            .map(|t| super::Published::bare(t.root))
+            .collect();
         Store {
             dev,
             geo,
@@ -166,6 +170,8 @@ impl Store {
             },
             blocks_written: AtomicU64::new(0),
             commits: AtomicU64::new(0),
+            allocs: AtomicU64::new(1),
+            headroom: Mutex::new((0, 0)),
         }
     }
 }

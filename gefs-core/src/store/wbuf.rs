@@ -130,13 +130,22 @@ pub(super) fn drain_bound(n: usize, h: u32) -> u64 {
 }
 
 impl Store {
-    /// Blocks an ordinary (`Tier::Normal`) allocation may still take.
+    /// Blocks ordinary (`Tier::Normal`) allocations may still take, at
+    /// least. Measured again only after something was allocated: buffered
+    /// upserts allocate nothing, so they do not pay for it.
     fn normal_headroom(&self) -> u64 {
-        self.alloc
-            .stats()
-            .iter()
-            .map(|a| a.free.saturating_sub(a.reserve))
-            .sum()
+        let now = self.allocs.load(Ordering::Relaxed);
+        let mut h = self.headroom.lock();
+        if h.0 != now {
+            let free = self
+                .alloc
+                .stats()
+                .iter()
+                .map(|a| a.free.saturating_sub(a.reserve))
+                .sum();
+            *h = (now, free);
+        }
+        h.1
     }
 
     /// What applying every buffer could allocate, plus `extra` messages for

@@ -67,7 +67,11 @@ fn model_apply(model: &mut BTreeMap<Vec<u8>, Vec<u8>>, m: &Msg) {
 /// random limits and bounds agree with it.
 fn agree(s: &Store, t: TreeId, model: &BTreeMap<Vec<u8>, Vec<u8>>, r: &mut Rng, keys: u64) {
     for i in 0..keys {
-        assert_eq!(s.lookup(t, &k(i)).unwrap(), model.get(&k(i)).cloned(), "key {i}");
+        assert_eq!(
+            s.lookup(t, &k(i)).unwrap(),
+            model.get(&k(i)).cloned(),
+            "key {i}"
+        );
     }
     for _ in 0..20 {
         let x = r.below(keys);
@@ -213,7 +217,12 @@ fn readers_never_see_a_half_applied_buffer() {
             let mut seen = 0;
             while !done.load(Ordering::Relaxed) {
                 let v = s
-                    .scan(t, Bound::Included(&k(0)), Bound::Included(&k(n)), n as usize)
+                    .scan(
+                        t,
+                        Bound::Included(&k(0)),
+                        Bound::Included(&k(n)),
+                        n as usize,
+                    )
                     .unwrap();
                 for (i, (key, _)) in v.iter().enumerate() {
                     assert_eq!(key, &k(i as u64), "a gap before key {i}");

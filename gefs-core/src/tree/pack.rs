@@ -81,7 +81,10 @@ pub(crate) fn pack_leaf(lo: Bytes, mut kvs: Vec<Kv>) -> Vec<Node> {
     let mut parts = Vec::with_capacity(b.len());
     for &at in b.iter().skip(1).rev().skip(1) {
         let tail = kvs.split_off(at);
-        let lo = tail.first().map(|(k, _)| k.clone()).unwrap_or_else(Bytes::empty);
+        let lo = tail
+            .first()
+            .map(|(k, _)| k.clone())
+            .unwrap_or_else(Bytes::empty);
         parts.push(Node::Leaf { lo, kvs: tail });
     }
     parts.push(Node::Leaf { lo, kvs });
@@ -115,7 +118,10 @@ pub(crate) fn pack_pivot(mut p: Pivot, addr: BlockAddr) -> Result<Vec<Node>> {
     let mut parts = Vec::with_capacity(b.len());
     for &at in b.iter().skip(1).rev().skip(1) {
         let children = p.children.split_off(at);
-        let lo = children.first().map(|c| c.sep.clone()).unwrap_or_else(Bytes::empty);
+        let lo = children
+            .first()
+            .map(|c| c.sep.clone())
+            .unwrap_or_else(Bytes::empty);
         let m = p.msgs.partition_point(|m| m.key < lo);
         let msgs = p.msgs.split_off(m);
         parts.push(Node::Pivot(Pivot {
@@ -149,12 +155,7 @@ pub(crate) fn rebalance_pair(left: Node, right: Node) -> Result<(Vec<Node>, bool
     }
 }
 
-fn rebalance_leaves(
-    lo: Bytes,
-    mut kvs: Vec<Kv>,
-    rlo: Bytes,
-    rkvs: Vec<Kv>,
-) -> (Vec<Node>, bool) {
+fn rebalance_leaves(lo: Bytes, mut kvs: Vec<Kv>, rlo: Bytes, rkvs: Vec<Kv>) -> (Vec<Node>, bool) {
     let orig = kvs.len();
     kvs.extend(rkvs);
     let total = leaf_used(&kvs);
@@ -181,7 +182,9 @@ fn rebalance_leaves(
     let changed = cut != orig;
     let tail = kvs.split_off(cut);
     let rlo = if changed {
-        tail.first().map(|(k, _)| k.clone()).unwrap_or_else(Bytes::empty)
+        tail.first()
+            .map(|(k, _)| k.clone())
+            .unwrap_or_else(Bytes::empty)
     } else {
         rlo
     };
@@ -202,7 +205,10 @@ fn rebalance_pivots(mut l: Pivot, r: Pivot) -> Result<(Vec<Node>, bool)> {
     }
     let cut = best_pivot_cut(&l).unwrap_or(orig);
     let tail = l.children.split_off(cut);
-    let tlo = tail.first().map(|c| c.sep.clone()).unwrap_or_else(Bytes::empty);
+    let tlo = tail
+        .first()
+        .map(|c| c.sep.clone())
+        .unwrap_or_else(Bytes::empty);
     let m = l.msgs.partition_point(|m| m.key < tlo);
     let tmsgs = l.msgs.split_off(m);
     let right = Pivot {

@@ -50,7 +50,11 @@ impl Run {
     /// first among equal keys). Takes the messages over when no reader holds
     /// a run, and copies them otherwise.
     pub fn merge(older: Arc<Run>, newer: Arc<Run>) -> Run {
-        let take = |r: Arc<Run>| Arc::try_unwrap(r).unwrap_or_else(|r| Run::clone_of(&r)).msgs;
+        let take = |r: Arc<Run>| {
+            Arc::try_unwrap(r)
+                .unwrap_or_else(|r| Run::clone_of(&r))
+                .msgs
+        };
         let (a, b) = (take(older), take(newer));
         let mut out = Vec::with_capacity(a.len() + b.len());
         let mut a = a.into_iter().peekable();
@@ -99,7 +103,11 @@ impl Run {
 }
 
 /// Apply every buffered message for `key` on top of the tree's answer.
-pub(crate) fn apply_key(runs: &[Arc<Run>], key: &[u8], base: Option<Vec<u8>>) -> Result<Option<Vec<u8>>> {
+pub(crate) fn apply_key(
+    runs: &[Arc<Run>],
+    key: &[u8],
+    base: Option<Vec<u8>>,
+) -> Result<Option<Vec<u8>>> {
     let mut cur = base;
     for r in runs {
         for m in r.msgs.iter().skip(r.lower_bound(key)) {
@@ -171,7 +179,11 @@ mod tests {
 
     #[test]
     fn merge_keeps_arrival_order() {
-        let a = Arc::new(Run::new(vec![ins(b"b", b"1"), ins(b"a", b"1"), ins(b"b", b"2")]));
+        let a = Arc::new(Run::new(vec![
+            ins(b"b", b"1"),
+            ins(b"a", b"1"),
+            ins(b"b", b"2"),
+        ]));
         let b = Arc::new(Run::new(vec![ins(b"b", b"3"), Msg::delete(b"a".to_vec())]));
         let m = Run::merge(a, b);
         let got: Vec<(&[u8], Op, &[u8])> = m
@@ -200,7 +212,10 @@ mod tests {
         ]);
         assert_eq!(apply_key(&runs, b"a", Some(b"0".to_vec())).unwrap(), None);
         assert_eq!(apply_key(&runs, b"b", None).unwrap(), Some(b"2".to_vec()));
-        assert_eq!(apply_key(&runs, b"d", Some(b"x".to_vec())).unwrap(), Some(b"x".to_vec()));
+        assert_eq!(
+            apply_key(&runs, b"d", Some(b"x".to_vec())).unwrap(),
+            Some(b"x".to_vec())
+        );
         let mut c = Cursor::new(&runs, Some(b"b"));
         assert_eq!(c.peek(), Some(&b"b"[..]));
         assert_eq!(c.apply(b"b", None).unwrap(), Some(b"2".to_vec()));
