@@ -50,7 +50,8 @@ use serde::Serialize;
 #[derive(Parser, Debug)]
 #[command(name = "gefs-check", version)]
 struct Args {
-    /// Worker threads for the scan (default: one per available core).
+    /// Threads for the scan, the reader included (default: one per
+    /// available core).
     #[arg(short = 'j', long = "threads", value_parser = clap::value_parser!(u16).range(1..=1024))]
     threads: Option<u16>,
     /// Print one JSON document instead of text.

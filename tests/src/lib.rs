@@ -3,6 +3,7 @@
 //! recording device.
 
 pub mod checker;
+pub mod fsmodel;
 pub mod model;
 pub mod powercut;
 pub mod rng;

@@ -7,7 +7,8 @@
 //!    allocation log is replayed (chain hashes, entries, free counts), which
 //!    gives the allocated set.
 //! 2. **Scan** (`scan.rs`): every allocated block is read in large reads in
-//!    address order by `threads` workers, hashed, and — if it is a tree node
+//!    address order (one reader thread, `threads - 1` workers hashing; one
+//!    thread doing both for `threads` ≤ 2), hashed, and — if it is a tree node
 //!    or a chain block — summarized (`summary.rs`).
 //! 3. **Graph** (`walk.rs`, `snaps.rs`): from the roots, every pointer's
 //!    hash is compared with the hash computed in pass 2, and every node is
@@ -78,7 +79,9 @@ pub type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
 /// How to check.
 #[derive(Clone, Default)]
 pub struct CheckOpts {
-    /// Worker threads for the scan (0: one per available core).
+    /// Threads for the scan, the reader included (0: one per available
+    /// core). One or two: one thread reads and hashes in turn; more: one
+    /// reader and `threads - 1` hashing workers.
     pub threads: usize,
     /// Called as the scan progresses.
     pub progress: Option<ProgressFn>,
@@ -120,35 +123,8 @@ pub fn check(dev: &dyn Device, opts: &CheckOpts) -> Result<Report> {
     let mut warnings = Vec::new();
     let chosen = sb::choose(dev, &mut problems, &mut warnings)?;
     let geo = chosen.sb.geometry;
-    let mut free = Vec::with_capacity(chosen.replays.len());
-    let mut chains = Vec::new();
-    let mut runs = Vec::new();
-    for (i, r) in chosen.replays.into_iter().enumerate() {
-        let owner = format!("arena {i} log");
-        match r {
-            Ok(r) => {
-                let lo = geo.arena_base(i as u32) / BLKSZ_U64;
-                let mut skip: Vec<u64> = r.chain.iter().map(|p| p.addr.index()).collect();
-                skip.sort_unstable();
-                allocated(lo, lo + geo.arena_blocks(), &r.free, &skip, &mut runs);
-                chains.extend(r.chain);
-                free.push(Some(r.free));
-            }
-            Err(e) => {
-                let at = chosen
-                    .sb
-                    .arenas
-                    .get(i)
-                    .map_or(BlockAddr(0), |a| a.log_tail.addr);
-                let mut p = Problem::from_error(&e, at, Role::Log, &owner);
-                p.what.push_str(&format!(
-                    "; arena {i}'s blocks are checked only as reached, and not for leaks"
-                ));
-                problems.push(p);
-                free.push(None);
-            }
-        }
-    }
+    let (free, chains, mut runs) =
+        allocation(&geo, &chosen.sb.arenas, chosen.replays, &mut problems);
     scan::number(&mut runs);
     let t1 = Instant::now();
     let (mut table, ss) = scan::scan(dev, runs, threads, opts.progress.as_ref())?;
@@ -212,6 +188,42 @@ pub fn check(dev: &dyn Device, opts: &CheckOpts) -> Result<Report> {
         trees: c.trees,
         stats,
     })
+}
+
+/// The allocator's view: each arena's free map (none when its log did not
+/// replay, which is reported), every log-chain block, and the allocated
+/// runs to scan (log-chain blocks excluded: replay has verified them).
+fn allocation(
+    geo: &Geometry,
+    recs: &[crate::format::superblock::ArenaRec],
+    replays: Vec<Result<crate::alloc::Replayed>>,
+    problems: &mut Vec<Problem>,
+) -> (Vec<Option<FreeMap>>, Vec<crate::format::Bptr>, Vec<Run>) {
+    let mut free = Vec::with_capacity(replays.len());
+    let mut chains = Vec::new();
+    let mut runs = Vec::new();
+    for (i, r) in replays.into_iter().enumerate() {
+        match r {
+            Ok(r) => {
+                let lo = geo.arena_base(i as u32) / BLKSZ_U64;
+                let mut skip: Vec<u64> = r.chain.iter().map(|p| p.addr.index()).collect();
+                skip.sort_unstable();
+                allocated(lo, lo + geo.arena_blocks(), &r.free, &skip, &mut runs);
+                chains.extend(r.chain);
+                free.push(Some(r.free));
+            }
+            Err(e) => {
+                let at = recs.get(i).map_or(BlockAddr(0), |a| a.log_tail.addr);
+                let mut p = Problem::from_error(&e, at, Role::Log, &format!("arena {i} log"));
+                p.what.push_str(&format!(
+                    "; arena {i}'s blocks are checked only as reached, and not for leaks"
+                ));
+                problems.push(p);
+                free.push(None);
+            }
+        }
+    }
+    (free, chains, runs)
 }
 
 /// Append the allocated runs of `[lo, hi)` (blocks not in `free` and not in

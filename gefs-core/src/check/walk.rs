@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use crate::format::key::{KCONF, KDAT, KDLIST, KENT, KLABEL, KSNAP, KUP};
+use crate::format::key::{KCLEAR, KCONF, KDAT, KDLIST, KENT, KLABEL, KSNAP, KUP};
 use crate::format::superblock::MAX_HEIGHT;
 use crate::format::{Bptr, BLKSZ_U64};
 use crate::ids::BlockAddr;
@@ -330,7 +330,7 @@ impl Checker<'_> {
         let allowed = if t.snap_tree {
             fam_mask(&[KLABEL, KSNAP, KDLIST, KCONF])
         } else {
-            fam_mask(&[KDAT, KENT, KUP, KCONF])
+            fam_mask(&[KDAT, KENT, KUP, KCONF, KCLEAR])
         };
         if n.families & !allowed != 0 {
             let what = format!(

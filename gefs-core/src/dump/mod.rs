@@ -6,6 +6,7 @@
 //! Every view is a serializable value; `text` renders it for a terminal.
 
 mod block;
+mod files;
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -22,6 +23,7 @@ use crate::store::{SbCopy, Store, TreeId};
 use crate::tree;
 
 pub use block::{decode_block, BlockView};
+pub use files::{cat, deadlist, ls, resolve, stat, SegmentView, StatView};
 
 /// A pointer, for display.
 #[derive(Debug, Clone, Serialize)]

@@ -99,6 +99,8 @@ impl Fs {
         let mut msgs = vec![Msg::delete(key::ent(loc.pqid, &loc.name))];
         if d.is_dir() {
             msgs.push(Msg::bare(Op::Clobber, key::up(d.qid_path)));
+        } else {
+            msgs.push(self.clear_note(m.tree, d.qid_path, 0));
         }
         msgs.push(touch(&ploc, who));
         self.nodes.begin(m.tree, d.qid_path);

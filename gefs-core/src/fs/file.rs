@@ -377,6 +377,8 @@ impl Fs {
         nl: u64,
         msgs: &mut Vec<Msg>,
     ) -> Result<Option<Bptr>> {
+        let from = roundup(nl);
+        msgs.push(self.clear_note(tree, d.qid_path, from));
         let keep = (nl % BLKSZ_U64) as usize;
         if keep == 0 {
             return Ok(None);

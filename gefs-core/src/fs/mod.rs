@@ -157,6 +157,15 @@ impl Mount {
     pub fn root_qid(&self) -> u64 {
         self.root
     }
+
+    /// The same tree, refusing every change (the server's `dump` view of a
+    /// mutable label).
+    pub fn read_only(&self) -> Mount {
+        Mount {
+            mutable: false,
+            ..self.clone()
+        }
+    }
 }
 
 /// The file system over one store.
@@ -273,6 +282,10 @@ impl Fs {
             label: label.to_string(),
             root: d.qid_path,
         };
+        if mutable {
+            let _g = self.writer();
+            self.resume_clears(tree)?;
+        }
         let reg = self.nodes.register(tree, d.qid_path, loc.clone(), seen);
         Ok((m, self.entry(reg.node, &loc, d)))
     }

@@ -58,6 +58,7 @@ use crate::ids::Gen;
 use crate::tree::{self, Root};
 
 pub use commit::CommitInfo;
+pub use deadlist::Segment;
 pub use format::{default_users, valid_user, FormatOpts};
 pub use open::{read_superblock, sb_b_addr, SbChoice, SbCopy};
 use reclaim::Deferred;
@@ -397,9 +398,43 @@ impl Store {
         r.map(|_| ())
     }
 
+    /// Like [`Store::upsert`], and in the same atomic step release the data
+    /// blocks `frees` names (under the tree's snapshot rules: a block a
+    /// snapshot still holds goes to the tree's deadlist). For removing data
+    /// pointers with `Op::Clobber` (which frees nothing when it reaches a
+    /// leaf) while giving the space back at once, instead of when a
+    /// `Clearb` would reach its leaf. The caller guarantees each block is
+    /// referenced only by the keys this batch removes. Never buffered: the
+    /// batch is applied at once, together with the tree's write buffer.
+    pub fn upsert_freeing(
+        &self,
+        t: TreeId,
+        msgs: Vec<Msg>,
+        frees: &[Bptr],
+        tier: Tier,
+    ) -> Result<()> {
+        self.writable()?;
+        let mut m = self.mutlk.lock();
+        let r = self.upsert_frees_locked(&mut m, t, msgs, frees, tier);
+        drop(m);
+        self.collect()?;
+        r
+    }
+
     /// Apply tree `t`'s write buffer and then `msgs` to the tree, atomically:
     /// on error neither the tree nor the buffer has changed.
     fn upsert_locked(&self, m: &mut Mutation, t: TreeId, msgs: Vec<Msg>, tier: Tier) -> Result<()> {
+        self.upsert_frees_locked(m, t, msgs, &[], tier)
+    }
+
+    fn upsert_frees_locked(
+        &self,
+        m: &mut Mutation,
+        t: TreeId,
+        msgs: Vec<Msg>,
+        frees: &[Bptr],
+        tier: Tier,
+    ) -> Result<()> {
         let ts = m.tree(t)?;
         if !ts.mutable {
             return Err(Error::ReadOnly);
@@ -409,6 +444,11 @@ impl Store {
         parts.push(&msgs);
         let root = tree::upsert_runs(&ctx, &ts.root, &parts)?;
         drop(parts);
+        for bp in frees {
+            use crate::tree::NodeStore;
+            // Errors are remembered by the context and reported by finish.
+            let _ = ctx.free(bp);
+        }
         let killed = ctx.finish()?;
         let ts = m.tree_mut(t)?;
         ts.root = root;
@@ -472,6 +512,11 @@ impl Store {
             Ok(())
         })?;
         Ok(bp)
+    }
+
+    /// Whether an open tree accepts changes (a mutable label's tree).
+    pub fn is_mutable(&self, t: TreeId) -> Result<bool> {
+        Ok(self.mutlk.lock().tree(t)?.mutable)
     }
 
     /// Read a data block, verified against its pointer.

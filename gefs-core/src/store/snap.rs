@@ -370,7 +370,7 @@ impl Store {
             }
             Ok(())
         })?;
-        tree::data_ptrs(&ctx, &root, |bp| {
+        tree::owned_data_ptrs(&ctx, &root, |bp| {
             if bp.gen.0 > thr {
                 doomed.insert(bp.addr);
             }

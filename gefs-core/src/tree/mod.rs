@@ -51,6 +51,7 @@
 mod content;
 mod flush;
 mod lookup;
+mod owned;
 mod pack;
 pub mod pending;
 mod scan;
@@ -65,6 +66,7 @@ mod memstore;
 mod tests;
 
 pub use lookup::lookup;
+pub use owned::owned_data_ptrs;
 pub use scan::scan;
 pub use store::NodeStore;
 pub use upsert::{upsert, upsert_runs, validate};

@@ -380,3 +380,106 @@ fn deadlists_are_followed_and_keep_their_blocks() {
         show(&r)
     );
 }
+
+/// An image whose `main` has two snapshots and overwrites between them, so
+/// that trees share blocks and deadlist segments exist; also returns the
+/// open store.
+pub(crate) fn build_with_snapshots() -> (Img, Store) {
+    let dev = Arc::new(MemDev::new(DEV));
+    let opts = FormatOpts {
+        user: "glenda".into(),
+        cache_bytes: 8 << 20,
+    };
+    let s = Store::format(dev.clone(), &opts).unwrap();
+    let mut history = vec![dev.snapshot()];
+    let t = s.mount("main").unwrap();
+    for round in 1..=3u64 {
+        for batch in 0..5u64 {
+            let msgs = (0..200)
+                .map(|i| Msg::insert(conf_key("k", batch * 200 + i), vec![round as u8; 90]))
+                .collect();
+            s.upsert(t, msgs, Tier::Normal).unwrap();
+        }
+        let mut msgs = Vec::new();
+        for j in 0..20u64 {
+            let bp = s
+                .write_data(t, 7, true, Tier::Normal, |b| b[0] = round as u8)
+                .unwrap();
+            msgs.push(Msg::insert(
+                key::dat(7, j * BLKSZ_U64),
+                bp.to_bytes().to_vec(),
+            ));
+        }
+        s.upsert(t, msgs, Tier::Normal).unwrap();
+        s.sync().unwrap();
+        history.push(dev.snapshot());
+        if round < 3 {
+            s.snapshot("main", &format!("snap{round}"), false).unwrap();
+        }
+    }
+    s.sync().unwrap();
+    history.push(dev.snapshot());
+    (Img { dev, history }, s)
+}
+
+/// Every deadlist block of the image the store has open.
+pub(crate) fn deadlist_blocks(s: &Store) -> Vec<BlockAddr> {
+    let mut out = Vec::new();
+    for l in s.labels().unwrap() {
+        for seg in s.segments(l.id).unwrap() {
+            let mut bp = seg.val.head;
+            loop {
+                out.push(bp.addr);
+                if bp == seg.val.tail {
+                    break;
+                }
+                let b = {
+                    let mut b = vec![0u8; BLKSZ];
+                    s.device().read_at(&mut b, bp.addr.0).unwrap();
+                    b
+                };
+                bp = LogHeader::decode(&b).unwrap().prev;
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn snapshots_and_their_deadlists_check_clean() {
+    let (img, s) = build_with_snapshots();
+    let r = run(&*img.dev);
+    assert!(
+        r.problems.is_empty() && r.warnings.is_empty(),
+        "{}",
+        show(&r)
+    );
+    assert!(r.stats.shared_blocks > 0, "{:?}", r.stats);
+    assert_eq!(r.stats.deadlist_blocks, deadlist_blocks(&s).len() as u64);
+    assert!(r.stats.deadlist_blocks > 0);
+    let names: Vec<&str> = r
+        .trees
+        .iter()
+        .flat_map(|t| &t.labels)
+        .map(String::as_str)
+        .collect();
+    assert!(
+        names.contains(&"snap1") && names.contains(&"snap2"),
+        "{names:?}"
+    );
+    s.delete_label("snap1").unwrap();
+    let t = s.mount("main").unwrap();
+    s.upsert(
+        t,
+        vec![Msg::insert(conf_key("k", 1), vec![9; 90])],
+        Tier::Normal,
+    )
+    .unwrap();
+    s.sync().unwrap();
+    let r = run(&*img.dev);
+    assert!(
+        r.problems.is_empty() && r.warnings.is_empty(),
+        "{}",
+        show(&r)
+    );
+}

@@ -10,12 +10,13 @@ mod robust;
 use super::{check, CheckOpts, Report};
 use crate::device::Device;
 
-/// Check with two threads; panics only if the image cannot be checked.
+/// Check with three threads (a reader and two workers; `image.rs` also
+/// checks one thread); panics only if the image cannot be checked.
 pub(super) fn run(dev: &dyn Device) -> Report {
     check(
         dev,
         &CheckOpts {
-            threads: 2,
+            threads: 3,
             progress: None,
         },
     )
