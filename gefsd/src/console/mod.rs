@@ -25,7 +25,7 @@ use std::thread::JoinHandle;
 
 use crate::server::{Core, Stopper};
 
-pub use client::{run_client, ClientOpts};
+pub use client::{request, run_client, ClientOpts};
 pub use parse::{parse, Command, Request, Show, HELP, MAX_LINE};
 pub use run::execute;
 

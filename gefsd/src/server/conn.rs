@@ -44,6 +44,9 @@ pub struct Peer {
     pub desc: String,
 }
 
+/// Sets a stream's receive timeout (`None`: block).
+pub type SetTimeout = Box<dyn Fn(Option<Duration>) -> io::Result<()> + Send>;
+
 /// A byte stream to serve, with the hooks the server needs.
 pub struct Transport {
     /// The receiving half.
@@ -51,7 +54,7 @@ pub struct Transport {
     /// The sending half.
     pub writer: Box<dyn Write + Send>,
     /// Sets the receive timeout of `reader` (`None`: block); absent for pipes.
-    pub set_timeout: Option<Box<dyn Fn(Option<Duration>) -> io::Result<()> + Send>>,
+    pub set_timeout: Option<SetTimeout>,
     /// Shuts the stream down so a blocked read returns (server stop, writer failure).
     pub shutdown: Option<Box<dyn Fn() + Send + Sync>>,
     /// The peer.
@@ -67,7 +70,7 @@ struct ConnState {
     inflight: HashMap<u16, Vec<u16>>,
 }
 
-enum Out {
+pub(super) enum Out {
     Reply(u16, Rmsg),
     Close,
 }
@@ -97,6 +100,69 @@ impl std::fmt::Debug for Conn {
 }
 
 impl Conn {
+    /// A new connection and the receiving end of its reply queue.
+    pub(super) fn new(
+        core: &Core,
+        peer: Peer,
+        shutdown: Option<Box<dyn Fn() + Send + Sync>>,
+    ) -> (Arc<Conn>, Receiver<Out>) {
+        let (tx, rx) = unbounded();
+        let conn = Arc::new(Conn {
+            id: core.next_conn_id(),
+            peer,
+            fids: FidTable::new(core.opts.limits.max_fids),
+            state: Mutex::new(ConnState {
+                msize: proto::MSIZE_MIN,
+                versioned: false,
+                authenticated: false,
+                attached: false,
+                inflight: HashMap::new(),
+            }),
+            cv: Condvar::new(),
+            out: tx,
+            shutdown,
+            broken: AtomicBool::new(false),
+        });
+        (conn, rx)
+    }
+
+    /// The reply in a reply-queue item, if it is one.
+    pub(super) fn unpack(o: Out) -> Option<(u16, Rmsg)> {
+        match o {
+            Out::Reply(t, r) => Some((t, r)),
+            Out::Close => None,
+        }
+    }
+
+    /// Tversion (version(5)): every fid is clunked (outstanding requests have finished: the
+    /// caller waited), then the msize and version are negotiated. A refused version leaves the
+    /// connection unversioned.
+    pub(super) fn version(core: &Arc<Core>, conn: &Arc<Conn>, msize: u32, version: &str) -> Rmsg {
+        ops::clunk_all(core, conn);
+        match proto::negotiate(msize, version, core.opts.msize) {
+            Ok((m, v)) => {
+                let mut st = conn.state.lock();
+                st.msize = m;
+                st.versioned = true;
+                st.authenticated = false;
+                st.attached = false;
+                Rmsg::Version {
+                    msize: m,
+                    version: v.to_string(),
+                }
+            }
+            Err(e) => {
+                conn.state.lock().versioned = false;
+                e.reply(msize, core.opts.msize)
+            }
+        }
+    }
+
+    /// Whether Tversion succeeded.
+    pub(super) fn versioned(&self) -> bool {
+        self.state.lock().versioned
+    }
+
     /// Send the reply to request `tag` (any thread).
     pub fn reply(&self, tag: u16, r: Rmsg) {
         // The writer lives as long as any request is in flight, so this cannot fail while
@@ -160,7 +226,7 @@ impl Conn {
 /// arrived, and an idle timeout between frames.
 struct TimedReader {
     inner: Box<dyn Read + Send>,
-    set: Option<Box<dyn Fn(Option<Duration>) -> io::Result<()> + Send>>,
+    set: Option<SetTimeout>,
     idle: Option<Duration>,
     frame: Duration,
     started: Option<Instant>,
@@ -196,23 +262,7 @@ impl Read for TimedReader {
 /// Serve `t` until the peer goes away or the server stops. Runs on the calling thread (the
 /// connection's reader); spawns the writer.
 pub fn serve(core: Arc<Core>, t: Transport) {
-    let (tx, rx) = unbounded();
-    let conn = Arc::new(Conn {
-        id: core.next_conn_id(),
-        peer: t.peer,
-        fids: FidTable::new(core.opts.limits.max_fids),
-        state: Mutex::new(ConnState {
-            msize: proto::MSIZE_MIN,
-            versioned: false,
-            authenticated: false,
-            attached: false,
-            inflight: HashMap::new(),
-        }),
-        cv: Condvar::new(),
-        out: tx,
-        shutdown: t.shutdown,
-        broken: AtomicBool::new(false),
-    });
+    let (conn, rx) = Conn::new(&core, t.peer, t.shutdown);
     core.register(&conn);
     let wconn = conn.clone();
     let writer = std::thread::Builder::new()
@@ -307,23 +357,7 @@ fn dispatch(core: &Arc<Core>, conn: &Arc<Conn>, tag: u16, msg: Tmsg) -> bool {
             // version(5): all outstanding I/O is finished (nothing is cancelled) and every
             // fid is clunked before the reply.
             conn.wait_inflight(1);
-            ops::clunk_all(core, conn);
-            let reply = match proto::negotiate(msize, &version, core.opts.msize) {
-                Ok((m, v)) => {
-                    let mut st = conn.state.lock();
-                    st.msize = m;
-                    st.versioned = true;
-                    st.authenticated = false;
-                    Rmsg::Version {
-                        msize: m,
-                        version: v.to_string(),
-                    }
-                }
-                Err(e) => {
-                    conn.state.lock().versioned = false;
-                    e.reply(msize, core.opts.msize)
-                }
-            };
+            let reply = Conn::version(core, conn, msize, &version);
             conn.reply(tag, reply);
         }
         _ if !conn.state.lock().versioned => {

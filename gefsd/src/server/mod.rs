@@ -16,6 +16,7 @@ mod auth;
 mod conn;
 mod core;
 mod dir;
+mod direct;
 pub mod err;
 mod fid;
 pub mod listen;
@@ -37,7 +38,8 @@ use gefs_core::fs::Fs;
 use gefs_core::store::{CommitInfo, Store};
 
 pub use self::core::Core;
-pub use conn::{Conn, Peer, Transport};
+pub use conn::{Conn, Peer, SetTimeout, Transport};
+pub use direct::Session;
 pub use listen::{parse_addr, ListenAddr};
 pub use workers::{SweepReq, SyncReq};
 
@@ -295,6 +297,12 @@ impl Server {
     /// The console socket's path, if one is served.
     pub fn console_path(&self) -> Option<&std::path::Path> {
         self.console.as_ref().map(|c| c.path())
+    }
+
+    /// An in-process session whose requests are handled on the calling thread (tests, fuzzing);
+    /// `user` is the identity peer credentials would report.
+    pub fn session(&self, user: Option<String>) -> Session {
+        Session::new(self.core.clone(), user)
     }
 
     /// A handle that asks the server to stop.
