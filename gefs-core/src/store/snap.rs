@@ -153,6 +153,8 @@ impl Store {
             return Err(Error::Invalid(format!("{new} is a reserved name")));
         }
         let mut m = self.mutlk.lock();
+        // Snapshots record the trees' roots: apply their write buffers.
+        self.drain_all(&mut m)?;
         if self.label_val(new)?.is_some() {
             return Err(Error::Exists(format!("label {new}")));
         }
@@ -277,6 +279,8 @@ impl Store {
             return Err(Error::Invalid(format!("{name} cannot be deleted")));
         }
         let mut m = self.mutlk.lock();
+        // Snapshot records take the trees' roots: apply their write buffers.
+        self.drain_all(&mut m)?;
         let lv = self
             .label_val(name)?
             .ok_or_else(|| Error::NotFound(format!("label {name}")))?;
