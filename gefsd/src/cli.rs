@@ -33,7 +33,9 @@ Attach names: '' = main, LABEL = a snapshot or label, %LABEL = permission checks
 members, or anyone with -S or console 'permit on'), dump = every label as a read-only \
 directory, adm = the users file.
 
-Linux: mount -t 9p -o trans=tcp,port=5640,version=9p2000,uname=$USER 127.0.0.1 /mnt
+Linux kernel mounts (v9fs) connect as root, so attach as root (add root to adm's /users, or \
+format with -u root) or run gefsd with -A: \
+mount -t 9p -o trans=tcp,port=5640,version=9p2000,uname=root 127.0.0.1 /mnt
 
 The console (NAME.cmd, mode 0600, beside the first unix! listener or else beside the image) \
 takes commands from 'gefsd console'. SIGINT and SIGTERM stop the server after finishing \
@@ -85,7 +87,7 @@ pub struct ServeArgs {
     /// Serve 9P on standard input and output (the peer is the user running gefsd).
     #[arg(short = 's')]
     pub stdio: bool,
-    /// Service name: the console socket is NAME.cmd [default: gefs].
+    /// Service name: the console socket is NAME.cmd.
     #[arg(short = 'n', value_name = "NAME", default_value = "gefs")]
     pub name: String,
 }
@@ -93,7 +95,7 @@ pub struct ServeArgs {
 /// Options of `gefsd console`.
 #[derive(Args, Debug)]
 pub struct ConsoleArgs {
-    /// The server's name: use ./NAME.cmd.
+    /// The server's name: talk to ./NAME.cmd.
     #[arg(
         short = 'n',
         value_name = "NAME",

@@ -150,6 +150,15 @@ fn default_image_sigterm_and_halt() {
     let mut c = client(&sock);
     assert_eq!(read_file(&mut c, "second").as_deref(), Some(&b"2"[..]));
     drop(c);
+    // The image is locked: a second server on it is refused.
+    let mut second = gefsd(
+        dir.path(),
+        &["-m", "16", "-f", "gefs.img", "-a", "tcp!127.0.0.1!0"],
+    );
+    let st = wait(&mut second);
+    let err = stderr(&mut second);
+    assert_eq!(st.code(), Some(1), "{err}");
+    assert!(err.contains("in use by another process"), "{err}");
     signal(&child, rustix::process::Signal::INT);
     assert!(wait(&mut child).success());
 }
