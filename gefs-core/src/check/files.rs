@@ -67,7 +67,9 @@ pub(super) struct Files {
     ents: HashMap<u64, Ent>,
     ups: HashMap<u64, (Box<[u8]>, At)>,
     clears: HashMap<u64, (u64, At)>,
-    dats: HashMap<u64, Vec<Run>>,
+    /// Data-key runs by file, in the order found (key order, except for
+    /// keys that buffered messages created).
+    dats: Vec<(u64, Run)>,
     problems: Vec<Problem>,
 }
 
@@ -109,7 +111,7 @@ impl Files {
             ents: HashMap::new(),
             ups: HashMap::new(),
             clears: HashMap::new(),
-            dats: HashMap::new(),
+            dats: Vec::new(),
             problems: Vec::new(),
         }
     }
@@ -150,30 +152,35 @@ impl Files {
     fn ent(&mut self, pqid: u64, name: &[u8], val: &[u8], at: At) {
         // A value that is not an entry was reported with its node.
         let Ok(d) = Xdir::decode(val) else { return };
-        let key = ent_name(pqid, name);
+        let key = || ent_name(pqid, name);
         if pqid == ROOT_PQID {
             if !name.is_empty() {
-                let what = format!("{key}: only the root entry may have the root marker as parent");
+                let what = format!(
+                    "{}: only the root entry may have the root marker as parent",
+                    key()
+                );
                 self.problem(Kind::Entry, at, what);
             } else if !d.is_dir() {
-                let what = format!("{key}: the root entry is not a directory");
+                let what = format!("{}: the root entry is not a directory", key());
                 self.problem(Kind::Entry, at, what);
             }
         } else if crate::fs::names::check(name).is_err() {
-            let what = format!("{key}: invalid name ({} bytes)", name.len());
+            let what = format!("{}: invalid name ({} bytes)", key(), name.len());
             self.problem(Kind::Entry, at, what);
         }
         let q = d.qid_path;
         if q >= self.nextqid {
             let what = format!(
-                "{key}: qid path {q} is not below the next qid {} (it would be reused)",
+                "{}: qid path {q} is not below the next qid {} (it would be reused)",
+                key(),
                 self.nextqid
             );
             self.problem(Kind::Qid, at, what);
         }
         if let Some(other) = self.ents.get(&q) {
             let what = format!(
-                "{key}: qid path {q} is also the qid of {} (block {})",
+                "{}: qid path {q} is also the qid of {} (block {})",
+                key(),
                 ent_name(other.pqid, &other.name),
                 other.at.addr
             );
@@ -205,10 +212,13 @@ impl Files {
             self.problem(Kind::DataKey, at, what);
             return;
         }
-        let runs = self.dats.entry(qid).or_default();
-        match runs.last_mut() {
-            Some(r) if r.at == at && r.off.saturating_add(r.n * BLKSZ_U64) == off => r.n += n,
-            _ => runs.push(Run { off, n, at }),
+        match self.dats.last_mut() {
+            Some((q, r))
+                if *q == qid && r.at == at && r.off.saturating_add(r.n * BLKSZ_U64) == off =>
+            {
+                r.n += n
+            }
+            _ => self.dats.push((qid, Run { off, n, at })),
         }
     }
 
@@ -216,9 +226,11 @@ impl Files {
     /// `root` is the tree's root block, named when the root entry is
     /// missing; `damaged` limits the checks (see the module docs).
     pub fn finish(mut self, root: BlockAddr, damaged: bool) -> Vec<Problem> {
-        let dats = std::mem::take(&mut self.dats);
-        for (&qid, runs) in &dats {
-            self.data_keys(qid, runs, damaged);
+        let mut dats = std::mem::take(&mut self.dats);
+        // Stable: each file's runs stay in the order found.
+        dats.sort_by_key(|d| d.0);
+        for group in dats.chunk_by(|a, b| a.0 == b.0) {
+            self.data_keys(group, damaged);
         }
         if !damaged {
             self.structure(root);
@@ -226,9 +238,11 @@ impl Files {
         self.problems
     }
 
-    /// The data-key checks of one file.
-    fn data_keys(&mut self, qid: u64, runs: &[Run], damaged: bool) {
-        let Some(first) = runs.first() else { return };
+    /// The data-key checks of one file, from its runs.
+    fn data_keys(&mut self, runs: &[(u64, Run)], damaged: bool) {
+        let Some(&(qid, first)) = runs.first() else {
+            return;
+        };
         if qid >= self.nextqid {
             let what = format!(
                 "{}: data of qid {qid}, not below the next qid {}",
@@ -238,21 +252,24 @@ impl Files {
             self.problem(Kind::Qid, first.at, what);
         }
         let ent = self.ents.get(&qid).map(|e| (e.dir, e.length));
-        let (lim, whose) = match self.ents.get(&qid) {
-            Some(e) if e.dir => (0, format!("directory {}", ent_name(e.pqid, &e.name))),
-            Some(e) => (
-                roundup(e.length),
-                format!("file {}", ent_name(e.pqid, &e.name)),
-            ),
+        let lim = match ent {
+            Some((true, _)) => 0,
+            Some((false, length)) => roundup(length),
             None if damaged => return,
-            None => (0, format!("qid {qid}, which has no entry,")),
+            None => 0,
+        };
+        let whose = |ents: &HashMap<u64, Ent>| match ents.get(&qid) {
+            Some(e) if e.dir => format!("directory {}", ent_name(e.pqid, &e.name)),
+            Some(e) => format!("file {}", ent_name(e.pqid, &e.name)),
+            None => format!("qid {qid}, which has no entry,"),
         };
         let note = self.clears.get(&qid).copied();
-        if let (Some((v, at)), Some((dir, _))) = (note, ent) {
-            if !dir && v < lim {
+        if let (Some((v, at)), Some((false, _))) = (note, ent) {
+            if v < lim {
                 let what = format!(
-                    "clear note of {whose} at offset {v:#x}, below its rounded length {lim:#x}: \
-                     the clear would delete live data"
+                    "clear note of {} at offset {v:#x}, below its rounded length {lim:#x}: \
+                     the clear would delete live data",
+                    whose(&self.ents)
                 );
                 self.problem(Kind::DataKey, at, what);
             }
@@ -260,7 +277,7 @@ impl Files {
         let hi = note.map(|n| n.0);
         let mut count = 0u64;
         let mut worst: Option<(u64, At)> = None;
-        for r in runs {
+        for (_, r) in runs {
             let (c, f) = overlap(r.off, r.n, lim, hi);
             if c > 0 {
                 count += c;
@@ -279,7 +296,8 @@ impl Files {
             None => "with no clear note".to_string(),
         };
         let what = format!(
-            "{count} data key(s) of {whose} {span}, {cover} (first {})",
+            "{count} data key(s) of {} {span}, {cover} (first {})",
+            whose(&self.ents),
             show(&crate::format::key::dat(qid, f))
         );
         self.problem(Kind::DataKey, at, what);
@@ -325,12 +343,12 @@ impl Files {
             found.push((Kind::Uplink, *at, what));
         }
         for (&q, e) in &self.ents {
-            let key = ent_name(e.pqid, &e.name);
+            let key = || ent_name(e.pqid, &e.name);
             if e.dir && !self.ups.contains_key(&q) {
                 found.push((
                     Kind::Uplink,
                     e.at,
-                    format!("directory {key} (qid {q}) has no up-link"),
+                    format!("directory {} (qid {q}) has no up-link", key()),
                 ));
             }
             if e.pqid == ROOT_PQID {
@@ -340,13 +358,14 @@ impl Files {
                 None => found.push((
                     Kind::Entry,
                     e.at,
-                    format!("{key}: parent directory {} does not exist", e.pqid),
+                    format!("{}: parent directory {} does not exist", key(), e.pqid),
                 )),
                 Some(p) if !p.dir => found.push((
                     Kind::Entry,
                     e.at,
                     format!(
-                        "{key}: parent {} is not a directory",
+                        "{}: parent {} is not a directory",
+                        key(),
                         ent_name(p.pqid, &p.name)
                     ),
                 )),
