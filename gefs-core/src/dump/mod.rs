@@ -241,6 +241,12 @@ pub fn tree_levels(s: &Store, label: Option<&str>) -> Result<Vec<Vec<NodeLine>>>
         Some(l) => s.mount(l)?,
         None => TreeId::SNAP,
     };
+    let r = levels_of(s, t);
+    s.unmount(t);
+    r
+}
+
+fn levels_of(s: &Store, t: TreeId) -> Result<Vec<Vec<NodeLine>>> {
     s.with_reader(t, |ctx, root| {
         let mut levels: Vec<Vec<NodeLine>> = vec![Vec::new(); root.height as usize];
         tree::walk(ctx, root, |bp, v| {

@@ -51,10 +51,12 @@ struct Clear {
     from: u64,
 }
 
-/// The queue of pending clears.
+/// The queue of pending clears, and a mount of every tree that has one (so
+/// the tree stays open until its clears are done).
 #[derive(Debug, Default)]
 pub(super) struct Queue {
     q: VecDeque<Clear>,
+    holds: Vec<super::Mount>,
 }
 
 impl Queue {
@@ -87,7 +89,8 @@ impl Fs {
 
     /// Queue the clears a tree's `KCLEAR` notes record (after a restart, or
     /// when a fork inherits them). Called when a mutable tree is attached.
-    pub(super) fn resume_clears(&self, tree: TreeId) -> Result<()> {
+    pub(super) fn resume_clears(&self, m: &super::Mount) -> Result<()> {
+        let tree = m.tree();
         let lo = [key::KCLEAR];
         let hi = [key::KCLEAR + 1];
         let mut last: Option<Vec<u8>> = None;
@@ -110,7 +113,7 @@ impl Fs {
                     )
                     .into());
                 };
-                self.queue_clear(tree, qid, u64::from_be_bytes(off));
+                self.queue_clear(m, qid, u64::from_be_bytes(off));
             }
             last = found.last().map(|(k, _)| k.clone());
         }
@@ -119,8 +122,12 @@ impl Fs {
     /// Queue clearing every `KDAT` key of `qid` at or beyond block offset
     /// `from`. Called with the writer lock held, after the upsert that made
     /// the data unreachable.
-    pub(super) fn queue_clear(&self, tree: TreeId, qid: u64, from: u64) {
+    pub(super) fn queue_clear(&self, m: &super::Mount, qid: u64, from: u64) {
+        let tree = m.tree();
         let mut c = self.clears.lock();
+        if !c.holds.iter().any(|h| h.tree() == tree) {
+            c.holds.push(m.clone());
+        }
         match c.find(tree, qid) {
             Some(i) => {
                 if let Some(x) = c.q.get_mut(i) {
@@ -240,6 +247,9 @@ impl Fs {
                     let lowered = q.q.get(i).is_some_and(|x| x.from < c.from);
                     if !lowered {
                         q.q.remove(i);
+                        if !q.q.iter().any(|x| x.tree == c.tree) {
+                            q.holds.retain(|h| h.tree() != c.tree);
+                        }
                     }
                 }
             }

@@ -109,7 +109,7 @@ impl Fs {
             return Err(e.into());
         }
         if !d.is_dir() {
-            self.queue_clear(m.tree, d.qid_path, 0);
+            self.queue_clear(m, d.qid_path, 0);
         }
         self.nodes.removed(m.tree, d.qid_path);
         Ok(())

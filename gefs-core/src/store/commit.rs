@@ -107,6 +107,7 @@ impl Store {
             t.wgen = w;
             t.dirty = false;
         }
+        m.close_idle();
         self.commits.fetch_add(1, Ordering::Relaxed);
         self.defer_durable(out.release);
         Ok(gen)

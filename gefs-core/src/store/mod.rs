@@ -133,6 +133,11 @@ struct TreeState {
     dead: std::collections::BTreeMap<u64, Vec<crate::ids::BlockAddr>>,
     /// Upserts accepted but not yet applied to the tree.
     wbuf: wbuf::WriteBuf,
+    /// Holders of the mount ([`Store::mount`] minus [`Store::unmount`]).
+    refs: u32,
+    /// Retired: nobody holds it and its last change is committed (or its
+    /// snapshot was deleted). A later mount of the label reopens the slot.
+    closed: bool,
 }
 
 impl TreeState {
@@ -178,6 +183,16 @@ impl Mutation {
 
     fn dirty(&self) -> bool {
         self.trees.iter().any(|t| t.dirty)
+    }
+
+    /// Retire trees nobody holds that have nothing left to commit.
+    fn close_idle(&mut self) {
+        for t in self.trees.iter_mut().skip(1) {
+            if t.refs == 0 && !t.dirty && !t.closed {
+                t.closed = true;
+                t.dead.clear();
+            }
+        }
     }
 
     fn take_gen(&mut self) -> Gen {
@@ -342,13 +357,25 @@ impl Store {
         }
     }
 
-    /// Open the tree a label names. Mutable labels give a tree that accepts
-    /// changes; immutable ones a read-only view. Opening the same label
-    /// twice gives the same tree.
+    /// Open the tree a label names, for one holder: mutable labels give a
+    /// tree that accepts changes, immutable ones a read-only view. Opening
+    /// an open label gives the same tree. Each mount should be paired with
+    /// an [`Store::unmount`] (the file-system layer's `Mount` does it when
+    /// dropped); a tree nobody holds is retired after its changes are
+    /// committed, and its snapshot can then be deleted.
     pub fn mount(&self, label: &str) -> Result<TreeId> {
         let mut m = self.mutlk.lock();
-        if let Some(i) = m.trees.iter().skip(1).position(|t| t.label == label) {
-            return Ok(TreeId(i + 1));
+        let slot = m
+            .trees
+            .iter()
+            .skip(1)
+            .position(|t| t.label == label)
+            .map(|i| i + 1);
+        if let Some(i) = slot {
+            if !m.trees[i].closed {
+                m.trees[i].refs += 1;
+                return Ok(TreeId(i));
+            }
         }
         let lv = self
             .lookup(TreeId::SNAP, &key::label(label.as_bytes()))?
@@ -365,7 +392,7 @@ impl Store {
             height: rec.ht,
         };
         let wgen = m.take_gen();
-        m.trees.push(TreeState {
+        let st = TreeState {
             label: label.to_string(),
             rec,
             mutable: lv.is_mutable(),
@@ -374,9 +401,44 @@ impl Store {
             dirty: false,
             dead: Default::default(),
             wbuf: Default::default(),
-        });
-        self.roots.write().push(Published::bare(root));
-        Ok(TreeId(m.trees.len() - 1))
+            refs: 1,
+            closed: false,
+        };
+        match slot {
+            Some(i) => {
+                m.trees[i] = st;
+                self.publish(TreeId(i), root, tree::pending::no_runs());
+                Ok(TreeId(i))
+            }
+            None => {
+                m.trees.push(st);
+                self.roots.write().push(Published::bare(root));
+                Ok(TreeId(m.trees.len() - 1))
+            }
+        }
+    }
+
+    /// Release one holder of a mounted tree. When nobody holds it, it is
+    /// retired at once if it has nothing to commit, else after the commit.
+    pub fn unmount(&self, t: TreeId) {
+        if t == TreeId::SNAP {
+            return;
+        }
+        let mut m = self.mutlk.lock();
+        if let Some(ts) = m.trees.get_mut(t.0) {
+            ts.refs = ts.refs.saturating_sub(1);
+        }
+        m.close_idle();
+    }
+
+    /// Holders of the tree a snapshot record is open as (0 if it is not).
+    fn holders(m: &Mutation, id: u64) -> u32 {
+        m.trees
+            .iter()
+            .skip(1)
+            .filter(|t| !t.closed && t.rec.gen == id)
+            .map(|t| t.refs)
+            .sum()
     }
 
     /// Apply a batch of messages to a tree atomically. `tier` says how deep

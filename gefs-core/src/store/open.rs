@@ -196,6 +196,8 @@ pub(super) fn snap_tree_state(root: Root, wgen: Gen) -> TreeState {
         wgen,
         dirty: false,
         dead: Default::default(),
+        refs: 1,
+        closed: false,
         wbuf: Default::default(),
     }
 }

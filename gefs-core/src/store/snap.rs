@@ -101,7 +101,7 @@ impl Store {
         m.trees
             .iter()
             .skip(1)
-            .position(|t| t.rec.gen == id)
+            .position(|t| !t.closed && t.rec.gen == id)
             .map(|i| i + 1)
     }
 
@@ -284,7 +284,7 @@ impl Store {
         let lv = self
             .label_val(name)?
             .ok_or_else(|| Error::NotFound(format!("label {name}")))?;
-        if Self::mounted(&m, lv.id).is_some() {
+        if Self::holders(&m, lv.id) > 0 {
             return Err(Error::Invalid(format!("{name} is in use")));
         }
         let mut b = Batch::default();
@@ -298,7 +298,7 @@ impl Store {
         let mut next = Some(r.gen);
         while let Some(id) = next.take() {
             let r = self.record(&b, id)?;
-            if r.nlbl == 0 && r.nref == 0 && Self::mounted(&m, id).is_none() {
+            if r.nlbl == 0 && r.nref == 0 && Self::holders(&m, id) == 0 {
                 next = self.delete_record(&m, &mut b, r)?;
             }
         }
@@ -389,6 +389,14 @@ impl Store {
         let mut msgs = b.msgs;
         for id in &b.gone {
             msgs.push(Msg::delete(key::snap(*id)));
+            // An open tree nobody holds whose snapshot is gone: retire it;
+            // its blocks were swept or handed to its successor above.
+            if let Some(i) = Self::mounted(m, *id) {
+                let ts = &mut m.trees[i];
+                ts.closed = true;
+                ts.dirty = false;
+                ts.dead.clear();
+            }
         }
         for (id, mut r) in b.recs {
             if let Some(i) = Self::mounted(m, id) {
@@ -406,22 +414,26 @@ impl Store {
     /// tree a mutable label names.
     pub fn set_conf(&self, label: Option<&str>, name: &str, val: &[u8]) -> Result<()> {
         let t = self.conf_tree(label)?;
-        self.upsert(
+        let r = self.upsert(
             t,
             vec![Msg::insert(key::conf(name.as_bytes()), val.to_vec())],
             Tier::Reserve,
-        )
+        );
+        self.unmount(t);
+        r
     }
 
     /// Remove a configuration key (removing one that is not set is not an
     /// error; the reference asserts, §13.2 #17).
     pub fn clear_conf(&self, label: Option<&str>, name: &str) -> Result<()> {
         let t = self.conf_tree(label)?;
-        self.upsert(
+        let r = self.upsert(
             t,
             vec![Msg::delete(key::conf(name.as_bytes()))],
             Tier::Reserve,
-        )
+        );
+        self.unmount(t);
+        r
     }
 
     /// A configuration key, looked up in a label's tree (if given and set

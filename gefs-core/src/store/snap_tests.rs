@@ -297,7 +297,12 @@ fn configuration_is_global_or_per_label() {
 }
 
 fn record(s: &Store, label: &str) -> Option<TreeRec> {
-    let id = s.labels().unwrap().into_iter().find(|l| l.name == label)?.id;
+    let id = s
+        .labels()
+        .unwrap()
+        .into_iter()
+        .find(|l| l.name == label)?
+        .id;
     s.lookup(TreeId::SNAP, &key::snap(id))
         .unwrap()
         .map(|v| TreeRec::decode(&v).unwrap())
@@ -316,7 +321,8 @@ fn records(s: &Store) -> usize {
 
 fn settle(s: &Store, t: TreeId) {
     for _ in 0..2 {
-        s.upsert(t, vec![Msg::insert(k(0), vec![0])], Tier::Normal).unwrap();
+        s.upsert(t, vec![Msg::insert(k(0), vec![0])], Tier::Normal)
+            .unwrap();
         s.upsert(t, vec![Msg::delete(k(0))], Tier::Normal).unwrap();
         s.sync().unwrap();
     }
@@ -339,7 +345,12 @@ fn regress_11_repeated_merges_keep_every_segment() {
         s.snapshot("main", &format!("m{i}"), false).unwrap();
         // Kill blocks the new snapshot holds: they go to deadlists.
         for b in (i * 10)..(i * 10 + 10) {
-            s.upsert(t, vec![Msg::bare(Op::Clearb, key::dat(100, b * 16384))], Tier::Reserve).unwrap();
+            s.upsert(
+                t,
+                vec![Msg::bare(Op::Clearb, key::dat(100, b * 16384))],
+                Tier::Reserve,
+            )
+            .unwrap();
         }
         s.sync().unwrap();
     }
@@ -397,13 +408,45 @@ fn regress_25_formatted_blocks_are_reclaimed_when_replaced() {
     let t = s.mount("main").unwrap();
     let before = used(&s);
     for i in 0..20u64 {
-        s.upsert(t, vec![Msg::insert(k(i % 3), vec![i as u8])], Tier::Normal).unwrap();
+        s.upsert(t, vec![Msg::insert(k(i % 3), vec![i as u8])], Tier::Normal)
+            .unwrap();
         s.sync().unwrap();
     }
     for i in 0..3 {
         s.upsert(t, vec![Msg::delete(k(i))], Tier::Normal).unwrap();
     }
     settle(&s, t);
-    assert!(used(&s) <= before + 1, "{} used, {before} after formatting", used(&s));
+    assert!(
+        used(&s) <= before + 1,
+        "{} used, {before} after formatting",
+        used(&s)
+    );
+    assert_clean(&dev);
+}
+
+/// A label's tree is in use while mounted, and deletable once every holder
+/// has unmounted it — also when its last changes are still uncommitted.
+#[test]
+fn unmounted_trees_can_be_deleted() {
+    let (dev, s) = setup();
+    s.snapshot("main", "fork", true).unwrap();
+    let a = s.mount("fork").unwrap();
+    let b = s.mount("fork").unwrap();
+    assert_eq!(a, b);
+    s.upsert(a, vec![Msg::insert(k(1), vec![1; 300])], Tier::Normal)
+        .unwrap();
+    assert!(s.delete_label("fork").is_err(), "two holders");
+    s.unmount(a);
+    assert!(s.delete_label("fork").is_err(), "one holder");
+    s.unmount(b);
+    s.delete_label("fork").unwrap();
+    s.sync().unwrap();
+    assert_clean(&dev);
+    // Reusing the label reopens the slot with the new tree.
+    s.snapshot("main", "fork", true).unwrap();
+    let c = s.mount("fork").unwrap();
+    assert_eq!(s.lookup(c, &k(1)).unwrap(), None);
+    s.unmount(c);
+    s.sync().unwrap();
     assert_clean(&dev);
 }
