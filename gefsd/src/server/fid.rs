@@ -40,7 +40,7 @@ pub enum Opened {
     /// An open file or directory of a tree.
     Node {
         /// The file-system layer's open handle.
-        open: Open,
+        open: Box<Open>,
         /// Directory listing state (directories only).
         cursor: Option<DirCursor>,
         /// The key under which a DMEXCL open is registered.

@@ -338,7 +338,7 @@ fn open(core: &Core, conn: &Conn, fid: u32, mode: u8) -> Result<Rmsg> {
     let q = qid(o.entry().qid);
     let cursor = o.entry().is_dir().then(DirCursor::default);
     g.open = Some(Opened::Node {
-        open: o,
+        open: Box::new(o),
         cursor,
         excl,
     });
@@ -373,7 +373,7 @@ fn create(core: &Core, conn: &Conn, fid: u32, name: &str, perm: u32, mode: u8) -
         from_dump,
     };
     g.open = Some(Opened::Node {
-        open: o,
+        open: Box::new(o),
         cursor,
         excl,
     });
