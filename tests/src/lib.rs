@@ -3,6 +3,7 @@
 //! recording device.
 
 pub mod checker;
+pub mod cli;
 pub mod fsmodel;
 pub mod model;
 pub mod powercut;

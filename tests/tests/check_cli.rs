@@ -2,53 +2,11 @@
 //! reports, and locking.
 
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
-use std::sync::Once;
 
-use assert_cmd::Command;
 use gefs_core::device::{FileDev, OpenMode};
-
-/// The target directory and profile this test binary was built in
-/// (`<target>/<profile>/deps/<this test>`).
-fn target_profile() -> (PathBuf, String) {
-    let exe = std::env::current_exe().expect("test executable");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps");
-    let profile = profile_dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .expect("profile name")
-        .to_string();
-    let target = profile_dir.parent().expect("target dir").to_path_buf();
-    (target, profile)
-}
-
-/// The path of a workspace binary. `cargo test` builds only the binaries
-/// of the package under test, so the two this test drives are built here
-/// (once per run; a no-op when they are up to date).
-fn bin_path(name: &str) -> PathBuf {
-    static ONCE: Once = Once::new();
-    let (target, profile) = target_profile();
-    ONCE.call_once(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut c = std::process::Command::new(cargo);
-        c.args(["build", "--quiet", "-p", "gefs-check", "-p", "gefs-mkfs"])
-            .env("CARGO_TARGET_DIR", &target);
-        if profile == "release" {
-            c.arg("--release");
-        }
-        let st = c.status().expect("cargo runs");
-        assert!(st.success(), "building gefs-check and gefs-mkfs failed");
-    });
-    target.join(profile).join(name)
-}
-
-fn bin(name: &str) -> Command {
-    Command::new(bin_path(name))
-}
+use gefs_tests::cli::bin;
 
 fn mkfs(img: &Path) {
     let o = bin("gefs-mkfs")

@@ -8,21 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command as Std;
 
-use assert_cmd::Command;
-
-fn bin(name: &str) -> Command {
-    Command::cargo_bin(name).expect("binary is built")
-}
-
-fn ok(c: &mut Command) -> String {
-    let out = c.output().expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use gefs_tests::cli::{bin, ok};
 
 fn files_under(p: &Path) -> usize {
     walk(p).0
