@@ -4,7 +4,9 @@
 
 pub mod checker;
 pub mod cli;
+pub mod daemon;
 pub mod fsmodel;
 pub mod model;
 pub mod powercut;
+pub mod py;
 pub mod rng;
