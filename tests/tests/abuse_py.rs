@@ -9,6 +9,9 @@
 //! after the stop. (The codec and server fuzz targets and their corpus replays are in
 //! `tests/fuzz/` and `gefsd/tests/*corpus*`.)
 
+// Hand-built frames: 9P2000 is little-endian on the wire (intro(5)), as gefsd's codec allows.
+#![allow(clippy::little_endian_bytes)]
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::process::Child;

@@ -45,12 +45,12 @@ fn contents(round: usize, t: usize, j: usize, v: u64) -> Vec<u8> {
     let mut out = Vec::with_capacity(n);
     for off in (0..n).step_by(REC) {
         out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&(round as u32).to_le_bytes());
+        out.extend_from_slice(&(round as u32).to_be_bytes());
         out.push(t as u8);
         out.push(j as u8);
         out.extend_from_slice(&[0, 0]);
-        out.extend_from_slice(&v.to_le_bytes());
-        out.extend_from_slice(&(off as u64).to_le_bytes());
+        out.extend_from_slice(&v.to_be_bytes());
+        out.extend_from_slice(&(off as u64).to_be_bytes());
         let fill = (v as u8).wrapping_mul(31).wrapping_add(off as u8);
         out.extend(std::iter::repeat_n(fill, REC - 28));
     }
@@ -60,12 +60,12 @@ fn contents(round: usize, t: usize, j: usize, v: u64) -> Vec<u8> {
 /// The version of the record at `off`, if it is a whole record of file (round, t, j).
 fn record_version(b: &[u8], round: usize, t: usize, j: usize, off: usize) -> Option<u64> {
     let r = b.get(off..off + REC)?;
-    let v = u64::from_le_bytes(r[12..20].try_into().ok()?);
+    let v = u64::from_be_bytes(r[12..20].try_into().ok()?);
     let ok = &r[..4] == MAGIC
-        && r[4..8] == (round as u32).to_le_bytes()
+        && r[4..8] == (round as u32).to_be_bytes()
         && r[8] == t as u8
         && r[9] == j as u8
-        && r[20..28] == (off as u64).to_le_bytes()
+        && r[20..28] == (off as u64).to_be_bytes()
         && r[28..]
             .iter()
             .all(|x| *x == (v as u8).wrapping_mul(31).wrapping_add(off as u8));

@@ -2,7 +2,7 @@
 //! (6 python-9p, 5 p9fs, 5 of gefsd's Rust client; over Unix and TCP) doing mixed operations
 //! (create, write, append, read, readdir, rename, remove, stat, sync) on files of their own
 //! and in one shared directory, each checking every answer against its own model, while the
-//! console takes and deletes snapshots every 10 s. gefsd's `/proc/PID/status` (VmRSS, VmHWM)
+//! console takes and deletes snapshots every 10 s (`GEFS_SOAK_SNAP_SECS`). gefsd's `/proc/PID/status` (VmRSS, VmHWM)
 //! and `/proc/PID/fd` are sampled every 500 ms.
 //!
 //! Asserts: no client error; peak RSS below cache + 64 MiB + the in-flight allowance (every
@@ -163,7 +163,7 @@ fn soak_sixteen_clients_small_cache() {
     let dir = tempfile::tempdir().expect("tempdir");
     let img = dir.path().join("gefs.img");
     daemon::format(&img, "2G", ADMIN);
-    let mut d = Daemon::start(
+    let d = Daemon::start(
         dir.path(),
         &img,
         &Opts {
@@ -245,8 +245,12 @@ fn soak_sixteen_clients_small_cache() {
         .collect();
     // Snapshots from the console now and then.
     let mut snaps = 0;
+    let every: f64 = std::env::var("GEFS_SOAK_SNAP_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10.0);
     while t0.elapsed().as_secs_f64() < secs - 5.0 {
-        std::thread::sleep(Duration::from_secs(10));
+        std::thread::sleep(Duration::from_secs_f64(every));
         snaps += 1;
         d.console_ok(&["snap", "main", &format!("soak{snaps}")]);
         if snaps > 2 {
