@@ -37,7 +37,7 @@ use std::sync::atomic::Ordering;
 use crate::error::{Error, Result};
 use crate::format::BLKSZ;
 use crate::ids::BlockAddr;
-use crate::sync::{fence, AtomicU32, AtomicU64, Condvar, Mutex, MutexGuard};
+use crate::sync::{fence, AtomicU32, Condvar, Mutex, MutexGuard};
 use pool::Pool;
 use shard::{ShardState, State};
 
@@ -46,12 +46,19 @@ const MIN_PER_SHARD: usize = 256;
 /// Most shards.
 const MAX_SHARDS: usize = 64;
 
+/// The largest power of two ≤ `n` (n ≥ 1).
+fn prev_power_of_two(n: usize) -> usize {
+    1 << (usize::BITS - 1 - n.leading_zeros())
+}
+
+/// One shard. Aligned to two cache lines so that threads working in
+/// different shards never share a line (the lock word in particular).
+#[repr(align(128))]
 struct Shard {
     st: Mutex<ShardState>,
     cond: Condvar,
     refs: Box<[AtomicU32]>,
     first: usize,
-    waiters: AtomicU32,
 }
 
 /// Counters, readable at any time.
@@ -73,18 +80,12 @@ pub struct CacheStats {
     pub idle: usize,
 }
 
-#[derive(Default)]
-struct Counters {
-    hits: AtomicU64,
-    misses: AtomicU64,
-    waits: AtomicU64,
-}
-
 /// The block cache.
 pub struct Cache {
     pool: Pool,
     shards: Box<[Shard]>,
-    counters: Counters,
+    /// `shards.len() - 1`; the shard count is a power of two.
+    mask: usize,
 }
 
 impl std::fmt::Debug for Cache {
@@ -105,7 +106,8 @@ impl Cache {
     /// A cache of exactly `n` buffers.
     pub fn with_buffers(n: usize) -> Cache {
         let n = n.max(1);
-        let nshards = (n / MIN_PER_SHARD).clamp(1, MAX_SHARDS);
+        // A power of two, so that picking a shard is a mask.
+        let nshards = prev_power_of_two((n / MIN_PER_SHARD).clamp(1, MAX_SHARDS));
         let pool = Pool::new(n);
         let mut shards = Vec::with_capacity(nshards);
         let mut first = 0;
@@ -116,14 +118,13 @@ impl Cache {
                 cond: Condvar::new(),
                 refs: (0..len).map(|_| AtomicU32::new(0)).collect(),
                 first,
-                waiters: AtomicU32::new(0),
             });
             first += len;
         }
         Cache {
             pool,
             shards: shards.into_boxed_slice(),
-            counters: Counters::default(),
+            mask: nshards - 1,
         }
     }
 
@@ -139,18 +140,18 @@ impl Cache {
 
     fn shard_of(&self, addr: BlockAddr) -> usize {
         let h = addr.index().wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32;
-        (h % self.shards.len() as u64) as usize
+        h as usize & self.mask
     }
 
     fn wait<'a>(
         &self,
         sh: &'a Shard,
-        st: MutexGuard<'a, ShardState>,
+        mut st: MutexGuard<'a, ShardState>,
     ) -> MutexGuard<'a, ShardState> {
-        self.counters.waits.fetch_add(1, Ordering::Relaxed);
-        sh.waiters.fetch_add(1, Ordering::SeqCst);
-        let st = sh.cond.wait(st);
-        sh.waiters.fetch_sub(1, Ordering::SeqCst);
+        st.waits += 1;
+        st.waiters += 1;
+        let mut st = sh.cond.wait(st);
+        st.waiters -= 1;
         st
     }
 
@@ -185,7 +186,7 @@ impl Cache {
                 {
                     st.unlink(i);
                 }
-                self.counters.hits.fetch_add(1, Ordering::Relaxed);
+                st.hits += 1;
                 let actual = st.meta[i as usize].hash;
                 if actual != hash {
                     self.release_locked(sh, &mut st, i);
@@ -207,7 +208,7 @@ impl Cache {
                 st = self.wait(sh, st);
                 continue;
             };
-            self.counters.misses.fetch_add(1, Ordering::Relaxed);
+            st.misses += 1;
             st.meta[i as usize].addr = addr;
             st.meta[i as usize].hash = hash;
             st.set_state(i, State::Loading);
@@ -222,7 +223,7 @@ impl Cache {
             match r {
                 Ok(()) => {
                     st.set_state(i, State::Clean);
-                    self.notify(sh);
+                    self.notify(sh, &st);
                     return Ok(Block {
                         cache: self,
                         shard: s as u32,
@@ -235,7 +236,7 @@ impl Cache {
                     st.uncache(i);
                     st.set_state(i, State::Free);
                     st.meta[i as usize].freed = true;
-                    self.notify(sh);
+                    self.notify(sh, &st);
                     self.release_locked(sh, &mut st, i);
                     return Err(e);
                 }
@@ -394,13 +395,13 @@ impl Cache {
     pub fn stats(&self) -> CacheStats {
         let mut s = CacheStats {
             capacity: self.capacity(),
-            hits: self.counters.hits.load(Ordering::Relaxed),
-            misses: self.counters.misses.load(Ordering::Relaxed),
-            waits: self.counters.waits.load(Ordering::Relaxed),
             ..CacheStats::default()
         };
         for sh in self.shards.iter() {
             let st = sh.st.lock();
+            s.hits += st.hits;
+            s.misses += st.misses;
+            s.waits += st.waits;
             s.dirty += st.ndirty;
             s.limbo += st.nlimbo;
             s.idle += st.idle;
@@ -408,8 +409,9 @@ impl Cache {
         s
     }
 
-    fn notify(&self, sh: &Shard) {
-        if sh.waiters.load(Ordering::SeqCst) > 0 {
+    /// Wake the shard's waiters, if any (with its lock held).
+    fn notify(&self, sh: &Shard, st: &ShardState) {
+        if st.waiters > 0 {
             sh.cond.notify_all();
         }
     }
@@ -433,7 +435,7 @@ impl Cache {
         } else {
             st.link_head(i);
         }
-        self.notify(sh);
+        self.notify(sh, st);
     }
 
     /// Drop one reference without the lock held.

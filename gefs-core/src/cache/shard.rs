@@ -12,10 +12,56 @@
 //!   head; buffers are recycled from the tail, so recycling *is* eviction.
 
 use std::collections::HashMap;
-
-use xxhash_rust::xxh3::Xxh3DefaultBuilder;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::ids::BlockAddr;
+
+/// The index's hash of a block address: one folded 64×64→128-bit multiply.
+///
+/// Addresses are multiples of the block size, so their low 14 bits are zero;
+/// rotating them away first lets every key bit reach both halves of the
+/// product, and folding the halves gives well-mixed low bits (the table's
+/// bucket) and high bits (its tag). Sequential or strided block numbers
+/// therefore spread like random keys, and an adversary gains nothing: the
+/// keys are addresses our own allocator chose. It is independent of the
+/// shard hash (a different multiplier), so the keys of one shard do not
+/// cluster in its table.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct AddrHasher(u64);
+
+impl AddrHasher {
+    const K: u64 = 0xa076_1d64_78bd_642f;
+
+    #[inline]
+    fn fold(x: u64) -> u64 {
+        let p = u128::from(x.rotate_right(14)) * u128::from(Self::K);
+        (p as u64) ^ ((p >> 64) as u64)
+    }
+}
+
+impl Hasher for AddrHasher {
+    #[inline]
+    fn write_u64(&mut self, x: u64) {
+        self.0 = Self::fold(self.0 ^ x);
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u64 keys are hashed; this keeps any other key correct.
+        for c in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..c.len()].copy_from_slice(c);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// The address index of one shard.
+pub(crate) type Index = HashMap<u64, u32, BuildHasherDefault<AddrHasher>>;
 
 /// "No slot" in the LRU links.
 pub(crate) const NIL: u32 = u32::MAX;
@@ -100,7 +146,7 @@ impl Meta {
 /// A shard's lock-protected state. Slot numbers are local to the shard.
 pub(crate) struct ShardState {
     pub(crate) meta: Vec<Meta>,
-    pub(crate) index: HashMap<u64, u32, Xxh3DefaultBuilder>,
+    pub(crate) index: Index,
     head: u32,
     tail: u32,
     pub(crate) idle: usize,
@@ -109,6 +155,15 @@ pub(crate) struct ShardState {
     pub(crate) dirty: Vec<u32>,
     pub(crate) ndirty: usize,
     pub(crate) nlimbo: usize,
+    /// Lookups served from memory (counted under the lock already held, so
+    /// a hit writes no cache line shared with other shards).
+    pub(crate) hits: u64,
+    /// Lookups that read the device.
+    pub(crate) misses: u64,
+    /// Times a taker waited.
+    pub(crate) waits: u64,
+    /// Threads now waiting on the shard's condition variable.
+    pub(crate) waiters: u32,
 }
 
 impl ShardState {
@@ -116,13 +171,17 @@ impl ShardState {
     pub(crate) fn new(n: usize) -> ShardState {
         let mut s = ShardState {
             meta: (0..n).map(|_| Meta::new()).collect(),
-            index: HashMap::with_capacity_and_hasher(n, Xxh3DefaultBuilder),
+            index: Index::with_capacity_and_hasher(n, BuildHasherDefault::default()),
             head: NIL,
             tail: NIL,
             idle: 0,
             dirty: Vec::new(),
             ndirty: 0,
             nlimbo: 0,
+            hits: 0,
+            misses: 0,
+            waits: 0,
+            waiters: 0,
         };
         for i in 0..n as u32 {
             s.link_head(i);
