@@ -1,48 +1,86 @@
 //! One shard of the cache: its slots' metadata, its address index and its LRU
-//! list of idle slots, all under the shard's one lock.
+//! list, all under the shard's one lock, plus (outside the lock, in
+//! `Shard::refs`) each slot's refcount word.
 //!
-//! Invariants (checked in debug builds by [`State::can_become`] and the list
-//! operations):
-//! - a slot is *idle* (on the LRU, refs = 0, state Free or Clean) or *held*
-//!   (refs > 0, not on the LRU); dirty and writing slots are always held by
-//!   the cache's own dirty pin, so the LRU never holds unwritten contents;
+//! The refcount word of a slot is its reference count in the low 31 bits and
+//! [`PARKED`] in the top bit. Invariants (checked in debug builds by
+//! [`State::can_become`], the list operations and, in tests,
+//! [`ShardState::check`]):
+//! - a slot is either *linked* (on the LRU, `in_lru`, PARKED clear) or
+//!   *parked* (off the LRU, PARKED set); both change only under the lock;
+//! - a count goes from 0 to 1 only under the lock (a lookup, a pin, or a
+//!   pluck); anywhere else a reference is only cloned from one already held,
+//!   and releases are a lone atomic decrement that takes no lock;
+//! - every *idle* slot (count 0) is linked, except transiently: the release
+//!   that takes a parked slot's word from `PARKED | 1` to `PARKED` then takes
+//!   the lock and relinks it, unless a lookup has taken it again meanwhile
+//!   (whose own release will);
+//! - a linked slot may be held (a lookup takes a reference and moves it to
+//!   the head but leaves it linked); [`ShardState::pluck`] parks the held
+//!   slots it meets at the tail and recycles the first idle one, so only
+//!   idle slots are recycled and each slot is skipped at most once per hold;
+//! - plucked slots (`Building`, `Loading`) and dirty or writing slots (held
+//!   by the cache's dirty pin) are parked, so the LRU never offers unwritten
+//!   contents;
 //! - the index maps an address to at most one slot, and only slots whose
 //!   `cached` flag is set are in it; removal checks that flag (by identity);
-//! - a freed slot's last release puts it at the LRU tail, any other at the
-//!   head; buffers are recycled from the tail, so recycling *is* eviction.
+//! - the LRU is ordered by last use: a lookup of a linked slot moves it to
+//!   the head, a parked slot's last release links it at the head, and a
+//!   freed slot goes to the tail (at reclaim if linked, at its last release
+//!   if parked); buffers are recycled from the tail, so recycling *is*
+//!   eviction.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use crate::ids::BlockAddr;
+use std::sync::atomic::Ordering;
 
-/// The index's hash of a block address: one folded 64×64→128-bit multiply.
+use crate::ids::BlockAddr;
+use crate::sync::AtomicU32;
+
+/// The top bit of a slot's refcount word: the slot is off the LRU, and the
+/// release that takes its count to zero must relink it (under the lock).
+pub(crate) const PARKED: u32 = 1 << 31;
+
+/// The index's hash of a block address: two folded 64×64→128-bit
+/// multiplies (a dozen instructions, against about a hundred for xxh3's
+/// streaming hasher).
 ///
 /// Addresses are multiples of the block size, so their low 14 bits are zero;
-/// rotating them away first lets every key bit reach both halves of the
-/// product, and folding the halves gives well-mixed low bits (the table's
-/// bucket) and high bits (its tag). Sequential or strided block numbers
-/// therefore spread like random keys, and an adversary gains nothing: the
-/// keys are addresses our own allocator chose. It is independent of the
-/// shard hash (a different multiplier), so the keys of one shard do not
-/// cluster in its table.
+/// rotating them away first puts the block number at the bottom. One fold
+/// (xor of the product's halves) leaves strided block numbers clustered in
+/// the low bits, which pick the bucket; the second round makes consecutive,
+/// strided and one-shard subsets of block numbers all spread like random keys
+/// over both the buckets (low bits) and the tags (top 7 bits). The
+/// multipliers differ from the shard hash's, so the keys of one shard do not
+/// cluster in its table. The keys are addresses our own allocator chose, so
+/// no seed is needed against adversarial keys.
 #[derive(Default, Clone, Copy)]
 pub(crate) struct AddrHasher(u64);
 
 impl AddrHasher {
-    const K: u64 = 0xa076_1d64_78bd_642f;
+    const K1: u64 = 0xa076_1d64_78bd_642f;
+    const K2: u64 = 0xe703_7ed1_a0b4_28db;
 
     #[inline]
-    fn fold(x: u64) -> u64 {
-        let p = u128::from(x.rotate_right(14)) * u128::from(Self::K);
+    fn fold(x: u64, k: u64) -> u64 {
+        let p = u128::from(x) * u128::from(k);
         (p as u64) ^ ((p >> 64) as u64)
+    }
+
+    #[inline]
+    fn mix(x: u64) -> u64 {
+        Self::fold(
+            Self::fold(x.rotate_right(14), Self::K1) ^ Self::K2,
+            Self::K1,
+        )
     }
 }
 
 impl Hasher for AddrHasher {
     #[inline]
     fn write_u64(&mut self, x: u64) {
-        self.0 = Self::fold(self.0 ^ x);
+        self.0 = Self::mix(self.0 ^ x);
     }
 
     fn write(&mut self, bytes: &[u8]) {
@@ -50,7 +88,7 @@ impl Hasher for AddrHasher {
         for c in bytes.chunks(8) {
             let mut w = [0u8; 8];
             w[..c.len()].copy_from_slice(c);
-            self.write_u64(u64::from_le_bytes(w));
+            self.write_u64(u64::from_be_bytes(w));
         }
     }
 
@@ -149,7 +187,8 @@ pub(crate) struct ShardState {
     pub(crate) index: Index,
     head: u32,
     tail: u32,
-    pub(crate) idle: usize,
+    /// Slots on the LRU (idle or not).
+    pub(crate) linked: usize,
     /// Slots that were dirty when listed (each at most once; stale entries
     /// are dropped when the list is next walked).
     pub(crate) dirty: Vec<u32>,
@@ -174,7 +213,7 @@ impl ShardState {
             index: Index::with_capacity_and_hasher(n, BuildHasherDefault::default()),
             head: NIL,
             tail: NIL,
-            idle: 0,
+            linked: 0,
             dirty: Vec::new(),
             ndirty: 0,
             nlimbo: 0,
@@ -215,7 +254,7 @@ impl ShardState {
             self.tail = i;
         }
         self.head = i;
-        self.idle += 1;
+        self.linked += 1;
     }
 
     /// Put an idle slot at the tail (recycled next).
@@ -234,7 +273,7 @@ impl ShardState {
             self.head = i;
         }
         self.tail = i;
-        self.idle += 1;
+        self.linked += 1;
     }
 
     /// Take a slot off the LRU.
@@ -258,24 +297,54 @@ impl ShardState {
         } else {
             self.tail = p;
         }
-        self.idle -= 1;
+        self.linked -= 1;
     }
 
-    /// Recycle the least recently used idle slot: off the LRU and out of the
-    /// index (only if it is the indexed slot for its address). `None` when
-    /// every slot is held.
-    pub(crate) fn pluck(&mut self) -> Option<u32> {
-        let i = self.tail;
-        if i == NIL {
-            return None;
+    /// Move a linked slot to the head (a lookup used it).
+    #[inline]
+    pub(crate) fn touch(&mut self, i: u32) {
+        if self.head != i {
+            self.unlink(i);
+            self.link_head(i);
         }
+    }
+
+    /// Take a linked slot off the LRU and mark its word PARKED, so that the
+    /// release taking its count to zero relinks it. Returns the word before.
+    pub(crate) fn park(&mut self, i: u32, refs: &[AtomicU32]) -> u32 {
         self.unlink(i);
-        self.uncache(i);
-        let m = &mut self.meta[i as usize];
-        m.freed = false;
-        m.hash = 0;
-        m.addr = BlockAddr::NONE;
-        Some(i)
+        // Acquire: if the count was 0, every earlier holder's use of the
+        // buffer (their releases are Release decrements) happens before the
+        // caller recycles it.
+        let prev = refs[i as usize].fetch_or(PARKED, Ordering::Acquire);
+        debug_assert_eq!(prev & PARKED, 0, "slot {i} was linked and parked");
+        prev
+    }
+
+    /// Recycle the least recently used idle slot: park the held slots found
+    /// at the tail (each is relinked by its last release), then take the
+    /// first idle one off the LRU and out of the index (only if it is the
+    /// indexed slot for its address), parked with one reference, the
+    /// taker's. `None` when every slot is held.
+    pub(crate) fn pluck(&mut self, refs: &[AtomicU32]) -> Option<u32> {
+        loop {
+            let i = self.tail;
+            if i == NIL {
+                return None;
+            }
+            if self.park(i, refs) != 0 {
+                continue;
+            }
+            // Count 0, and only a lock holder could raise it from 0: this
+            // store races with nobody.
+            refs[i as usize].store(PARKED | 1, Ordering::Relaxed);
+            self.uncache(i);
+            let m = &mut self.meta[i as usize];
+            m.freed = false;
+            m.hash = 0;
+            m.addr = BlockAddr::NONE;
+            return Some(i);
+        }
     }
 
     /// Remove slot `i` from the index if it is the slot cached there.
@@ -295,6 +364,50 @@ impl ShardState {
         debug_assert!(!m.cached);
         m.cached = true;
         self.index.insert(m.addr.0, i);
+    }
+
+    /// Check the invariants above (tests). With `quiet`, no release may be
+    /// in flight, so no idle slot may be parked.
+    #[cfg(test)]
+    pub(crate) fn check(&self, refs: &[AtomicU32], quiet: bool) {
+        let mut n = 0;
+        let mut prev = NIL;
+        let mut i = self.head;
+        while i != NIL {
+            let m = &self.meta[i as usize];
+            assert!(m.in_lru, "slot {i} on the LRU without in_lru");
+            assert_eq!(m.prev, prev, "slot {i}: broken back link");
+            assert!(n < self.meta.len(), "LRU cycle");
+            n += 1;
+            prev = i;
+            i = m.next;
+        }
+        assert_eq!(self.tail, prev, "LRU tail");
+        assert_eq!(n, self.linked, "LRU length");
+        for (i, m) in self.meta.iter().enumerate() {
+            let w = refs[i].load(Ordering::Relaxed);
+            assert_eq!(m.in_lru, w & PARKED == 0, "slot {i}: linked xor parked");
+            if quiet && w == PARKED {
+                panic!("slot {i}: idle but parked with no release in flight");
+            }
+            if matches!(m.state, State::Dirty | State::Writing) {
+                assert!(
+                    w & PARKED != 0 && w & !PARKED > 0,
+                    "slot {i}: dirty unpinned"
+                );
+            }
+            if m.cached {
+                assert_eq!(
+                    self.index.get(&m.addr.0),
+                    Some(&(i as u32)),
+                    "slot {i} index"
+                );
+            }
+        }
+        for (&a, &i) in &self.index {
+            let m = &self.meta[i as usize];
+            assert!(m.cached && m.addr.0 == a, "index {a:#x} -> slot {i}");
+        }
     }
 
     /// Walk the LRU from head to tail (tests and statistics).
