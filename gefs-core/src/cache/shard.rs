@@ -141,8 +141,10 @@ impl State {
     }
 }
 
-/// Per-slot metadata.
+/// Per-slot metadata (the LRU links are apart, in [`Link`]). 32 bytes, and
+/// aligned so that a record never straddles two cache lines.
 #[derive(Debug, Clone)]
+#[repr(align(32))]
 pub(crate) struct Meta {
     pub(crate) addr: BlockAddr,
     pub(crate) hash: u64,
@@ -159,6 +161,13 @@ pub(crate) struct Meta {
     pub(crate) interval: u64,
     /// On the shard's dirty list.
     pub(crate) listed: bool,
+}
+
+/// A slot's LRU links. Kept in their own array: moving a slot to the head
+/// touches three or four slots' links, and 8-byte records keep those
+/// accesses in few cache lines.
+#[derive(Debug, Clone, Copy)]
+struct Link {
     prev: u32,
     next: u32,
 }
@@ -175,8 +184,6 @@ impl Meta {
             in_lru: false,
             interval: 0,
             listed: false,
-            prev: NIL,
-            next: NIL,
         }
     }
 }
@@ -184,6 +191,7 @@ impl Meta {
 /// A shard's lock-protected state. Slot numbers are local to the shard.
 pub(crate) struct ShardState {
     pub(crate) meta: Vec<Meta>,
+    links: Vec<Link>,
     pub(crate) index: Index,
     head: u32,
     tail: u32,
@@ -210,6 +218,13 @@ impl ShardState {
     pub(crate) fn new(n: usize) -> ShardState {
         let mut s = ShardState {
             meta: (0..n).map(|_| Meta::new()).collect(),
+            links: vec![
+                Link {
+                    prev: NIL,
+                    next: NIL
+                };
+                n
+            ],
             index: Index::with_capacity_and_hasher(n, BuildHasherDefault::default()),
             head: NIL,
             tail: NIL,
@@ -238,18 +253,18 @@ impl ShardState {
         m.state = next;
     }
 
-    /// Put an idle slot at the head (recently used).
+    /// Put a slot at the head (recently used).
     pub(crate) fn link_head(&mut self, i: u32) {
-        debug_assert!(!self.meta[i as usize].in_lru);
+        let m = &mut self.meta[i as usize];
+        debug_assert!(!m.in_lru);
+        m.in_lru = true;
         let old = self.head;
-        {
-            let m = &mut self.meta[i as usize];
-            m.prev = NIL;
-            m.next = old;
-            m.in_lru = true;
-        }
+        self.links[i as usize] = Link {
+            prev: NIL,
+            next: old,
+        };
         if old != NIL {
-            self.meta[old as usize].prev = i;
+            self.links[old as usize].prev = i;
         } else {
             self.tail = i;
         }
@@ -257,18 +272,18 @@ impl ShardState {
         self.linked += 1;
     }
 
-    /// Put an idle slot at the tail (recycled next).
+    /// Put a slot at the tail (recycled next).
     pub(crate) fn link_tail(&mut self, i: u32) {
-        debug_assert!(!self.meta[i as usize].in_lru);
+        let m = &mut self.meta[i as usize];
+        debug_assert!(!m.in_lru);
+        m.in_lru = true;
         let old = self.tail;
-        {
-            let m = &mut self.meta[i as usize];
-            m.next = NIL;
-            m.prev = old;
-            m.in_lru = true;
-        }
+        self.links[i as usize] = Link {
+            prev: old,
+            next: NIL,
+        };
         if old != NIL {
-            self.meta[old as usize].next = i;
+            self.links[old as usize].next = i;
         } else {
             self.head = i;
         }
@@ -278,22 +293,23 @@ impl ShardState {
 
     /// Take a slot off the LRU.
     pub(crate) fn unlink(&mut self, i: u32) {
-        let (p, n) = {
-            let m = &mut self.meta[i as usize];
-            debug_assert!(m.in_lru);
-            m.in_lru = false;
-            (
-                std::mem::replace(&mut m.prev, NIL),
-                std::mem::replace(&mut m.next, NIL),
-            )
-        };
+        let m = &mut self.meta[i as usize];
+        debug_assert!(m.in_lru);
+        m.in_lru = false;
+        let Link { prev: p, next: n } = std::mem::replace(
+            &mut self.links[i as usize],
+            Link {
+                prev: NIL,
+                next: NIL,
+            },
+        );
         if p != NIL {
-            self.meta[p as usize].next = n;
+            self.links[p as usize].next = n;
         } else {
             self.head = n;
         }
         if n != NIL {
-            self.meta[n as usize].prev = p;
+            self.links[n as usize].prev = p;
         } else {
             self.tail = p;
         }
@@ -303,10 +319,25 @@ impl ShardState {
     /// Move a linked slot to the head (a lookup used it).
     #[inline]
     pub(crate) fn touch(&mut self, i: u32) {
-        if self.head != i {
-            self.unlink(i);
-            self.link_head(i);
+        debug_assert!(self.meta[i as usize].in_lru);
+        let old = self.head;
+        if old == i {
+            return;
         }
+        // Not the head, so it has a predecessor.
+        let Link { prev: p, next: n } = self.links[i as usize];
+        self.links[p as usize].next = n;
+        if n != NIL {
+            self.links[n as usize].prev = p;
+        } else {
+            self.tail = p;
+        }
+        self.links[i as usize] = Link {
+            prev: NIL,
+            next: old,
+        };
+        self.links[old as usize].prev = i;
+        self.head = i;
     }
 
     /// Take a linked slot off the LRU and mark its word PARKED, so that the
@@ -376,11 +407,14 @@ impl ShardState {
         while i != NIL {
             let m = &self.meta[i as usize];
             assert!(m.in_lru, "slot {i} on the LRU without in_lru");
-            assert_eq!(m.prev, prev, "slot {i}: broken back link");
+            assert_eq!(
+                self.links[i as usize].prev, prev,
+                "slot {i}: broken back link"
+            );
             assert!(n < self.meta.len(), "LRU cycle");
             n += 1;
             prev = i;
-            i = m.next;
+            i = self.links[i as usize].next;
         }
         assert_eq!(self.tail, prev, "LRU tail");
         assert_eq!(n, self.linked, "LRU length");
@@ -418,7 +452,7 @@ impl ShardState {
         let mut i = self.head;
         while i != NIL {
             v.push(i);
-            i = self.meta[i as usize].next;
+            i = self.links[i as usize].next;
         }
         v
     }
