@@ -215,6 +215,9 @@ impl Cache {
         let mut st = sh.st.lock();
         // The hit path: one lock, one atomic increment.
         if let Some(&i) = st.index.get(&addr.0) {
+            // The caller reads the block next: start fetching its first
+            // line now, in parallel with the bookkeeping below.
+            self.pool.prefetch((sh.first + i) as usize);
             let m = &st.meta[i as usize];
             if m.state != State::Loading && m.hash == hash {
                 // Hold it. A linked slot stays linked (its release will be
