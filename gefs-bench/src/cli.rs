@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::report::Report;
-use crate::{alloc, cache, tree, workdir, BenchResult};
+use crate::{alloc, cache, fsbench, tree, workdir, BenchResult};
 
 /// Benchmarks of gefs-rs against in-process baselines. Each subcommand runs
 /// ours and the baseline with the same parameters in the same run, and
@@ -57,6 +57,29 @@ pub enum Cmd {
     Alloc(AllocArgs),
     /// Store inserts, lookups and scans on an image file, against redb.
     Tree(TreeArgs),
+    /// File-system figures: import (against cp -r), snapshot create and
+    /// delete on a big image, walks in a huge directory (against a small one).
+    Fs(FsArgs),
+}
+
+/// Options of `fs`.
+#[derive(Debug, Args)]
+pub struct FsArgs {
+    /// Host tree to import (default: the Rust std docs, else the cargo registry sources).
+    #[arg(long)]
+    pub from: Option<PathBuf>,
+    /// MiB of file data on the snapshot image.
+    #[arg(long, default_value_t = 1100)]
+    pub data_mb: u64,
+    /// Snapshot create/delete cycles.
+    #[arg(long, default_value_t = 20)]
+    pub cycles: u64,
+    /// Entries in the big directory.
+    #[arg(long, default_value_t = 100_000)]
+    pub big_dir: u64,
+    /// Walks timed per directory.
+    #[arg(long, default_value_t = 20_000)]
+    pub walks: u64,
 }
 
 /// Options of `cache`.
@@ -194,6 +217,16 @@ pub fn execute(cli: &Cli, progress: &dyn Fn(&str)) -> BenchResult<Report> {
                 preallocate: a.preallocate,
             };
             with_dir(c, |dir| tree::run(&o, dir, progress))
+        }
+        Cmd::Fs(a) => {
+            let o = fsbench::FsOpts {
+                from: a.from.clone(),
+                data_mb: a.data_mb,
+                cycles: a.cycles,
+                big_dir: a.big_dir,
+                walks: a.walks,
+            };
+            with_dir(c, |dir| fsbench::run(&o, dir, progress))
         }
     }
 }

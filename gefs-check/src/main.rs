@@ -24,7 +24,8 @@
 //!              "leaked_blocks", "free_blocks", "labels", "snapshots", "threads", "seconds",
 //!              "scan_seconds", "mb_per_s" } }
 //! Problem = { "kind": "superblock"|"log"|"io"|"hash"|"structure"|"level"|"fill"|"key_range"|
-//!                     "value"|"pointer"|"shared"|"reachable_free"|"leak",
+//!                     "value"|"pointer"|"shared"|"reachable_free"|"leak"|
+//!                     "entry"|"qid"|"uplink"|"data_key",
 //!             "addr": byte address or null, "blocks": count from addr,
 //!             "role": "superblock"|"log"|"deadlist"|"pivot"|"leaf"|"node"|"data"|"unknown",
 //!             "owner": string, "what": string }
@@ -46,11 +47,13 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 /// Check a gefs-rs image offline: every reachable block's hash, every
-/// tree's structure, and the allocation logs against reachability.
+/// tree's structure, the allocation logs against reachability, and every
+/// file tree's entries, up-links and data keys.
 #[derive(Parser, Debug)]
 #[command(name = "gefs-check", version)]
 struct Args {
-    /// Worker threads for the scan (default: one per available core).
+    /// Threads for the scan, the reader included (default: one per
+    /// available core).
     #[arg(short = 'j', long = "threads", value_parser = clap::value_parser!(u16).range(1..=1024))]
     threads: Option<u16>,
     /// Print one JSON document instead of text.

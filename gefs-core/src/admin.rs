@@ -149,7 +149,8 @@ pub fn schedule_of(s: &Store, label: &str) -> Result<Schedule> {
 /// (automatic snapshots' own labels excluded), take the snapshots that are
 /// due and delete the ones that expired, then commit. Returns the labels
 /// taken and deleted. A label whose schedule does not parse is skipped and
-/// reported in the error list, never acted on.
+/// reported in the error list, never acted on; so is an expired label that cannot be deleted
+/// (it is in use), which the next pass retries.
 pub fn run_retention(s: &Store, now: u64) -> Result<RetentionReport> {
     let labels = s.labels()?;
     let names: Vec<String> = labels.iter().map(|l| l.name.clone()).collect();
@@ -168,8 +169,12 @@ pub fn run_retention(s: &Store, now: u64) -> Result<RetentionReport> {
             rep.taken.push(t.clone());
         }
         for d in &plan.delete {
-            s.delete_label(d)?;
-            rep.deleted.push(d.clone());
+            // A label in use (mounted: the daemon's dump, an attach) cannot be deleted now;
+            // that must not stop the pass for every other label. The next pass retries it.
+            match s.delete_label(d) {
+                Ok(()) => rep.deleted.push(d.clone()),
+                Err(e) => rep.errors.push(format!("{d}: {e}")),
+            }
         }
     }
     if !rep.taken.is_empty() || !rep.deleted.is_empty() {
@@ -192,6 +197,32 @@ pub struct RetentionReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retention_skips_a_label_in_use() {
+        use crate::device::MemDev;
+        use crate::store::{FormatOpts, Store};
+        let dev = std::sync::Arc::new(MemDev::new(64 << 20));
+        let opts = FormatOpts {
+            user: "glenda".into(),
+            cache_bytes: 8 << 20,
+        };
+        let s = Store::format(dev, &opts).expect("format");
+        s.set_conf(None, "retain", b"")
+            .expect("no automatic snapshots elsewhere");
+        s.set_conf(Some("main"), "retain", b"1@m").expect("set");
+        let t0 = 1_700_000_000;
+        let first = run_retention(&s, t0).expect("first pass");
+        assert_eq!(first.taken.len(), 1);
+        s.mount(&first.taken[0]).expect("mount: now in use");
+        let next = run_retention(&s, t0 + 120).expect("a label in use does not fail the pass");
+        assert_eq!(next.taken.len(), 1);
+        assert!(next.deleted.is_empty());
+        assert!(
+            next.errors.iter().any(|e| e.contains(&first.taken[0])),
+            "{next:?}"
+        );
+    }
 
     #[test]
     fn snap_arguments_are_counted() {

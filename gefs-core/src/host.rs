@@ -15,21 +15,19 @@ pub fn login_name() -> Option<String> {
 }
 
 fn passwd_name() -> Option<String> {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    user_name(unsafe { libc::getuid() })
+}
+
+/// The password database's login name for `uid`, if it has one.
+pub fn user_name(uid: u32) -> Option<String> {
     let mut buf = vec![0 as libc::c_char; 4096];
     // SAFETY: `passwd` is plain old data; all-zero is a valid value.
     let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
     let mut out: *mut libc::passwd = std::ptr::null_mut();
     // SAFETY: every pointer is valid for the call: `pw` and `out` are live
     // locals, `buf` is a live buffer of the length passed.
-    let rc = unsafe {
-        libc::getpwuid_r(
-            libc::getuid(),
-            &mut pw,
-            buf.as_mut_ptr(),
-            buf.len(),
-            &mut out,
-        )
-    };
+    let rc = unsafe { libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr(), buf.len(), &mut out) };
     if rc != 0 || out.is_null() || pw.pw_name.is_null() {
         return None;
     }

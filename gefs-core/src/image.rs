@@ -75,7 +75,12 @@ pub struct Made {
 /// Format `path`: create it (sparse) if absent, resize a regular file when
 /// `size` is given, or use a block device at its size. Refuses to overwrite
 /// an existing gefs image unless `force`.
-pub fn format_image(path: &Path, size: Option<u64>, user: &str, force: bool) -> Result<Made> {
+pub fn format_image(
+    path: &Path,
+    size: Option<u64>,
+    user: &str,
+    force: bool,
+) -> Result<(Made, Store)> {
     crate::store::valid_user(user)?;
     let exists = path.exists();
     let (dev, created) = if exists {
@@ -123,11 +128,12 @@ pub fn format_image(path: &Path, size: Option<u64>, user: &str, force: bool) -> 
         }
     };
     let g = *s.geometry();
-    Ok(Made {
+    let made = Made {
         size: g.dev_size,
         created,
         narena: g.narena,
         arena_size: g.arena_size,
         user: user.to_string(),
-    })
+    };
+    Ok((made, s))
 }

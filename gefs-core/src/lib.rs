@@ -21,6 +21,7 @@ pub mod fs;
 pub mod host;
 pub mod ids;
 pub mod image;
+pub mod import;
 pub mod retain;
 
 pub use error::{Error, Result};

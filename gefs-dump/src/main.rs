@@ -40,6 +40,41 @@ enum View {
         /// Its byte offset (decimal or 0x hex).
         addr: String,
     },
+    /// The deadlist segments a snapshot owns.
+    Deadlist {
+        /// A snapshot label.
+        snap: String,
+    },
+    /// A directory's entries (or a file's).
+    Ls {
+        /// A snapshot label.
+        snap: String,
+        /// A path from its root.
+        #[arg(default_value = "/")]
+        path: String,
+    },
+    /// One entry's metadata.
+    Stat {
+        /// A snapshot label.
+        snap: String,
+        /// A path from its root.
+        #[arg(default_value = "/")]
+        path: String,
+    },
+    /// A file's contents, to standard output.
+    Cat {
+        /// A snapshot label.
+        snap: String,
+        /// A path from its root.
+        path: String,
+    },
+    /// Copy a snapshot's files to a host directory.
+    Export {
+        /// A snapshot label.
+        snap: String,
+        /// The host directory (created if absent).
+        dir: std::path::PathBuf,
+    },
 }
 
 fn parse_addr(s: &str) -> Option<u64> {
@@ -97,6 +132,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let fsview = matches!(
+        a.view,
+        View::Ls { .. } | View::Stat { .. } | View::Cat { .. } | View::Export { .. }
+    );
+    if fsview {
+        return files(&a, s);
+    }
     let r = match &a.view {
         View::Super => gefs_core::dump::superblock(&s).map(|v| show(a.json, &v)),
         View::Arenas => Ok(show(a.json, &gefs_core::dump::arenas(&s))),
@@ -104,7 +146,48 @@ fn main() -> ExitCode {
         View::Tree { label } => {
             gefs_core::dump::tree_levels(&s, label.as_deref()).map(|v| show(a.json, &v))
         }
-        View::Blk { .. } => Ok(ExitCode::SUCCESS),
+        View::Deadlist { snap } => gefs_core::dump::deadlist(&s, snap).map(|v| show(a.json, &v)),
+        _ => Ok(ExitCode::SUCCESS),
+    };
+    r.unwrap_or_else(|e| {
+        eprintln!("gefs-dump: {e}");
+        ExitCode::from(1)
+    })
+}
+
+/// The views that read files through the file-system layer.
+fn files(a: &Args, s: gefs_core::store::Store) -> ExitCode {
+    let fs = match gefs_core::fs::Fs::new(std::sync::Arc::new(s), true) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("gefs-dump: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let r = match &a.view {
+        View::Ls { snap, path } => gefs_core::dump::ls(&fs, snap, path).map(|v| show(a.json, &v)),
+        View::Stat { snap, path } => {
+            gefs_core::dump::stat(&fs, snap, path).map(|v| show(a.json, &v))
+        }
+        View::Cat { snap, path } => {
+            let mut out = std::io::stdout().lock();
+            gefs_core::dump::cat(&fs, snap, path, &mut out).map(|_| ExitCode::SUCCESS)
+        }
+        View::Export { snap, dir } => gefs_core::import::export(&fs, snap, dir).map(|x| {
+            if a.json {
+                show(true, &x)
+            } else {
+                println!(
+                    "exported {} files and {} directories ({} bytes) to {}",
+                    x.files,
+                    x.dirs,
+                    x.bytes,
+                    dir.display()
+                );
+                ExitCode::SUCCESS
+            }
+        }),
+        _ => Ok(ExitCode::SUCCESS),
     };
     r.unwrap_or_else(|e| {
         eprintln!("gefs-dump: {e}");

@@ -1,13 +1,19 @@
-//! gefs-mkfs: format an image file or block device for gefs-rs.
+//! gefs-mkfs: format an image file or block device for gefs-rs, optionally
+//! populating `main` from a host directory.
 //!
 //! Exit status: 0 formatted, 1 refused or failed (the message says why),
 //! 2 bad arguments.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
 
 use clap::Parser;
+use gefs_core::fs::Fs;
 use gefs_core::units::{human, parse_size};
+use indicatif::{ProgressBar, ProgressStyle};
 
 /// Format an image file or block device for gefs-rs.
 #[derive(Parser, Debug)]
@@ -25,6 +31,14 @@ struct Args {
     /// Format even if IMAGE already holds a gefs image.
     #[arg(short = 'f', long = "force")]
     force: bool,
+    /// Populate `main` with a copy of this host directory (files,
+    /// directories, modes, mtimes; symlinks, devices and sockets are
+    /// skipped with a warning each).
+    #[arg(short = 'd', long = "from")]
+    from: Option<PathBuf>,
+    /// Owner of the copied files (default: the first administrator).
+    #[arg(long = "owner", requires = "from")]
+    owner: Option<String>,
     /// The image file or block device.
     image: PathBuf,
 }
@@ -33,28 +47,86 @@ fn size_arg(s: &str) -> Result<u64, String> {
     parse_size(s).map_err(|e| e.to_string())
 }
 
+fn populate(
+    store: gefs_core::store::Store,
+    dir: &std::path::Path,
+    owner: &str,
+) -> Result<String, String> {
+    let fs = Fs::new(Arc::new(store), false).map_err(|e| e.to_string())?;
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let b = ProgressBar::new_spinner();
+        b.set_style(
+            ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        b
+    });
+    let t0 = Instant::now();
+    let mut tick = |p: &gefs_core::import::Imported| {
+        if let Some(b) = &bar {
+            b.set_message(format!("{} files, {}", p.files, human(p.bytes)));
+            b.tick();
+        }
+    };
+    let r =
+        gefs_core::import::import(&fs, "main", dir, owner, &mut tick).map_err(|e| e.to_string())?;
+    fs.sync().map_err(|e| e.to_string())?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    for s in &r.skipped {
+        eprintln!("gefs-mkfs: warning: {s}");
+    }
+    let secs = t0.elapsed().as_secs_f64().max(1e-6);
+    Ok(format!(
+        "copied {} files and {} directories ({}) from {} in {:.1} s ({:.0} files/s)",
+        r.files,
+        r.dirs,
+        human(r.bytes),
+        dir.display(),
+        secs,
+        r.files as f64 / secs
+    ))
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let Some(user) = args.user.or_else(gefs_core::host::login_name) else {
         eprintln!("gefs-mkfs: cannot tell your login name; give one with -u");
         return ExitCode::from(2);
     };
-    match gefs_core::image::format_image(&args.image, args.size, &user, args.force) {
-        Ok(m) => {
-            println!(
-                "{}: {}gefs image of {} in {} arenas of {}; first administrator {}; labels main, adm, empty",
-                args.image.display(),
-                if m.created { "new " } else { "" },
-                human(m.size),
-                m.narena,
-                human(m.arena_size),
-                m.user
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("gefs-mkfs: {e}");
-            ExitCode::from(1)
+    if let Some(d) = &args.from {
+        if !d.is_dir() {
+            eprintln!("gefs-mkfs: {}: not a directory", d.display());
+            return ExitCode::from(2);
         }
     }
+    let (m, store) = match gefs_core::image::format_image(&args.image, args.size, &user, args.force)
+    {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("gefs-mkfs: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    println!(
+        "{}: {}gefs image of {} in {} arenas of {}; first administrator {}; labels main, adm, empty",
+        args.image.display(),
+        if m.created { "new " } else { "" },
+        human(m.size),
+        m.narena,
+        human(m.arena_size),
+        m.user
+    );
+    if let Some(dir) = &args.from {
+        let owner = args.owner.as_deref().unwrap_or(&user);
+        match populate(store, dir, owner) {
+            Ok(line) => println!("{line}"),
+            Err(e) => {
+                eprintln!("gefs-mkfs: populating from {}: {e}", dir.display());
+                return ExitCode::from(1);
+            }
+        }
+    }
+    ExitCode::SUCCESS
 }

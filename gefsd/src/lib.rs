@@ -1,8 +1,21 @@
 //! gefsd: the GEFS file server, speaking 9P2000.
 //!
-//! For now this crate holds only the wire codec, [`proto`]: message types, a bounded decoder
-//! for untrusted frames, the encoder, a frame reader that never allocates more than the
-//! negotiated msize, and version negotiation. The connection loop, fid table and the mapping of
-//! T-messages onto `gefs_core::fs` are to follow in `gefsd::server`.
+//! - [`proto`]: the wire codec (message types, a bounded decoder for untrusted frames, the
+//!   encoder, frame reading, version negotiation);
+//! - [`server`]: connections, fids, the request handlers over `gefs_core::fs`, and the worker
+//!   threads (read workers, one mutator, the sync worker, the sweeper, the clock);
+//! - [`console`]: the administrative console (a Unix socket) and its client;
+//! - [`client`]: a small synchronous 9P client, for tests and tools;
+//! - [`cli`]: the command line of the `gefsd` binary, whose `main.rs` only calls it.
+//!
+//! Authentication: there is no auth protocol. A connection's user is the login name of the uid
+//! that made it, known from the kernel (`SO_PEERCRED` on Unix sockets, `/proc/net/tcp` for
+//! loopback TCP); a `Tattach` must name exactly that user (or `none`, after an authenticated
+//! attach on the same connection). gefsd therefore listens only on Unix sockets and loopback
+//! TCP. With `-A` any user in the users table may attach, and the same listening rule applies.
 
+pub mod cli;
+pub mod client;
+pub mod console;
 pub mod proto;
+pub mod server;

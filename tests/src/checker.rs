@@ -1,10 +1,11 @@
 //! The independent checkers the crash tests run on every recovered image:
-//! gefs-check's library (every block, hash, structure, leak), and a walk of
-//! every tree through the store's own read path.
+//! gefs-check's library (every block, hash, structure, leak; as a store
+//! only, since the model writes data keys of no file), and a walk of every
+//! tree through the store's own read path.
 
 use std::sync::Arc;
 
-use gefs_core::check::{check, CheckOpts};
+use gefs_core::check::{check_store, CheckOpts};
 use gefs_core::device::MemDev;
 use gefs_core::store::{Config, Store, TreeId};
 
@@ -16,7 +17,7 @@ pub fn problems(img: &MemDev) -> Vec<String> {
         threads: 1,
         progress: None,
     };
-    let mut out: Vec<String> = match check(img, &opts) {
+    let mut out: Vec<String> = match check_store(img, &opts) {
         Ok(r) => r.problems.iter().map(|p| format!("{p:?}")).collect(),
         Err(e) => vec![format!("check: {e}")],
     };

@@ -3,6 +3,10 @@
 //! recording device.
 
 pub mod checker;
+pub mod cli;
+pub mod daemon;
+pub mod fsmodel;
 pub mod model;
 pub mod powercut;
+pub mod py;
 pub mod rng;

@@ -140,6 +140,38 @@ fn bit(seed: u64, i: u64) -> bool {
     x & 1 == 1
 }
 
+/// Every distinct crash image of a recorded log, with the last commit
+/// acknowledged before it (the one the image must open at, or the next):
+/// at most `max` images, deduplicated.
+pub fn crash_images(
+    rec: &RecordingDev,
+    first_gen: u64,
+    seed: u64,
+    max: usize,
+) -> Vec<(String, u64, MemDev)> {
+    let mut rng = Rng::new(seed);
+    let epochs = rec.epochs();
+    let sb_b = (rec.size() / BLKSZ_U64 - 1) * BLKSZ_U64;
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    let mut acked = first_gen;
+    for (e, ep) in epochs.epochs.iter().enumerate() {
+        for &(_, m) in &ep.marks {
+            acked = acked.max(m);
+        }
+        for (name, pick) in picks(ep, sb_b, &mut rng) {
+            if out.len() >= max {
+                return out;
+            }
+            let img = ep.state(&*pick);
+            if seen.insert(img.fingerprint()) {
+                out.push((format!("epoch {e} {name}"), acked, img));
+            }
+        }
+    }
+    out
+}
+
 /// Build and verify crash states until `max_states` have been built (or
 /// the log is exhausted). `check` runs the independent checker on an image
 /// and returns its findings (empty = clean).

@@ -3,45 +3,13 @@
 //! only checked to be present and positive, never compared: these runs are
 //! far too short, and the machines too noisy, to say anything about speed.
 
-use std::path::{Path, PathBuf};
-use std::sync::Once;
+use std::path::Path;
 
 use assert_cmd::Command;
 use serde_json::Value;
 
-/// The gefs-bench binary of the target directory and profile this test was
-/// built in (`<target>/<profile>/deps/<this test>`). `cargo test` builds
-/// only the binaries of the package under test, so it is built here (once
-/// per run; a no-op when it is up to date).
-fn bench_path() -> PathBuf {
-    static ONCE: Once = Once::new();
-    let exe = std::env::current_exe().expect("test executable");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps");
-    let profile = profile_dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .expect("profile name")
-        .to_string();
-    let target = profile_dir.parent().expect("target dir").to_path_buf();
-    ONCE.call_once(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut c = std::process::Command::new(cargo);
-        c.args(["build", "--quiet", "-p", "gefs-bench"])
-            .env("CARGO_TARGET_DIR", &target);
-        if profile == "release" {
-            c.arg("--release");
-        }
-        let st = c.status().expect("cargo runs");
-        assert!(st.success(), "building gefs-bench failed");
-    });
-    target.join(profile).join("gefs-bench")
-}
-
 fn bench() -> Command {
-    Command::new(bench_path())
+    Command::new(gefs_tests::cli::bin_path("gefs-bench"))
 }
 
 /// Run gefs-bench with `args` and parse its JSON report.

@@ -2,53 +2,11 @@
 //! reports, and locking.
 
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
-use std::sync::Once;
 
-use assert_cmd::Command;
 use gefs_core::device::{FileDev, OpenMode};
-
-/// The target directory and profile this test binary was built in
-/// (`<target>/<profile>/deps/<this test>`).
-fn target_profile() -> (PathBuf, String) {
-    let exe = std::env::current_exe().expect("test executable");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps");
-    let profile = profile_dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .expect("profile name")
-        .to_string();
-    let target = profile_dir.parent().expect("target dir").to_path_buf();
-    (target, profile)
-}
-
-/// The path of a workspace binary. `cargo test` builds only the binaries
-/// of the package under test, so the two this test drives are built here
-/// (once per run; a no-op when they are up to date).
-fn bin_path(name: &str) -> PathBuf {
-    static ONCE: Once = Once::new();
-    let (target, profile) = target_profile();
-    ONCE.call_once(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut c = std::process::Command::new(cargo);
-        c.args(["build", "--quiet", "-p", "gefs-check", "-p", "gefs-mkfs"])
-            .env("CARGO_TARGET_DIR", &target);
-        if profile == "release" {
-            c.arg("--release");
-        }
-        let st = c.status().expect("cargo runs");
-        assert!(st.success(), "building gefs-check and gefs-mkfs failed");
-    });
-    target.join(profile).join(name)
-}
-
-fn bin(name: &str) -> Command {
-    Command::new(bin_path(name))
-}
+use gefs_tests::cli::bin;
 
 fn mkfs(img: &Path) {
     let o = bin("gefs-mkfs")
@@ -265,4 +223,82 @@ fn a_writer_locks_the_checker_out_readers_do_not() {
     );
     drop(writer);
     assert_eq!(check(&[], &img).status.code(), Some(0));
+}
+
+/// Problems of kind `kind` in the JSON report, with their owners.
+fn findings(v: &serde_json::Value, kind: &str) -> Vec<String> {
+    v["problems"]
+        .as_array()
+        .expect("problems")
+        .iter()
+        .filter(|p| p["kind"] == kind)
+        .map(|p| p["owner"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn an_imported_tree_of_files_is_clean() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(src.join("a/b/c")).expect("mkdir");
+    std::fs::write(src.join("top"), b"hello\n").expect("write");
+    std::fs::write(src.join("a/b/big"), vec![7u8; 300_000]).expect("write");
+    std::fs::write(src.join("a/b/c/empty"), b"").expect("write");
+    let img = dir.path().join("a.img");
+    let o = bin("gefs-mkfs")
+        .args(["-s", "64M", "-u", "alice", "--from"])
+        .arg(&src)
+        .arg(&img)
+        .output()
+        .expect("runs");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = check(&["--json"], &img);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stdout));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    let main = v["trees"]
+        .as_array()
+        .expect("trees")
+        .iter()
+        .find(|t| {
+            t["labels"]
+                .as_array()
+                .is_some_and(|l| l.iter().any(|x| x == "main"))
+        })
+        .expect("main");
+    assert!(main["data_blocks"].as_u64() >= Some(19), "{main}");
+}
+
+#[test]
+fn a_data_key_under_a_directory_exits_1_and_names_the_tree() {
+    use gefs_core::alloc::Tier;
+    use gefs_core::format::key;
+    use gefs_core::format::msg::Msg;
+    use gefs_core::store::{Config, Store};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let img = dir.path().join("a.img");
+    mkfs(&img);
+    {
+        let dev = FileDev::open(&img, OpenMode::ReadWrite).expect("open");
+        let cfg = Config {
+            cache_bytes: 4 << 20,
+            read_only: false,
+        };
+        let s = Store::open(std::sync::Arc::new(dev), &cfg).expect("store");
+        let t = s.mount("main").expect("main");
+        // qid 0 is main's root directory.
+        let bp = s
+            .write_data(t, 0, true, Tier::Normal, |b| b[0] = 1)
+            .expect("data");
+        let msgs = vec![Msg::insert(key::dat(0, 0), bp.to_bytes().to_vec())];
+        s.upsert(t, msgs, Tier::Normal).expect("upsert");
+        s.sync().expect("sync");
+    }
+    let o = check(&["--json"], &img);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stdout));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    let owners = findings(&v, "data_key");
+    assert_eq!(owners.len(), 1, "{v}");
+    assert!(owners[0].contains("\"main\""), "{owners:?}");
+    let t = check(&["-q"], &img);
+    assert!(text(&t.stdout).contains("data key"), "{}", text(&t.stdout));
 }

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use gefs_core::alloc::replay;
-use gefs_core::check::{check, CheckOpts};
+use gefs_core::check::{check_store, CheckOpts};
 use gefs_core::device::{Device, MemDev};
 use gefs_core::format::key::{self, KeyView};
 use gefs_core::format::superblock::Superblock;
@@ -187,7 +187,7 @@ fn every_fault_in_every_class_is_detected() {
                 let dmg = img.dev.snapshot();
                 dmg.write_at(&bad, a).expect("write");
                 let redundant = class.starts_with("superblock");
-                let rep = check(
+                let rep = check_store(
                     &dmg,
                     &CheckOpts {
                         threads: 1,

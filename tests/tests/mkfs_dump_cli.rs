@@ -1,23 +1,14 @@
 //! gefs-mkfs and gefs-dump through their real binaries.
 
 use assert_cmd::Command;
+use gefs_tests::cli::{bin, ok as stdout};
 
 fn mkfs() -> Command {
-    Command::cargo_bin("gefs-mkfs").expect("gefs-mkfs is built")
+    bin("gefs-mkfs")
 }
 
 fn dump() -> Command {
-    Command::cargo_bin("gefs-dump").expect("gefs-dump is built")
-}
-
-fn stdout(c: &mut Command) -> String {
-    let out = c.output().expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    bin("gefs-dump")
 }
 
 #[test]

@@ -1,29 +1,7 @@
 //! gefs-snap through its real binary: list, take, fork, delete, settings,
 //! retention passes, and refusing an image another process holds.
 
-use assert_cmd::Command;
-
-fn bin(name: &str) -> Command {
-    Command::cargo_bin(name).expect("binary is built")
-}
-
-fn ok(c: &mut Command) -> String {
-    let out = c.output().expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn code(c: &mut Command) -> (Option<i32>, String) {
-    let out = c.output().expect("runs");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use gefs_tests::cli::{bin, code, ok};
 
 fn labels(img: &std::path::Path) -> Vec<String> {
     let j: serde_json::Value =

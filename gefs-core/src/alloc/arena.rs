@@ -367,16 +367,7 @@ impl Arena {
             self.log.push(&e);
             self.account(&e);
         }
-        let block = build_block(self.log.seq, self.log.prev, &self.log.payload);
-        let hash = block_hash(&block[..]);
-        out.writes.push((t, block));
-        self.log.disk = Some(t);
-        self.rec = ArenaRec {
-            log_tail: Bptr { addr: t, hash, gen },
-            log_blocks: self.log.nblocks(),
-            free_blocks: self.logged_free,
-        };
-        Ok(self.rec)
+        Ok(self.write_tail(t, gen, out))
     }
 
     /// Rewrite the whole log as the list of free ranges after this commit.
@@ -436,7 +427,7 @@ impl Arena {
         }
         self.logged_free = view.blocks();
         self.compressions += 1;
-        self.finish_compressed(at, gen, out)
+        Ok(self.write_tail(at, gen, out))
     }
 
     /// The log view's free set: free now, or free but not yet reusable.
@@ -449,12 +440,8 @@ impl Arena {
         Ok(v)
     }
 
-    fn finish_compressed(
-        &mut self,
-        t: BlockAddr,
-        gen: Gen,
-        out: &mut CommitOut,
-    ) -> Result<ArenaRec> {
+    /// Write the open tail at `t` and make it the arena's record.
+    fn write_tail(&mut self, t: BlockAddr, gen: Gen, out: &mut CommitOut) -> ArenaRec {
         let block = build_block(self.log.seq, self.log.prev, &self.log.payload);
         let hash = block_hash(&block[..]);
         out.writes.push((t, block));
@@ -464,7 +451,7 @@ impl Arena {
             log_blocks: self.log.nblocks(),
             free_blocks: self.logged_free,
         };
-        Ok(self.rec)
+        self.rec
     }
 
     /// Counters.

@@ -1,13 +1,14 @@
 //! The offline checker (fsck): verify everything reachable from the
 //! superblocks, and the allocator's state against reachability.
 //!
-//! Three passes, each block read once:
+//! Three passes, each block read once, and the file-system checks:
 //! 1. **Superblocks and logs** (`sb.rs`): both copies are decoded and the
 //!    one in use is chosen by the rule [`Store::open`] uses; every arena's
 //!    allocation log is replayed (chain hashes, entries, free counts), which
 //!    gives the allocated set.
 //! 2. **Scan** (`scan.rs`): every allocated block is read in large reads in
-//!    address order by `threads` workers, hashed, and — if it is a tree node
+//!    address order (one reader thread, `threads - 1` workers hashing; one
+//!    thread doing both for `threads` ≤ 2), hashed, and — if it is a tree node
 //!    or a chain block — summarized (`summary.rs`).
 //! 3. **Graph** (`walk.rs`, `snaps.rs`): from the roots, every pointer's
 //!    hash is compared with the hash computed in pass 2, and every node is
@@ -16,6 +17,18 @@
 //!    records). A reachable block the scan did not cover is read on its own
 //!    and, if its arena's log says it is free, reported. Finally every
 //!    allocated block nothing reached is a leak.
+//! 4. **File-system checks** (`apply.rs`, `files.rs`), per file tree, during
+//!    its walk: buffered messages are carried down each path and applied at
+//!    the leaves, which gives each key's current value and which data
+//!    pointers the tree owns (a value a later `Clobber` removes is not
+//!    owned: its block was released by whoever clobbered it, so it may be
+//!    free). The current `KENT`, `KUP`, `KCLEAR` and `KDAT` keys fill
+//!    compact per-tree tables (memory follows the number of files, not
+//!    data), checked when the walk ends: entry names, one root, unique qid
+//!    paths below `nextqid`, up-links, parents and cycles, and data keys
+//!    only under files, below their length unless a clear note covers them.
+//!    [`check_store`] leaves these out, for images that are a store but not
+//!    a file system.
 //!
 //! What this checks that the reference's `checkfs` does not (§13.2 #26):
 //! every data block's hash, the fill of every child including the last,
@@ -36,6 +49,8 @@
 //!
 //! [`Store::open`]: crate::store::Store::open
 
+mod apply;
+mod files;
 mod report;
 mod sb;
 mod scan;
@@ -78,7 +93,9 @@ pub type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
 /// How to check.
 #[derive(Clone, Default)]
 pub struct CheckOpts {
-    /// Worker threads for the scan (0: one per available core).
+    /// Threads for the scan, the reader included (0: one per available
+    /// core). One or two: one thread reads and hashes in turn; more: one
+    /// reader and `threads - 1` hashing workers.
     pub threads: usize,
     /// Called as the scan progresses.
     pub progress: Option<ProgressFn>,
@@ -105,12 +122,29 @@ pub(crate) struct Checker<'a> {
     trees: Vec<TreeInfo>,
     /// Addresses named by deadlist entries, with the deadlist block.
     deadlisted: Vec<(u64, BlockAddr)>,
+    /// Whether to make the file-system checks on every file tree.
+    fs: bool,
+    /// The superblock's next qid path.
+    nextqid: u64,
 }
 
-/// Check the image on `dev`. `Err` only when it cannot be checked at all
-/// (no decodable superblock, or the device cannot be read); every finding
-/// is in the [`Report`].
+/// Check the image on `dev`: blocks, trees, allocation, and the
+/// file-system checks on every file tree. `Err` only when it cannot be
+/// checked at all (no decodable superblock, or the device cannot be read);
+/// every finding is in the [`Report`].
 pub fn check(dev: &dyn Device, opts: &CheckOpts) -> Result<Report> {
+    run(dev, opts, true)
+}
+
+/// Check the image on `dev` as a store only: blocks, trees and allocation,
+/// without the file-system checks. For images whose trees hold keys that
+/// are not a file system (the engine's own tests write `KDAT` keys with
+/// no files); everything else is as [`check`].
+pub fn check_store(dev: &dyn Device, opts: &CheckOpts) -> Result<Report> {
+    run(dev, opts, false)
+}
+
+fn run(dev: &dyn Device, opts: &CheckOpts, fs: bool) -> Result<Report> {
     let t0 = Instant::now();
     let threads = match opts.threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -120,35 +154,8 @@ pub fn check(dev: &dyn Device, opts: &CheckOpts) -> Result<Report> {
     let mut warnings = Vec::new();
     let chosen = sb::choose(dev, &mut problems, &mut warnings)?;
     let geo = chosen.sb.geometry;
-    let mut free = Vec::with_capacity(chosen.replays.len());
-    let mut chains = Vec::new();
-    let mut runs = Vec::new();
-    for (i, r) in chosen.replays.into_iter().enumerate() {
-        let owner = format!("arena {i} log");
-        match r {
-            Ok(r) => {
-                let lo = geo.arena_base(i as u32) / BLKSZ_U64;
-                let mut skip: Vec<u64> = r.chain.iter().map(|p| p.addr.index()).collect();
-                skip.sort_unstable();
-                allocated(lo, lo + geo.arena_blocks(), &r.free, &skip, &mut runs);
-                chains.extend(r.chain);
-                free.push(Some(r.free));
-            }
-            Err(e) => {
-                let at = chosen
-                    .sb
-                    .arenas
-                    .get(i)
-                    .map_or(BlockAddr(0), |a| a.log_tail.addr);
-                let mut p = Problem::from_error(&e, at, Role::Log, &owner);
-                p.what.push_str(&format!(
-                    "; arena {i}'s blocks are checked only as reached, and not for leaks"
-                ));
-                problems.push(p);
-                free.push(None);
-            }
-        }
-    }
+    let (free, chains, mut runs) =
+        allocation(&geo, &chosen.sb.arenas, chosen.replays, &mut problems);
     scan::number(&mut runs);
     let t1 = Instant::now();
     let (mut table, ss) = scan::scan(dev, runs, threads, opts.progress.as_ref())?;
@@ -183,6 +190,8 @@ pub fn check(dev: &dyn Device, opts: &CheckOpts) -> Result<Report> {
         },
         trees: Vec::new(),
         deadlisted: Vec::new(),
+        fs,
+        nextqid: chosen.sb.nextqid,
     };
     c.stats.free_blocks = c.free.iter().flatten().map(FreeMap::blocks).sum();
     let snap = TreeSpec {
@@ -212,6 +221,42 @@ pub fn check(dev: &dyn Device, opts: &CheckOpts) -> Result<Report> {
         trees: c.trees,
         stats,
     })
+}
+
+/// The allocator's view: each arena's free map (none when its log did not
+/// replay, which is reported), every log-chain block, and the allocated
+/// runs to scan (log-chain blocks excluded: replay has verified them).
+fn allocation(
+    geo: &Geometry,
+    recs: &[crate::format::superblock::ArenaRec],
+    replays: Vec<Result<crate::alloc::Replayed>>,
+    problems: &mut Vec<Problem>,
+) -> (Vec<Option<FreeMap>>, Vec<crate::format::Bptr>, Vec<Run>) {
+    let mut free = Vec::with_capacity(replays.len());
+    let mut chains = Vec::new();
+    let mut runs = Vec::new();
+    for (i, r) in replays.into_iter().enumerate() {
+        match r {
+            Ok(r) => {
+                let lo = geo.arena_base(i as u32) / BLKSZ_U64;
+                let mut skip: Vec<u64> = r.chain.iter().map(|p| p.addr.index()).collect();
+                skip.sort_unstable();
+                allocated(lo, lo + geo.arena_blocks(), &r.free, &skip, &mut runs);
+                chains.extend(r.chain);
+                free.push(Some(r.free));
+            }
+            Err(e) => {
+                let at = recs.get(i).map_or(BlockAddr(0), |a| a.log_tail.addr);
+                let mut p = Problem::from_error(&e, at, Role::Log, &format!("arena {i} log"));
+                p.what.push_str(&format!(
+                    "; arena {i}'s blocks are checked only as reached, and not for leaks"
+                ));
+                problems.push(p);
+                free.push(None);
+            }
+        }
+    }
+    (free, chains, runs)
 }
 
 /// Append the allocated runs of `[lo, hi)` (blocks not in `free` and not in

@@ -78,6 +78,20 @@ pub enum Kind {
     ReachableFree,
     /// An allocated block nothing reaches.
     Leak,
+    /// A directory entry is invalid (bad name, not a directory where one
+    /// belongs), or is not reachable from its tree's root (missing parent,
+    /// cycle), or the root entry is missing.
+    Entry,
+    /// A qid path is used by two entries of one tree, or is not below the
+    /// superblock's next qid (it would be handed out again).
+    Qid,
+    /// A directory's up-link (`KUP`) is missing, or names an entry that is
+    /// not that directory's.
+    Uplink,
+    /// A `KDAT` key is misaligned, or holds data no file owns (under a
+    /// directory, a missing file, or past a file's length) that no clear
+    /// note covers.
+    DataKey,
 }
 
 /// One finding. `addr` names the damaged block (absent for image-wide

@@ -129,30 +129,22 @@ struct Tried {
     why: Option<String>,
 }
 
-/// Read both copies and choose; see the module docs for what is reported.
-pub(super) fn choose(
+/// Read and decode both copies. Copies that decode are returned newest
+/// first; the others' reasons by copy. `Err` when neither decodes.
+fn decode_both(
     dev: &dyn Device,
-    problems: &mut Vec<Problem>,
+    addrs: &[BlockAddr; 2],
     warnings: &mut Vec<Problem>,
-) -> Result<Chosen> {
-    if dev.size() < 2 * BLKSZ_U64 {
-        return Err(Error::NotGefs {
-            why: format!("device of {} bytes is too small", dev.size()),
-        });
-    }
-    let addrs = [BlockAddr(0), sb_b_addr(dev.size())];
-    let decoded = addrs.map(|a| read_copy(dev, a));
+) -> Result<(Vec<Tried>, [Option<String>; 2])> {
     let mut tried: Vec<Tried> = Vec::new();
     let mut bad: [Option<String>; 2] = [None, None];
     let mut versions: [Option<u32>; 2] = [None, None];
-    for (i, (r, dirty)) in decoded.into_iter().enumerate() {
-        if let Err(Error::Version { found }) = &r {
-            versions[i] = Some(*found);
-        }
+    for (i, &addr) in addrs.iter().enumerate() {
+        let (r, dirty) = read_copy(dev, addr);
         if dirty {
             warnings.push(Problem::block(
                 Kind::Superblock,
-                addrs[i],
+                addr,
                 Role::Superblock,
                 owner(i),
                 "damaged: bytes past the checksum are not zero".to_string(),
@@ -166,7 +158,12 @@ pub(super) fn choose(
                 why: None,
             }),
             Err(Error::NotGefs { why }) => bad[i] = Some(why),
-            Err(e) => bad[i] = Some(e.to_string()),
+            Err(e) => {
+                if let Error::Version { found } = e {
+                    versions[i] = Some(found);
+                }
+                bad[i] = Some(e.to_string());
+            }
         }
     }
     if tried.is_empty() {
@@ -182,7 +179,11 @@ pub(super) fn choose(
         });
     }
     tried.sort_by_key(|t| std::cmp::Reverse(t.sb.commit_gen));
-    let mut used = None;
+    Ok((tried, bad))
+}
+
+/// Try the decoded copies newest first; the index of the first usable one.
+fn pick(dev: &dyn Device, tried: &mut [Tried]) -> Option<usize> {
     for k in 0..tried.len() {
         // Identical copies give identical results: evaluate once.
         let same = (0..k).find(|&j| tried[j].sb == tried[k].sb);
@@ -196,10 +197,26 @@ pub(super) fn choose(
         tried[k].replays = replays;
         tried[k].why = why;
         if tried[k].why.is_none() {
-            used = Some(k);
-            break;
+            return Some(k);
         }
     }
+    None
+}
+
+/// Read both copies and choose; see the module docs for what is reported.
+pub(super) fn choose(
+    dev: &dyn Device,
+    problems: &mut Vec<Problem>,
+    warnings: &mut Vec<Problem>,
+) -> Result<Chosen> {
+    if dev.size() < 2 * BLKSZ_U64 {
+        return Err(Error::NotGefs {
+            why: format!("device of {} bytes is too small", dev.size()),
+        });
+    }
+    let addrs = [BlockAddr(0), sb_b_addr(dev.size())];
+    let (mut tried, bad) = decode_both(dev, &addrs, warnings)?;
+    let used = pick(dev, &mut tried);
     let base = used.unwrap_or(0);
     let mut copies = addrs.map(|a| CopyState {
         addr: a.0,

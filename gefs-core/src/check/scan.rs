@@ -9,8 +9,9 @@
 //! kernel's readahead keeps busy; several threads reading one file
 //! concurrently defeat it), into a pool of [`POOL_BYTES`] of buffers; the
 //! reader never waits for a worker to be scheduled while a buffer is free,
-//! which matters on a loaded machine. `threads` workers hash and summarize
-//! the chunks. A chunk whose
+//! which matters on a loaded machine. The other `threads - 1` threads hash
+//! and summarize the chunks. With one or two threads, one thread reads and
+//! processes in turn instead (see [`scan`] for why). A chunk whose
 //! read fails is retried block by block by its worker; a block that still
 //! fails is marked unreadable (reported only if something reaches it, or as
 //! a leak).
@@ -28,10 +29,11 @@ use super::summary::{summarize, Sum};
 use super::table::{Entry, Run, Table, Tag};
 use super::{Progress, ProgressFn};
 
-/// Most blocks one read covers (4 MiB).
-pub(super) const CHUNK_BLOCKS: u64 = 256;
+/// Most blocks one read covers (1 MiB: the copy out of the page cache then
+/// stays in the CPU caches until a worker hashes it).
+pub(super) const CHUNK_BLOCKS: u64 = 64;
 /// Bytes of read buffers in flight between the reader and the workers.
-pub(super) const POOL_BYTES: usize = 32 << 20;
+pub(super) const POOL_BYTES: usize = 8 << 20;
 /// Largest run of free blocks read through to join two allocated runs.
 pub(super) const GAP_BLOCKS: u64 = 8;
 
@@ -163,8 +165,9 @@ struct Counters {
     done: AtomicU64,
 }
 
-/// Read and summarize every block of `runs` (sorted, disjoint) with one
-/// reader and `threads` workers.
+/// Read and summarize every block of `runs` (sorted, disjoint) with
+/// `threads` threads in all: up to two, one thread reads and processes in
+/// turn; from three, one reader and `threads - 1` workers.
 pub(super) fn scan(
     dev: &dyn Device,
     runs: Vec<Run>,
@@ -174,8 +177,17 @@ pub(super) fn scan(
     let cs = chunks(&runs);
     let total: u64 = runs.iter().map(|r| r.len * BLKSZ_U64).sum();
     let st = Counters::default();
-    let threads = threads.max(1);
-    let nbuf = (POOL_BYTES / (CHUNK_BLOCKS as usize * BLKSZ)).max(threads + 2);
+    // Hashing and summarizing a chunk takes about a sixth of the time the
+    // fastest disk measured here takes to deliver it, so one thread doing
+    // both in turn is disk-bound, and on two loaded cores it was both faster
+    // and steadier than a reader handing chunks to a worker (no wake-up on
+    // the critical path). A pipeline pays only with workers to spare.
+    if threads <= 2 {
+        let outs = inline(dev, &cs, &st, total, progress);
+        return assemble(runs, outs, &st);
+    }
+    let workers = threads - 1;
+    let nbuf = (POOL_BYTES / (CHUNK_BLOCKS as usize * BLKSZ)).max(workers + 2);
     let (full_tx, full_rx) = channel::bounded::<(usize, Vec<u8>, bool)>(nbuf);
     let (free_tx, free_rx) = channel::bounded::<Vec<u8>>(nbuf);
     for _ in 0..nbuf {
@@ -198,7 +210,7 @@ pub(super) fn scan(
                 }
             }
         });
-        let workers: Vec<_> = (0..threads)
+        let workers: Vec<_> = (0..workers)
             .map(|_| {
                 let (full_rx, free_tx) = (full_rx.clone(), free_tx.clone());
                 sc.spawn(move || {
@@ -224,7 +236,40 @@ pub(super) fn scan(
         }
         all
     });
-    let mut outs = outs;
+    assemble(runs, outs, &st)
+}
+
+/// One thread reads and processes each chunk in turn (the kernel's
+/// readahead keeps the device busy meanwhile).
+fn inline(
+    dev: &dyn Device,
+    cs: &[Chunk],
+    st: &Counters,
+    total: u64,
+    progress: Option<&ProgressFn>,
+) -> Vec<ChunkOut> {
+    let mut buf = Vec::new();
+    let mut outs = Vec::with_capacity(cs.len());
+    for (i, c) in cs.iter().enumerate() {
+        let len = c.span as usize * BLKSZ;
+        buf.resize(len, 0);
+        st.reads.fetch_add(1, Ordering::Relaxed);
+        let ok = dev.read_at(&mut buf[..len], c.start * BLKSZ_U64).is_ok();
+        if ok {
+            st.bytes.fetch_add(len as u64, Ordering::Relaxed);
+        }
+        outs.push(process(dev, c, i, &mut buf, ok, st));
+        let wanted: u64 = c.parts.iter().map(|p| p.1 * BLKSZ_U64).sum();
+        let done = st.done.fetch_add(wanted, Ordering::Relaxed) + wanted;
+        if let Some(p) = progress {
+            p(Progress { done, total });
+        }
+    }
+    outs
+}
+
+/// Put the chunks' results in order and build the table.
+fn assemble(runs: Vec<Run>, mut outs: Vec<ChunkOut>, st: &Counters) -> Result<(Table, ScanStats)> {
     outs.sort_by_key(|o| o.index);
     let n: usize = outs.iter().map(|o| o.entries.len()).sum();
     let mut entries = Vec::with_capacity(n);

@@ -5,17 +5,19 @@
 //! key bounds, children, data pointers, the snapshot-tree records it holds
 //! and the defects found in its values; a chain block's header. Data blocks
 //! have no summary (their hash is all the check needs), so memory follows
-//! metadata, not data. Everything is decoded with bounds-checked accessors:
-//! a summary of hostile bytes is an error string, never a panic.
+//! metadata, not data: a leaf's `KDAT` values are kept as their pointers
+//! plus runs of consecutive offsets ([`DatRun`]), not as keys. Everything is
+//! decoded with bounds-checked accessors: a summary of hostile bytes is an
+//! error string, never a panic.
 
 use std::sync::Arc;
 
-use crate::format::key::{KeyView, KDAT, KDLIST, KENT, KLABEL, KSNAP, KUP};
+use crate::format::key::{KeyView, KCLEAR, KCONF, KDAT, KENT, KUP};
 use crate::format::log::{decode_addrs, decode_entries, payload, LogHeader};
 use crate::format::msg::Op;
 use crate::format::node::NodeView;
 use crate::format::value::Xdir;
-use crate::format::{block_type, BlockType, Bptr, PTRSZ};
+use crate::format::{block_type, BlockType, Bptr, BLKSZ_U64, PTRSZ};
 
 /// A pivot's child.
 #[derive(Debug, Clone)]
@@ -28,8 +30,9 @@ pub(super) struct ChildRef {
     pub fill: u16,
 }
 
-/// A snapshot-tree record (label, snapshot or deadlist key) found in a node:
-/// a leaf value (`op` none) or a buffered message.
+/// A record found in a node: a leaf value (`op` none) or a buffered message.
+/// Kept for snapshot-tree keys, file-system keys (`KENT`, `KUP`, `KCLEAR`)
+/// and buffered `KDAT` messages; not for `KCONF` keys nor `KDAT` leaf values.
 #[derive(Debug, Clone)]
 pub(super) struct Rec {
     /// The key.
@@ -60,14 +63,55 @@ pub(super) struct NodeSum {
     pub msgs: Option<Bounds>,
     /// A pivot's children, in order.
     pub children: Vec<ChildRef>,
-    /// Data pointers: `KDAT` leaf values and buffered `KDAT` inserts.
+    /// A leaf's `KDAT` values, in key order ([`Bptr::NONE`] for a null or
+    /// malformed value); their keys are in `dat_runs`.
     pub data: Vec<Bptr>,
-    /// Snapshot-tree records.
+    /// The keys of `data`, as runs of consecutive block offsets.
+    pub dat_runs: Vec<DatRun>,
+    /// Records other than `KCONF` keys and `KDAT` leaf values, in node
+    /// order (a leaf's values, then its buffered messages).
     pub recs: Vec<Rec>,
     /// Bit `f` set: a key of family `f` occurs (values or messages).
     pub families: u16,
     /// Malformed keys and values.
     pub defects: Vec<String>,
+}
+
+/// A run of a leaf's `KDAT` keys: file `qid`, offsets `off`, `off + BLKSZ`,
+/// … (`n` keys), whose values are `data[first..first + n]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct DatRun {
+    /// The file.
+    pub qid: u64,
+    /// The first key's offset.
+    pub off: u64,
+    /// Index of the first value in [`NodeSum::data`].
+    pub first: u32,
+    /// Keys in the run.
+    pub n: u32,
+}
+
+impl DatRun {
+    /// The offset just past the run (saturating).
+    pub fn end(&self) -> u64 {
+        self.off
+            .saturating_add(u64::from(self.n).saturating_mul(BLKSZ_U64))
+    }
+}
+
+impl NodeSum {
+    /// The index in [`NodeSum::data`] of the value of `KDAT(qid, off)`.
+    pub fn dat_index(&self, qid: u64, off: u64) -> Option<usize> {
+        let i = self
+            .dat_runs
+            .partition_point(|r| (r.qid, r.off) <= (qid, off))
+            .checked_sub(1)?;
+        let r = self.dat_runs.get(i)?;
+        if r.qid != qid || off >= r.end() || !(off - r.off).is_multiple_of(BLKSZ_U64) {
+            return None;
+        }
+        Some(r.first as usize + ((off - r.off) / BLKSZ_U64) as usize)
+    }
 }
 
 /// What the graph check needs from a log or deadlist block.
@@ -127,8 +171,41 @@ fn show(k: &[u8]) -> String {
     KeyView::parse(k).to_string()
 }
 
-/// Check one record's key and value, collecting data pointers and
-/// snapshot-tree records.
+/// A defect of a value (a leaf value or an insert's argument) of a key of
+/// family `fam`, if any.
+fn bad_value(fam: u8, v: &[u8]) -> Option<&'static str> {
+    match fam {
+        KDAT if v.len() != PTRSZ => Some("is not a block pointer"),
+        KDAT if Bptr::from_slice(v).is_err() => Some("is not a block pointer"),
+        KENT if Xdir::decode(v).is_err() => Some("is not a directory entry"),
+        KUP if !matches!(KeyView::parse(v), KeyView::Ent { .. }) => Some("is not an entry key"),
+        KCLEAR => match <[u8; 8]>::try_from(v) {
+            Err(_) => Some("is not a block offset"),
+            Ok(b) if !u64::from_be_bytes(b).is_multiple_of(BLKSZ_U64) => {
+                Some("is not a block-aligned offset")
+            }
+            Ok(_) => None,
+        },
+        _ => None,
+    }
+}
+
+/// Append a leaf's `KDAT` value to `n.data` and its key to `n.dat_runs`.
+fn leaf_dat(n: &mut NodeSum, qid: u64, off: u64, bp: Bptr) {
+    let first = n.data.len() as u32;
+    n.data.push(bp);
+    match n.dat_runs.last_mut() {
+        Some(r) if r.qid == qid && r.n < u32::MAX && r.end() == off && off != u64::MAX => r.n += 1,
+        _ => n.dat_runs.push(DatRun {
+            qid,
+            off,
+            first,
+            n: 1,
+        }),
+    }
+}
+
+/// Check one record's key and value, and keep what the graph check needs.
 fn record(n: &mut NodeSum, k: &[u8], op: Option<Op>, v: &[u8]) {
     n.families |= family_bit(k);
     let kv = KeyView::parse(k);
@@ -137,39 +214,28 @@ fn record(n: &mut NodeSum, k: &[u8], op: Option<Op>, v: &[u8]) {
         return;
     }
     let Some(&fam) = k.first() else { return };
-    if matches!(fam, KLABEL | KSNAP | KDLIST) {
-        n.recs.push(Rec {
+    let bad = match op {
+        None | Some(Op::Insert) => bad_value(fam, v),
+        _ => None,
+    };
+    if let Some(what) = bad {
+        n.defects
+            .push(format!("{}: value of {} bytes {what}", show(k), v.len()));
+    }
+    match (fam, op, kv) {
+        (KCONF, _, _) => {}
+        (KDAT, None, KeyView::Dat { qid, off }) => {
+            let bp = match bad {
+                None => Bptr::from_slice(v).unwrap_or(Bptr::NONE),
+                Some(_) => Bptr::NONE,
+            };
+            leaf_dat(n, qid, off, bp);
+        }
+        _ => n.recs.push(Rec {
             key: k.into(),
             op,
             val: v.into(),
-        });
-        return;
-    }
-    if !matches!(op, None | Some(Op::Insert)) {
-        return;
-    }
-    match fam {
-        KDAT if v.len() != PTRSZ => n.defects.push(format!(
-            "{}: value of {} bytes is not a block pointer",
-            show(k),
-            v.len()
-        )),
-        KDAT => {
-            if let Ok(bp) = Bptr::from_slice(v) {
-                if !bp.is_none() {
-                    n.data.push(bp);
-                }
-            }
-        }
-        KENT if Xdir::decode(v).is_err() => n.defects.push(format!(
-            "{}: value of {} bytes is not a directory entry",
-            show(k),
-            v.len()
-        )),
-        KUP if !matches!(KeyView::parse(v), KeyView::Ent { .. }) => n
-            .defects
-            .push(format!("{}: value is not an entry key", show(k))),
-        _ => {}
+        }),
     }
 }
 

@@ -10,11 +10,13 @@
 
 use std::sync::Arc;
 
-use crate::format::key::{KCONF, KDAT, KDLIST, KENT, KLABEL, KSNAP, KUP};
+use crate::format::key::{KCLEAR, KCONF, KDAT, KDLIST, KENT, KLABEL, KSNAP, KUP};
 use crate::format::superblock::MAX_HEIGHT;
 use crate::format::{Bptr, BLKSZ_U64};
 use crate::ids::BlockAddr;
 
+use super::apply::{route, Pend};
+use super::files::Files;
 use super::report::{Kind, Problem, Role, TreeInfo};
 use super::summary::{NodeSum, Rec, Sum};
 use super::table::{Entry, Tag, Use};
@@ -61,6 +63,8 @@ struct Visit {
     hi: Option<Box<[u8]>>,
     fill: Option<u16>,
     parent: Option<BlockAddr>,
+    /// Buffered messages of the ancestors that route into this subtree.
+    above: Vec<Pend>,
 }
 
 fn fam_mask(fams: &[u8]) -> u16 {
@@ -211,14 +215,34 @@ impl Checker<'_> {
             hi: None,
             fill: None,
             parent: None,
+            above: Vec::new(),
         }];
+        let mut files = (self.fs && !t.snap_tree).then(|| Files::new(&t.name, self.nextqid));
         let mut seq = 0u64;
-        while let Some(v) = stack.pop() {
+        while let Some(mut v) = stack.pop() {
             seq += 1;
+            let above = std::mem::take(&mut v.above);
             match self.node(t, &v, &mut info) {
-                Some(n) => self.descend(t, &v, &n, seq, &mut info, &mut stack, found),
-                None => info.damaged = true,
+                Some(n) => {
+                    let mut w = Walking {
+                        info: &mut info,
+                        stack: &mut stack,
+                        found,
+                        files: files.as_mut(),
+                    };
+                    self.descend(t, &v, &n, above, seq, &mut w);
+                }
+                None => {
+                    info.damaged = true;
+                    if !above.is_empty() {
+                        self.resolve(t, v.bp.addr, None, above, &mut info, files.as_mut());
+                    }
+                }
             }
+        }
+        if let Some(f) = files {
+            let found = f.finish(t.root.addr, info.damaged);
+            self.problems.extend(found);
         }
         self.stats.pivots += info.pivots;
         self.stats.leaves += info.leaves;
@@ -330,7 +354,7 @@ impl Checker<'_> {
         let allowed = if t.snap_tree {
             fam_mask(&[KLABEL, KSNAP, KDLIST, KCONF])
         } else {
-            fam_mask(&[KDAT, KENT, KUP, KCONF])
+            fam_mask(&[KDAT, KENT, KUP, KCONF, KCLEAR])
         };
         if n.families & !allowed != 0 {
             let what = format!(
@@ -349,22 +373,19 @@ impl Checker<'_> {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn descend(
         &mut self,
         t: &TreeSpec,
         v: &Visit,
-        n: &NodeSum,
+        n: &Arc<NodeSum>,
+        above: Vec<Pend>,
         seq: u64,
-        info: &mut TreeInfo,
-        stack: &mut Vec<Visit>,
-        found: &mut Vec<Found>,
+        w: &mut Walking<'_>,
     ) {
         let addr = v.bp.addr;
-        let role = if n.leaf { Role::Leaf } else { Role::Pivot };
         if t.snap_tree {
             for (idx, rec) in n.recs.iter().enumerate() {
-                found.push(Found {
+                w.found.push(Found {
                     level: n.level,
                     seq,
                     idx,
@@ -373,40 +394,40 @@ impl Checker<'_> {
                 });
             }
         }
-        for bp in &n.data {
-            if self
-                .reach(
-                    bp,
-                    Use::Data,
-                    Role::Data,
-                    t.owner,
-                    &t.name,
-                    Some((addr, role)),
-                )
-                .is_some()
-            {
-                info.data_blocks += 1;
-            }
+        if n.leaf {
+            self.resolve(t, addr, Some(n), above, w.info, w.files.as_deref_mut());
+            return;
         }
         let Some(below) = n.level.checked_sub(1) else {
             return;
         };
+        let mut per = route(n, addr, above);
         let k = n.children.len();
         for i in (0..k).rev() {
+            let above = per.pop().unwrap_or_default();
             let Some(c) = n.children.get(i) else { continue };
             let lo = if i == 0 { v.lo.clone() } else { c.sep.clone() };
             let hi = match n.children.get(i + 1) {
                 Some(next) => Some(next.sep.clone()),
                 None => v.hi.clone(),
             };
-            stack.push(Visit {
+            w.stack.push(Visit {
                 bp: c.bp,
                 level: Some(below),
                 lo,
                 hi,
                 fill: Some(c.fill),
                 parent: Some(addr),
+                above,
             });
         }
     }
+}
+
+/// The state of one tree's walk that [`Checker::descend`] adds to.
+struct Walking<'a> {
+    info: &'a mut TreeInfo,
+    stack: &'a mut Vec<Visit>,
+    found: &'a mut Vec<Found>,
+    files: Option<&'a mut Files>,
 }

@@ -6,6 +6,7 @@
 //! Every view is a serializable value; `text` renders it for a terminal.
 
 mod block;
+mod files;
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -22,6 +23,7 @@ use crate::store::{SbCopy, Store, TreeId};
 use crate::tree;
 
 pub use block::{decode_block, BlockView};
+pub use files::{cat, deadlist, ls, resolve, stat, SegmentView, StatView};
 
 /// A pointer, for display.
 #[derive(Debug, Clone, Serialize)]
@@ -239,6 +241,12 @@ pub fn tree_levels(s: &Store, label: Option<&str>) -> Result<Vec<Vec<NodeLine>>>
         Some(l) => s.mount(l)?,
         None => TreeId::SNAP,
     };
+    let r = levels_of(s, t);
+    s.unmount(t);
+    r
+}
+
+fn levels_of(s: &Store, t: TreeId) -> Result<Vec<Vec<NodeLine>>> {
     s.with_reader(t, |ctx, root| {
         let mut levels: Vec<Vec<NodeLine>> = vec![Vec::new(); root.height as usize];
         tree::walk(ctx, root, |bp, v| {

@@ -10,6 +10,7 @@
 //! | `KSNAP` 4 | `04 id[8]` | snapshot record |
 //! | `KDLIST` 5 | `05 owner[8] birth[8] seq[8]` | one deadlist segment: head and tail |
 //! | `KCONF` 6 | `06 name` | configuration string |
+//! | `KCLEAR` 7 | `07 qid[8]` | block offset: file `qid`'s data keys from there on are garbage to clear |
 
 use super::codec::{get_u64, PutBe};
 
@@ -27,6 +28,8 @@ pub const KSNAP: u8 = 4;
 pub const KDLIST: u8 = 5;
 /// Configuration.
 pub const KCONF: u8 = 6;
+/// A pending clear of a removed or truncated file's data keys.
+pub const KCLEAR: u8 = 7;
 
 /// The parent qid of a root directory's entry.
 pub const ROOT_PQID: u64 = u64::MAX;
@@ -95,6 +98,12 @@ pub fn dlist_prefix(owner: u64) -> Vec<u8> {
     fixed(KDLIST, owner)
 }
 
+/// `KCLEAR` key of file `qid`: a durable note that its data keys from a
+/// block offset on (the value, 8 bytes) are unreachable and being cleared.
+pub fn clear(qid: u64) -> Vec<u8> {
+    fixed(KCLEAR, qid)
+}
+
 /// `KCONF` key.
 pub fn conf(name: &[u8]) -> Vec<u8> {
     let mut k = vec![KCONF];
@@ -161,6 +170,11 @@ pub enum KeyView<'a> {
         /// Name.
         name: &'a [u8],
     },
+    /// Pending clear.
+    Clear {
+        /// The file.
+        qid: u64,
+    },
     /// Anything else (malformed).
     Other(&'a [u8]),
 }
@@ -189,6 +203,7 @@ impl<'a> KeyView<'a> {
                 _ => KeyView::Other(k),
             },
             (Some(KCONF), n) if n > 1 => KeyView::Conf { name: &k[1..] },
+            (Some(KCLEAR), 9) => u(1).map_or(KeyView::Other(k), |qid| KeyView::Clear { qid }),
             _ => KeyView::Other(k),
         }
     }
@@ -213,6 +228,7 @@ impl std::fmt::Display for KeyView<'_> {
                 write!(f, "dlist gen:{owner} bgen:{birth} seq:{seq}")
             }
             KeyView::Conf { name } => write!(f, "conf {:?}", s(name)),
+            KeyView::Clear { qid } => write!(f, "clear qid:{qid}"),
             KeyView::Other(b) => {
                 f.write_str("raw:")?;
                 for x in b.iter() {

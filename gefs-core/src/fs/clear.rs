@@ -10,9 +10,20 @@
 //! start is block-aligned, unlike the reference's, defect #4). The lock is
 //! released between steps, so one huge remove never stalls other writers.
 //!
+//! Clears are durable: the batch that makes the data unreachable also writes
+//! a `KCLEAR(qid) → from` note in the same tree, every sweep step moves it
+//! forward in the batch that clears its keys, and the last step deletes it.
+//! Attaching a mutable tree queues every note found, so a crash in the
+//! middle of a huge remove leaks nothing: the clear resumes after restart.
+//! A step removes its keys with `Clobber` and hands the data blocks it
+//! found to the store to release in the same batch
+//! ([`Store::upsert_freeing`](crate::store::Store::upsert_freeing)), so the
+//! space comes back at once instead of when a message reaches its leaf.
+//!
 //! Invariants:
 //! - the queue holds at most one clear per `(tree, qid)`, covering every key
-//!   of the file at or beyond `from` (a block offset);
+//!   of the file at or beyond `from` (a block offset), and the tree holds a
+//!   `KCLEAR(qid)` note whose offset is ≤ `from` while it is queued;
 //! - `from ≥ roundup(length, BLKSZ)` for a live file, so writes below the
 //!   length never meet a queued clear; an operation that grows a file first
 //!   drains its clear ([`Fs::settle`]), so a clear never deletes data written
@@ -40,10 +51,12 @@ struct Clear {
     from: u64,
 }
 
-/// The queue of pending clears.
+/// The queue of pending clears, and a mount of every tree that has one (so
+/// the tree stays open until its clears are done).
 #[derive(Debug, Default)]
 pub(super) struct Queue {
     q: VecDeque<Clear>,
+    holds: Vec<super::Mount>,
 }
 
 impl Queue {
@@ -62,11 +75,59 @@ pub struct SweepStep {
 }
 
 impl Fs {
+    /// The durable note for a clear of `qid` from `from`, for the batch that
+    /// makes that data unreachable (it keeps the lowest offset already
+    /// queued). Writer lock held.
+    pub(super) fn clear_note(&self, tree: TreeId, qid: u64, from: u64) -> Msg {
+        let q = self.clears.lock();
+        let from = q
+            .find(tree, qid)
+            .and_then(|i| q.q.get(i))
+            .map_or(from, |c| c.from.min(from));
+        Msg::insert(key::clear(qid), from.to_be_bytes().to_vec())
+    }
+
+    /// Queue the clears a tree's `KCLEAR` notes record (after a restart, or
+    /// when a fork inherits them). Called when a mutable tree is attached.
+    pub(super) fn resume_clears(&self, m: &super::Mount) -> Result<()> {
+        let tree = m.tree();
+        let lo = [key::KCLEAR];
+        let hi = [key::KCLEAR + 1];
+        let mut last: Option<Vec<u8>> = None;
+        loop {
+            let from = match &last {
+                Some(k) => Bound::Excluded(&k[..]),
+                None => Bound::Included(&lo[..]),
+            };
+            let found = self.store.scan(tree, from, Bound::Excluded(&hi[..]), 256)?;
+            if found.is_empty() {
+                return Ok(());
+            }
+            for (k, v) in &found {
+                let (KeyView::Clear { qid }, Ok(off)) =
+                    (KeyView::parse(k), <[u8; 8]>::try_from(&v[..]))
+                else {
+                    return Err(crate::Error::corrupt(
+                        crate::BlockAddr::NONE,
+                        "malformed clear note",
+                    )
+                    .into());
+                };
+                self.queue_clear(m, qid, u64::from_be_bytes(off));
+            }
+            last = found.last().map(|(k, _)| k.clone());
+        }
+    }
+
     /// Queue clearing every `KDAT` key of `qid` at or beyond block offset
     /// `from`. Called with the writer lock held, after the upsert that made
     /// the data unreachable.
-    pub(super) fn queue_clear(&self, tree: TreeId, qid: u64, from: u64) {
+    pub(super) fn queue_clear(&self, m: &super::Mount, qid: u64, from: u64) {
+        let tree = m.tree();
         let mut c = self.clears.lock();
+        if !c.holds.iter().any(|h| h.tree() == tree) {
+            c.holds.push(m.clone());
+        }
         match c.find(tree, qid) {
             Some(i) => {
                 if let Some(x) = c.q.get_mut(i) {
@@ -142,17 +203,35 @@ impl Fs {
             CLEAR_CHUNK,
         )?;
         let mut next = None;
-        let mut msgs = Vec::with_capacity(found.len());
-        for (k, _) in found {
+        let mut msgs = Vec::with_capacity(found.len() + 1);
+        let mut frees = Vec::with_capacity(found.len());
+        for (k, v) in found {
             if let KeyView::Dat { off, .. } = KeyView::parse(&k) {
                 next = off.checked_add(BLKSZ_U64);
             }
-            msgs.push(Msg::bare(Op::Clearb, k));
+            let bp = crate::format::Bptr::from_slice(&v)
+                .map_err(|_| crate::Error::corrupt(crate::BlockAddr::NONE, "data pointer"))?;
+            frees.push(bp);
+            msgs.push(Msg::bare(Op::Clobber, k));
         }
         let n = msgs.len();
-        if n > 0 {
-            self.store.upsert(c.tree, msgs, Tier::Reserve)?;
-        }
+        let done = !(n == CLEAR_CHUNK && next.is_some());
+        // The note after this step: the queue entry's offset if something
+        // lowered it, the next key's if more remain, else gone.
+        let lowered = {
+            let q = self.clears.lock();
+            q.find(c.tree, c.qid)
+                .and_then(|i| q.q.get(i))
+                .map(|x| x.from)
+                .filter(|&f| f < c.from)
+        };
+        msgs.push(match (lowered, next) {
+            (Some(f), _) => Msg::insert(key::clear(c.qid), f.to_be_bytes().to_vec()),
+            (None, Some(nx)) if !done => Msg::insert(key::clear(c.qid), nx.to_be_bytes().to_vec()),
+            _ => Msg::delete(key::clear(c.qid)),
+        });
+        self.store
+            .upsert_freeing(c.tree, msgs, &frees, Tier::Reserve)?;
         let mut q = self.clears.lock();
         if let Some(i) = q.find(c.tree, c.qid) {
             match next {
@@ -168,6 +247,9 @@ impl Fs {
                     let lowered = q.q.get(i).is_some_and(|x| x.from < c.from);
                     if !lowered {
                         q.q.remove(i);
+                        if !q.q.iter().any(|x| x.tree == c.tree) {
+                            q.holds.retain(|h| h.tree() != c.tree);
+                        }
                     }
                 }
             }

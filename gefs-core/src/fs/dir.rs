@@ -99,6 +99,8 @@ impl Fs {
         let mut msgs = vec![Msg::delete(key::ent(loc.pqid, &loc.name))];
         if d.is_dir() {
             msgs.push(Msg::bare(Op::Clobber, key::up(d.qid_path)));
+        } else {
+            msgs.push(self.clear_note(m.tree, d.qid_path, 0));
         }
         msgs.push(touch(&ploc, who));
         self.nodes.begin(m.tree, d.qid_path);
@@ -107,7 +109,7 @@ impl Fs {
             return Err(e.into());
         }
         if !d.is_dir() {
-            self.queue_clear(m.tree, d.qid_path, 0);
+            self.queue_clear(m, d.qid_path, 0);
         }
         self.nodes.removed(m.tree, d.qid_path);
         Ok(())

@@ -252,7 +252,7 @@ impl Fs {
                 .checked_add(data.len() as u64)
                 .filter(|&e| e <= MAX_LEN)
                 .ok_or_else(|| Error::Invalid("write past the largest file".into()))?;
-            if end > d.length && !self.ready_to_grow(m.tree, q, d.length, end)? {
+            if end > d.length && !self.ready_to_grow(m, q, d.length, end)? {
                 drop(g);
                 self.settle(m.tree, q)?;
                 continue;
@@ -347,7 +347,8 @@ impl Fs {
     /// Whether file `q` may grow from `len` to `end` now: no clear pending,
     /// and no keys left in the range it grows over (leftovers of a clear a
     /// crash interrupted, which are then queued). Writer lock held.
-    pub(super) fn ready_to_grow(&self, tree: TreeId, q: u64, len: u64, end: u64) -> Result<bool> {
+    pub(super) fn ready_to_grow(&self, m: &Mount, q: u64, len: u64, end: u64) -> Result<bool> {
+        let tree = m.tree();
         if self.clear_pending(tree, q) {
             return Ok(false);
         }
@@ -362,7 +363,7 @@ impl Fs {
         if left.is_empty() {
             return Ok(true);
         }
-        self.queue_clear(tree, q, from);
+        self.queue_clear(m, q, from);
         Ok(false)
     }
 
@@ -377,6 +378,8 @@ impl Fs {
         nl: u64,
         msgs: &mut Vec<Msg>,
     ) -> Result<Option<Bptr>> {
+        let from = roundup(nl);
+        msgs.push(self.clear_note(tree, d.qid_path, from));
         let keep = (nl % BLKSZ_U64) as usize;
         if keep == 0 {
             return Ok(None);

@@ -128,14 +128,43 @@ impl DirEntry {
     }
 }
 
-/// An attached tree.
+/// An attached tree. Clones share one hold on the store's mount of the
+/// tree; dropping the last releases it ([`Store::unmount`]), so a snapshot
+/// nobody has attached can be deleted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mount {
     tree: TreeId,
     mutable: bool,
     label: String,
     root: u64,
+    hold: Arc<Hold>,
 }
+
+/// One [`Store::mount`], released when dropped.
+struct Hold {
+    store: Arc<Store>,
+    tree: TreeId,
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        self.store.unmount(self.tree);
+    }
+}
+
+impl std::fmt::Debug for Hold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Hold({:?})", self.tree)
+    }
+}
+
+impl PartialEq for Hold {
+    fn eq(&self, o: &Hold) -> bool {
+        self.tree == o.tree
+    }
+}
+
+impl Eq for Hold {}
 
 impl Mount {
     /// The store's tree.
@@ -156,6 +185,15 @@ impl Mount {
     /// The root directory's qid path.
     pub fn root_qid(&self) -> u64 {
         self.root
+    }
+
+    /// The same tree, refusing every change (the server's `dump` view of a
+    /// mutable label).
+    pub fn read_only(&self) -> Mount {
+        Mount {
+            mutable: false,
+            ..self.clone()
+        }
     }
 }
 
@@ -261,6 +299,10 @@ impl Fs {
     /// Attach to the tree `label` names: its mount and root entry.
     pub fn attach(&self, label: &str) -> Result<(Mount, Entry)> {
         let tree = self.store.mount(label)?;
+        let hold = Arc::new(Hold {
+            store: self.store.clone(),
+            tree,
+        });
         let loc = Loc::at(key::ROOT_PQID, b"");
         let seen = self.nodes.seq();
         let d = self
@@ -272,7 +314,12 @@ impl Fs {
             mutable,
             label: label.to_string(),
             root: d.qid_path,
+            hold,
         };
+        if mutable {
+            let _g = self.writer();
+            self.resume_clears(&m)?;
+        }
         let reg = self.nodes.register(tree, d.qid_path, loc.clone(), seen);
         Ok((m, self.entry(reg.node, &loc, d)))
     }

@@ -41,6 +41,9 @@ pub(super) struct Loc {
     pub gone: bool,
     /// A move or remove of this key is in flight.
     pub moving: bool,
+    /// Bumped by every change, so that a reader can tell "moved away and
+    /// back" from "not moved".
+    pub ver: u64,
 }
 
 impl Loc {
@@ -51,6 +54,7 @@ impl Loc {
             name: name.to_vec(),
             gone: false,
             moving: false,
+            ver: 0,
         }
     }
 }
@@ -158,7 +162,10 @@ impl Nodes {
         t.seq += 1;
         t.inflight = inflight;
         if let Some(n) = t.live.get(&(tree, qid)).and_then(Weak::upgrade) {
-            f(&mut n.loc.lock());
+            let mut l = n.loc.lock();
+            let ver = l.ver;
+            f(&mut l);
+            l.ver = ver + 1;
         }
     }
 

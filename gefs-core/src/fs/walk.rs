@@ -162,7 +162,7 @@ impl Fs {
     /// own location is the authority.
     fn found(&self, node: Arc<Node>, cloc: &Loc, cd: Xdir) -> Entry {
         let loc = node.loc();
-        if loc.gone || loc == *cloc {
+        if loc.gone || (loc.pqid == cloc.pqid && loc.name == cloc.name) {
             self.entry(node, cloc, cd)
         } else {
             self.entry(node, &loc, cd)

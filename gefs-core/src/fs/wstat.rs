@@ -92,7 +92,7 @@ impl Fs {
             let (loc, d) = self.current(m, e)?;
             let plan = self.plan(m, &loc, &d, c, who, check)?;
             if let Some(nl) = plan.grow {
-                if !self.ready_to_grow(m.tree, q, d.length, nl)? {
+                if !self.ready_to_grow(m, q, d.length, nl)? {
                     drop(g);
                     self.settle(m.tree, q)?;
                     continue;
@@ -120,7 +120,7 @@ impl Fs {
             return Err(err.into());
         }
         if let Some(nl) = plan.shrink {
-            self.queue_clear(m.tree, q, nl.div_ceil(BLKSZ_U64) * BLKSZ_U64);
+            self.queue_clear(m, q, nl.div_ceil(BLKSZ_U64) * BLKSZ_U64);
         }
         if let Some((_, name)) = &plan.rename {
             self.nodes.moved(m.tree, q, loc.pqid, name);

@@ -1,6 +1,7 @@
 //! The commit (sync) protocol.
 //!
-//! Under the mutation lock:
+//! Under the mutation lock, after every tree's write buffer is applied to
+//! the tree (`wbuf.rs`):
 //! 1. every changed tree's root is recorded in its snapshot record, in the
 //!    snapshot tree (which is itself copy-on-write);
 //! 2. the allocator appends this interval's allocations and frees to each
@@ -56,6 +57,9 @@ impl Store {
                 wrote: false,
             });
         }
+        // Apply the write buffers first; if one cannot be applied, nothing
+        // has changed and the sync fails without latching.
+        self.drain_all(&mut m)?;
         let r = self.commit_locked(&mut m);
         if r.is_err() {
             self.latch();
@@ -69,6 +73,7 @@ impl Store {
     fn commit_locked(&self, m: &mut Mutation) -> Result<u64> {
         self.record_roots(m)?;
         let gen = m.commit_gen + 1;
+        self.allocs.fetch_add(1, Ordering::Relaxed);
         let (arenas, out) = self.alloc.commit(Gen(gen))?;
         // Fresh working generations for every tree; nextgen is committed
         // with them, so a generation is never handed out twice.
@@ -102,6 +107,7 @@ impl Store {
             t.wgen = w;
             t.dirty = false;
         }
+        m.close_idle();
         self.commits.fetch_add(1, Ordering::Relaxed);
         self.defer_durable(out.release);
         Ok(gen)

@@ -3,6 +3,7 @@
 //! (upserts, under the mutation lock, for one tree).
 
 use std::cell::RefCell;
+use std::sync::Arc;
 
 use super::Store;
 use crate::alloc::{Kind, Tier};
@@ -10,16 +11,25 @@ use crate::cache::Block;
 use crate::error::{Error, Result};
 use crate::format::{Bptr, BLKSZ};
 use crate::ids::Gen;
+use crate::tree::pending::{no_runs, Run, Runs};
 use crate::tree::NodeStore;
 
-/// A read-only context: reads verified nodes, refuses to write.
+/// A read-only context: reads verified nodes, refuses to write. It may
+/// carry a tree's write buffer ([`NodeStore::pending`]).
 pub struct ReadCtx<'s> {
     s: &'s Store,
+    runs: Runs,
 }
 
 impl<'s> ReadCtx<'s> {
+    /// A context that sees the tree's blocks only.
     pub(crate) fn new(s: &'s Store) -> ReadCtx<'s> {
-        ReadCtx { s }
+        ReadCtx { s, runs: no_runs() }
+    }
+
+    /// A context that also applies a tree's write buffer.
+    pub(crate) fn with_runs(s: &'s Store, runs: Runs) -> ReadCtx<'s> {
+        ReadCtx { s, runs }
     }
 
     /// Read a data block (verified).
@@ -44,6 +54,10 @@ impl<'s> NodeStore for ReadCtx<'s> {
 
     fn free(&self, _bp: &Bptr) -> Result<()> {
         Err(Error::ReadOnly)
+    }
+
+    fn pending(&self) -> &[Arc<Run>] {
+        &self.runs
     }
 }
 

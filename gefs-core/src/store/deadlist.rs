@@ -30,13 +30,17 @@ use crate::ids::{BlockAddr, Gen};
 /// Addresses per deadlist block.
 const PER_BLOCK: usize = LOGSPC / 8;
 
-/// One segment as stored in the snapshot tree.
+/// One deadlist segment as stored in the snapshot tree.
 #[derive(Debug, Clone)]
-pub(crate) struct Segment {
-    pub(crate) owner: u64,
-    pub(crate) birth: u64,
-    pub(crate) seq: u64,
-    pub(crate) val: DlistVal,
+pub struct Segment {
+    /// The snapshot record that owns it.
+    pub owner: u64,
+    /// Birth generation of its blocks.
+    pub birth: u64,
+    /// Segment number.
+    pub seq: u64,
+    /// Head and tail of its chain.
+    pub val: DlistVal,
 }
 
 impl Segment {
@@ -92,8 +96,8 @@ impl Store {
         Ok(msgs)
     }
 
-    /// Every segment owned by snapshot `owner`.
-    pub(crate) fn segments(&self, owner: u64) -> Result<Vec<Segment>> {
+    /// Every deadlist segment owned by snapshot `owner`.
+    pub fn segments(&self, owner: u64) -> Result<Vec<Segment>> {
         let lo = key::dlist_prefix(owner);
         let hi = key::prefix_end(&lo);
         let mut out = Vec::new();
@@ -125,8 +129,8 @@ impl Store {
         }
     }
 
-    /// The addresses a segment lists, and its own chain's pointers.
-    pub(crate) fn read_segment(&self, seg: &Segment) -> Result<(Vec<BlockAddr>, Vec<Bptr>)> {
+    /// The addresses a segment lists, and its own chain (each block verified).
+    pub fn read_segment(&self, seg: &Segment) -> Result<(Vec<BlockAddr>, Vec<Bptr>)> {
         let mut addrs = Vec::new();
         let mut chain = Vec::new();
         let mut at = seg.val.head;

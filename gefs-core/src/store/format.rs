@@ -145,7 +145,7 @@ impl Store {
             Tier::Normal,
         ))?;
         m.trees[0].root = root;
-        self.roots.write()[0] = root;
+        self.roots.write()[0] = super::Published::bare(root);
         let mut snap_msgs = Vec::new();
         for (label, mutable, qid) in [
             ("empty", false, QID_MAIN_ROOT),
@@ -192,7 +192,7 @@ impl Store {
         let mut st = super::open::snap_tree_state(root, id);
         st.label = label.to_string();
         m.trees.push(st);
-        self.roots.write().push(root);
+        self.roots.write().push(super::Published::bare(root));
         Ok(TreeId(m.trees.len() - 1))
     }
 

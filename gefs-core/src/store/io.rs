@@ -64,6 +64,7 @@ impl Store {
         build: impl FnOnce(&mut [u8; BLKSZ]) -> Result<R>,
     ) -> Result<(Bptr, Block<'_>, R)> {
         self.writable()?;
+        self.allocs.fetch_add(1, Ordering::Relaxed);
         let addr = self.alloc.alloc(kind, tier)?;
         if self.cache.under_pressure(addr) {
             if let Err(e) = self.relieve_pressure() {

@@ -5,9 +5,10 @@
 //! - `mutlk` (the mutation lock) serialises every change: tree upserts,
 //!   allocations on behalf of trees, mounts and commits. It guards
 //!   [`Mutation`], the writer's view of every open tree.
-//! - `roots` publishes each tree's current root to readers. Readers take it
-//!   only briefly, inside an epoch guard, and never take `mutlk`: a lookup
-//!   or scan runs concurrently with the writer on the root it found.
+//! - `roots` publishes each tree's current root and write buffer to
+//!   readers. Readers take it only briefly, inside an epoch guard, and never
+//!   take `mutlk`: a lookup or scan runs concurrently with the writer on the
+//!   root and buffer runs it found (immutable, shared through `Arc`).
 //! - `wb` serialises device writes of cached blocks against the reuse of
 //!   freed addresses, so a stale write can never land on a reused block.
 //! - cache shard locks and arena locks are innermost and never held across
@@ -18,6 +19,10 @@
 //! soon as no reader can see it; any other block is still used by the
 //! durable state, so its free is logged by the next commit and it is
 //! reusable only once that commit is durable *and* no reader can see it.
+//!
+//! Upserts are buffered per tree between syncs and applied in large
+//! batches (`wbuf.rs`); lookups and scans apply the buffer on top of the
+//! tree.
 //!
 //! The first failed device write or flush latches the store read-only; a
 //! commit that saw an error is never reported as done (`commit.rs`).
@@ -30,6 +35,9 @@ mod io;
 mod open;
 mod reclaim;
 mod snap;
+mod wbuf;
+
+use wbuf::Buffered;
 
 use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -50,6 +58,7 @@ use crate::ids::Gen;
 use crate::tree::{self, Root};
 
 pub use commit::CommitInfo;
+pub use deadlist::Segment;
 pub use format::{default_users, valid_user, FormatOpts};
 pub use open::{read_superblock, sb_b_addr, SbChoice, SbCopy};
 use reclaim::Deferred;
@@ -64,11 +73,33 @@ pub struct Config {
     pub read_only: bool,
 }
 
+/// Bytes of upserts a store keeps in memory between syncs, over all trees,
+/// unless [`Store::set_write_buffer_bytes`] says otherwise.
+pub const DEFAULT_WRITE_BUFFER_BYTES: usize = 4 << 20;
+
 impl Default for Config {
     fn default() -> Self {
         Config {
             cache_bytes: 64 << 20,
             read_only: false,
+        }
+    }
+}
+
+/// A tree's state as readers see it.
+#[derive(Debug, Clone)]
+struct Published {
+    root: Root,
+    /// Its write buffer: accepted messages not yet in the tree.
+    runs: tree::pending::Runs,
+}
+
+impl Published {
+    /// A tree with nothing buffered.
+    fn bare(root: Root) -> Published {
+        Published {
+            root,
+            runs: tree::pending::no_runs(),
         }
     }
 }
@@ -100,9 +131,21 @@ struct TreeState {
     /// Blocks killed since the last commit that a snapshot still holds, by
     /// birth generation; written as deadlist segments at the commit.
     dead: std::collections::BTreeMap<u64, Vec<crate::ids::BlockAddr>>,
+    /// Upserts accepted but not yet applied to the tree.
+    wbuf: wbuf::WriteBuf,
+    /// Holders of the mount ([`Store::mount`] minus [`Store::unmount`]).
+    refs: u32,
+    /// Retired: nobody holds it and its last change is committed (or its
+    /// snapshot was deleted). A later mount of the label reopens the slot.
+    closed: bool,
 }
 
 impl TreeState {
+    /// The write buffer's runs, oldest first.
+    fn wbuf_runs_msgs(&self) -> Vec<&[Msg]> {
+        self.wbuf.run_msgs()
+    }
+
     fn policy(&self) -> ctx::Policy {
         ctx::Policy {
             wgen: self.wgen,
@@ -142,6 +185,16 @@ impl Mutation {
         self.trees.iter().any(|t| t.dirty)
     }
 
+    /// Retire trees nobody holds that have nothing left to commit.
+    fn close_idle(&mut self) {
+        for t in self.trees.iter_mut().skip(1) {
+            if t.refs == 0 && !t.dirty && !t.closed {
+                t.closed = true;
+                t.dead.clear();
+            }
+        }
+    }
+
     fn take_gen(&mut self) -> Gen {
         let g = Gen(self.nextgen);
         self.nextgen += 1;
@@ -176,13 +229,20 @@ pub struct Store {
     alloc: Allocator,
     epochs: Epochs<Deferred>,
     read_only: bool,
+    /// Bytes of upserts kept in the write buffers, at most.
+    wbuf_cap: std::sync::atomic::AtomicUsize,
     broken: AtomicBool,
     mutlk: Mutex<Mutation>,
-    roots: RwLock<Vec<Root>>,
+    roots: RwLock<Vec<Published>>,
     wb: Mutex<()>,
     sb_choice: SbChoice,
     blocks_written: AtomicU64,
     commits: AtomicU64,
+    /// Allocation attempts (new blocks and commits) since open: while it
+    /// does not move, free space can only have grown.
+    allocs: AtomicU64,
+    /// The `Normal`-tier free space measured at `allocs` = `.0`.
+    headroom: Mutex<(u64, u64)>,
 }
 
 impl std::fmt::Debug for Store {
@@ -257,6 +317,14 @@ impl Store {
         }
     }
 
+    /// Bound the memory the write buffers may take (bytes of buffered
+    /// messages over all trees, see `store/wbuf.rs`); 0 applies every upsert
+    /// to its tree at once. The default is [`DEFAULT_WRITE_BUFFER_BYTES`].
+    /// A lower bound takes effect at the next upsert.
+    pub fn set_write_buffer_bytes(&self, bytes: usize) {
+        self.wbuf_cap.store(bytes, Ordering::Relaxed);
+    }
+
     /// The allocator (for checks, dumps and benchmarks).
     pub fn allocator(&self) -> &Allocator {
         &self.alloc
@@ -267,22 +335,47 @@ impl Store {
         &self.cache
     }
 
-    /// The current root of an open tree.
+    /// The current root of an open tree. Upserts still in the write buffer
+    /// are not in it (they are after a [`Store::sync`]).
     pub fn root(&self, t: TreeId) -> Result<Root> {
+        Ok(self.published(t)?.root)
+    }
+
+    /// What readers of tree `t` see: its root and write buffer.
+    fn published(&self, t: TreeId) -> Result<Published> {
         self.roots
             .read()
             .get(t.0)
-            .copied()
+            .cloned()
             .ok_or_else(|| Error::Invalid(format!("no open tree {}", t.0)))
     }
 
-    /// Open the tree a label names. Mutable labels give a tree that accepts
-    /// changes; immutable ones a read-only view. Opening the same label
-    /// twice gives the same tree.
+    /// Publish tree `t`'s root and write buffer to readers, together.
+    fn publish(&self, t: TreeId, root: Root, runs: tree::pending::Runs) {
+        if let Some(p) = self.roots.write().get_mut(t.0) {
+            *p = Published { root, runs };
+        }
+    }
+
+    /// Open the tree a label names, for one holder: mutable labels give a
+    /// tree that accepts changes, immutable ones a read-only view. Opening
+    /// an open label gives the same tree. Each mount should be paired with
+    /// an [`Store::unmount`] (the file-system layer's `Mount` does it when
+    /// dropped); a tree nobody holds is retired after its changes are
+    /// committed, and its snapshot can then be deleted.
     pub fn mount(&self, label: &str) -> Result<TreeId> {
         let mut m = self.mutlk.lock();
-        if let Some(i) = m.trees.iter().skip(1).position(|t| t.label == label) {
-            return Ok(TreeId(i + 1));
+        let slot = m
+            .trees
+            .iter()
+            .skip(1)
+            .position(|t| t.label == label)
+            .map(|i| i + 1);
+        if let Some(i) = slot {
+            if !m.trees[i].closed {
+                m.trees[i].refs += 1;
+                return Ok(TreeId(i));
+            }
         }
         let lv = self
             .lookup(TreeId::SNAP, &key::label(label.as_bytes()))?
@@ -299,7 +392,7 @@ impl Store {
             height: rec.ht,
         };
         let wgen = m.take_gen();
-        m.trees.push(TreeState {
+        let st = TreeState {
             label: label.to_string(),
             rec,
             mutable: lv.is_mutable(),
@@ -307,49 +400,134 @@ impl Store {
             wgen,
             dirty: false,
             dead: Default::default(),
-        });
-        self.roots.write().push(root);
-        Ok(TreeId(m.trees.len() - 1))
+            wbuf: Default::default(),
+            refs: 1,
+            closed: false,
+        };
+        match slot {
+            Some(i) => {
+                m.trees[i] = st;
+                self.publish(TreeId(i), root, tree::pending::no_runs());
+                Ok(TreeId(i))
+            }
+            None => {
+                m.trees.push(st);
+                self.roots.write().push(Published::bare(root));
+                Ok(TreeId(m.trees.len() - 1))
+            }
+        }
+    }
+
+    /// Release one holder of a mounted tree. When nobody holds it, it is
+    /// retired at once if it has nothing to commit, else after the commit.
+    pub fn unmount(&self, t: TreeId) {
+        if t == TreeId::SNAP {
+            return;
+        }
+        let mut m = self.mutlk.lock();
+        if let Some(ts) = m.trees.get_mut(t.0) {
+            ts.refs = ts.refs.saturating_sub(1);
+        }
+        m.close_idle();
+    }
+
+    /// Holders of the tree a snapshot record is open as (0 if it is not).
+    fn holders(m: &Mutation, id: u64) -> u32 {
+        m.trees
+            .iter()
+            .skip(1)
+            .filter(|t| !t.closed && t.rec.gen == id)
+            .map(|t| t.refs)
+            .sum()
     }
 
     /// Apply a batch of messages to a tree atomically. `tier` says how deep
     /// into the free space the change may reach: [`Tier::Normal`] for
     /// ordinary writes, [`Tier::Reserve`] for changes that free space
     /// (removes, deletions), which must work on a full device.
+    ///
+    /// The batch may be kept in the write buffer until the next sync
+    /// (`store/wbuf.rs`); lookups and scans see it at once either way.
     pub fn upsert(&self, t: TreeId, msgs: Vec<Msg>, tier: Tier) -> Result<()> {
         self.writable()?;
         let mut m = self.mutlk.lock();
-        let r = self.upsert_locked(&mut m, t, msgs, tier);
+        let r = self.upsert_buffered(&mut m, t, msgs, tier);
+        drop(m);
+        // A buffered batch freed nothing: no epoch work to do.
+        if !matches!(r, Ok(Buffered::Yes)) {
+            self.collect()?;
+        }
+        r.map(|_| ())
+    }
+
+    /// Like [`Store::upsert`], and in the same atomic step release the data
+    /// blocks `frees` names (under the tree's snapshot rules: a block a
+    /// snapshot still holds goes to the tree's deadlist). For removing data
+    /// pointers with `Op::Clobber` (which frees nothing when it reaches a
+    /// leaf) while giving the space back at once, instead of when a
+    /// `Clearb` would reach its leaf. The caller guarantees each block is
+    /// referenced only by the keys this batch removes. Never buffered: the
+    /// batch is applied at once, together with the tree's write buffer.
+    pub fn upsert_freeing(
+        &self,
+        t: TreeId,
+        msgs: Vec<Msg>,
+        frees: &[Bptr],
+        tier: Tier,
+    ) -> Result<()> {
+        self.writable()?;
+        let mut m = self.mutlk.lock();
+        let r = self.upsert_frees_locked(&mut m, t, msgs, frees, tier);
         drop(m);
         self.collect()?;
         r
     }
 
+    /// Apply tree `t`'s write buffer and then `msgs` to the tree, atomically:
+    /// on error neither the tree nor the buffer has changed.
     fn upsert_locked(&self, m: &mut Mutation, t: TreeId, msgs: Vec<Msg>, tier: Tier) -> Result<()> {
+        self.upsert_frees_locked(m, t, msgs, &[], tier)
+    }
+
+    fn upsert_frees_locked(
+        &self,
+        m: &mut Mutation,
+        t: TreeId,
+        msgs: Vec<Msg>,
+        frees: &[Bptr],
+        tier: Tier,
+    ) -> Result<()> {
         let ts = m.tree(t)?;
         if !ts.mutable {
             return Err(Error::ReadOnly);
         }
         let ctx = ctx::WriteCtx::new(self, ts.policy(), tier);
-        let root = tree::upsert(&ctx, &ts.root, msgs)?;
+        let mut parts: Vec<&[Msg]> = ts.wbuf_runs_msgs();
+        parts.push(&msgs);
+        let root = tree::upsert_runs(&ctx, &ts.root, &parts)?;
+        drop(parts);
+        for bp in frees {
+            use crate::tree::NodeStore;
+            // Errors are remembered by the context and reported by finish.
+            let _ = ctx.free(bp);
+        }
         let killed = ctx.finish()?;
         let ts = m.tree_mut(t)?;
         ts.root = root;
         ts.dirty = true;
+        ts.wbuf = Default::default();
         for bp in killed {
             ts.dead.entry(bp.gen.0).or_default().push(bp.addr);
         }
-        if let Some(r) = self.roots.write().get_mut(t.0) {
-            *r = root;
-        }
+        self.publish(t, root, tree::pending::no_runs());
         Ok(())
     }
 
     /// Look a key up in a tree.
     pub fn lookup(&self, t: TreeId, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let _g = self.epochs.pin();
-        let root = self.root(t)?;
-        tree::lookup(&ctx::ReadCtx::new(self), &root, key)
+        let p = self.published(t)?;
+        tree::lookup(&ctx::ReadCtx::with_runs(self, p.runs), &p.root, key)
     }
 
     /// Scan a tree over `[from, to)` for at most `limit` entries. To resume,
@@ -362,8 +540,14 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let _g = self.epochs.pin();
-        let root = self.root(t)?;
-        tree::scan(&ctx::ReadCtx::new(self), &root, from, to, limit)
+        let p = self.published(t)?;
+        tree::scan(
+            &ctx::ReadCtx::with_runs(self, p.runs),
+            &p.root,
+            from,
+            to,
+            limit,
+        )
     }
 
     /// Allocate and write a data block for tree `t` (`hint` = the file's
@@ -379,16 +563,22 @@ impl Store {
         fill: impl FnOnce(&mut [u8; BLKSZ]),
     ) -> Result<Bptr> {
         self.writable()?;
-        let m = self.mutlk.lock();
-        let ts = m.tree(t)?;
-        if !ts.mutable {
+        let mut m = self.mutlk.lock();
+        if !m.tree(t)?.mutable {
             return Err(Error::ReadOnly);
         }
+        self.keep_margin(&mut m, 1)?;
+        let ts = m.tree(t)?;
         let (bp, _b, ()) = self.new_block(Kind::Data { hint, seq }, tier, ts.wgen, |buf| {
             fill(buf);
             Ok(())
         })?;
         Ok(bp)
+    }
+
+    /// Whether an open tree accepts changes (a mutable label's tree).
+    pub fn is_mutable(&self, t: TreeId) -> Result<bool> {
+        Ok(self.mutlk.lock().tree(t)?.mutable)
     }
 
     /// Read a data block, verified against its pointer.
@@ -408,15 +598,18 @@ impl Store {
 
     /// Run `f` inside an epoch guard with a reader context over tree `t`:
     /// every block reachable from the root it is given stays valid until `f`
-    /// returns (checks, dumps, long scans).
+    /// returns (checks, dumps, long scans). The context carries the tree's
+    /// write buffer as it was when the root was taken, so
+    /// [`tree::lookup`] and [`tree::scan`] through it see every upsert;
+    /// [`tree::walk`] sees the tree's blocks only.
     pub fn with_reader<R>(
         &self,
         t: TreeId,
         f: impl FnOnce(&ctx::ReadCtx<'_>, &Root) -> Result<R>,
     ) -> Result<R> {
         let _g = self.epochs.pin();
-        let root = self.root(t)?;
-        f(&ctx::ReadCtx::new(self), &root)
+        let p = self.published(t)?;
+        f(&ctx::ReadCtx::with_runs(self, p.runs), &p.root)
     }
 }
 
@@ -426,3 +619,5 @@ pub use ctx::ReadCtx;
 mod snap_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod wbuf_tests;

@@ -144,7 +144,11 @@ impl Store {
         m: Mutation,
         geo: crate::format::superblock::Geometry,
     ) -> Store {
-        let roots = m.trees.iter().map(|t| t.root).collect();
+        let roots = m
+            .trees
+            .iter()
+            .map(|t| super::Published::bare(t.root))
+            .collect();
         Store {
             dev,
             geo,
@@ -152,6 +156,7 @@ impl Store {
             alloc,
             epochs: Epochs::new(),
             read_only: cfg.read_only,
+            wbuf_cap: std::sync::atomic::AtomicUsize::new(super::DEFAULT_WRITE_BUFFER_BYTES),
             broken: AtomicBool::new(false),
             mutlk: Mutex::new(m),
             roots: RwLock::new(roots),
@@ -165,6 +170,8 @@ impl Store {
             },
             blocks_written: AtomicU64::new(0),
             commits: AtomicU64::new(0),
+            allocs: AtomicU64::new(1),
+            headroom: Mutex::new((0, 0)),
         }
     }
 }
@@ -189,6 +196,9 @@ pub(super) fn snap_tree_state(root: Root, wgen: Gen) -> TreeState {
         wgen,
         dirty: false,
         dead: Default::default(),
+        refs: 1,
+        closed: false,
+        wbuf: Default::default(),
     }
 }
 

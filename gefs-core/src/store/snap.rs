@@ -101,7 +101,7 @@ impl Store {
         m.trees
             .iter()
             .skip(1)
-            .position(|t| t.rec.gen == id)
+            .position(|t| !t.closed && t.rec.gen == id)
             .map(|i| i + 1)
     }
 
@@ -153,6 +153,8 @@ impl Store {
             return Err(Error::Invalid(format!("{new} is a reserved name")));
         }
         let mut m = self.mutlk.lock();
+        // Snapshots record the trees' roots: apply their write buffers.
+        self.drain_all(&mut m)?;
         if self.label_val(new)?.is_some() {
             return Err(Error::Exists(format!("label {new}")));
         }
@@ -277,10 +279,12 @@ impl Store {
             return Err(Error::Invalid(format!("{name} cannot be deleted")));
         }
         let mut m = self.mutlk.lock();
+        // Snapshot records take the trees' roots: apply their write buffers.
+        self.drain_all(&mut m)?;
         let lv = self
             .label_val(name)?
             .ok_or_else(|| Error::NotFound(format!("label {name}")))?;
-        if Self::mounted(&m, lv.id).is_some() {
+        if Self::holders(&m, lv.id) > 0 {
             return Err(Error::Invalid(format!("{name} is in use")));
         }
         let mut b = Batch::default();
@@ -294,7 +298,7 @@ impl Store {
         let mut next = Some(r.gen);
         while let Some(id) = next.take() {
             let r = self.record(&b, id)?;
-            if r.nlbl == 0 && r.nref == 0 && Self::mounted(&m, id).is_none() {
+            if r.nlbl == 0 && r.nref == 0 && Self::holders(&m, id) == 0 {
                 next = self.delete_record(&m, &mut b, r)?;
             }
         }
@@ -366,7 +370,7 @@ impl Store {
             }
             Ok(())
         })?;
-        tree::data_ptrs(&ctx, &root, |bp| {
+        tree::owned_data_ptrs(&ctx, &root, |bp| {
             if bp.gen.0 > thr {
                 doomed.insert(bp.addr);
             }
@@ -385,6 +389,14 @@ impl Store {
         let mut msgs = b.msgs;
         for id in &b.gone {
             msgs.push(Msg::delete(key::snap(*id)));
+            // An open tree nobody holds whose snapshot is gone: retire it;
+            // its blocks were swept or handed to its successor above.
+            if let Some(i) = Self::mounted(m, *id) {
+                let ts = &mut m.trees[i];
+                ts.closed = true;
+                ts.dirty = false;
+                ts.dead.clear();
+            }
         }
         for (id, mut r) in b.recs {
             if let Some(i) = Self::mounted(m, id) {
@@ -402,34 +414,68 @@ impl Store {
     /// tree a mutable label names.
     pub fn set_conf(&self, label: Option<&str>, name: &str, val: &[u8]) -> Result<()> {
         let t = self.conf_tree(label)?;
-        self.upsert(
+        let r = self.upsert(
             t,
             vec![Msg::insert(key::conf(name.as_bytes()), val.to_vec())],
             Tier::Reserve,
-        )
+        );
+        self.unmount(t);
+        r
     }
 
     /// Remove a configuration key (removing one that is not set is not an
     /// error; the reference asserts, §13.2 #17).
     pub fn clear_conf(&self, label: Option<&str>, name: &str) -> Result<()> {
         let t = self.conf_tree(label)?;
-        self.upsert(
+        let r = self.upsert(
             t,
             vec![Msg::delete(key::conf(name.as_bytes()))],
             Tier::Reserve,
-        )
+        );
+        self.unmount(t);
+        r
     }
 
     /// A configuration key, looked up in a label's tree (if given and set
     /// there), then globally.
+    ///
+    /// Reading a label's setting does not mount its tree (a mounted label cannot be deleted,
+    /// and the daemon's retention pass reads every mutable label's `retain`).
     pub fn conf(&self, label: Option<&str>, name: &str) -> Result<Option<Vec<u8>>> {
         if let Some(l) = label {
-            let t = self.mount(l)?;
-            if let Some(v) = self.lookup(t, &key::conf(name.as_bytes()))? {
+            if let Some(v) = self.label_lookup(l, &key::conf(name.as_bytes()))? {
                 return Ok(Some(v));
             }
         }
         self.lookup(TreeId::SNAP, &key::conf(name.as_bytes()))
+    }
+
+    /// Look a key up in the tree `label` names without mounting it: a mounted tree's current
+    /// root, else the root its snapshot record holds (which only a mount can change).
+    fn label_lookup(&self, label: &str, k: &[u8]) -> Result<Option<Vec<u8>>> {
+        let _g = self.epochs.pin();
+        let mounted = {
+            let m = self.mutlk.lock();
+            m.trees
+                .iter()
+                .skip(1)
+                .position(|t| t.label == label)
+                .map(|i| TreeId(i + 1))
+        };
+        let root = match mounted {
+            Some(t) => self.root(t)?,
+            None => {
+                let lv = self
+                    .label_val(label)?
+                    .ok_or_else(|| Error::NotFound(format!("label {label}")))?;
+                let rec = self.record(&Batch::default(), lv.id)?;
+                Root {
+                    bp: rec.root,
+                    height: rec.ht,
+                }
+            }
+        };
+        tree::lookup(&super::ReadCtx::new(self), &root, k)
     }
 
     fn conf_tree(&self, label: Option<&str>) -> Result<TreeId> {

@@ -13,20 +13,149 @@
 //! - sizes are computed exactly as the node builders account them, so a
 //!   content that [`fits`] always encodes.
 
+use std::cmp::Ordering;
+use std::ops::Deref;
+use std::rc::Rc;
+
 use crate::error::{Error, Result};
-use crate::format::msg::Msg;
+use crate::format::msg::{Msg, Op};
 use crate::format::node::{child_size, kv_size, LeafBuilder, NodeView, PivotBuilder};
-use crate::format::{Bptr, BLKSZ, BUFSPC, LEAFSPC, PIVSPC};
+use crate::format::{Bptr, BLKSZ, BUFSPC, LEAFSPC, MSG_OVERHEAD, PIVSPC, SLOTSZ};
 use crate::ids::BlockAddr;
 
+/// A byte string inside a shared, immutable buffer: the copy of a node's
+/// block it was decoded from, or the arena an incoming batch was packed
+/// into. Cloning and dropping it only touch a (non-atomic) reference count,
+/// so decoding a node costs one block copy and no allocation per record.
+#[derive(Clone)]
+pub(crate) struct Bytes {
+    buf: Rc<[u8]>,
+    off: u32,
+    len: u32,
+}
+
+impl Bytes {
+    /// The empty string.
+    pub fn empty() -> Bytes {
+        thread_local! {
+            static EMPTY: Rc<[u8]> = Rc::from(&[][..]);
+        }
+        Bytes {
+            buf: EMPTY.with(Rc::clone),
+            off: 0,
+            len: 0,
+        }
+    }
+
+    /// A string owning a copy of `b`.
+    pub fn copy(b: &[u8]) -> Bytes {
+        Bytes::whole(Rc::from(b))
+    }
+
+    /// All of `buf`.
+    fn whole(buf: Rc<[u8]>) -> Bytes {
+        let len = buf.len() as u32;
+        Bytes { buf, off: 0, len }
+    }
+
+    /// The part of `buf` that `part` (a slice of it) covers.
+    fn within(buf: &Rc<[u8]>, part: &[u8]) -> Bytes {
+        let off = (part.as_ptr() as usize).wrapping_sub(buf.as_ptr() as usize);
+        debug_assert!(off + part.len() <= buf.len());
+        Bytes {
+            buf: Rc::clone(buf),
+            off: off as u32,
+            len: part.len() as u32,
+        }
+    }
+}
+
+impl Deref for Bytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        let (o, l) = (self.off as usize, self.len as usize);
+        self.buf.get(o..o + l).unwrap_or(&[])
+    }
+}
+
+impl PartialEq for Bytes {
+    fn eq(&self, o: &Bytes) -> bool {
+        **self == **o
+    }
+}
+
+impl Eq for Bytes {}
+
+impl PartialOrd for Bytes {
+    fn partial_cmp(&self, o: &Bytes) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+
+impl Ord for Bytes {
+    fn cmp(&self, o: &Bytes) -> Ordering {
+        (**self).cmp(&**o)
+    }
+}
+
+impl std::fmt::Debug for Bytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:02x?}", &**self)
+    }
+}
+
+/// A message as the tree moves it: like [`Msg`], over shared bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TMsg {
+    /// What to do.
+    pub op: Op,
+    /// To which key.
+    pub key: Bytes,
+    /// The op's argument.
+    pub val: Bytes,
+}
+
+impl TMsg {
+    /// Bytes this message takes in a buffer, offset slot included.
+    pub fn size(&self) -> usize {
+        SLOTSZ + MSG_OVERHEAD + self.key.len() + self.val.len()
+    }
+}
+
+/// Pack a batch of messages into one shared arena.
+pub(crate) fn pack_msgs(msgs: &[&Msg]) -> Vec<TMsg> {
+    let total: usize = msgs.iter().map(|m| m.key.len() + m.val.len()).sum();
+    let mut arena = Vec::with_capacity(total);
+    for m in msgs {
+        arena.extend_from_slice(&m.key);
+        arena.extend_from_slice(&m.val);
+    }
+    let arena: Rc<[u8]> = Rc::from(arena);
+    let mut at = 0;
+    let mut out = Vec::with_capacity(msgs.len());
+    for m in msgs {
+        let (k, v) = (m.key.len(), m.val.len());
+        let key = arena.get(at..at + k).unwrap_or(&[]);
+        let val = arena.get(at + k..at + k + v).unwrap_or(&[]);
+        out.push(TMsg {
+            op: m.op,
+            key: Bytes::within(&arena, key),
+            val: Bytes::within(&arena, val),
+        });
+        at += k + v;
+    }
+    out
+}
+
 /// A leaf record: key and value.
-pub(crate) type Kv = (Vec<u8>, Vec<u8>);
+pub(crate) type Kv = (Bytes, Bytes);
 
 /// A pivot's pointer to one child.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Child {
     /// Lower bound of the child's range (materialized for child 0).
-    pub sep: Vec<u8>,
+    pub sep: Bytes,
     /// Where the child is.
     pub bp: Bptr,
     /// The child's fill when it was written.
@@ -41,7 +170,7 @@ pub(crate) struct Pivot {
     /// Children in key order; `children[0].sep` is the pivot's lower bound.
     pub children: Vec<Child>,
     /// Buffered messages, by key, oldest first among equal keys.
-    pub msgs: Vec<Msg>,
+    pub msgs: Vec<TMsg>,
 }
 
 /// A decoded node, or a node about to be written.
@@ -50,7 +179,7 @@ pub(crate) enum Node {
     /// A leaf and the lower bound of its range.
     Leaf {
         /// Lower bound: the separator the parent records.
-        lo: Vec<u8>,
+        lo: Bytes,
         /// Records in key order.
         kvs: Vec<Kv>,
     },
@@ -60,10 +189,13 @@ pub(crate) enum Node {
 
 impl Node {
     /// The separator a parent records for this node.
-    pub fn lo(&self) -> &[u8] {
+    pub fn lo(&self) -> Bytes {
         match self {
-            Node::Leaf { lo, .. } => lo,
-            Node::Pivot(p) => p.children.first().map_or(&[][..], |c| &c.sep[..]),
+            Node::Leaf { lo, .. } => lo.clone(),
+            Node::Pivot(p) => p
+                .children
+                .first()
+                .map_or_else(Bytes::empty, |c| c.sep.clone()),
         }
     }
 
@@ -74,15 +206,6 @@ impl Node {
             Node::Leaf { kvs, .. } => leaf_used(kvs) < LEAFSPC / 4,
             Node::Pivot(p) => keys_used(&p.children) < PIVSPC / 4,
         }
-    }
-}
-
-impl Pivot {
-    /// Index of the child whose range holds `key`.
-    pub fn route(&self, key: &[u8]) -> usize {
-        self.children
-            .partition_point(|c| c.sep.as_slice() <= key)
-            .saturating_sub(1)
     }
 }
 
@@ -102,8 +225,8 @@ pub(crate) fn keys_used(children: &[Child]) -> usize {
 }
 
 /// Bytes these messages take in a buffer.
-pub(crate) fn msgs_used(msgs: &[Msg]) -> usize {
-    msgs.iter().map(Msg::size).sum()
+pub(crate) fn msgs_used(msgs: &[TMsg]) -> usize {
+    msgs.iter().map(TMsg::size).sum()
 }
 
 /// Whether a node with this content fits in one block.
@@ -116,7 +239,7 @@ pub(crate) fn fits(n: &Node) -> bool {
 
 /// Merge two message lists sorted by key; on equal keys every `old` message
 /// goes before every `new` one.
-pub(crate) fn merge_msgs(old: Vec<Msg>, new: Vec<Msg>) -> Vec<Msg> {
+pub(crate) fn merge_msgs(old: Vec<TMsg>, new: Vec<TMsg>) -> Vec<TMsg> {
     if new.is_empty() {
         return old;
     }
@@ -132,34 +255,37 @@ pub(crate) fn merge_msgs(old: Vec<Msg>, new: Vec<Msg>) -> Vec<Msg> {
     out
 }
 
-/// Decode a node read from `addr`; `lo` is the separator its parent records
-/// (empty for the root).
-pub(crate) fn decode(v: &NodeView<'_>, addr: BlockAddr, lo: &[u8]) -> Result<Node> {
+/// Decode the node `raw` read from `addr`; `lo` is the separator its parent records
+/// (empty for the root). The block is copied once; every record shares it.
+pub(crate) fn decode(raw: &[u8], addr: BlockAddr, lo: &Bytes) -> Result<Node> {
     let bad = |e: String| Error::corrupt(addr, e);
+    let buf: Rc<[u8]> = Rc::from(raw);
+    let v = NodeView::new(&buf).map_err(bad)?;
+    let sh = |part: &[u8]| Bytes::within(&buf, part);
     if v.is_leaf() {
         let mut kvs = Vec::with_capacity(v.nval());
         for i in 0..v.nval() {
             let (k, val) = v.kv(i).map_err(bad)?;
-            kvs.push((k.to_vec(), val.to_vec()));
+            kvs.push((sh(k), sh(val)));
         }
         return Ok(Node::Leaf {
-            lo: lo.to_vec(),
+            lo: lo.clone(),
             kvs,
         });
     }
     let mut children = Vec::with_capacity(v.nval());
     for i in 0..v.nval() {
         let (sep, bp, fill) = v.child(i).map_err(bad)?;
-        let sep = if i == 0 { lo.to_vec() } else { sep.to_vec() };
+        let sep = if i == 0 { lo.clone() } else { sh(sep) };
         children.push(Child { sep, bp, fill });
     }
     let mut msgs = Vec::with_capacity(v.nbuf());
     for j in 0..v.nbuf() {
         let (op, key, val) = v.msg(j).map_err(bad)?;
-        msgs.push(Msg {
+        msgs.push(TMsg {
             op,
-            key: key.to_vec(),
-            val: val.to_vec(),
+            key: sh(key),
+            val: sh(val),
         });
     }
     Ok(Node::Pivot(Pivot {

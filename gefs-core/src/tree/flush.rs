@@ -2,13 +2,18 @@
 //! flushing, and the rebuild of a pivot's child list afterwards (including
 //! the merge or rotation of an underfull child with a sibling).
 //!
+//! A node given messages always takes all of them: a leaf applies them, and
+//! a pivot buffers them, first flushing whole child shares (largest first)
+//! until what stays fits its buffer. So a batch is routed through the tree
+//! in one pass, top-down, and every node it touches is rewritten once
+//! (plus splits and rebalancing).
+//!
 //! Invariants kept here:
 //! - for every key, messages lower in the tree are older than messages higher
-//!   up, and a buffer keeps equal keys in arrival order. A node given
-//!   messages takes, for each key, a prefix of that key's run (the oldest)
-//!   and hands the rest back, so the giver keeps the newer suffix;
-//! - a buffer never exceeds its area: what does not fit after a flush is
-//!   handed back up (at the root, it is retried by the next pass);
+//!   up, and a buffer keeps equal keys in arrival order. All messages for one
+//!   key route to the same child, and a flush moves a child's whole share
+//!   (buffered and incoming, in order), so this holds after every flush;
+//! - a buffer never exceeds its area;
 //! - in a leaf, a run of messages is applied in order to the key's value;
 //!   each time a `KDAT` pointer value (from the leaf or from an earlier
 //!   message of the run) is replaced or removed by insert, delete or clearb,
@@ -21,30 +26,26 @@ use std::mem::take;
 
 use crate::error::{Error, Result};
 use crate::format::key::KDAT;
-use crate::format::msg::{self, Msg, Op};
+use crate::format::msg::{self, Op};
 use crate::format::{Bptr, BUFSPC, PTRSZ};
 use crate::ids::BlockAddr;
 
-use super::content::{decode, merge_msgs, msgs_used, Child, Kv, Node, Pivot};
+use super::content::{decode, merge_msgs, msgs_used, Bytes, Child, Kv, Node, Pivot, TMsg};
 use super::pack::{pack_leaf, pack_pivot, rebalance_pair};
 use super::store::NodeStore;
-use super::tx::{view, Tx};
-
-/// Messages handed back to the giver: (index in what it gave, message), in
-/// key order, arrival order among equal keys.
-pub(crate) type Rest = Vec<(usize, Msg)>;
+use super::tx::Tx;
 
 /// Apply sorted messages to a leaf's sorted records.
 pub(crate) fn apply_leaf<S: NodeStore>(
     tx: &mut Tx<'_, S>,
     addr: BlockAddr,
     kvs: Vec<Kv>,
-    msgs: Vec<Msg>,
+    msgs: Vec<TMsg>,
 ) -> Result<Vec<Kv>> {
     let mut out = Vec::with_capacity(kvs.len() + msgs.len());
     let mut kvs = kvs.into_iter().peekable();
     let mut msgs = msgs.into_iter().peekable();
-    while let Some(Msg { op, key, val }) = msgs.next() {
+    while let Some(TMsg { op, key, val }) = msgs.next() {
         while let Some(kv) = kvs.next_if(|(k, _)| *k < key) {
             out.push(kv);
         }
@@ -67,9 +68,9 @@ fn apply_one<S: NodeStore>(
     addr: BlockAddr,
     key: &[u8],
     op: Op,
-    arg: &[u8],
-    cur: Option<Vec<u8>>,
-) -> Result<Option<Vec<u8>>> {
+    arg: &Bytes,
+    cur: Option<Bytes>,
+) -> Result<Option<Bytes>> {
     if key.first() == Some(&KDAT) && matches!(op, Op::Insert | Op::Delete | Op::Clearb) {
         if let Some(old) = &cur {
             let bp = data_ptr(old).ok_or_else(|| {
@@ -80,7 +81,15 @@ fn apply_one<S: NodeStore>(
             }
         }
     }
-    msg::apply(op, arg, cur).map_err(|e| Error::corrupt(addr, format!("key {key:02x?}: {e}")))
+    // Insert and the removals never look at the old value (see
+    // `msg::apply`): share the argument instead of copying it.
+    match op {
+        Op::Insert => Ok(Some(arg.clone())),
+        Op::Delete | Op::Clearb | Op::Clobber => Ok(None),
+        _ => msg::apply(op, arg, cur.map(|v| v.to_vec()))
+            .map(|v| v.map(|v| Bytes::copy(&v)))
+            .map_err(|e| Error::corrupt(addr, format!("key {key:02x?}: {e}"))),
+    }
 }
 
 /// The block pointer a `KDAT` value holds, if it is one.
@@ -91,196 +100,142 @@ pub(crate) fn data_ptr(v: &[u8]) -> Option<Bptr> {
     Bptr::from_slice(v).ok()
 }
 
-/// What pushing messages into one child produced.
-pub(crate) struct Pushed {
-    /// The child's replacement nodes, not yet written (none if it emptied).
-    pub parts: Vec<Node>,
-    /// Messages the child did not take.
-    pub rest: Rest,
-}
-
-/// Push sorted messages (all in `child`'s range) into the child at `level`.
+/// Push sorted messages (all in `child`'s range) into the child at `level`;
+/// it takes all of them. Returns the child's replacement nodes, not yet
+/// written (none if it emptied).
 pub(crate) fn push_child<S: NodeStore>(
     tx: &mut Tx<'_, S>,
     child: &Child,
     level: u16,
-    incoming: Vec<Msg>,
-) -> Result<Pushed> {
+    incoming: Vec<TMsg>,
+) -> Result<Vec<Node>> {
     let r = tx.read(&child.bp, level)?;
     let addr = child.bp.addr;
-    let node = decode(&view(&r, addr)?, addr, &child.sep)?;
+    let node = decode(&r[..], addr, &child.sep)?;
     drop(r);
     tx.retire(child.bp);
     match node {
-        Node::Leaf { lo, kvs } => {
-            let kvs = apply_leaf(tx, addr, kvs, incoming)?;
-            Ok(Pushed {
-                parts: pack_leaf(lo, kvs),
-                rest: Vec::new(),
-            })
-        }
+        Node::Leaf { lo, kvs } => Ok(pack_leaf(lo, apply_leaf(tx, addr, kvs, incoming)?)),
         Node::Pivot(mut p) => {
-            let rest = flush_pivot(tx, &mut p, addr, incoming, false)?;
-            Ok(Pushed {
-                parts: pack_pivot(p, addr)?,
-                rest,
-            })
+            give(tx, &mut p, addr, incoming, false)?;
+            pack_pivot(p, addr)
         }
     }
 }
 
-/// Where a message being sorted out at a pivot came from.
-#[derive(Clone, Copy)]
-enum Src {
-    /// The pivot's own buffer, position `j`.
-    Old(usize),
-    /// The incoming batch, position `i`.
-    New(usize),
+/// One child's share of a pivot's messages: `msgs[start..end]`.
+struct Share {
+    child: usize,
+    start: usize,
+    end: usize,
+    bytes: usize,
 }
 
-/// Give a pivot sorted messages. If they fit its buffer (and `force` is not
-/// set) they are simply buffered. Otherwise one victim child — the one whose
-/// share of buffer plus incoming has the most bytes, ties to the leftmost —
-/// receives its whole share; then as many remaining incoming messages as fit
-/// are buffered, in key order, and the others are handed back.
-pub(crate) fn flush_pivot<S: NodeStore>(
-    tx: &mut Tx<'_, S>,
-    p: &mut Pivot,
-    addr: BlockAddr,
-    incoming: Vec<Msg>,
-    force: bool,
-) -> Result<Rest> {
-    let room = BUFSPC.saturating_sub(msgs_used(&p.msgs));
-    if !force && msgs_used(&incoming) <= room {
-        p.msgs = merge_msgs(take(&mut p.msgs), incoming);
-        return Ok(Vec::new());
-    }
-    let combined = combine(take(&mut p.msgs), incoming);
-    let (victim, split) = split_victim(p, combined);
-    let Split {
-        group_src,
-        group,
-        mut old,
-        mut pending,
-    } = split;
-    let mut parts = None;
-    if !group.is_empty() {
-        let child = p
-            .children
-            .get(victim)
-            .cloned()
-            .ok_or_else(|| Error::corrupt(addr, "pivot without children"))?;
-        let level = p
-            .level
-            .checked_sub(1)
-            .ok_or_else(|| Error::corrupt(addr, "pivot at level 0"))?;
-        let pushed = push_child(tx, &child, level, group)?;
-        for (g, m) in pushed.rest {
-            match group_src.get(g) {
-                Some(Src::Old(j)) => old.push((*j, m)),
-                Some(Src::New(i)) => pending.push((*i, m)),
-                None => return Err(Error::Internal("flush handed back a stranger".into())),
-            }
+/// Sort sorted messages out by the child whose range holds them (child 0
+/// for anything below separator 1), in one walk over both lists.
+fn shares(children: &[Child], msgs: &[TMsg]) -> Vec<Share> {
+    let mut out = Vec::new();
+    let (mut c, mut i) = (0, 0);
+    while let Some(m) = msgs.get(i) {
+        while children.get(c + 1).is_some_and(|n| n.sep <= m.key) {
+            c += 1;
         }
-        parts = Some(pushed.parts);
-    }
-    let rest = refill(p, old, pending);
-    if let Some(parts) = parts {
-        replace_child(tx, p, victim, parts)?;
-    }
-    Ok(rest)
-}
-
-/// A pivot's messages sorted out around its victim child.
-struct Split {
-    /// Where each message of `group` came from.
-    group_src: Vec<Src>,
-    /// The victim's share, in order.
-    group: Vec<Msg>,
-    /// Buffered messages for other children, with their buffer positions.
-    old: Vec<(usize, Msg)>,
-    /// Incoming messages for other children, with their batch positions.
-    pending: Rest,
-}
-
-/// Choose the victim — the child whose share of `combined` has the most
-/// bytes, ties to the leftmost — and sort the messages out around it.
-fn split_victim(p: &Pivot, combined: Vec<(Src, Msg)>) -> (usize, Split) {
-    let routes: Vec<usize> = combined.iter().map(|(_, m)| p.route(&m.key)).collect();
-    let mut bytes = vec![0usize; p.children.len()];
-    for ((_, m), &c) in combined.iter().zip(&routes) {
-        if let Some(b) = bytes.get_mut(c) {
-            *b += m.size();
+        let next = children.get(c + 1).map(|n| &n.sep);
+        let (start, mut bytes) = (i, 0);
+        while let Some(m) = msgs.get(i).filter(|m| next.is_none_or(|s| m.key < *s)) {
+            bytes += m.size();
+            i += 1;
         }
+        out.push(Share {
+            child: c,
+            start,
+            end: i,
+            bytes,
+        });
     }
-    let mut victim = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        if bytes.get(victim).is_some_and(|&best| b > best) {
-            victim = i;
-        }
-    }
-    let mut sp = Split {
-        group_src: Vec::new(),
-        group: Vec::new(),
-        old: Vec::new(),
-        pending: Vec::new(),
-    };
-    for ((src, m), c) in combined.into_iter().zip(routes) {
-        match (c == victim, src) {
-            (true, _) => {
-                sp.group_src.push(src);
-                sp.group.push(m);
-            }
-            (false, Src::Old(j)) => sp.old.push((j, m)),
-            (false, Src::New(i)) => sp.pending.push((i, m)),
-        }
-    }
-    (victim, sp)
-}
-
-/// Merge a buffer and an incoming batch, both sorted, old first on ties.
-fn combine(old: Vec<Msg>, new: Vec<Msg>) -> Vec<(Src, Msg)> {
-    let mut out = Vec::with_capacity(old.len() + new.len());
-    let mut old = old.into_iter().enumerate().peekable();
-    for (i, m) in new.into_iter().enumerate() {
-        while let Some((j, o)) = old.next_if(|(_, o)| o.key <= m.key) {
-            out.push((Src::Old(j), o));
-        }
-        out.push((Src::New(i), m));
-    }
-    out.extend(old.map(|(j, o)| (Src::Old(j), o)));
     out
 }
 
-/// Rebuild a pivot's buffer from the old messages it keeps and as many
-/// pending incoming ones as fit (stopping at the first that does not, so each
-/// key keeps a prefix of its run); returns the ones handed back.
-fn refill(p: &mut Pivot, mut old: Vec<(usize, Msg)>, mut pending: Rest) -> Rest {
-    old.sort_by_key(|(j, _)| *j);
-    pending.sort_by(|(i, a), (j, b)| a.key.cmp(&b.key).then(i.cmp(j)));
-    let kept: Vec<Msg> = old.into_iter().map(|(_, m)| m).collect();
-    let mut used = msgs_used(&kept);
-    let mut accepted = Vec::new();
-    let mut pending = pending.into_iter().peekable();
-    while let Some((_, m)) = pending.next_if(|(_, m)| used + m.size() <= BUFSPC) {
-        used += m.size();
-        accepted.push(m);
+/// Give a pivot sorted messages; it takes all of them. If they fit its
+/// buffer beside what it holds (and `drain` is not set) they are simply
+/// buffered. Otherwise whole child shares of buffered plus incoming
+/// messages are pushed down — the largest first (by bytes, ties to the
+/// leftmost) — until the rest fits (every share if `drain`), and the
+/// pivot's child list is rebuilt.
+pub(crate) fn give<S: NodeStore>(
+    tx: &mut Tx<'_, S>,
+    p: &mut Pivot,
+    addr: BlockAddr,
+    incoming: Vec<TMsg>,
+    drain: bool,
+) -> Result<()> {
+    let all = merge_msgs(take(&mut p.msgs), incoming);
+    let used = msgs_used(&all);
+    if all.is_empty() || (!drain && used <= BUFSPC) {
+        p.msgs = all;
+        return Ok(());
     }
-    p.msgs = merge_msgs(kept, accepted);
-    pending.collect()
+    if p.children.is_empty() {
+        return Err(Error::corrupt(addr, "pivot without children"));
+    }
+    let level = p
+        .level
+        .checked_sub(1)
+        .ok_or_else(|| Error::corrupt(addr, "pivot at level 0"))?;
+    let sh = shares(&p.children, &all);
+    let mut order: Vec<usize> = (0..sh.len()).collect();
+    order.sort_by_key(|&g| std::cmp::Reverse(sh.get(g).map_or(0, |s| s.bytes)));
+    let mut flush = vec![false; sh.len()];
+    let mut left = used;
+    for g in order {
+        if !drain && left <= BUFSPC {
+            break;
+        }
+        if let (Some(f), Some(s)) = (flush.get_mut(g), sh.get(g)) {
+            *f = true;
+            left -= s.bytes;
+        }
+    }
+    let mut kept = Vec::with_capacity(all.len());
+    let mut groups: Vec<(usize, Vec<TMsg>)> = Vec::new();
+    let mut it = all.into_iter();
+    for (s, &f) in sh.iter().zip(&flush) {
+        let run = it.by_ref().take(s.end - s.start);
+        if f {
+            groups.push((s.child, run.collect()));
+        } else {
+            kept.extend(run);
+        }
+    }
+    p.msgs = kept;
+    // Right to left, so that replacing a child (and perhaps a sibling)
+    // leaves the indices of the children still to be pushed unchanged.
+    while let Some((c, msgs)) = groups.pop() {
+        let child = p
+            .children
+            .get(c)
+            .cloned()
+            .ok_or_else(|| Error::Internal("child index out of range".into()))?;
+        let parts = push_child(tx, &child, level, msgs)?;
+        let left_pending = groups.last().is_some_and(|(l, _)| l + 1 == c);
+        replace_child(tx, p, c, parts, left_pending)?;
+    }
+    Ok(())
 }
 
 /// Replace child `idx` of `p` with `parts` (rebalancing a lone underfull part
-/// with a sibling first), writing the new nodes.
+/// with a sibling first, but not with its left neighbour if `left_pending`:
+/// that one is about to be replaced too), writing the new nodes.
 pub(crate) fn replace_child<S: NodeStore>(
     tx: &mut Tx<'_, S>,
     p: &mut Pivot,
     idx: usize,
     mut parts: Vec<Node>,
+    left_pending: bool,
 ) -> Result<()> {
     let (mut first, mut last) = (idx, idx);
     if parts.len() == 1 && p.children.len() > 1 && parts.iter().all(Node::underfull) {
-        if let Some((sib, nodes)) = rebalance(tx, p, idx, &mut parts)? {
+        if let Some((sib, nodes)) = rebalance(tx, p, idx, &mut parts, left_pending)? {
             first = idx.min(sib);
             last = idx.max(sib);
             parts = nodes;
@@ -293,8 +248,7 @@ pub(crate) fn replace_child<S: NodeStore>(
     let lo = p
         .children
         .first()
-        .map(|c| c.sep.clone())
-        .unwrap_or_default();
+        .map_or_else(Bytes::empty, |c| c.sep.clone());
     if first > last || last >= p.children.len() {
         return Err(Error::Internal("child index out of range".into()));
     }
@@ -305,38 +259,26 @@ pub(crate) fn replace_child<S: NodeStore>(
     Ok(())
 }
 
-/// Most flushes spent fitting a merged pivot's buffer; far above need, so
-/// that a bug becomes an error rather than a hang.
-const MAX_SETTLE: usize = 1 << 16;
-
 /// Make a rebalanced node fit: a pivot merged from two siblings may hold
 /// more buffered messages than a buffer takes, so flush its largest child
-/// groups down until it fits, then repack it (its children may have split or
+/// shares down until it fits, then repack it (its children may have split or
 /// vanished meanwhile).
 fn settle<S: NodeStore>(tx: &mut Tx<'_, S>, n: Node, addr: BlockAddr) -> Result<Vec<Node>> {
     let Node::Pivot(mut p) = n else {
         return Ok(vec![n]);
     };
-    let mut rounds = 0;
-    while msgs_used(&p.msgs) > BUFSPC {
-        rounds += 1;
-        if rounds > MAX_SETTLE || p.children.is_empty() {
-            return Err(Error::Internal(format!(
-                "merged pivot (from {addr}) cannot fit its buffer"
-            )));
-        }
-        let rest = flush_pivot(tx, &mut p, addr, Vec::new(), true)?;
-        if !rest.is_empty() {
-            return Err(Error::Internal(
-                "a flush with nothing given handed back".into(),
-            ));
-        }
+    give(tx, &mut p, addr, Vec::new(), false)?;
+    if msgs_used(&p.msgs) > BUFSPC {
+        return Err(Error::Internal(format!(
+            "merged pivot (from {addr}) cannot fit its buffer"
+        )));
     }
     pack_pivot(p, addr)
 }
 
 /// Merge or rotate the lone part replacing child `idx` with its sibling. The
-/// sibling is the neighbour with the smaller recorded fill (left on ties).
+/// sibling is the neighbour with the smaller recorded fill (left on ties;
+/// never the left one if `avoid_left`).
 /// Returns the sibling's index and the nodes replacing both, or `None` (and
 /// `parts` untouched) if nothing would change.
 fn rebalance<S: NodeStore>(
@@ -344,9 +286,11 @@ fn rebalance<S: NodeStore>(
     p: &Pivot,
     idx: usize,
     parts: &mut Vec<Node>,
+    avoid_left: bool,
 ) -> Result<Option<(usize, Vec<Node>)>> {
     let left = idx
         .checked_sub(1)
+        .filter(|_| !avoid_left)
         .and_then(|i| p.children.get(i).map(|c| (i, c)));
     let right = p.children.get(idx + 1).map(|c| (idx + 1, c));
     let (sib, sc) = match (left, right) {
@@ -363,7 +307,7 @@ fn rebalance<S: NodeStore>(
     let sc = sc.clone();
     let level = p.level.saturating_sub(1);
     let r = tx.read(&sc.bp, level)?;
-    let sn = decode(&view(&r, sc.bp.addr)?, sc.bp.addr, &sc.sep)?;
+    let sn = decode(&r[..], sc.bp.addr, &sc.sep)?;
     drop(r);
     let Some(part) = parts.pop() else {
         return Ok(None);

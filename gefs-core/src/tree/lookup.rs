@@ -5,7 +5,8 @@
 //! Invariants kept here: the descent is bounded by the root's height, every
 //! level is checked ([`read_node`]), and messages are applied to a copy, so a
 //! lookup frees and changes nothing. A non-insert message with no value to
-//! act on leaves the key absent.
+//! act on leaves the key absent. Messages the store has accepted but not yet
+//! applied ([`NodeStore::pending`]) are applied last: they are the newest.
 
 use crate::error::{Error, Result};
 use crate::format::msg::{self, Op};
@@ -55,5 +56,9 @@ pub fn lookup<S: NodeStore>(s: &S, root: &Root, key: &[u8]) -> Result<Option<Vec
             cur = msg::apply(*op, arg, cur).map_err(|e| Error::corrupt(*addr, e))?;
         }
     }
-    Ok(cur)
+    let pending = s.pending();
+    if pending.is_empty() {
+        return Ok(cur);
+    }
+    super::pending::apply_key(pending, key, cur)
 }

@@ -31,26 +31,29 @@
 //! drains its buffer into it and collapses (height − 1).
 //!
 //! Allocation per upsert (for sizing a reserve): the fast path writes one
-//! block (the new root). Otherwise each pass writes, per level of the path,
-//! the victim child's replacement (one node, or two to three after a split)
-//! plus at most one rewritten sibling, then the root (plus a new root above
-//! it if it split): about `3 × height + 2` blocks. Two things can exceed
-//! that: a batch that does not fit the root after one flush is retried in
-//! further passes (each bounded as above), and a merge of two pivots whose
-//! buffers together overflow flushes the merged pivot's largest child groups
-//! until it fits (in the tests, a six-message batch at height 3 wrote up to
-//! 35 blocks this way, during mass deletion). Every block written is also
-//! freed again if the call fails.
+//! block (the new root). Otherwise the batch is routed in one pass: every
+//! node it reaches is rewritten once, as one node or two to three after a
+//! split, plus at most one rewritten sibling when it is rebalanced, then the
+//! root (plus a new root above it if it split). A batch of `n` messages thus
+//! writes at most about `4 × n × height` blocks, and far fewer in practice,
+//! since messages share nodes and most of them stay buffered in pivots. A
+//! merge of two pivots whose buffers together overflow flushes the merged
+//! pivot's largest child shares until it fits, which adds to that (in the
+//! tests, a six-message batch at height 3 wrote up to 35 blocks, during mass
+//! deletion). Every block written is also freed again if the call fails.
 //!
 //! Modules: [`store`] (the seam to the block layer), `content` (decoded
-//! nodes), `tx` (checked reads and atomic freeing), `pack` (split, merge,
-//! rotate), `flush` (moving messages down), `upsert`, `lookup`, `scan`,
-//! `walk`.
+//! nodes, sharing one copy of their block), `tx` (checked reads and atomic
+//! freeing), `pack` (split, merge, rotate), `flush` (moving messages down),
+//! `upsert`, `lookup`, `scan`, `walk`, [`pending`] (a store's write buffer,
+//! which lookups and scans apply on top of the tree).
 
 mod content;
 mod flush;
 mod lookup;
+mod owned;
 mod pack;
+pub mod pending;
 mod scan;
 pub mod store;
 mod tx;
@@ -63,9 +66,10 @@ mod memstore;
 mod tests;
 
 pub use lookup::lookup;
+pub use owned::owned_data_ptrs;
 pub use scan::scan;
 pub use store::NodeStore;
-pub use upsert::upsert;
+pub use upsert::{upsert, upsert_runs, validate};
 pub use walk::{data_ptrs, walk};
 
 use crate::error::Result;

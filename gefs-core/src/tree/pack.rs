@@ -23,7 +23,7 @@ use crate::format::node::{child_size, kv_size};
 use crate::format::{BUFSPC, LEAFSPC, PIVSPC};
 use crate::ids::BlockAddr;
 
-use super::content::{fits, keys_used, leaf_used, msgs_used, Kv, Node, Pivot};
+use super::content::{fits, keys_used, leaf_used, msgs_used, Bytes, Kv, Node, Pivot};
 
 /// Boundaries `[0, c1, …, n]` splitting items of these sizes into the fewest
 /// balanced runs of at most `cap` bytes each (every item is ≤ `cap`).
@@ -72,7 +72,7 @@ fn balanced(sizes: &[usize], total: usize, k: usize) -> Vec<usize> {
 }
 
 /// Split a leaf's records into the nodes they need (none if there are none).
-pub(crate) fn pack_leaf(lo: Vec<u8>, mut kvs: Vec<Kv>) -> Vec<Node> {
+pub(crate) fn pack_leaf(lo: Bytes, mut kvs: Vec<Kv>) -> Vec<Node> {
     if kvs.is_empty() {
         return Vec::new();
     }
@@ -81,7 +81,10 @@ pub(crate) fn pack_leaf(lo: Vec<u8>, mut kvs: Vec<Kv>) -> Vec<Node> {
     let mut parts = Vec::with_capacity(b.len());
     for &at in b.iter().skip(1).rev().skip(1) {
         let tail = kvs.split_off(at);
-        let lo = tail.first().map(|(k, _)| k.clone()).unwrap_or_default();
+        let lo = tail
+            .first()
+            .map(|(k, _)| k.clone())
+            .unwrap_or_else(Bytes::empty);
         parts.push(Node::Leaf { lo, kvs: tail });
     }
     parts.push(Node::Leaf { lo, kvs });
@@ -115,7 +118,10 @@ pub(crate) fn pack_pivot(mut p: Pivot, addr: BlockAddr) -> Result<Vec<Node>> {
     let mut parts = Vec::with_capacity(b.len());
     for &at in b.iter().skip(1).rev().skip(1) {
         let children = p.children.split_off(at);
-        let lo = children.first().map(|c| c.sep.clone()).unwrap_or_default();
+        let lo = children
+            .first()
+            .map(|c| c.sep.clone())
+            .unwrap_or_else(Bytes::empty);
         let m = p.msgs.partition_point(|m| m.key < lo);
         let msgs = p.msgs.split_off(m);
         parts.push(Node::Pivot(Pivot {
@@ -149,12 +155,7 @@ pub(crate) fn rebalance_pair(left: Node, right: Node) -> Result<(Vec<Node>, bool
     }
 }
 
-fn rebalance_leaves(
-    lo: Vec<u8>,
-    mut kvs: Vec<Kv>,
-    rlo: Vec<u8>,
-    rkvs: Vec<Kv>,
-) -> (Vec<Node>, bool) {
+fn rebalance_leaves(lo: Bytes, mut kvs: Vec<Kv>, rlo: Bytes, rkvs: Vec<Kv>) -> (Vec<Node>, bool) {
     let orig = kvs.len();
     kvs.extend(rkvs);
     let total = leaf_used(&kvs);
@@ -181,7 +182,9 @@ fn rebalance_leaves(
     let changed = cut != orig;
     let tail = kvs.split_off(cut);
     let rlo = if changed {
-        tail.first().map(|(k, _)| k.clone()).unwrap_or_default()
+        tail.first()
+            .map(|(k, _)| k.clone())
+            .unwrap_or_else(Bytes::empty)
     } else {
         rlo
     };
@@ -202,7 +205,10 @@ fn rebalance_pivots(mut l: Pivot, r: Pivot) -> Result<(Vec<Node>, bool)> {
     }
     let cut = best_pivot_cut(&l).unwrap_or(orig);
     let tail = l.children.split_off(cut);
-    let tlo = tail.first().map(|c| c.sep.clone()).unwrap_or_default();
+    let tlo = tail
+        .first()
+        .map(|c| c.sep.clone())
+        .unwrap_or_else(Bytes::empty);
     let m = l.msgs.partition_point(|m| m.key < tlo);
     let tmsgs = l.msgs.split_off(m);
     let right = Pivot {
@@ -227,7 +233,7 @@ fn best_pivot_cut(p: &Pivot) -> Option<usize> {
             inner += sizes.get(c - 1).copied().unwrap_or(0);
         }
         let sep = p.children.get(c).map_or(&[][..], |ch| &ch.sep[..]);
-        while let Some(msg) = p.msgs.get(m).filter(|msg| msg.key.as_slice() < sep) {
+        while let Some(msg) = p.msgs.get(m).filter(|msg| &msg.key[..] < sep) {
             lbuf += msg.size();
             m += 1;
         }
@@ -263,12 +269,12 @@ mod tests {
     #[test]
     fn leaf_split_lower_bounds() {
         let kvs: Vec<Kv> = (0u32..200)
-            .map(|i| (i.to_be_bytes().to_vec(), vec![0; 120]))
+            .map(|i| (Bytes::copy(&i.to_be_bytes()), Bytes::copy(&[0; 120])))
             .collect();
-        let parts = pack_leaf(b"".to_vec(), kvs);
+        let parts = pack_leaf(Bytes::empty(), kvs);
         assert_eq!(parts.len(), 2);
-        assert_eq!(parts[0].lo(), b"");
-        assert_eq!(parts[1].lo(), 100u32.to_be_bytes());
+        assert_eq!(&parts[0].lo()[..], b"");
+        assert_eq!(&parts[1].lo()[..], 100u32.to_be_bytes());
         assert!(parts.iter().all(fits));
     }
 }

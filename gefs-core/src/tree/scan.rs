@@ -7,6 +7,9 @@
 //! messages buffered below). An entry that ends up absent — deleted, or an
 //! orphan non-insert message with no value — is skipped.
 //!
+//! Messages the store has accepted but not yet applied
+//! ([`NodeStore::pending`]) are merged in last, above the root, the same way.
+//!
 //! Invariants kept here: descent is bounded by the root's height and every
 //! level is checked; nothing is pinned between calls (each call re-enters
 //! from the root it is given, so a caller resumes by passing the last key it
@@ -20,7 +23,9 @@ use crate::format::node::NodeView;
 use crate::format::Bptr;
 use crate::ids::BlockAddr;
 
-use super::content::Kv;
+/// A live entry: key and value.
+type Kv = (Vec<u8>, Vec<u8>);
+use super::pending;
 use super::store::NodeStore;
 use super::tx::{read_node, root_level, view};
 use super::Root;
@@ -52,12 +57,41 @@ pub fn scan<S: NodeStore>(
     };
     c.load(0, root.bp, start)?;
     let mut out = Vec::new();
+    let runs = s.pending();
+    if runs.is_empty() {
+        while out.len() < limit {
+            let Some((k, v)) = c.next(0)? else { break };
+            if matches!(from, Bound::Excluded(f) if f == k.as_slice()) {
+                continue;
+            }
+            out.push((k, v));
+        }
+        return Ok(out);
+    }
+    let mut pc = pending::Cursor::new(runs, start);
+    let mut tree_next: Option<Option<Kv>> = None;
     while out.len() < limit {
-        let Some((k, v)) = c.next(0)? else { break };
-        if matches!(from, Bound::Excluded(f) if f == k.as_slice()) {
+        let t = match &mut tree_next {
+            Some(t) => t,
+            None => tree_next.insert(c.next(0)?),
+        };
+        let pk = pc.peek().filter(|k| !c.beyond(k));
+        let (key, cur) = match (t.as_ref(), pk) {
+            (None, None) => break,
+            (Some((tk, _)), Some(pk)) if pk < tk.as_slice() => (pk.to_vec(), None),
+            (None, Some(pk)) => (pk.to_vec(), None),
+            (Some(_), _) => match tree_next.take().flatten() {
+                Some((k, v)) => (k, Some(v)),
+                None => return Err(Error::Internal("scan lost its next entry".into())),
+            },
+        };
+        let Some(v) = pc.apply(&key, cur)? else {
+            continue;
+        };
+        if matches!(from, Bound::Excluded(f) if f == key.as_slice()) {
             continue;
         }
-        out.push((k, v));
+        out.push((key, v));
     }
     Ok(out)
 }

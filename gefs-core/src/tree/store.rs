@@ -22,9 +22,12 @@
 //!   matter when sizing an allocation reserve.
 
 use std::ops::Deref;
+use std::sync::Arc;
 
 use crate::error::Result;
 use crate::format::{Bptr, BLKSZ};
+
+use super::pending::Run;
 
 /// Block I/O for tree operations.
 pub trait NodeStore {
@@ -59,4 +62,12 @@ pub trait NodeStore {
     /// the implementation, which knows what failed, must latch its own
     /// failure (for example make the file system read-only).
     fn free(&self, bp: &Bptr) -> Result<()>;
+
+    /// Messages accepted for the tree but not yet applied to it (runs,
+    /// oldest first), which [`lookup`](super::lookup) and
+    /// [`scan`](super::scan) apply on top of what the tree holds. None by
+    /// default; a store's reader context supplies its write buffer.
+    fn pending(&self) -> &[Arc<Run>] {
+        &[]
+    }
 }

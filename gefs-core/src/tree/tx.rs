@@ -81,7 +81,7 @@ impl<'s, S: NodeStore> Tx<'s, S> {
         let (bp, _, fill) = self.s.write(|buf| encode(n, buf))?;
         self.written.push(bp);
         Ok(Child {
-            sep: n.lo().to_vec(),
+            sep: n.lo(),
             bp,
             fill,
         })

@@ -1,10 +1,10 @@
-//! Upsert: applying a batch of messages atomically, pass by pass.
+//! Upsert: applying a batch of messages atomically, in one pass.
 //!
-//! Each pass rebuilds the root: if the root is a pivot whose buffer takes the
-//! whole remainder of the batch, only the root is copied (the fast path);
-//! otherwise one victim child per level is flushed, the path is rebuilt
-//! bottom-up, and what the root could not take is retried by the next pass
-//! (the reference's "short pull"). A root that splits grows the tree by one
+//! The root is given the whole (sorted) batch. If the root is a pivot whose
+//! buffer takes it, only the root is copied (the fast path); otherwise the
+//! root flushes the largest child shares of its buffer and the batch down,
+//! each child doing the same as it needs to, so every node on the way is
+//! rewritten once (see `flush`). A root that splits grows the tree by one
 //! level; a root pivot left with one child and an empty buffer is dropped
 //! (height − 1), and one left with one child but buffered messages is
 //! drained into that child first.
@@ -12,11 +12,9 @@
 //! Invariants kept here:
 //! - a batch is validated whole before the tree is touched, then sorted
 //!   stably by key, so messages for one key keep their order;
-//! - all passes of one call share one [`Tx`]: nothing is freed until every
-//!   pass succeeded, and on error exactly the blocks written are freed;
+//! - the whole call shares one [`Tx`]: nothing is freed until it succeeded,
+//!   and on error exactly the blocks written are freed;
 //! - the height stays within `1..=MAX_HEIGHT`.
-
-use std::mem::take;
 
 use crate::error::{Error, Result};
 use crate::format::key::KDAT;
@@ -25,24 +23,17 @@ use crate::format::superblock::MAX_HEIGHT;
 use crate::format::PTRSZ;
 use crate::ids::BlockAddr;
 
-use super::content::{decode, Node, Pivot};
-use super::flush::{apply_leaf, flush_pivot};
-use super::pack::pack_pivot;
+use super::content::{decode, pack_msgs, Bytes, Node, Pivot, TMsg};
+use super::flush::{apply_leaf, give};
+use super::pack::{pack_leaf, pack_pivot};
 use super::store::NodeStore;
-use super::tx::{root_level, view, Tx};
+use super::tx::{root_level, Tx};
 use super::Root;
 
-/// Drain passes one upsert may spend emptying a one-child root's buffer.
-const MAX_DRAINS: usize = 2;
-
-/// A bound on passes, far above what any batch needs: a bug that stops
-/// making progress becomes an error instead of a hang.
-const MAX_PASSES: usize = 1 << 20;
-
-/// Check every message of a batch. Besides [`Msg::validate`], an insert
-/// under a `KDAT` key must carry exactly one block pointer, because the tree
-/// frees what such values point to.
-fn validate(msgs: &[Msg]) -> Result<()> {
+/// Check every message of a batch as [`upsert`] does. Besides
+/// [`Msg::validate`], an insert under a `KDAT` key must carry exactly one
+/// block pointer, because the tree frees what such values point to.
+pub fn validate(msgs: &[Msg]) -> Result<()> {
     for m in msgs {
         m.validate()?;
         if m.op == Op::Insert && m.key.first() == Some(&KDAT) && m.val.len() != PTRSZ {
@@ -64,13 +55,24 @@ fn validate(msgs: &[Msg]) -> Result<()> {
 /// [`NodeStore::free`]) only once the whole batch has succeeded, as are data
 /// blocks whose `KDAT` pointers were overwritten or deleted in a leaf. On
 /// error the caller still owns any data block the batch pointed to.
-pub fn upsert<S: NodeStore>(s: &S, root: &Root, mut msgs: Vec<Msg>) -> Result<Root> {
+pub fn upsert<S: NodeStore>(s: &S, root: &Root, msgs: Vec<Msg>) -> Result<Root> {
+    upsert_runs(s, root, &[&msgs])
+}
+
+/// [`upsert`] of the concatenation of `parts` (for example a write buffer's
+/// runs, oldest first, then a new batch), which are only read: on error
+/// they are still whole, and on success the caller drops them.
+pub fn upsert_runs<S: NodeStore>(s: &S, root: &Root, parts: &[&[Msg]]) -> Result<Root> {
     root_level(root)?;
-    validate(&msgs)?;
+    for p in parts {
+        validate(p)?;
+    }
+    let mut msgs: Vec<&Msg> = parts.iter().flat_map(|p| p.iter()).collect();
     if msgs.is_empty() {
         return Ok(*root);
     }
     msgs.sort_by(|a, b| a.key.cmp(&b.key));
+    let msgs = pack_msgs(&msgs);
     let mut tx = Tx::new(s);
     match run(&mut tx, *root, msgs) {
         Ok(r) => {
@@ -84,66 +86,52 @@ pub fn upsert<S: NodeStore>(s: &S, root: &Root, mut msgs: Vec<Msg>) -> Result<Ro
     }
 }
 
-/// What one pass left.
-struct Pass {
-    root: Root,
-    rest: Vec<Msg>,
-    /// The root is a pivot with one child and buffered messages.
-    lonely: bool,
-}
-
-fn run<S: NodeStore>(tx: &mut Tx<'_, S>, root: Root, msgs: Vec<Msg>) -> Result<Root> {
-    let mut st = pass(tx, root, msgs, false)?;
-    let mut drains = 0;
-    for _ in 0..MAX_PASSES {
-        if !st.rest.is_empty() {
-            st = pass(tx, st.root, take(&mut st.rest), false)?;
-        } else if st.lonely && drains < MAX_DRAINS {
-            drains += 1;
-            st = pass(tx, st.root, Vec::new(), true)?;
-        } else {
-            return Ok(st.root);
+fn run<S: NodeStore>(tx: &mut Tx<'_, S>, root: Root, msgs: Vec<TMsg>) -> Result<Root> {
+    let level = root_level(&root)?;
+    let (parts, mut level) = rebuild_root(tx, root, level, msgs, false)?;
+    let (mut root, mut lonely) = install(tx, parts, level)?;
+    // Each drain empties a one-child root into its child and drops it (or
+    // the child split, and the root is no longer lonely).
+    for _ in 0..MAX_HEIGHT {
+        if !lonely {
+            break;
         }
+        level = root_level(&root)?;
+        let (parts, l) = rebuild_root(tx, root, level, Vec::new(), true)?;
+        (root, lonely) = install(tx, parts, l)?;
     }
-    Err(Error::Internal("upsert made no progress".into()))
+    Ok(root)
 }
 
-/// Rebuild the root once, giving it `incoming`.
-fn pass<S: NodeStore>(
+/// Rebuild the root at `level`, giving it `incoming` (and, if `drain`,
+/// pushing its whole buffer down). Returns the parts it became.
+fn rebuild_root<S: NodeStore>(
     tx: &mut Tx<'_, S>,
     root: Root,
-    incoming: Vec<Msg>,
-    force: bool,
-) -> Result<Pass> {
-    let level = root_level(&root)?;
+    level: u16,
+    incoming: Vec<TMsg>,
+    drain: bool,
+) -> Result<(Vec<Node>, u16)> {
     let addr = root.bp.addr;
     let r = tx.read(&root.bp, level)?;
-    let node = decode(&view(&r, addr)?, addr, &[])?;
+    let node = decode(&r[..], addr, &Bytes::empty())?;
     drop(r);
     tx.retire(root.bp);
-    let (parts, rest) = match node {
-        Node::Leaf { lo, kvs } => {
-            let kvs = apply_leaf(tx, addr, kvs, incoming)?;
-            (super::pack::pack_leaf(lo, kvs), Vec::new())
-        }
+    let parts = match node {
+        Node::Leaf { lo, kvs } => pack_leaf(lo, apply_leaf(tx, addr, kvs, incoming)?),
         Node::Pivot(mut p) => {
-            let rest = flush_pivot(tx, &mut p, addr, incoming, force)?;
-            (pack_pivot(p, addr)?, rest)
+            give(tx, &mut p, addr, incoming, drain)?;
+            pack_pivot(p, addr)?
         }
     };
-    let (root, lonely) = install(tx, parts, level)?;
-    Ok(Pass {
-        root,
-        rest: rest.into_iter().map(|(_, m)| m).collect(),
-        lonely,
-    })
+    Ok((parts, level))
 }
 
 /// Write the new root from the parts the old root became.
 fn install<S: NodeStore>(tx: &mut Tx<'_, S>, parts: Vec<Node>, level: u16) -> Result<(Root, bool)> {
     let Some(n) = grow(tx, parts, level)? else {
         let c = tx.write(&Node::Leaf {
-            lo: Vec::new(),
+            lo: Bytes::empty(),
             kvs: Vec::new(),
         })?;
         return Ok((

@@ -4,7 +4,7 @@
 //! be reported at the injected address — as a warning for a superblock copy
 //! when the other copy is good, as a problem otherwise — and never panic.
 
-use super::image::{build, layout, Img, Layout};
+use super::image::{build, build_with_snapshots, deadlist_blocks, layout, Img, Layout};
 use super::{run, show};
 use crate::check::sb::sb_b_addr;
 use crate::check::Report;
@@ -219,4 +219,56 @@ fn damaged_log_makes_no_copy_usable_and_names_the_block() {
     // The trees are still checked, and found intact.
     assert_eq!(r.trees.len(), 4);
     assert!(r.trees.iter().all(|t| !t.damaged), "{}", show(&r));
+}
+
+#[test]
+fn faults_in_deadlists_and_shared_nodes_are_reported() {
+    let (img, s) = build_with_snapshots();
+    let dl = deadlist_blocks(&s);
+    // A block (node or data) two trees reach.
+    let blocks = |label: &str| {
+        let t = s.mount(label).unwrap();
+        let mut v = Vec::new();
+        s.with_reader(t, |ctx, root| {
+            crate::tree::walk(ctx, root, |bp, _| {
+                v.push(bp.addr);
+                Ok(())
+            })?;
+            crate::tree::data_ptrs(ctx, root, |bp| {
+                v.push(bp.addr);
+                Ok(())
+            })
+        })
+        .unwrap();
+        v
+    };
+    let (a1, a2, live) = (blocks("snap1"), blocks("snap2"), blocks("main"));
+    let shared = a2
+        .iter()
+        .chain(&live)
+        .find(|a| a1.contains(a))
+        .or_else(|| live.iter().find(|a| a2.contains(a)))
+        .copied()
+        .expect("a shared block");
+    drop(s);
+    let l = layout(&img.dev);
+    let mut failures = Vec::new();
+    for (name, a) in [
+        ("deadlist head", dl[0]),
+        ("deadlist last", dl[dl.len() - 1]),
+        ("shared leaf", shared),
+    ] {
+        for (fi, &f) in FAULTS.iter().enumerate() {
+            let Some(bytes) = inject(&img, f, a, l.data[0], fi) else {
+                continue;
+            };
+            let dev = img.dev.snapshot();
+            dev.write_at(&bytes, a.0).unwrap();
+            let r = run(&dev);
+            if !judged(&r, a, false) {
+                failures.push(format!("{name} {a} {f:?}:\n{}", show(&r)));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

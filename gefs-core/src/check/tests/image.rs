@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{run, show};
+use super::{run, run_store, show};
 use crate::alloc::{replay, Tier};
 use crate::check::sb::sb_b_addr;
 use crate::check::Kind;
@@ -32,9 +32,9 @@ fn conf_key(tag: &str, i: u64) -> Vec<u8> {
 }
 
 /// Format, then fill `main` (KCONF records, directory entries and data
-/// blocks with their KDAT pointers) and the snapshot tree (KCONF records)
-/// over several commits, so that both trees have height ≥ 2 and the logs
-/// have several entries.
+/// blocks with their KDAT pointers, a consistent file system) and the
+/// snapshot tree (KCONF records) over several commits, so that both trees
+/// have height ≥ 2 and the logs have several entries.
 pub(crate) fn build() -> Img {
     let dev = Arc::new(MemDev::new(DEV));
     let opts = FormatOpts {
@@ -44,6 +44,21 @@ pub(crate) fn build() -> Img {
     let s = Store::format(dev.clone(), &opts).unwrap();
     let mut history = vec![dev.snapshot()];
     let t = s.mount("main").unwrap();
+    // Three files holding the data, long enough for all of it.
+    let files: Vec<u64> = (0..3).map(|_| s.next_qid()).collect();
+    let msgs = files
+        .iter()
+        .map(|&q| {
+            let d = Xdir {
+                qid_path: q,
+                mode: 0o644,
+                length: 120 * BLKSZ_U64,
+                ..Xdir::default()
+            };
+            Msg::insert(key::ent(0, format!("data{q}").as_bytes()), d.encode())
+        })
+        .collect();
+    s.upsert(t, msgs, Tier::Normal).unwrap();
     for round in 0..4u64 {
         for batch in 0..10u64 {
             let msgs = (0..100)
@@ -56,7 +71,7 @@ pub(crate) fn build() -> Img {
         }
         let mut msgs = Vec::new();
         for j in 0..30u64 {
-            let qid = 100 + j % 3;
+            let qid = files[(j % 3) as usize];
             let off = (round * 30 + j) * BLKSZ_U64;
             let bp = s
                 .write_data(t, qid, true, Tier::Normal, |b| {
@@ -66,7 +81,7 @@ pub(crate) fn build() -> Img {
                 .unwrap();
             msgs.push(Msg::insert(key::dat(qid, off), bp.to_bytes().to_vec()));
             let d = Xdir {
-                qid_path: 1000 + round * 30 + j,
+                qid_path: s.next_qid(),
                 mode: 0o644,
                 ..Xdir::default()
             };
@@ -299,7 +314,7 @@ fn reference_from_two_parents_is_reported() {
     s.upsert(t, msgs, Tier::Normal).unwrap();
     s.sync().unwrap();
     drop(s);
-    let r = run(&*dev);
+    let r = run_store(&*dev);
     assert_eq!(r.problems.len(), 1, "{}", show(&r));
     assert_eq!(
         (r.problems[0].kind, r.problems[0].addr),
@@ -376,6 +391,122 @@ fn deadlists_are_followed_and_keep_their_blocks() {
         r.problems
             .iter()
             .any(|p| p.addr == Some(tail.addr.0) && p.kind == Kind::Hash),
+        "{}",
+        show(&r)
+    );
+}
+
+/// An image whose `main` has two snapshots and overwrites between them, so
+/// that trees share blocks and deadlist segments exist; also returns the
+/// open store.
+pub(crate) fn build_with_snapshots() -> (Img, Store) {
+    let dev = Arc::new(MemDev::new(DEV));
+    let opts = FormatOpts {
+        user: "glenda".into(),
+        cache_bytes: 8 << 20,
+    };
+    let s = Store::format(dev.clone(), &opts).unwrap();
+    let mut history = vec![dev.snapshot()];
+    let t = s.mount("main").unwrap();
+    let file = s.next_qid();
+    let d = Xdir {
+        qid_path: file,
+        mode: 0o644,
+        length: 20 * BLKSZ_U64,
+        ..Xdir::default()
+    };
+    s.upsert(
+        t,
+        vec![Msg::insert(key::ent(0, b"data"), d.encode())],
+        Tier::Normal,
+    )
+    .unwrap();
+    for round in 1..=3u64 {
+        for batch in 0..5u64 {
+            let msgs = (0..200)
+                .map(|i| Msg::insert(conf_key("k", batch * 200 + i), vec![round as u8; 90]))
+                .collect();
+            s.upsert(t, msgs, Tier::Normal).unwrap();
+        }
+        let mut msgs = Vec::new();
+        for j in 0..20u64 {
+            let bp = s
+                .write_data(t, file, true, Tier::Normal, |b| b[0] = round as u8)
+                .unwrap();
+            msgs.push(Msg::insert(
+                key::dat(file, j * BLKSZ_U64),
+                bp.to_bytes().to_vec(),
+            ));
+        }
+        s.upsert(t, msgs, Tier::Normal).unwrap();
+        s.sync().unwrap();
+        history.push(dev.snapshot());
+        if round < 3 {
+            s.snapshot("main", &format!("snap{round}"), false).unwrap();
+        }
+    }
+    s.sync().unwrap();
+    history.push(dev.snapshot());
+    (Img { dev, history }, s)
+}
+
+/// Every deadlist block of the image the store has open.
+pub(crate) fn deadlist_blocks(s: &Store) -> Vec<BlockAddr> {
+    let mut out = Vec::new();
+    for l in s.labels().unwrap() {
+        for seg in s.segments(l.id).unwrap() {
+            let mut bp = seg.val.head;
+            loop {
+                out.push(bp.addr);
+                if bp == seg.val.tail {
+                    break;
+                }
+                let b = {
+                    let mut b = vec![0u8; BLKSZ];
+                    s.device().read_at(&mut b, bp.addr.0).unwrap();
+                    b
+                };
+                bp = LogHeader::decode(&b).unwrap().prev;
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn snapshots_and_their_deadlists_check_clean() {
+    let (img, s) = build_with_snapshots();
+    let r = run(&*img.dev);
+    assert!(
+        r.problems.is_empty() && r.warnings.is_empty(),
+        "{}",
+        show(&r)
+    );
+    assert!(r.stats.shared_blocks > 0, "{:?}", r.stats);
+    assert_eq!(r.stats.deadlist_blocks, deadlist_blocks(&s).len() as u64);
+    assert!(r.stats.deadlist_blocks > 0);
+    let names: Vec<&str> = r
+        .trees
+        .iter()
+        .flat_map(|t| &t.labels)
+        .map(String::as_str)
+        .collect();
+    assert!(
+        names.contains(&"snap1") && names.contains(&"snap2"),
+        "{names:?}"
+    );
+    s.delete_label("snap1").unwrap();
+    let t = s.mount("main").unwrap();
+    s.upsert(
+        t,
+        vec![Msg::insert(conf_key("k", 1), vec![9; 90])],
+        Tier::Normal,
+    )
+    .unwrap();
+    s.sync().unwrap();
+    let r = run(&*img.dev);
+    assert!(
+        r.problems.is_empty() && r.warnings.is_empty(),
         "{}",
         show(&r)
     );

@@ -3,19 +3,34 @@
 //! hostile images never panic.
 
 mod faults;
+mod fsck;
 mod image;
 mod rehash;
 mod robust;
 
-use super::{check, CheckOpts, Report};
+use super::{check, check_store, CheckOpts, Report};
 use crate::device::Device;
 
-/// Check with two threads; panics only if the image cannot be checked.
+/// Check with three threads (a reader and two workers; `image.rs` also
+/// checks one thread); panics only if the image cannot be checked.
 pub(super) fn run(dev: &dyn Device) -> Report {
     check(
         dev,
         &CheckOpts {
-            threads: 2,
+            threads: 3,
+            progress: None,
+        },
+    )
+    .expect("image can be checked")
+}
+
+/// [`run`] without the file-system checks, for images whose trees hold
+/// data keys of no file.
+pub(super) fn run_store(dev: &dyn Device) -> Report {
+    check_store(
+        dev,
+        &CheckOpts {
+            threads: 3,
             progress: None,
         },
     )

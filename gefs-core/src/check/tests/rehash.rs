@@ -141,13 +141,18 @@ fn separator_above_a_childs_keys_is_reported() {
     let b = read(&img.dev, pivot);
     let v = NodeView::new(&b).unwrap();
     assert!(v.nval() >= 3);
-    let (sep1, child1, _) = v.child(1).unwrap();
-    let cb = read(&img.dev, child1.addr);
-    let cv = NodeView::new(&cb).unwrap();
-    // Child 1's second key: above its first, below separator 2.
-    let k1 = cv.key(1).unwrap().to_vec();
-    assert_eq!(k1.len(), sep1.len());
-    let sep1 = sep1.to_vec();
+    // A middle child whose second key is as long as its separator (the
+    // patch keeps the node's size): that key is above the child's first
+    // and below the next separator.
+    let (sep1, child1, k1) = (1..v.nval() - 1)
+        .find_map(|i| {
+            let (sep, child, _) = v.child(i).unwrap();
+            let cb = read(&img.dev, child.addr);
+            let cv = NodeView::new(&cb).unwrap();
+            let k = cv.key(1).unwrap().to_vec();
+            (k.len() == sep.len()).then(|| (sep.to_vec(), child, k))
+        })
+        .expect("a child with a same-length second key");
     let r = damage(&img.dev, pivot, |b| assert!(patch(b, &sep1, &k1)));
     assert!(has(&r, Kind::KeyRange, child1.addr), "{}", show(&r));
 }

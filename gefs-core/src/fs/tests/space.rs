@@ -191,3 +191,56 @@ fn a_write_that_fails_on_a_full_device_leaves_nothing_behind() {
         "{free} of {free0} came back"
     );
 }
+
+/// A remove commits with a durable note of its pending clear, so a crash
+/// (here: the store is dropped without draining the clears) leaks nothing:
+/// the next attach resumes the clear, and every block comes back. The data
+/// space of a clear comes back at once, not when messages reach leaves.
+#[test]
+fn clears_survive_a_crash_and_free_eagerly() {
+    let dev = format(DEV);
+    let fs = open(&dev);
+    let (m, root) = fs.attach("main").unwrap();
+    fs.sync().unwrap();
+    let free0 = fs.store().allocator().free_blocks();
+    let o = fs
+        .create(&m, &root, b"big", 0o664, ORDWR, &glenda())
+        .unwrap();
+    let chunk = vec![7u8; MAX_IO];
+    let mut off = 0u64;
+    while off < 3000 * BLKSZ as u64 {
+        off += fs.write(&o, off, &chunk, &glenda()).unwrap() as u64;
+    }
+    let e = fs.stat(&m, o.entry()).unwrap();
+    drop(o);
+    fs.sync().unwrap();
+    fs.remove(&m, &e, &glenda()).unwrap();
+    // Commit the remove with nearly all of its clear still pending.
+    assert!(
+        fs.sweep(1).unwrap(),
+        "a 3000-block clear takes several steps"
+    );
+    fs.store().sync().unwrap();
+    drop(m);
+    drop(root);
+    drop(fs);
+    let clean = crate::check::check(&*dev, &crate::check::CheckOpts::default()).unwrap();
+    assert!(clean.problems.is_empty(), "{:#?}", clean.problems);
+    let fs = open(&dev);
+    let (m, _root) = fs.attach("main").unwrap();
+    assert!(
+        fs.clears_pending() > 0,
+        "the clear resumes after the restart"
+    );
+    fs.sync().unwrap();
+    fs.store().sync().unwrap();
+    let back = fs.store().allocator().free_blocks();
+    assert!(
+        back + 16 >= free0,
+        "{back} of {free0} blocks free after the clear"
+    );
+    drop(m);
+    drop(fs);
+    let r = crate::check::check(&*dev, &crate::check::CheckOpts::default()).unwrap();
+    assert!(r.problems.is_empty(), "{:#?}", r.problems);
+}

@@ -93,6 +93,8 @@ fn write_failure_leaves_old_root_intact() {
         "the batch should need many writes, got {failures}"
     );
     // Mass deletion in one batch: leaves empty and vanish, siblings merge.
+    // Routed in one pass, it writes little (the emptied nodes vanish
+    // unwritten), but every one of its writes can fail.
     let dels: Vec<Msg> = h
         .model
         .keys()
@@ -100,7 +102,7 @@ fn write_failure_leaves_old_root_intact() {
         .map(|k| Msg::delete(k.clone()))
         .collect();
     let failures = fail_every_write(&mut h, &dels, &mut r);
-    assert!(failures > 5, "got {failures}");
+    assert!(failures >= 1, "got {failures}");
 }
 
 /// Every node: (pointer, level, is leaf).

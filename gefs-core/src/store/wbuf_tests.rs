@@ -1,0 +1,244 @@
+//! Write buffer tests: buffered upserts against a `BTreeMap` model through
+//! lookups, scans, syncs, caps, snapshots, reopens and concurrent readers.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use super::*;
+use crate::device::MemDev;
+use crate::format::msg::Op;
+
+const DEV: u64 = 64 << 20;
+
+fn fmt(dev: &Arc<MemDev>) -> Store {
+    let opts = FormatOpts {
+        user: "glenda".into(),
+        cache_bytes: 8 << 20,
+    };
+    Store::format(dev.clone(), &opts).unwrap()
+}
+
+fn open(dev: &Arc<MemDev>) -> Store {
+    Store::open(
+        dev.clone(),
+        &Config {
+            cache_bytes: 8 << 20,
+            read_only: false,
+        },
+    )
+    .unwrap()
+}
+
+fn k(i: u64) -> Vec<u8> {
+    let mut v = vec![crate::format::key::KCONF];
+    v.extend_from_slice(&i.to_be_bytes());
+    v
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn model_apply(model: &mut BTreeMap<Vec<u8>, Vec<u8>>, m: &Msg) {
+    match m.op {
+        Op::Insert => {
+            model.insert(m.key.clone(), m.val.clone());
+        }
+        _ => {
+            model.remove(&m.key);
+        }
+    }
+}
+
+/// Every key of the model reads back, and scans from random points with
+/// random limits and bounds agree with it.
+fn agree(s: &Store, t: TreeId, model: &BTreeMap<Vec<u8>, Vec<u8>>, r: &mut Rng, keys: u64) {
+    for i in 0..keys {
+        assert_eq!(
+            s.lookup(t, &k(i)).unwrap(),
+            model.get(&k(i)).cloned(),
+            "key {i}"
+        );
+    }
+    for _ in 0..20 {
+        let x = r.below(keys);
+        let (a, b) = (k(x), k(x + 1 + r.below(keys)));
+        let limit = 1 + r.below(40) as usize;
+        let from = if r.below(2) == 0 {
+            Bound::Included(&a[..])
+        } else {
+            Bound::Excluded(&a[..])
+        };
+        let got = s.scan(t, from, Bound::Excluded(&b[..]), limit).unwrap();
+        let want: Vec<(Vec<u8>, Vec<u8>)> = model
+            .range::<[u8], _>((from, Bound::Excluded(&b[..])))
+            .take(limit)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        assert_eq!(got, want);
+    }
+}
+
+fn random_run(cap: usize, seed: u64) {
+    let dev = Arc::new(MemDev::new(DEV));
+    drop(fmt(&dev));
+    let s = open(&dev);
+    s.set_write_buffer_bytes(cap);
+    let t = s.mount("main").unwrap();
+    let mut model = BTreeMap::new();
+    let mut r = Rng(seed);
+    let keys = 3000;
+    for round in 0..30 {
+        for _ in 0..100 {
+            let n = 1 + r.below(6);
+            let batch: Vec<Msg> = (0..n)
+                .map(|_| {
+                    let key = k(r.below(keys));
+                    match r.below(6) {
+                        0 => Msg::delete(key),
+                        1 => Msg::bare(Op::Clobber, key),
+                        _ => Msg::insert(key, vec![r.below(256) as u8; 1 + r.below(90) as usize]),
+                    }
+                })
+                .collect();
+            s.upsert(t, batch.clone(), Tier::Normal).unwrap();
+            for m in &batch {
+                model_apply(&mut model, m);
+            }
+        }
+        agree(&s, t, &model, &mut r, keys);
+        if round % 4 == 3 {
+            s.sync().unwrap();
+        }
+    }
+    s.sync().unwrap();
+    drop(s);
+    let s = open(&dev);
+    let t = s.mount("main").unwrap();
+    agree(&s, t, &model, &mut r, keys);
+}
+
+#[test]
+fn buffered_upserts_match_the_model() {
+    random_run(DEFAULT_WRITE_BUFFER_BYTES, 1);
+}
+
+#[test]
+fn a_small_buffer_applies_often() {
+    random_run(4 << 10, 2);
+}
+
+#[test]
+fn no_buffer_applies_at_once() {
+    random_run(0, 3);
+}
+
+#[test]
+fn readers_and_snapshots_see_the_buffer() {
+    let dev = Arc::new(MemDev::new(DEV));
+    drop(fmt(&dev));
+    let s = open(&dev);
+    let t = s.mount("main").unwrap();
+    s.upsert(t, vec![Msg::insert(k(1), b"one".to_vec())], Tier::Normal)
+        .unwrap();
+    s.upsert(t, vec![Msg::insert(k(2), b"two".to_vec())], Tier::Normal)
+        .unwrap();
+    // Buffered: the tree itself does not hold them yet.
+    let (tree_only, through_ctx) = s
+        .with_reader(t, |ctx, root| {
+            let bare = crate::tree::lookup(&ReadCtx::new(&s), root, &k(1))?;
+            let seen = crate::tree::scan(ctx, root, Bound::Included(&k(0)), Bound::Unbounded, 10)?;
+            Ok((bare, seen))
+        })
+        .unwrap();
+    assert_eq!(tree_only, None);
+    assert_eq!(
+        through_ctx,
+        vec![(k(1), b"one".to_vec()), (k(2), b"two".to_vec())]
+    );
+    // A snapshot taken now holds them.
+    s.snapshot("main", "snap1", false).unwrap();
+    s.sync().unwrap();
+    let snap = s.mount("snap1").unwrap();
+    assert_eq!(s.lookup(snap, &k(2)).unwrap(), Some(b"two".to_vec()));
+}
+
+#[test]
+fn a_failed_batch_changes_nothing() {
+    let dev = Arc::new(MemDev::new(DEV));
+    drop(fmt(&dev));
+    let s = open(&dev);
+    let t = s.mount("main").unwrap();
+    s.upsert(t, vec![Msg::insert(k(1), b"one".to_vec())], Tier::Normal)
+        .unwrap();
+    // A data key insert must carry a block pointer: the batch is refused
+    // whole, buffered or not.
+    let bad = vec![
+        Msg::insert(k(2), b"two".to_vec()),
+        Msg::insert(key::dat(9, 0), b"not a pointer".to_vec()),
+    ];
+    assert!(matches!(
+        s.upsert(t, bad, Tier::Normal),
+        Err(Error::Invalid(_))
+    ));
+    assert_eq!(s.lookup(t, &k(2)).unwrap(), None);
+    assert_eq!(s.lookup(t, &k(1)).unwrap(), Some(b"one".to_vec()));
+    s.sync().unwrap();
+    assert_eq!(s.lookup(t, &k(1)).unwrap(), Some(b"one".to_vec()));
+}
+
+/// Keys are inserted in order, one per upsert, with syncs in between: a
+/// reader must always see a prefix, never a key without the ones before it
+/// (root and buffer are published together).
+#[test]
+fn readers_never_see_a_half_applied_buffer() {
+    let dev = Arc::new(MemDev::new(DEV));
+    drop(fmt(&dev));
+    let s = open(&dev);
+    s.set_write_buffer_bytes(16 << 10);
+    let t = s.mount("main").unwrap();
+    let n = 3000u64;
+    let done = AtomicBool::new(false);
+    std::thread::scope(|sc| {
+        let reader = sc.spawn(|| {
+            let mut seen = 0;
+            while !done.load(Ordering::Relaxed) {
+                let v = s
+                    .scan(
+                        t,
+                        Bound::Included(&k(0)),
+                        Bound::Included(&k(n)),
+                        n as usize,
+                    )
+                    .unwrap();
+                for (i, (key, _)) in v.iter().enumerate() {
+                    assert_eq!(key, &k(i as u64), "a gap before key {i}");
+                }
+                assert!(v.len() >= seen, "keys vanished");
+                seen = v.len();
+            }
+        });
+        for i in 0..n {
+            s.upsert(t, vec![Msg::insert(k(i), vec![1; 40])], Tier::Normal)
+                .unwrap();
+            if i % 700 == 0 {
+                s.sync().unwrap();
+            }
+        }
+        done.store(true, Ordering::Relaxed);
+        reader.join().unwrap();
+    });
+}

@@ -1,0 +1,150 @@
+//! The administrative console: a Unix socket `NAME.cmd` beside the service, created mode 0600,
+//! that refuses any peer whose uid (`SO_PEERCRED`) is not the server's own.
+//!
+//! Wire format: the client sends one command per line (see `parse`); the server answers each
+//! with a header line `ok LEN` or `error LEN` and then exactly `LEN` bytes of text (or JSON).
+//!
+//! `check` on a live image: the console takes the commit gate, commits, and runs
+//! `gefs_core::check::check` on the device while still holding the gate. Nothing a durable
+//! superblock reaches is ever overwritten, and only a commit writes superblocks and logs, so
+//! with commits held off the device holds exactly the last commit, consistent and unchanging,
+//! even while the server goes on serving: writers keep writing new blocks into space that
+//! commit does not use, readers keep reading. Only syncs wait for the check. The report is
+//! "ok" or "broken" with every problem found.
+
+mod client;
+pub mod parse;
+mod run;
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crate::server::{Core, Stopper};
+
+pub use client::{request, run_client, ClientOpts};
+pub use parse::{parse, Command, Request, Show, HELP, MAX_LINE};
+pub use run::execute;
+
+/// A running console listener.
+#[derive(Debug)]
+pub struct Handle {
+    path: PathBuf,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl Handle {
+    /// The socket path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Stop listening and remove the socket.
+    pub fn stop(mut self) {
+        let _ = UnixStream::connect(&self.path);
+        if let Some(h) = self.accept.take() {
+            let _ = h.join();
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Serve the console at `path`.
+pub fn start(core: Arc<Core>, stopper: Stopper, path: PathBuf) -> io::Result<Handle> {
+    let l = crate::server::listen::bind_unix(&path)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    let me = rustix::process::getuid().as_raw();
+    let accept = std::thread::Builder::new()
+        .name("gefs-console".into())
+        .spawn(move || accept_loop(core, stopper, l, me))?;
+    Ok(Handle {
+        path,
+        accept: Some(accept),
+    })
+}
+
+fn accept_loop(core: Arc<Core>, stopper: Stopper, l: UnixListener, me: u32) {
+    for s in l.incoming() {
+        if core.stopping() {
+            return;
+        }
+        let Ok(mut s) = s else { continue };
+        let uid = rustix::net::sockopt::socket_peercred(&s)
+            .ok()
+            .map(|c| c.uid.as_raw());
+        if uid != Some(me) {
+            eprintln!("gefsd: console: refused a connection from uid {uid:?}");
+            let _ = answer(
+                &mut s,
+                Err("permission denied: the console is the owner's only"),
+            );
+            continue;
+        }
+        let (c, st) = (core.clone(), stopper.clone());
+        let _ = std::thread::Builder::new()
+            .name("gefs-console-conn".into())
+            .spawn(move || serve(&c, &st, s));
+    }
+}
+
+/// Write one framed answer.
+fn answer(w: &mut impl Write, r: Result<&str, &str>) -> io::Result<()> {
+    let (word, body) = match r {
+        Ok(b) => ("ok", b),
+        Err(b) => ("error", b),
+    };
+    write!(w, "{word} {}\n{body}", body.len())?;
+    w.flush()
+}
+
+/// Read one line of at most `MAX_LINE` bytes; `Ok(None)` at the end. A longer line is
+/// consumed to its end and reported as `Err`.
+fn read_line(r: &mut impl BufRead) -> io::Result<Option<Result<String, String>>> {
+    let mut buf = Vec::new();
+    let n = r
+        .by_ref()
+        .take(MAX_LINE as u64 + 1)
+        .read_until(b'\n', &mut buf)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+    } else if buf.len() > MAX_LINE {
+        let mut skip = Vec::new();
+        loop {
+            skip.clear();
+            let m = r.by_ref().take(64 * 1024).read_until(b'\n', &mut skip)?;
+            if m == 0 || skip.last() == Some(&b'\n') {
+                break;
+            }
+        }
+        return Ok(Some(Err(format!("line longer than {MAX_LINE} bytes"))));
+    }
+    Ok(Some(
+        String::from_utf8(buf).map_err(|_| "line is not UTF-8".to_string()),
+    ))
+}
+
+fn serve(core: &Arc<Core>, stopper: &Stopper, s: UnixStream) {
+    let Ok(w) = s.try_clone() else { return };
+    let mut w = w;
+    let mut r = BufReader::new(s);
+    while let Ok(Some(line)) = read_line(&mut r) {
+        let out = line.and_then(|l| match parse(&l) {
+            Ok(None) => Ok(String::new()),
+            Ok(Some(req)) => execute(core, stopper, &req),
+            Err(e) => Err(e),
+        });
+        let sent = match &out {
+            Ok(b) => answer(&mut w, Ok(b)),
+            Err(e) => answer(&mut w, Err(e)),
+        };
+        if sent.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! Carrying out console commands. Commands that commit (snap, set, clear) run on the sweeper,
+//! under the commit gate; `sync` and `halt` go through the sync worker, so "synced" is printed
+//! only once the commit is durable, and `halt` commits before it stops (the reference marked
+//! the file system read-only first and lost up to 5 s, §9.1 / #3). Commands that change the
+//! server's security or availability (permit, users, halt, snap -d, set, clear) are logged to
+//! standard error.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use crossbeam::channel::bounded;
+use serde::Serialize;
+
+use gefs_core::admin::{self, Snap};
+use gefs_core::check::{check, CheckOpts};
+use gefs_core::units::human;
+
+use super::parse::{Command, Request, Show, HELP};
+use crate::server::{Core, Stopper, SweepReq, SyncReq};
+
+type Out = Result<String, String>;
+
+fn json<T: Serialize>(v: &T) -> Out {
+    serde_json::to_string_pretty(v)
+        .map(|mut s| {
+            s.push('\n');
+            s
+        })
+        .map_err(|e| e.to_string())
+}
+
+fn message(text: String, as_json: bool) -> Out {
+    if as_json {
+        json(&serde_json::json!({ "message": text.trim_end() }))
+    } else {
+        Ok(text)
+    }
+}
+
+/// Carry out one console request.
+pub fn execute(core: &Arc<Core>, stopper: &Stopper, req: &Request) -> Out {
+    let j = req.json;
+    match &req.cmd {
+        Command::Help => message(HELP.to_string(), j),
+        Command::Check => live_check(core, j),
+        Command::Df => df(core, j),
+        Command::Halt => {
+            eprintln!("gefsd: console: halt");
+            let r = sync(core)?;
+            stopper.stop();
+            message(format!("{r}halting\n"), j)
+        }
+        Command::Permit(on) => {
+            eprintln!("gefsd: console: permit {}", if *on { "on" } else { "off" });
+            core.fs.set_permissive(*on);
+            message(format!("permit {}\n", if *on { "on" } else { "off" }), j)
+        }
+        Command::Sync => message(sync(core)?, j),
+        Command::Users => {
+            eprintln!("gefsd: console: users");
+            core.fs
+                .reload_users()
+                .map_err(|e| format!("users: {e}; keeping the old table"))?;
+            message(format!("users: {} loaded\n", core.fs.users().len()), j)
+        }
+        Command::Snap(Snap::List) => {
+            let labels = core.store().labels().map_err(|e| e.to_string())?;
+            if j {
+                return json(&labels);
+            }
+            admin::run_snap(core.store(), &Snap::List).map_err(|e| e.to_string())
+        }
+        Command::Snap(s) => {
+            eprintln!("gefsd: console: snap {s:?}");
+            let s = s.clone();
+            let out = on_sweeper(core, move |c| admin::run_snap(c.store(), &s))?;
+            message(out, j)
+        }
+        Command::Set(args) => {
+            eprintln!("gefsd: console: set {args:?}");
+            let args = args.clone();
+            let out = on_sweeper(core, move |c| {
+                let a: Vec<&str> = args.iter().map(String::as_str).collect();
+                admin::run_set(c.store(), &a)
+            })?;
+            message(out, j)
+        }
+        Command::Clear(args) => {
+            eprintln!("gefsd: console: clear {args:?}");
+            let args = args.clone();
+            let out = on_sweeper(core, move |c| {
+                let a: Vec<&str> = args.iter().map(String::as_str).collect();
+                admin::run_clear(c.store(), &a)
+            })?;
+            message(out, j)
+        }
+        Command::Show(s) => show(core, s, j),
+    }
+}
+
+/// Commit through the sync worker; the text once durable.
+fn sync(core: &Core) -> Out {
+    let (tx, rx) = bounded(1);
+    core.queues
+        .sync
+        .send(SyncReq::Notify(tx))
+        .map_err(|_| "server is shutting down".to_string())?;
+    match rx.recv() {
+        Ok(Ok(c)) => Ok(format!("synced (commit {})\n", c.gen)),
+        Ok(Err(e)) => Err(format!("sync failed: {e}")),
+        Err(_) => Err("server is shutting down".to_string()),
+    }
+}
+
+/// Run `f` on the sweeper, under the commit gate, and wait for its answer.
+fn on_sweeper(
+    core: &Arc<Core>,
+    f: impl FnOnce(&Core) -> gefs_core::Result<String> + Send + 'static,
+) -> Out {
+    let (tx, rx) = bounded(1);
+    let c = core.clone();
+    let task = Box::new(move || {
+        let r = {
+            let _g = c.commit_gate.lock();
+            f(&c).map_err(|e| e.to_string())
+        };
+        let _ = tx.send(r);
+    });
+    core.queues
+        .sweep
+        .send(SweepReq::Admin(task))
+        .map_err(|_| "server is shutting down".to_string())?;
+    rx.recv()
+        .unwrap_or_else(|_| Err("the command failed (internal error)".to_string()))
+}
+
+fn live_check(core: &Core, j: bool) -> Out {
+    let s = core.store();
+    let _g = core.commit_gate.lock();
+    if !core.opts.read_only {
+        s.sync()
+            .map_err(|e| format!("sync before check failed: {e}"))?;
+    }
+    let rep = check(
+        s.device().as_ref(),
+        &CheckOpts {
+            threads: 1,
+            progress: None,
+        },
+    )
+    .map_err(|e| format!("check: {e}"))?;
+    if j {
+        return json(&serde_json::json!({
+            "ok": rep.is_clean(),
+            "problems": rep.problems,
+            "warnings": rep.warnings,
+            "stats": rep.stats,
+        }));
+    }
+    let mut out = String::new();
+    for p in rep.problems.iter().chain(&rep.warnings) {
+        let _ = writeln!(out, "{p}");
+    }
+    out.push_str(if rep.is_clean() { "ok\n" } else { "broken\n" });
+    Ok(out)
+}
+
+#[derive(Serialize)]
+struct Df {
+    arena: Option<u32>,
+    used: u64,
+    free: u64,
+    size: u64,
+}
+
+fn df(core: &Core, j: bool) -> Out {
+    let bs = gefs_core::format::BLKSZ_U64;
+    let mut rows: Vec<Df> = core
+        .store()
+        .stats()
+        .arenas
+        .iter()
+        .map(|a| Df {
+            arena: Some(a.index),
+            used: a.blocks.saturating_sub(a.free) * bs,
+            free: a.free * bs,
+            size: a.blocks * bs,
+        })
+        .collect();
+    let total = Df {
+        arena: None,
+        used: rows.iter().map(|r| r.used).sum(),
+        free: rows.iter().map(|r| r.free).sum(),
+        size: rows.iter().map(|r| r.size).sum(),
+    };
+    rows.push(total);
+    if j {
+        return json(&rows);
+    }
+    let mut out = String::new();
+    for r in &rows {
+        let pct = (r.used * 100).checked_div(r.size).unwrap_or(0);
+        let name = r
+            .arena
+            .map_or("total".to_string(), |i| format!("arena {i}"));
+        let _ = writeln!(
+            out,
+            "{name}: used {} ({pct}%), free {}, size {}",
+            human(r.used),
+            human(r.free),
+            human(r.size)
+        );
+    }
+    Ok(out)
+}
+
+#[derive(Serialize)]
+struct FidView {
+    conn: u64,
+    peer: String,
+    fid: u32,
+    what: String,
+}
+
+fn show(core: &Core, s: &Show, j: bool) -> Out {
+    let st = core.store();
+    let text = |v: &dyn erased::View| -> Out {
+        if j {
+            v.json()
+        } else {
+            Ok(v.text())
+        }
+    };
+    match s {
+        Show::Cache => text(&st.stats().cache),
+        Show::Alloc => text(&st.stats().arenas),
+        Show::Free => {
+            let n = st.geometry().narena;
+            let free: Vec<Vec<(u64, u64)>> =
+                (0..n).map(|i| st.allocator().free_ranges(i)).collect();
+            if j {
+                return json(&free);
+            }
+            let mut out = String::new();
+            for (i, ranges) in free.iter().enumerate() {
+                let _ = write!(out, "arena {i}:");
+                for (a, b) in ranges {
+                    let _ = write!(out, " {a}..{b}");
+                }
+                out.push('\n');
+            }
+            Ok(out)
+        }
+        Show::Tree(l) => {
+            let label = l.as_deref().unwrap_or("main");
+            let levels =
+                gefs_core::dump::tree_levels(st, Some(label)).map_err(|e| e.to_string())?;
+            text(&levels)
+        }
+        Show::Users => {
+            let u = core.fs.users();
+            if j {
+                let v: Vec<_> = u
+                    .iter()
+                    .map(|x| serde_json::json!({"id": x.id(), "name": x.name()}))
+                    .collect();
+                return json(&v);
+            }
+            Ok(u.serialize())
+        }
+        Show::Fid => {
+            let mut v = Vec::new();
+            for c in core.conns() {
+                let peer = match &c.peer.user {
+                    Some(u) => format!("{} ({u})", c.peer.desc),
+                    None => c.peer.desc.clone(),
+                };
+                for (n, f) in c.fids.snapshot() {
+                    v.push(FidView {
+                        conn: c.id,
+                        peer: peer.clone(),
+                        fid: n,
+                        what: f.lock().describe(),
+                    });
+                }
+            }
+            if j {
+                return json(&v);
+            }
+            let mut out = String::new();
+            for f in &v {
+                let _ = writeln!(out, "conn {} {} fid {}: {}", f.conn, f.peer, f.fid, f.what);
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// Serializable values shown as indented text or JSON.
+mod erased {
+    use serde::Serialize;
+
+    /// A value the console can show.
+    pub trait View {
+        /// As JSON.
+        fn json(&self) -> super::Out;
+        /// As indented text.
+        fn text(&self) -> String;
+    }
+
+    impl<T: Serialize> View for T {
+        fn json(&self) -> super::Out {
+            super::json(self)
+        }
+        fn text(&self) -> String {
+            gefs_core::dump::text(self)
+        }
+    }
+}

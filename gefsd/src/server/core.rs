@@ -1,0 +1,157 @@
+//! The server's shared state: the file system, the options, the worker queues, the registry
+//! of connections and of exclusive opens.
+//!
+//! Who owns what:
+//! - `Fs` (and the `Store` under it) is shared by every worker; the file-system layer's writer
+//!   lock serialises changes, readers take no lock (DESIGN.md §2);
+//! - `excl` counts open fids per exclusive-use file (DMEXCL), across connections;
+//! - `commit_gate` is held by everything that commits (the sync worker, the sweeper's
+//!   snapshot and configuration commands, the retention pass) and by the console's `check`,
+//!   which thereby sees the device hold exactly the last commit (see `console`);
+//! - `conns` maps connection numbers to connections, for `show fid` and for stopping.
+//!
+//! Lock order: a fid lock, then `excl`; `conns` and `commit_gate` are never held while taking
+//! a fid lock.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crossbeam::channel::Sender;
+use parking_lot::Mutex;
+
+use gefs_core::fs::Fs;
+use gefs_core::store::Store;
+
+use super::conn::Conn;
+use super::fid::ExclKey;
+use super::workers::{SweepReq, SyncReq, Work};
+use super::Options;
+
+/// The senders of the worker queues.
+#[derive(Debug)]
+pub struct Queues {
+    /// One queue per read worker; a request for fid `f` goes to `read[hash(conn, f) % n]`.
+    pub read: Vec<Sender<Work>>,
+    /// The mutator's queue.
+    pub mutate: Sender<Work>,
+    /// The sync worker's queue.
+    pub sync: Sender<SyncReq>,
+    /// The sweeper's queue.
+    pub sweep: Sender<SweepReq>,
+    /// Tells whoever waits on the server (main, tests) that the console asked to halt.
+    pub halt: Sender<()>,
+}
+
+/// State shared by every thread of the server.
+pub struct Core {
+    /// The file system.
+    pub fs: Arc<Fs>,
+    /// The options the server was started with.
+    pub opts: Options,
+    /// Start time, Unix seconds (the dump directory's times).
+    pub started: u32,
+    /// The worker queues.
+    pub queues: Queues,
+    /// Held while committing, and by a live `check`.
+    pub commit_gate: Mutex<()>,
+    excl: Mutex<HashMap<ExclKey, usize>>,
+    conns: Mutex<HashMap<u64, Arc<Conn>>>,
+    next_conn: AtomicU64,
+    stopping: AtomicBool,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core").field("opts", &self.opts).finish()
+    }
+}
+
+impl Core {
+    /// A core over `fs`.
+    pub fn new(fs: Arc<Fs>, opts: Options, queues: Queues) -> Core {
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
+        Core {
+            fs,
+            opts,
+            started,
+            queues,
+            commit_gate: Mutex::new(()),
+            excl: Mutex::new(HashMap::new()),
+            conns: Mutex::new(HashMap::new()),
+            next_conn: AtomicU64::new(1),
+            stopping: AtomicBool::new(false),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<Store> {
+        self.fs.store()
+    }
+
+    /// Whether the server is stopping.
+    pub fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// Mark the server as stopping (listeners and readers check this).
+    pub fn set_stopping(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+    }
+
+    /// A new connection number.
+    pub fn next_conn_id(&self) -> u64 {
+        self.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Record a live connection.
+    pub fn register(&self, c: &Arc<Conn>) {
+        self.conns.lock().insert(c.id, c.clone());
+    }
+
+    /// Forget a connection.
+    pub fn unregister(&self, id: u64) {
+        self.conns.lock().remove(&id);
+    }
+
+    /// Live connections.
+    pub fn conns(&self) -> Vec<Arc<Conn>> {
+        let mut v: Vec<_> = self.conns.lock().values().cloned().collect();
+        v.sort_by_key(|c| c.id);
+        v
+    }
+
+    /// Number of live connections.
+    pub fn nconns(&self) -> usize {
+        self.conns.lock().len()
+    }
+
+    /// Take an exclusive open of `k`; false if another fid has it open.
+    pub fn excl_take(&self, k: ExclKey) -> bool {
+        let mut t = self.excl.lock();
+        let n = t.entry(k).or_insert(0);
+        if *n > 0 {
+            return false;
+        }
+        *n = 1;
+        true
+    }
+
+    /// Release an exclusive open of `k`.
+    pub fn excl_release(&self, k: ExclKey) {
+        let mut t = self.excl.lock();
+        if let Some(n) = t.get_mut(&k) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                t.remove(&k);
+            }
+        }
+    }
+
+    /// Whether any fid has `k` open exclusively.
+    pub fn excl_held(&self, k: ExclKey) -> bool {
+        self.excl.lock().get(&k).is_some_and(|n| *n > 0)
+    }
+}

@@ -1,0 +1,235 @@
+//! Listen addresses, listeners and transports.
+//!
+//! Addresses are Plan 9 dial strings, `tcp!HOST!PORT` (`*` = every interface) and
+//! `unix!PATH`, or `HOST:PORT` (`[V6]:PORT`). Only loopback TCP addresses are accepted: plain
+//! 9P2000 has no encryption, and gefsd authenticates TCP peers only by local peer credentials
+//! (`auth`), which exist only for connections from this machine. Remote clients tunnel to a
+//! loopback listener (`ssh -L`).
+
+use std::io;
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::os::unix::fs::FileTypeExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::auth;
+use super::conn::{Peer, Transport};
+
+/// A parsed listen address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddr {
+    /// TCP: the resolved addresses, and the text given.
+    Tcp(Vec<SocketAddr>, String),
+    /// A Unix-domain socket path.
+    Unix(PathBuf),
+}
+
+impl std::fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ListenAddr::Tcp(_, s) => f.write_str(s),
+            ListenAddr::Unix(p) => write!(f, "unix!{}", p.display()),
+        }
+    }
+}
+
+/// The default listener.
+pub const DEFAULT_ADDR: &str = "tcp!127.0.0.1!5640";
+
+/// Parse a dial string or `host:port`.
+pub fn parse_addr(s: &str) -> Result<ListenAddr, String> {
+    let bad = |why: &str| format!("address {s:?}: {why}");
+    let (host, port) = if let Some(p) = s.strip_prefix("unix!") {
+        if p.is_empty() {
+            return Err(bad("empty socket path"));
+        }
+        return Ok(ListenAddr::Unix(PathBuf::from(p)));
+    } else if let Some(rest) = s.strip_prefix("tcp!").or_else(|| s.strip_prefix("net!")) {
+        let (h, p) = rest
+            .split_once('!')
+            .ok_or_else(|| bad("expected tcp!HOST!PORT"))?;
+        (if h == "*" { "0.0.0.0" } else { h }, p)
+    } else if s.contains('!') {
+        return Err(bad("only tcp! and unix! dial strings are supported"));
+    } else {
+        let (h, p) = s
+            .rsplit_once(':')
+            .ok_or_else(|| bad("expected tcp!HOST!PORT, unix!PATH or HOST:PORT"))?;
+        (h.trim_start_matches('[').trim_end_matches(']'), p)
+    };
+    let port: u16 = port.parse().map_err(|_| bad("bad port"))?;
+    let addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| bad(&format!("cannot resolve {host}: {e}")))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(bad("resolves to nothing"));
+    }
+    Ok(ListenAddr::Tcp(addrs, s.to_string()))
+}
+
+/// Refuse addresses gefsd will not listen on: any TCP address that is not loopback.
+pub fn check_allowed(a: &ListenAddr, noauth: bool) -> Result<(), String> {
+    let ListenAddr::Tcp(addrs, text) = a else {
+        return Ok(());
+    };
+    if addrs.iter().all(|x| x.ip().is_loopback()) {
+        return Ok(());
+    }
+    if noauth {
+        Err(format!(
+            "refusing to listen on {text} with -A: without authentication anyone who can reach \
+             the port could attach as any user; listen on loopback (tcp!127.0.0.1!PORT) or a \
+             unix! socket"
+        ))
+    } else {
+        Err(format!(
+            "refusing to listen on {text}: it is not a loopback address, and gefsd \
+             authenticates TCP clients only by the peer credentials of local connections (9P2000 \
+             itself has no encryption); listen on loopback and tunnel remote clients (ssh -L), \
+             or use a unix! socket"
+        ))
+    }
+}
+
+/// A bound listener.
+#[derive(Debug)]
+pub enum Bound {
+    /// TCP.
+    Tcp(TcpListener),
+    /// Unix, with the path to remove when done.
+    Unix(UnixListener, PathBuf),
+}
+
+/// Bind `a`. A stale Unix socket file (nobody answers) is replaced; a live one is refused.
+pub fn bind(a: &ListenAddr) -> io::Result<Bound> {
+    match a {
+        ListenAddr::Tcp(addrs, _) => Ok(Bound::Tcp(TcpListener::bind(&addrs[..])?)),
+        ListenAddr::Unix(p) => Ok(Bound::Unix(bind_unix(p)?, p.clone())),
+    }
+}
+
+/// Bind a Unix socket at `p`, replacing a stale one.
+pub fn bind_unix(p: &Path) -> io::Result<UnixListener> {
+    if let Ok(md) = std::fs::symlink_metadata(p) {
+        if !md.file_type().is_socket() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} exists and is not a socket", p.display()),
+            ));
+        }
+        if UnixStream::connect(p).is_ok() {
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!("{} is in use by a running server", p.display()),
+            ));
+        }
+        std::fs::remove_file(p)?;
+    }
+    UnixListener::bind(p)
+}
+
+/// How long a peer may leave a reply unread before the connection is dropped.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A TCP connection as a transport (peer credentials looked up unless `noauth`).
+pub fn tcp_transport(s: TcpStream, noauth: bool) -> io::Result<Transport> {
+    let (pa, la) = (s.peer_addr()?, s.local_addr()?);
+    let peer = if noauth {
+        Peer {
+            desc: format!("tcp!{}!{}", pa.ip(), pa.port()),
+            ..Peer::default()
+        }
+    } else {
+        auth::tcp_peer(pa, la)
+    };
+    let _ = s.set_nodelay(true);
+    s.set_write_timeout(Some(WRITE_TIMEOUT))?;
+    let (r, t, sh) = (s.try_clone()?, s.try_clone()?, s.try_clone()?);
+    Ok(Transport {
+        reader: Box::new(r),
+        writer: Box::new(s),
+        set_timeout: Some(Box::new(move |d| t.set_read_timeout(d))),
+        shutdown: Some(Box::new(move || {
+            let _ = sh.shutdown(Shutdown::Read);
+        })),
+        peer,
+    })
+}
+
+/// A Unix-socket connection as a transport.
+pub fn unix_transport(s: UnixStream, desc: String) -> io::Result<Transport> {
+    let peer = auth::unix_peer(&s, desc);
+    s.set_write_timeout(Some(WRITE_TIMEOUT))?;
+    let (r, t, sh) = (s.try_clone()?, s.try_clone()?, s.try_clone()?);
+    Ok(Transport {
+        reader: Box::new(r),
+        writer: Box::new(s),
+        set_timeout: Some(Box::new(move |d| t.set_read_timeout(d))),
+        shutdown: Some(Box::new(move || {
+            let _ = sh.shutdown(Shutdown::Read);
+        })),
+        peer,
+    })
+}
+
+/// Standard input and output as a transport; the peer is whoever runs the server.
+pub fn stdio_transport() -> Transport {
+    let uid = rustix::process::getuid().as_raw();
+    Transport {
+        reader: Box::new(io::stdin()),
+        writer: Box::new(io::stdout()),
+        set_timeout: None,
+        shutdown: None,
+        peer: Peer {
+            uid: Some(uid),
+            user: gefs_core::host::user_name(uid),
+            desc: "stdio".into(),
+        },
+    }
+}
+
+/// Make one connection to a bound listener, so that a blocked `accept` returns (stopping).
+pub fn poke(b: &Bound) {
+    match b {
+        Bound::Tcp(l) => {
+            if let Ok(a) = l.local_addr() {
+                let a = if a.ip().is_unspecified() {
+                    SocketAddr::from(([127, 0, 0, 1], a.port()))
+                } else {
+                    a
+                };
+                let _ = TcpStream::connect_timeout(&a, Duration::from_secs(1));
+            }
+        }
+        Bound::Unix(_, p) => {
+            let _ = UnixStream::connect(p);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dial_strings() {
+        let a = parse_addr("tcp!127.0.0.1!5640").unwrap_or_else(|e| panic!("{e}"));
+        assert!(check_allowed(&a, false).is_ok());
+        let a = parse_addr("127.0.0.1:564").unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(&a, ListenAddr::Tcp(v, _) if v[0].port() == 564));
+        let a = parse_addr("[::1]:564").unwrap_or_else(|e| panic!("{e}"));
+        assert!(check_allowed(&a, true).is_ok());
+        let a = parse_addr("tcp!*!5640").unwrap_or_else(|e| panic!("{e}"));
+        assert!(check_allowed(&a, true).is_err());
+        assert!(check_allowed(&a, false).is_err());
+        assert_eq!(
+            parse_addr("unix!/tmp/x.sock"),
+            Ok(ListenAddr::Unix("/tmp/x.sock".into()))
+        );
+        for bad in ["unix!", "tcp!x", "il!a!1", "nohost", "tcp!127.0.0.1!port"] {
+            assert!(parse_addr(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,613 @@
+//! Request handlers: one function per T-message, mapping it onto `gefs_core::fs`.
+//!
+//! [`handle`] runs a request to completion on the calling thread and returns its reply (or
+//! `None` when the reply comes later: a null wstat is answered by the sync worker once the
+//! commit is durable). It depends on no transport, so tests and the fuzz target can call it
+//! with a bare [`Conn`]. [`route`] is what a connection's reader calls: it answers clunks
+//! inline and queues everything else to the worker that owns it (see `workers`).
+//!
+//! Every failure becomes an `Rerror` through [`rerror`](super::err::rerror); a panic in a
+//! handler becomes "internal error" for that request only.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use gefs_core::fs::{self, Changes, Who};
+
+use super::conn::Conn;
+use super::core::Core;
+use super::dir::{self, qid, DirCursor, DUMP_QID};
+use super::err::{msg, refuse, rerror, Error, Result};
+use super::fid::{At, Fid, FidRef, Opened};
+use super::workers::{SweepReq, SyncReq, Work};
+use crate::proto::{omode, qidtype, Qid, Rmsg, Stat, Tmsg, NOFID};
+
+/// An `Rerror` with one of the server's strings.
+pub fn err(s: &'static str) -> Rmsg {
+    rerror(&Error::Server(s))
+}
+
+/// The answer to every `Tauth`: there are no auth files.
+pub fn auth(core: &Core) -> Rmsg {
+    if core.opts.noauth {
+        err(msg::AUTH_NOT_NEEDED)
+    } else {
+        err(msg::AUTH_BY_PEER)
+    }
+}
+
+fn dump_qid() -> Qid {
+    Qid {
+        ty: qidtype::QTDIR,
+        version: 0,
+        path: DUMP_QID,
+    }
+}
+
+fn kick_sweeper(core: &Core) {
+    let _ = core.queues.sweep.try_send(SweepReq::Kick);
+}
+
+/// Which queue serves a request.
+enum Route {
+    Read(u32),
+    Mutate,
+}
+
+fn route_of(msg: &Tmsg) -> Route {
+    match msg {
+        Tmsg::Attach { fid, .. }
+        | Tmsg::Walk { fid, .. }
+        | Tmsg::Read { fid, .. }
+        | Tmsg::Stat { fid } => Route::Read(*fid),
+        Tmsg::Open { fid, mode } if mode & (omode::OTRUNC | omode::ORCLOSE) == 0 => {
+            Route::Read(*fid)
+        }
+        _ => Route::Mutate,
+    }
+}
+
+/// Run `handle` and catch a panic as "internal error".
+fn guarded(core: &Arc<Core>, conn: &Arc<Conn>, tag: u16, msg: Tmsg) -> Option<Rmsg> {
+    catch_unwind(AssertUnwindSafe(|| handle(core, conn, tag, msg))).unwrap_or_else(|_| {
+        Some(rerror(&Error::Fs(fs::Error::Invalid(
+            "internal error".into(),
+        ))))
+    })
+}
+
+/// Answer or queue one request from a connection's reader. Clunks are done inline unless the
+/// fid must be removed (ORCLOSE), which is the mutator's work.
+pub fn route(core: &Arc<Core>, conn: &Arc<Conn>, tag: u16, msg: Tmsg) {
+    if let Tmsg::Clunk { fid } = msg {
+        return clunk(core, conn, tag, fid);
+    }
+    let q = match route_of(&msg) {
+        Route::Read(fid) => {
+            let n = core.queues.read.len().max(1) as u64;
+            let h = conn.id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(fid);
+            let i = usize::try_from(h % n).unwrap_or(0);
+            core.queues.read.get(i).unwrap_or(&core.queues.mutate)
+        }
+        Route::Mutate => &core.queues.mutate,
+    };
+    let (c, k) = (core.clone(), conn.clone());
+    let task = Box::new(move || {
+        if let Some(r) = guarded(&c, &k, tag, msg) {
+            k.reply(tag, r);
+        }
+    });
+    if q.send(Work::Run(task)).is_err() {
+        conn.reply(tag, err(msg::SHUTTING_DOWN));
+    }
+}
+
+/// Run one request to completion. `None`: the reply will be sent by another worker.
+pub fn handle(core: &Arc<Core>, conn: &Arc<Conn>, tag: u16, msg: Tmsg) -> Option<Rmsg> {
+    let r = match msg {
+        Tmsg::Version { .. } => refuse("Tversion is handled by the connection"),
+        Tmsg::Auth { .. } => Ok(auth(core)),
+        Tmsg::Flush { .. } => Ok(Rmsg::Flush),
+        Tmsg::Attach {
+            fid,
+            afid,
+            uname,
+            aname,
+        } => attach(core, conn, fid, afid, &uname, &aname),
+        Tmsg::Walk {
+            fid,
+            newfid,
+            wnames,
+        } => walk(core, conn, fid, newfid, &wnames),
+        Tmsg::Open { fid, mode } => open(core, conn, fid, mode),
+        Tmsg::Create {
+            fid,
+            name,
+            perm,
+            mode,
+        } => create(core, conn, fid, &name, perm, mode),
+        Tmsg::Read { fid, offset, count } => read(core, conn, fid, offset, count),
+        Tmsg::Write { fid, offset, data } => write(core, conn, fid, offset, &data),
+        Tmsg::Clunk { fid } => conn.fids.remove(fid).map(|f| {
+            finish_clunk(core, &f);
+            Rmsg::Clunk
+        }),
+        Tmsg::Remove { fid } => remove(core, conn, fid),
+        Tmsg::Stat { fid } => stat(core, conn, fid),
+        Tmsg::Wstat { fid, stat } => match wstat(core, conn, tag, fid, &stat) {
+            Ok(None) => return None,
+            Ok(Some(r)) => Ok(r),
+            Err(e) => Err(e),
+        },
+    };
+    Some(r.unwrap_or_else(|e| rerror(&e)))
+}
+
+fn attach(core: &Core, conn: &Conn, fid: u32, afid: u32, uname: &str, aname: &str) -> Result<Rmsg> {
+    if afid != NOFID {
+        return refuse(msg::NO_AUTH_FILE);
+    }
+    if conn.fids.contains(fid) {
+        return refuse(msg::FID_IN_USE);
+    }
+    let users = core.fs.users();
+    let Some(user) = users.by_name(uname) else {
+        return refuse(msg::ATTACH_USER);
+    };
+    let mut uid = user.id();
+    let is_none = uid == users.none_id();
+    if !core.opts.noauth {
+        if is_none {
+            if !conn.authenticated() {
+                return refuse(msg::NONE_REFUSED);
+            }
+        } else if conn.peer.user.as_deref() != Some(uname) {
+            return refuse(msg::ATTACH_USER);
+        }
+    }
+    let (permissive, label) = match aname.strip_prefix('%') {
+        Some(l) => (true, l),
+        None => (false, aname),
+    };
+    let label = if label.is_empty() { "main" } else { label };
+    if permissive && (is_none || !core.fs.may_permit(uid)) {
+        return refuse(msg::PERM);
+    }
+    if core.fs.is_permissive() && label == "adm" {
+        // The reference's rule: with permission checks off, whoever attaches `adm` is adm,
+        // so that a broken users file can be fixed.
+        uid = users.adm_id();
+    }
+    let who = if permissive {
+        Who::permissive(uid)
+    } else {
+        Who::user(uid)
+    };
+    let (at, q) = if label == "dump" {
+        if is_none {
+            return refuse(msg::NONE_REFUSED);
+        }
+        (At::Dump, dump_qid())
+    } else {
+        let (m, root) = core.fs.attach(label).map_err(|e| match e {
+            fs::Error::Store(gefs_core::Error::NotFound(_)) => Error::Server(msg::BAD_SPEC),
+            e => Error::Fs(e),
+        })?;
+        let q = qid(root.qid);
+        (
+            At::Node {
+                mount: m,
+                entry: root,
+                from_dump: false,
+            },
+            q,
+        )
+    };
+    conn.fids.insert(
+        fid,
+        Fid {
+            who,
+            uname: uname.to_string(),
+            at,
+            open: None,
+        },
+    )?;
+    conn.set_attached(!is_none);
+    Ok(Rmsg::Attach { qid: q })
+}
+
+/// One walk step from `at`.
+fn step(core: &Core, at: &At, name: &str, who: &Who) -> Result<(At, Qid)> {
+    match at {
+        At::Dump => {
+            if name == ".." {
+                return Ok((At::Dump, dump_qid()));
+            }
+            let (m, root) = core.fs.attach(name).map_err(|e| match e {
+                fs::Error::Store(gefs_core::Error::NotFound(_)) => Error::Fs(fs::Error::NotFound),
+                e => Error::Fs(e),
+            })?;
+            let q = qid(root.qid);
+            let at = At::Node {
+                mount: m.read_only(),
+                entry: root,
+                from_dump: true,
+            };
+            Ok((at, q))
+        }
+        At::Node {
+            mount,
+            entry,
+            from_dump,
+        } => {
+            if name == ".." && *from_dump && entry.is_root() {
+                return Ok((At::Dump, dump_qid()));
+            }
+            let e = core.fs.walk(mount, entry, name.as_bytes(), who)?;
+            let q = qid(e.qid);
+            let at = At::Node {
+                mount: mount.clone(),
+                entry: e,
+                from_dump: *from_dump,
+            };
+            Ok((at, q))
+        }
+    }
+}
+
+fn walk(core: &Core, conn: &Conn, fid: u32, newfid: u32, wnames: &[String]) -> Result<Rmsg> {
+    let f = conn.fids.get(fid)?;
+    let mut g = f.lock();
+    if g.open.is_some() {
+        return refuse(msg::FID_OPEN);
+    }
+    if newfid != fid && conn.fids.contains(newfid) {
+        return refuse(msg::FID_IN_USE);
+    }
+    let mut at = g.at.clone();
+    let mut wqids = Vec::with_capacity(wnames.len());
+    for (i, name) in wnames.iter().enumerate() {
+        match step(core, &at, name, &g.who) {
+            Ok((next, q)) => {
+                at = next;
+                wqids.push(q);
+            }
+            // walk(5): an error only if the first element fails; otherwise the qids found
+            // so far, and newfid stays unbound.
+            Err(e) if i == 0 => return Err(e),
+            Err(_) => return Ok(Rmsg::Walk { wqids }),
+        }
+    }
+    if newfid == fid {
+        g.at = at;
+    } else {
+        let mut nf = g.clone_unopened();
+        nf.at = at;
+        drop(g);
+        conn.fids.insert(newfid, nf)?;
+    }
+    Ok(Rmsg::Walk { wqids })
+}
+
+fn open(core: &Core, conn: &Conn, fid: u32, mode: u8) -> Result<Rmsg> {
+    let f = conn.fids.get(fid)?;
+    let mut g = f.lock();
+    if g.open.is_some() {
+        return refuse(msg::FID_OPEN);
+    }
+    let iounit = conn.iounit();
+    let (mount, entry) = match &g.at {
+        At::Dump => {
+            let acc = mode & omode::OACCMODE;
+            if acc == omode::OWRITE
+                || acc == omode::ORDWR
+                || mode & (omode::OTRUNC | omode::ORCLOSE) != 0
+            {
+                return refuse(msg::PERM);
+            }
+            g.open = Some(Opened::Dump(DirCursor::default()));
+            return Ok(Rmsg::Open {
+                qid: dump_qid(),
+                iounit,
+            });
+        }
+        At::Node { mount, entry, .. } => (mount.clone(), entry.clone()),
+    };
+    let info = core.fs.check_open(&mount, &entry, mode, &g.who)?;
+    let key = (mount.tree(), entry.qid.path);
+    let excl = if info.exclusive {
+        if !core.excl_take(key) {
+            return refuse(msg::LOCKED);
+        }
+        Some(key)
+    } else {
+        None
+    };
+    let o = match core.fs.open(&mount, &entry, mode, &g.who) {
+        Ok(o) => o,
+        Err(e) => {
+            if let Some(k) = excl {
+                core.excl_release(k);
+            }
+            return Err(e.into());
+        }
+    };
+    if o.info().truncate {
+        kick_sweeper(core);
+    }
+    let q = qid(o.entry().qid);
+    let cursor = o.entry().is_dir().then(DirCursor::default);
+    g.open = Some(Opened::Node {
+        open: Box::new(o),
+        cursor,
+        excl,
+    });
+    Ok(Rmsg::Open { qid: q, iounit })
+}
+
+fn create(core: &Core, conn: &Conn, fid: u32, name: &str, perm: u32, mode: u8) -> Result<Rmsg> {
+    let f = conn.fids.get(fid)?;
+    let mut g = f.lock();
+    if g.open.is_some() {
+        return refuse(msg::FID_OPEN);
+    }
+    let At::Node {
+        mount,
+        entry,
+        from_dump,
+    } = &g.at
+    else {
+        return refuse(msg::PERM);
+    };
+    let (mount, from_dump) = (mount.clone(), *from_dump);
+    let o = core
+        .fs
+        .create(&mount, entry, name.as_bytes(), perm, mode, &g.who)?;
+    let key = (mount.tree(), o.entry().qid.path);
+    let excl = (o.info().exclusive && core.excl_take(key)).then_some(key);
+    let q = qid(o.entry().qid);
+    let cursor = o.entry().is_dir().then(DirCursor::default);
+    g.at = At::Node {
+        mount,
+        entry: o.entry().clone(),
+        from_dump,
+    };
+    g.open = Some(Opened::Node {
+        open: Box::new(o),
+        cursor,
+        excl,
+    });
+    Ok(Rmsg::Create {
+        qid: q,
+        iounit: conn.iounit(),
+    })
+}
+
+fn read(core: &Core, conn: &Conn, fid: u32, offset: u64, count: u32) -> Result<Rmsg> {
+    // Never more than the I/O unit, whatever the client asks (reference §13.2 #16).
+    let count = count.min(conn.iounit());
+    let f = conn.fids.get(fid)?;
+    let mut g = f.lock();
+    let data = match g.open.as_mut() {
+        None => return refuse(msg::FID_NOT_OPEN),
+        Some(Opened::Dump(cur)) => {
+            let labels = core.store().labels()?;
+            let started = core.started;
+            let mut src = |after: Option<&[u8]>, limit: usize| -> Result<Vec<(Vec<u8>, Stat)>> {
+                Ok(labels
+                    .iter()
+                    .filter(|l| after.is_none_or(|a| l.name.as_bytes() > a))
+                    .take(limit)
+                    .map(|l| {
+                        (
+                            l.name.clone().into_bytes(),
+                            dir::dump_entry_stat(l, started),
+                        )
+                    })
+                    .collect())
+            };
+            cur.read(offset, count, &mut src)?
+        }
+        Some(Opened::Node {
+            open,
+            cursor: Some(cur),
+            ..
+        }) => {
+            let users = core.fs.users();
+            let fs = &core.fs;
+            let open = &*open;
+            let mut src = |after: Option<&[u8]>, limit: usize| -> Result<Vec<(Vec<u8>, Stat)>> {
+                Ok(fs
+                    .readdir(open, after, limit)?
+                    .into_iter()
+                    .map(|d| {
+                        let st = dir::stat_of(&users, &d.name, &d.dir);
+                        (d.name, st)
+                    })
+                    .collect())
+            };
+            cur.read(offset, count, &mut src)?
+        }
+        Some(Opened::Node {
+            open, cursor: None, ..
+        }) => core
+            .fs
+            .read(open, offset, usize::try_from(count).unwrap_or(usize::MAX))?,
+    };
+    Ok(Rmsg::Read { data })
+}
+
+fn write(core: &Core, conn: &Conn, fid: u32, offset: u64, data: &[u8]) -> Result<Rmsg> {
+    let f = conn.fids.get(fid)?;
+    let g = f.lock();
+    match &g.open {
+        None => refuse(msg::FID_NOT_OPEN),
+        Some(Opened::Dump(_)) => refuse(msg::READ_ONLY),
+        Some(Opened::Node {
+            cursor: Some(_), ..
+        }) => Err(Error::Fs(fs::Error::IsDir)),
+        Some(Opened::Node {
+            open, cursor: None, ..
+        }) => {
+            let n = core.fs.write(open, offset, data, &g.who)?;
+            Ok(Rmsg::Write {
+                count: u32::try_from(n).unwrap_or(u32::MAX),
+            })
+        }
+    }
+}
+
+/// Clunk from a connection's reader: the fid leaves the table at once; an ORCLOSE fid is
+/// removed by the mutator, which then answers.
+fn clunk(core: &Arc<Core>, conn: &Arc<Conn>, tag: u16, fid: u32) {
+    let f = match conn.fids.remove(fid) {
+        Ok(f) => f,
+        Err(e) => return conn.reply(tag, rerror(&e)),
+    };
+    if !f.lock().open.as_ref().is_some_and(Opened::rclose) {
+        finish_clunk(core, &f);
+        return conn.reply(tag, Rmsg::Clunk);
+    }
+    let (c, k) = (core.clone(), conn.clone());
+    let task = Box::new(move || {
+        super::workers::run_guarded("clunk", || finish_clunk(&c, &f));
+        k.reply(tag, Rmsg::Clunk);
+    });
+    if let Err(e) = core.queues.mutate.send(Work::Run(task)) {
+        if let Work::Run(t) = e.into_inner() {
+            t();
+        }
+    }
+}
+
+/// Close a fid that has left its table: ORCLOSE removes its file, DMEXCL is released.
+fn finish_clunk(core: &Core, f: &FidRef) {
+    let mut g = f.lock();
+    if let Some(Opened::Node { open, excl, .. }) = g.open.take() {
+        if open.info().rclose && core.fs.remove(open.mount(), open.entry(), &g.who).is_ok() {
+            kick_sweeper(core);
+        }
+        if let Some(k) = excl {
+            core.excl_release(k);
+        }
+    }
+}
+
+/// Clunk every fid of a connection (Tversion, teardown). ORCLOSE removes are queued to the
+/// mutator, so they run before the mutator stops.
+pub fn clunk_all(core: &Arc<Core>, conn: &Arc<Conn>) {
+    for (_, f) in conn.fids.drain() {
+        if f.lock().open.as_ref().is_some_and(Opened::rclose) {
+            let c = core.clone();
+            let task = Box::new(move || finish_clunk(&c, &f));
+            if let Err(e) = core.queues.mutate.send(Work::Run(task)) {
+                if let Work::Run(t) = e.into_inner() {
+                    t();
+                }
+            }
+        } else {
+            finish_clunk(core, &f);
+        }
+    }
+}
+
+fn remove(core: &Core, conn: &Conn, fid: u32) -> Result<Rmsg> {
+    // remove(5): the fid is clunked even if the remove fails.
+    let f = conn.fids.remove(fid)?;
+    let mut g = f.lock();
+    let excl = match g.open.take() {
+        Some(Opened::Node { excl, .. }) => excl,
+        _ => None,
+    };
+    let r = match &g.at {
+        At::Dump => refuse(msg::PERM),
+        At::Node { mount, entry, .. } => {
+            let key = (mount.tree(), entry.qid.path);
+            if excl.is_none() && core.excl_held(key) {
+                refuse(msg::LOCKED)
+            } else {
+                core.fs
+                    .remove(mount, entry, &g.who)
+                    .map_err(Error::from)
+                    .map(|()| kick_sweeper(core))
+            }
+        }
+    };
+    if let Some(k) = excl {
+        core.excl_release(k);
+    }
+    r.map(|()| Rmsg::Remove)
+}
+
+fn stat(core: &Core, conn: &Conn, fid: u32) -> Result<Rmsg> {
+    let f = conn.fids.get(fid)?;
+    let g = f.lock();
+    let stat = match &g.at {
+        At::Dump => dir::dump_root_stat(core.started),
+        At::Node {
+            mount,
+            entry,
+            from_dump,
+        } => {
+            let e = core.fs.stat(mount, entry)?;
+            let mut st = dir::stat_of_entry(&core.fs.users(), &e);
+            if *from_dump && e.is_root() {
+                st.name = mount.label().to_string();
+            }
+            st
+        }
+    };
+    Ok(Rmsg::Stat { stat })
+}
+
+/// A user or group name of a wstat, as an id.
+fn user_id(core: &Core, name: &str) -> Result<i32> {
+    if name.len() > gefs_core::users::MAX_NAME_BYTES {
+        return refuse(msg::NAME_TOO_LONG);
+    }
+    core.fs.uid(name).map_err(Error::Fs)
+}
+
+fn wstat(core: &Core, conn: &Arc<Conn>, tag: u16, fid: u32, st: &Stat) -> Result<Option<Rmsg>> {
+    let f = conn.fids.get(fid)?;
+    if st.is_dont_touch() {
+        // stat(5): "commit to stable storage"; answered by the sync worker once durable.
+        if core
+            .queues
+            .sync
+            .send(SyncReq::Reply(conn.clone(), tag))
+            .is_err()
+        {
+            return refuse(msg::SHUTTING_DOWN);
+        }
+        return Ok(None);
+    }
+    if st.wstat_changes_fixed() {
+        return refuse(msg::WSTAT_QID);
+    }
+    if st.wstat_muid().is_some() {
+        return refuse(msg::WSTAT_MUID);
+    }
+    let changes = Changes {
+        name: st.wstat_name().map(|n| n.as_bytes().to_vec()),
+        mode: st.wstat_mode(),
+        length: st.wstat_length(),
+        mtime: st.wstat_mtime().map(|s| u64::from(s) * 1_000_000_000),
+        uid: st.wstat_uid().map(|u| user_id(core, u)).transpose()?,
+        gid: st.wstat_gid().map(|g| user_id(core, g)).transpose()?,
+    };
+    let g = f.lock();
+    let At::Node { mount, entry, .. } = &g.at else {
+        return refuse(msg::READ_ONLY);
+    };
+    // A request that changes only the access time (which is not kept) changes nothing; it
+    // must not turn into a sync.
+    if changes.is_null() {
+        return Ok(Some(Rmsg::Wstat));
+    }
+    core.fs.wstat(mount, entry, &changes, &g.who)?;
+    if changes.length.is_some() {
+        kick_sweeper(core);
+    }
+    Ok(Some(Rmsg::Wstat))
+}

@@ -1,0 +1,229 @@
+//! The worker threads and the channels between them.
+//!
+//! ```text
+//! conn reader ──(attach, walk, open, read, stat: by fid)──► read[i] ──► read worker i ─┐
+//!      │      └─(create, write, wstat, remove, open+TRUNC/RCLOSE, ORCLOSE clunk)──► mutator ─┤
+//!      │                                            mutator (null wstat) ──► sync ──────┤
+//!      └─(version, auth, flush, clunk: inline) ─────────────────────────────────────────┤
+//! clock ──(every 5 s)──► sync        clock ──(retention pass)──► sweep                  │
+//! console ──► sync (sync, halt), sweep (snap, set, clear)                               │
+//! sweeper: Fs::sweep in bounded steps, between requests                                 │
+//!                                  replies ──► the connection's writer ◄────────────────┘
+//! ```
+//!
+//! Read workers never take the writer lock or the mutation lock for reads (epochs protect
+//! them); attaching a mutable tree takes the writer lock briefly. The mutator applies every
+//! change, one request at a time. The sync worker coalesces queued sync requests into one
+//! commit, and answers every request that was queued before the commit began only once the
+//! commit is durable. The sweeper clears removed and truncated data a few hundred keys at a
+//! time, releasing the writer lock between steps, and runs administrative work (snapshots,
+//! configuration, retention). Every task runs under `catch_unwind`: a bug that panics fails
+//! one request, not the server.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam::channel::{Receiver, RecvTimeoutError, Sender};
+
+use gefs_core::store::CommitInfo;
+
+use super::conn::Conn;
+use super::core::Core;
+use crate::proto::Rmsg;
+
+/// A unit of work for a read worker or the mutator.
+pub enum Work {
+    /// Run this.
+    Run(Box<dyn FnOnce() + Send>),
+    /// Finish: everything queued before has run.
+    Stop,
+}
+
+impl std::fmt::Debug for Work {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Work::Run(_) => "Run",
+            Work::Stop => "Stop",
+        })
+    }
+}
+
+/// Who waits for a commit.
+pub enum SyncReq {
+    /// The clock: commit if anything changed.
+    Periodic,
+    /// A null wstat: answer `tag` on `conn` once durable.
+    Reply(Arc<Conn>, u16),
+    /// The console (or shutdown): send the outcome.
+    Notify(Sender<Result<CommitInfo, String>>),
+    /// Finish after one last commit.
+    Stop,
+}
+
+/// Work for the sweeper.
+pub enum SweepReq {
+    /// Clears were queued: look.
+    Kick,
+    /// Administrative work to run between sweep steps.
+    Admin(Box<dyn FnOnce() + Send>),
+    /// Finish.
+    Stop,
+}
+
+/// Run a task; a panic is caught and reported, never propagated.
+pub fn run_guarded(what: &str, f: impl FnOnce()) {
+    if catch_unwind(AssertUnwindSafe(f)).is_err() {
+        eprintln!("gefsd: internal error: a {what} task panicked; the request failed");
+    }
+}
+
+fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new().name(name).spawn(f)
+}
+
+/// A read worker or the mutator: run tasks in order until told to stop.
+pub fn spawn_runner(name: String, rx: Receiver<Work>) -> std::io::Result<JoinHandle<()>> {
+    let what = name.clone();
+    spawn(name, move || {
+        while let Ok(w) = rx.recv() {
+            match w {
+                Work::Run(f) => run_guarded(&what, f),
+                Work::Stop => break,
+            }
+        }
+    })
+}
+
+/// The sync worker.
+pub fn spawn_syncer(core: Arc<Core>, rx: Receiver<SyncReq>) -> std::io::Result<JoinHandle<()>> {
+    spawn("gefs-sync".into(), move || loop {
+        let Ok(first) = rx.recv() else { return };
+        let mut reqs = vec![first];
+        while let Ok(r) = rx.try_recv() {
+            reqs.push(r);
+        }
+        let stop = reqs.iter().any(|r| matches!(r, SyncReq::Stop));
+        let outcome = commit(&core);
+        for r in reqs {
+            match r {
+                SyncReq::Reply(conn, tag) => match &outcome {
+                    Ok(_) => conn.reply(tag, Rmsg::Wstat),
+                    Err(e) => conn.reply(tag, Rmsg::Error { ename: e.clone() }),
+                },
+                SyncReq::Notify(tx) => {
+                    let _ = tx.send(outcome.clone());
+                }
+                SyncReq::Periodic | SyncReq::Stop => {}
+            }
+        }
+        if let Err(e) = &outcome {
+            if !core.store().is_read_only() {
+                eprintln!("gefsd: sync failed: {e}");
+            }
+        }
+        if stop {
+            return;
+        }
+    })
+}
+
+/// One commit under the commit gate. A server started read-only (`-R`) has nothing to commit
+/// and succeeds; a store latched read-only by a device failure fails, because earlier changes
+/// may not be durable.
+pub fn commit(core: &Core) -> Result<CommitInfo, String> {
+    let s = core.store();
+    if core.opts.read_only {
+        return Ok(CommitInfo {
+            gen: s.commit_gen(),
+            wrote: false,
+        });
+    }
+    let _g = core.commit_gate.lock();
+    s.sync()
+        .map_err(|e| gefs_core::fs::Error::from(e).message().to_string())
+}
+
+/// The sweeper.
+pub fn spawn_sweeper(core: Arc<Core>, rx: Receiver<SweepReq>) -> std::io::Result<JoinHandle<()>> {
+    spawn("gefs-sweep".into(), move || {
+        let mut quiet_until = Instant::now();
+        loop {
+            let busy = core.fs.clears_pending() > 0
+                && !core.store().is_read_only()
+                && Instant::now() >= quiet_until;
+            let req = if busy {
+                rx.try_recv().ok()
+            } else {
+                match rx.recv_timeout(Duration::from_millis(500)) {
+                    Ok(r) => Some(r),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
+            };
+            match req {
+                Some(SweepReq::Stop) => return,
+                Some(SweepReq::Admin(f)) => run_guarded("sweeper", f),
+                Some(SweepReq::Kick) | None => {}
+            }
+            if busy {
+                let fs = core.fs.clone();
+                let mut failed = false;
+                run_guarded("sweeper", || {
+                    if let Err(e) = fs.sweep(4) {
+                        eprintln!("gefsd: background clear: {e}");
+                        failed = true;
+                    }
+                });
+                if failed {
+                    quiet_until = Instant::now() + Duration::from_secs(5);
+                }
+            }
+        }
+    })
+}
+
+/// The clock: a sync request every `sync_every`, a retention pass every `retain_every`.
+pub fn spawn_clock(core: Arc<Core>, stop: Receiver<()>) -> std::io::Result<JoinHandle<()>> {
+    spawn("gefs-clock".into(), move || {
+        let tick = core.opts.sync_every.max(Duration::from_millis(10));
+        let mut last_retain = Instant::now();
+        loop {
+            match stop.recv_timeout(tick) {
+                Err(RecvTimeoutError::Timeout) => {}
+                _ => return,
+            }
+            if core.opts.read_only || core.store().is_read_only() {
+                continue;
+            }
+            let _ = core.queues.sync.try_send(SyncReq::Periodic);
+            if let Some(every) = core.opts.retain_every {
+                if last_retain.elapsed() >= every {
+                    last_retain = Instant::now();
+                    let c = core.clone();
+                    let _ = core
+                        .queues
+                        .sweep
+                        .try_send(SweepReq::Admin(Box::new(move || retention(&c))));
+                }
+            }
+        }
+    })
+}
+
+/// One retention pass (automatic snapshots per `retain`), under the commit gate.
+pub fn retention(core: &Core) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let _g = core.commit_gate.lock();
+    match gefs_core::admin::run_retention(core.store(), now) {
+        Ok(rep) => {
+            for e in rep.errors {
+                eprintln!("gefsd: retention: {e}");
+            }
+        }
+        Err(e) => eprintln!("gefsd: retention: {e}"),
+    }
+}

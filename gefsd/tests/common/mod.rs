@@ -1,0 +1,102 @@
+//! Shared helpers for gefsd's integration tests: an in-process server on an in-memory device,
+//! and clients attached to it.
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use gefsd::client::Client;
+use gefsd::proto::{omode, Stat};
+use gefsd::server::{self, Options, Server};
+
+/// The user the in-process server knows (its first administrator).
+pub fn me() -> String {
+    server::current_user()
+}
+
+/// Options for tests: no retention pass (labels stay predictable), fast syncs.
+pub fn opts(noauth: bool) -> Options {
+    Options {
+        noauth,
+        retain_every: None,
+        sync_every: Duration::from_millis(500),
+        ..Options::default()
+    }
+}
+
+/// A server with `-A`, so tests may attach as any user.
+pub fn start() -> (Server, SocketAddr) {
+    start_with(opts(true))
+}
+
+/// A server with the given options.
+pub fn start_with(o: Options) -> (Server, SocketAddr) {
+    server::spawn_for_test(o).unwrap_or_else(|e| panic!("spawn: {e}"))
+}
+
+/// A versioned TCP client.
+pub fn client(addr: SocketAddr) -> Client<TcpStream> {
+    let mut c = Client::tcp(addr).unwrap_or_else(|e| panic!("connect: {e}"));
+    c.stream()
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    c.version(gefsd::proto::MSIZE_DEFAULT)
+        .unwrap_or_else(|e| panic!("version: {e}"));
+    c
+}
+
+/// A client attached as the first administrator to `main` on fid 0.
+pub fn attached(addr: SocketAddr) -> Client<TcpStream> {
+    let mut c = client(addr);
+    c.attach(0, &me(), "")
+        .unwrap_or_else(|e| panic!("attach: {e}"));
+    c
+}
+
+/// Create `name` under fid 0 on `fid`, write `data`, clunk.
+pub fn put(c: &mut Client<TcpStream>, fid: u32, name: &str, data: &[u8]) {
+    c.walk(0, fid, &[]).unwrap_or_else(|e| panic!("{e}"));
+    c.create(fid, name, 0o664, omode::ORDWR)
+        .unwrap_or_else(|e| panic!("create {name}: {e}"));
+    if !data.is_empty() {
+        assert_eq!(
+            c.write(fid, 0, data).unwrap_or_else(|e| panic!("{e}")),
+            data.len() as u32
+        );
+    }
+    c.clunk(fid).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Walk to `path` from fid 0, open for reading, read it all, clunk.
+pub fn get(c: &mut Client<TcpStream>, fid: u32, path: &[&str]) -> Vec<u8> {
+    c.walk(0, fid, path).unwrap_or_else(|e| panic!("walk: {e}"));
+    c.open(fid, omode::OREAD)
+        .unwrap_or_else(|e| panic!("open: {e}"));
+    let d = c.read_all(fid).unwrap_or_else(|e| panic!("read: {e}"));
+    c.clunk(fid).unwrap_or_else(|e| panic!("{e}"));
+    d
+}
+
+/// The Rerror string of a failed call, or a panic.
+pub fn ename<T: std::fmt::Debug>(r: gefsd::client::Result<T>) -> String {
+    match r {
+        Err(e) => e
+            .ename()
+            .map(str::to_string)
+            .unwrap_or_else(|| panic!("not an Rerror: {e}")),
+        Ok(v) => panic!("expected an Rerror, got {v:?}"),
+    }
+}
+
+/// A wstat changing only the name.
+pub fn rename_to(name: &str) -> Stat {
+    Stat {
+        name: name.into(),
+        ..Stat::dont_touch()
+    }
+}
+
+/// Stop a server, asserting a clean final commit.
+pub fn stop(s: Server) {
+    s.stop().unwrap_or_else(|e| panic!("stop: {e}"));
+}
