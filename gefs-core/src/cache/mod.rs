@@ -10,23 +10,33 @@
 //! LRU tail, and when every buffer is held the taker waits (back-pressure).
 //!
 //! Protocol and invariants (see also `shard.rs`):
-//! 1. A slot is idle (refs 0, on its shard's LRU) or held (refs > 0).
+//! 1. A slot is idle (count 0) or held (count > 0), and either linked (on its
+//!    shard's LRU) or parked (off it). Every idle slot is linked, except
+//!    between the release that drops a parked slot's count to 0 and that
+//!    releaser relinking it under the lock. Held slots may stay linked.
 //! 2. Each address maps to at most one slot; the index is per shard.
-//! 3. Only idle slots are recycled; recycling unindexes them by identity.
+//! 3. Only idle slots are recycled; recycling unindexes them by identity. A
+//!    pluck walks from the LRU tail, parking the held slots it meets.
 //! 4. A dirty slot is pinned until written (or freed), so unwritten contents
 //!    are never evicted and readers see their own writes.
-//! 5. A freed slot's last release puts it at the LRU tail, others at the head.
+//! 5. The LRU is ordered by last use: a lookup moves a linked slot to the
+//!    head, a parked slot's last release links it at the head, and a freed
+//!    slot goes to the tail (at reclaim, or at its last release if parked).
 //! 6. A slot being loaded is `Loading`; other readers of that address wait
 //!    for it instead of reading it a second time.
 //! 7. The bytes of a slot are written only while it is `Building` (by its
 //!    `BlockMut`) or `Loading` (by the loading thread); handles to it exist
 //!    only once it is sealed, so every `Block` sees immutable bytes.
 //!
-//! Shards split the pool statically (a block lives in the shard its address
-//! hashes to), so a hit takes one shard lock and never contends with another
-//! shard. The number of shards grows with the pool, keeping at least 256
-//! buffers per shard so that the bounded number of handles one operation
-//! holds can never starve its shard.
+//! Hold and release: a count rises from 0 only under the shard lock (lookup,
+//! pin, pluck); `Block::clone` adds to a count it already holds; a release
+//! is one atomic decrement with Release ordering and takes the lock only
+//! when it leaves a *parked* slot at 0 (the `PARKED` bit shares the word
+//! with the count, so the decrement itself tells). A pluck reads a count of
+//! 0 with Acquire, so every earlier holder's reads of the buffer happen
+//! before it is overwritten. A hit therefore costs one lock acquisition and
+//! one atomic increment, and its release one atomic decrement.
+//!
 #![allow(unsafe_code)]
 
 mod pool;
@@ -37,21 +47,31 @@ use std::sync::atomic::Ordering;
 use crate::error::{Error, Result};
 use crate::format::BLKSZ;
 use crate::ids::BlockAddr;
-use crate::sync::{fence, AtomicU32, AtomicU64, Condvar, Mutex, MutexGuard};
+use crate::sync::{AtomicU32, Condvar, Mutex, MutexGuard};
 use pool::Pool;
-use shard::{ShardState, State};
+use shard::{ShardState, State, PARKED};
 
 /// Fewest buffers per shard.
 const MIN_PER_SHARD: usize = 256;
 /// Most shards.
 const MAX_SHARDS: usize = 64;
 
+/// The largest power of two ≤ `n` (n ≥ 1).
+fn prev_power_of_two(n: usize) -> usize {
+    1 << (usize::BITS - 1 - n.leading_zeros())
+}
+
+/// One shard: its lock-protected state and its waiters. Aligned to two
+/// cache lines so that threads working in different shards never share a
+/// line (the lock word in particular).
+#[repr(align(128))]
 struct Shard {
     st: Mutex<ShardState>,
     cond: Condvar,
-    refs: Box<[AtomicU32]>,
-    first: usize,
-    waiters: AtomicU32,
+    /// Its slots are the pool's `first .. first + len`; slot numbers inside
+    /// [`ShardState`] are local (0 .. len).
+    first: u32,
+    len: u32,
 }
 
 /// Counters, readable at any time.
@@ -73,18 +93,16 @@ pub struct CacheStats {
     pub idle: usize,
 }
 
-#[derive(Default)]
-struct Counters {
-    hits: AtomicU64,
-    misses: AtomicU64,
-    waits: AtomicU64,
-}
-
 /// The block cache.
 pub struct Cache {
     pool: Pool,
+    /// Each slot's refcount word (count | [`PARKED`]), by global slot
+    /// number; outside the shard locks, so that a release is one atomic
+    /// decrement.
+    refs: Box<[AtomicU32]>,
     shards: Box<[Shard]>,
-    counters: Counters,
+    /// `shards.len() - 1`; the shard count is a power of two.
+    mask: usize,
 }
 
 impl std::fmt::Debug for Cache {
@@ -105,7 +123,10 @@ impl Cache {
     /// A cache of exactly `n` buffers.
     pub fn with_buffers(n: usize) -> Cache {
         let n = n.max(1);
-        let nshards = (n / MIN_PER_SHARD).clamp(1, MAX_SHARDS);
+        // A power of two, so that picking a shard is a mask.
+        let nshards = prev_power_of_two((n / MIN_PER_SHARD).clamp(1, MAX_SHARDS));
+        // Slot numbers are u32.
+        assert!(u32::try_from(n).is_ok(), "cache of {n} buffers");
         let pool = Pool::new(n);
         let mut shards = Vec::with_capacity(nshards);
         let mut first = 0;
@@ -114,16 +135,16 @@ impl Cache {
             shards.push(Shard {
                 st: Mutex::new(ShardState::new(len)),
                 cond: Condvar::new(),
-                refs: (0..len).map(|_| AtomicU32::new(0)).collect(),
-                first,
-                waiters: AtomicU32::new(0),
+                first: first as u32,
+                len: len as u32,
             });
             first += len;
         }
         Cache {
             pool,
+            refs: (0..n).map(|_| AtomicU32::new(0)).collect(),
             shards: shards.into_boxed_slice(),
-            counters: Counters::default(),
+            mask: nshards - 1,
         }
     }
 
@@ -134,23 +155,47 @@ impl Cache {
 
     /// Number of buffers in the shard serving `addr`.
     pub fn shard_capacity(&self, addr: BlockAddr) -> usize {
-        self.shards[self.shard_of(addr)].refs.len()
+        self.shards[self.shard_of(addr)].len as usize
+    }
+
+    /// The refcount words of a shard's slots, by local slot number.
+    fn refs_of(&self, sh: &Shard) -> &[AtomicU32] {
+        &self.refs[sh.first as usize..(sh.first + sh.len) as usize]
+    }
+
+    /// The refcount word of local slot `i` of `sh`.
+    #[inline]
+    fn rc(&self, sh: &Shard, i: u32) -> &AtomicU32 {
+        &self.refs[(sh.first + i) as usize]
+    }
+
+    /// A handle on local slot `i` of shard `s`, whose reference the caller
+    /// has taken.
+    #[inline]
+    fn handle(&self, s: usize, i: u32, addr: BlockAddr, hash: u64) -> Block<'_> {
+        Block {
+            cache: self,
+            shard: s as u32,
+            slot: self.shards[s].first + i,
+            addr,
+            hash,
+        }
     }
 
     fn shard_of(&self, addr: BlockAddr) -> usize {
         let h = addr.index().wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32;
-        (h % self.shards.len() as u64) as usize
+        h as usize & self.mask
     }
 
     fn wait<'a>(
         &self,
         sh: &'a Shard,
-        st: MutexGuard<'a, ShardState>,
+        mut st: MutexGuard<'a, ShardState>,
     ) -> MutexGuard<'a, ShardState> {
-        self.counters.waits.fetch_add(1, Ordering::Relaxed);
-        sh.waiters.fetch_add(1, Ordering::SeqCst);
-        let st = sh.cond.wait(st);
-        sh.waiters.fetch_sub(1, Ordering::SeqCst);
+        st.waits += 1;
+        st.waiters += 1;
+        let mut st = sh.cond.wait(st);
+        st.waiters -= 1;
         st
     }
 
@@ -158,6 +203,7 @@ impl Cache {
     /// verifies it against `hash`; it runs at most once per miss, outside any
     /// lock, while other readers of the same address wait for it. A cached
     /// block whose hash differs from `hash` is reported as a checksum error.
+    #[inline]
     pub fn get(
         &self,
         addr: BlockAddr,
@@ -167,10 +213,45 @@ impl Cache {
         let s = self.shard_of(addr);
         let sh = &self.shards[s];
         let mut st = sh.st.lock();
+        // The hit path: one lock, one atomic increment.
+        if let Some(&i) = st.index.get(&addr.0) {
+            // The caller reads the block next: start fetching its first
+            // line now, in parallel with the bookkeeping below.
+            self.pool.prefetch((sh.first + i) as usize);
+            let m = &st.meta[i as usize];
+            if m.state != State::Loading && m.hash == hash {
+                // Hold it. A linked slot stays linked (its release will be
+                // a lone decrement) and moves to the head; a parked one is
+                // relinked by its last release.
+                self.rc(sh, i).fetch_add(1, Ordering::Relaxed);
+                if m.in_lru {
+                    st.touch(i);
+                }
+                st.hits += 1;
+                drop(st);
+                return Ok(self.handle(s, i, addr, hash));
+            }
+        }
+        self.get_slow(s, st, addr, hash, load)
+    }
+
+    /// The rest of [`Cache::get`]: waiting for another thread's read, a
+    /// checksum mismatch, or a miss.
+    #[inline(never)]
+    fn get_slow<'a>(
+        &'a self,
+        s: usize,
+        mut st: MutexGuard<'a, ShardState>,
+        addr: BlockAddr,
+        hash: u64,
+        load: impl FnOnce(&mut [u8; BLKSZ]) -> Result<()>,
+    ) -> Result<Block<'a>> {
+        let sh = &self.shards[s];
         loop {
             if let Some(&i) = st.index.get(&addr.0) {
                 if st.meta[i as usize].state == State::Loading {
-                    sh.refs[i as usize].fetch_add(1, Ordering::Relaxed);
+                    // A Loading slot is parked (plucked): just hold it.
+                    self.rc(sh, i).fetch_add(1, Ordering::Relaxed);
                     while st.meta[i as usize].state == State::Loading {
                         st = self.wait(sh, st);
                     }
@@ -180,12 +261,13 @@ impl Cache {
                         self.release_locked(sh, &mut st, i);
                         continue;
                     }
-                } else if sh.refs[i as usize].fetch_add(1, Ordering::Relaxed) == 0
-                    && st.meta[i as usize].in_lru
-                {
-                    st.unlink(i);
+                } else {
+                    self.rc(sh, i).fetch_add(1, Ordering::Relaxed);
+                    if st.meta[i as usize].in_lru {
+                        st.touch(i);
+                    }
                 }
-                self.counters.hits.fetch_add(1, Ordering::Relaxed);
+                st.hits += 1;
                 let actual = st.meta[i as usize].hash;
                 if actual != hash {
                     self.release_locked(sh, &mut st, i);
@@ -195,47 +277,35 @@ impl Cache {
                         actual,
                     });
                 }
-                return Ok(Block {
-                    cache: self,
-                    shard: s as u32,
-                    slot: i,
-                    addr,
-                    hash,
-                });
+                return Ok(self.handle(s, i, addr, hash));
             }
-            let Some(i) = st.pluck() else {
+            let Some(i) = st.pluck(self.refs_of(sh)) else {
                 st = self.wait(sh, st);
                 continue;
             };
-            self.counters.misses.fetch_add(1, Ordering::Relaxed);
+            st.misses += 1;
             st.meta[i as usize].addr = addr;
             st.meta[i as usize].hash = hash;
             st.set_state(i, State::Loading);
             st.cache(i);
-            sh.refs[i as usize].store(1, Ordering::Relaxed);
             drop(st);
             // SAFETY: the slot is Loading and we are its loader: no handle to
-            // it exists (refs were 0 when plucked; waiters hold refs but do
-            // not touch the bytes until the state leaves Loading).
-            let r = load(unsafe { self.pool.get_mut(sh.first + i as usize) });
+            // it exists (its count was 0 when plucked, read with Acquire, so
+            // earlier holders are done with the bytes; waiters hold refs but
+            // do not touch the bytes until the state leaves Loading).
+            let r = load(unsafe { self.pool.get_mut((sh.first + i) as usize) });
             st = sh.st.lock();
             match r {
                 Ok(()) => {
                     st.set_state(i, State::Clean);
-                    self.notify(sh);
-                    return Ok(Block {
-                        cache: self,
-                        shard: s as u32,
-                        slot: i,
-                        addr,
-                        hash,
-                    });
+                    self.notify(sh, &st);
+                    return Ok(self.handle(s, i, addr, hash));
                 }
                 Err(e) => {
                     st.uncache(i);
                     st.set_state(i, State::Free);
                     st.meta[i as usize].freed = true;
-                    self.notify(sh);
+                    self.notify(sh, &st);
                     self.release_locked(sh, &mut st, i);
                     return Err(e);
                 }
@@ -256,19 +326,18 @@ impl Cache {
             )));
         }
         let i = loop {
-            match st.pluck() {
+            match st.pluck(self.refs_of(sh)) {
                 Some(i) => break i,
                 None => st = self.wait(sh, st),
             }
         };
         st.meta[i as usize].addr = addr;
         st.set_state(i, State::Building);
-        sh.refs[i as usize].store(1, Ordering::Relaxed);
         drop(st);
         let mut b = BlockMut {
             cache: self,
             shard: s as u32,
-            slot: i,
+            slot: sh.first + i,
             addr,
         };
         b.buf_mut().fill(0);
@@ -295,10 +364,13 @@ impl Cache {
         if st.meta[i as usize].state == State::Dirty {
             st.set_state(i, State::Clean);
             st.ndirty -= 1;
-        } else if sh.refs[i as usize].fetch_add(1, Ordering::Relaxed) == 0
-            && st.meta[i as usize].in_lru
-        {
-            st.unlink(i);
+        } else {
+            self.rc(sh, i).fetch_add(1, Ordering::Relaxed);
+            // Pinned until reclaim: park it now rather than leave it for a
+            // pluck to skip.
+            if st.meta[i as usize].in_lru {
+                st.park(i, self.refs_of(sh));
+            }
         }
         Ok(true)
     }
@@ -316,8 +388,12 @@ impl Cache {
         if st.meta[i as usize].limbo {
             st.meta[i as usize].limbo = false;
             st.nlimbo -= 1;
+            // If this was the last reference, the slot goes to the tail.
             self.release_locked(sh, &mut st, i);
-        } else if st.meta[i as usize].in_lru {
+        }
+        // Still linked (idle, or held by a lookup that left it linked): to
+        // the tail. Still parked: its last release puts it there.
+        if st.meta[i as usize].in_lru {
             st.unlink(i);
             st.link_tail(i);
         }
@@ -345,14 +421,8 @@ impl Cache {
                 }
                 let (addr, hash) = (m.addr, m.hash);
                 st.set_state(i, State::Writing);
-                sh.refs[i as usize].fetch_add(1, Ordering::Relaxed);
-                out.push(Block {
-                    cache: self,
-                    shard: s as u32,
-                    slot: i,
-                    addr,
-                    hash,
-                });
+                self.rc(sh, i).fetch_add(1, Ordering::Relaxed);
+                out.push(self.handle(s, i, addr, hash));
             }
             st.dirty = keep;
         }
@@ -362,12 +432,13 @@ impl Cache {
     /// A block taken with [`Cache::take_dirty`] is on the device.
     pub fn written(&self, b: &Block<'_>) {
         let sh = &self.shards[b.shard as usize];
+        let i = b.slot - sh.first;
         let mut st = sh.st.lock();
-        if st.meta[b.slot as usize].state == State::Writing {
-            st.set_state(b.slot, State::Clean);
+        if st.meta[i as usize].state == State::Writing {
+            st.set_state(i, State::Clean);
             st.ndirty -= 1;
             // Release the dirty pin (a free during the write took its own).
-            self.release_locked(sh, &mut st, b.slot);
+            self.release_locked(sh, &mut st, i);
         }
     }
 
@@ -377,7 +448,7 @@ impl Cache {
     pub fn under_pressure(&self, addr: BlockAddr) -> bool {
         let sh = &self.shards[self.shard_of(addr)];
         let st = sh.st.lock();
-        2 * (st.ndirty + st.nlimbo) >= sh.refs.len()
+        2 * (st.ndirty + st.nlimbo) >= sh.len as usize
     }
 
     /// Dirty buffers in all shards.
@@ -394,37 +465,50 @@ impl Cache {
     pub fn stats(&self) -> CacheStats {
         let mut s = CacheStats {
             capacity: self.capacity(),
-            hits: self.counters.hits.load(Ordering::Relaxed),
-            misses: self.counters.misses.load(Ordering::Relaxed),
-            waits: self.counters.waits.load(Ordering::Relaxed),
             ..CacheStats::default()
         };
         for sh in self.shards.iter() {
             let st = sh.st.lock();
+            s.hits += st.hits;
+            s.misses += st.misses;
+            s.waits += st.waits;
             s.dirty += st.ndirty;
             s.limbo += st.nlimbo;
-            s.idle += st.idle;
+            s.idle += self
+                .refs_of(sh)
+                .iter()
+                .filter(|r| r.load(Ordering::Relaxed) & !PARKED == 0)
+                .count();
         }
         s
     }
 
-    fn notify(&self, sh: &Shard) {
-        if sh.waiters.load(Ordering::SeqCst) > 0 {
+    /// Wake the shard's waiters, if any (with its lock held).
+    fn notify(&self, sh: &Shard, st: &ShardState) {
+        if st.waiters > 0 {
             sh.cond.notify_all();
         }
     }
 
-    /// Drop one reference with the shard lock already held.
+    /// Drop one reference to local slot `i` with the shard lock held.
     fn release_locked(&self, sh: &Shard, st: &mut ShardState, i: u32) {
-        if sh.refs[i as usize].fetch_sub(1, Ordering::Release) == 1 {
-            fence(Ordering::Acquire);
+        if self.rc(sh, i).fetch_sub(1, Ordering::Release) == PARKED | 1 {
             self.relink(sh, st, i);
         }
     }
 
-    /// Put a slot whose refs reached 0 back on the LRU (once).
+    /// Put a parked slot whose count reached 0 back on the LRU, once: at the
+    /// tail if freed or uncached, else at the head. Nothing to do if a
+    /// lookup has taken it again since (its own last release relinks it) or
+    /// the releaser of an earlier hold got here first.
     fn relink(&self, sh: &Shard, st: &mut ShardState, i: u32) {
-        if sh.refs[i as usize].load(Ordering::Acquire) != 0 || st.meta[i as usize].in_lru {
+        // Under the lock a count of 0 cannot change and PARKED is ours to
+        // clear: the exchange fails only if the slot is held or linked.
+        if self
+            .rc(sh, i)
+            .compare_exchange(PARKED, 0, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
             return;
         }
         let m = &st.meta[i as usize];
@@ -433,16 +517,35 @@ impl Cache {
         } else {
             st.link_head(i);
         }
-        self.notify(sh);
+        self.notify(sh, st);
     }
 
-    /// Drop one reference without the lock held.
-    fn release(&self, shard: u32, i: u32) {
+    /// Drop one reference to global slot `slot` of shard `shard`, without
+    /// the lock: one atomic decrement, unless it was the last reference to
+    /// a parked slot.
+    #[inline]
+    fn release(&self, shard: u32, slot: u32) {
+        // Release: this holder's reads of the buffer happen before a
+        // plucker's Acquire read of the count it leaves.
+        if self.refs[slot as usize].fetch_sub(1, Ordering::Release) == PARKED | 1 {
+            self.release_slow(shard, slot);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn release_slow(&self, shard: u32, slot: u32) {
         let sh = &self.shards[shard as usize];
-        if sh.refs[i as usize].fetch_sub(1, Ordering::Release) == 1 {
-            fence(Ordering::Acquire);
-            let mut st = sh.st.lock();
-            self.relink(sh, &mut st, i);
+        let mut st = sh.st.lock();
+        self.relink(sh, &mut st, slot - sh.first);
+    }
+
+    /// Check every shard's invariants (tests); `quiet`: no release is in
+    /// flight.
+    #[cfg(test)]
+    fn check(&self, quiet: bool) {
+        for sh in self.shards.iter() {
+            sh.st.lock().check(self.refs_of(sh), quiet);
         }
     }
 }
@@ -452,6 +555,7 @@ impl Cache {
 pub struct Block<'c> {
     cache: &'c Cache,
     shard: u32,
+    /// Global slot number.
     slot: u32,
     addr: BlockAddr,
     hash: u64,
@@ -469,12 +573,12 @@ impl Block<'_> {
     }
 
     /// The contents.
+    #[inline]
     pub fn bytes(&self) -> &[u8; BLKSZ] {
-        let sh = &self.cache.shards[self.shard as usize];
         // SAFETY: this handle holds a reference on a sealed slot (handles are
         // only made for sealed slots, and a held slot is never recycled), so
         // the buffer is immutable for the handle's lifetime.
-        unsafe { self.cache.pool.get(sh.first + self.slot as usize) }
+        unsafe { self.cache.pool.get(self.slot as usize) }
     }
 }
 
@@ -486,9 +590,12 @@ impl std::ops::Deref for Block<'_> {
 }
 
 impl Clone for Block<'_> {
+    #[inline]
     fn clone(&self) -> Self {
-        self.cache.shards[self.shard as usize].refs[self.slot as usize]
-            .fetch_add(1, Ordering::Relaxed);
+        // From a held reference: never 0 → 1, so no lock is needed. (A
+        // count has 31 bits; like `Arc`'s, it cannot overflow in practice.)
+        let prev = self.cache.refs[self.slot as usize].fetch_add(1, Ordering::Relaxed);
+        debug_assert!(prev & !PARKED != 0 && prev & !PARKED < PARKED - 1);
         Block {
             cache: self.cache,
             shard: self.shard,
@@ -500,6 +607,7 @@ impl Clone for Block<'_> {
 }
 
 impl Drop for Block<'_> {
+    #[inline]
     fn drop(&mut self) {
         self.cache.release(self.shard, self.slot);
     }
@@ -516,6 +624,7 @@ impl std::fmt::Debug for Block<'_> {
 pub struct BlockMut<'c> {
     cache: &'c Cache,
     shard: u32,
+    /// Global slot number.
     slot: u32,
     addr: BlockAddr,
 }
@@ -528,17 +637,15 @@ impl<'c> BlockMut<'c> {
 
     /// The contents, writable.
     pub fn buf_mut(&mut self) -> &mut [u8; BLKSZ] {
-        let sh = &self.cache.shards[self.shard as usize];
         // SAFETY: a BlockMut exclusively owns its Building slot: it is in no
         // index or list, and `&mut self` makes this the only access.
-        unsafe { self.cache.pool.get_mut(sh.first + self.slot as usize) }
+        unsafe { self.cache.pool.get_mut(self.slot as usize) }
     }
 
     /// The contents.
     pub fn buf(&self) -> &[u8; BLKSZ] {
-        let sh = &self.cache.shards[self.shard as usize];
         // SAFETY: as in `buf_mut`; `&self` excludes writers.
-        unsafe { self.cache.pool.get(sh.first + self.slot as usize) }
+        unsafe { self.cache.pool.get(self.slot as usize) }
     }
 
     /// Seal the block with its hash: it becomes findable by address and
@@ -548,40 +655,36 @@ impl<'c> BlockMut<'c> {
         let me = std::mem::ManuallyDrop::new(self);
         let (cache, shard, slot, addr) = (me.cache, me.shard, me.slot, me.addr);
         let sh = &cache.shards[shard as usize];
+        let i = slot - sh.first;
         let mut st = sh.st.lock();
         if st.index.contains_key(&addr.0) {
-            st.set_state(slot, State::Free);
-            cache.release_locked(sh, &mut st, slot);
+            st.set_state(i, State::Free);
+            cache.release_locked(sh, &mut st, i);
             return Err(Error::Internal(format!("block {addr} cached twice")));
         }
-        st.meta[slot as usize].hash = hash;
-        st.meta[slot as usize].interval = interval;
-        st.cache(slot);
-        st.set_state(slot, State::Dirty);
+        st.meta[i as usize].hash = hash;
+        st.meta[i as usize].interval = interval;
+        st.cache(i);
+        st.set_state(i, State::Dirty);
         st.ndirty += 1;
-        if !st.meta[slot as usize].listed {
-            st.meta[slot as usize].listed = true;
-            st.dirty.push(slot);
+        if !st.meta[i as usize].listed {
+            st.meta[i as usize].listed = true;
+            st.dirty.push(i);
         }
-        // The dirty pin.
-        sh.refs[slot as usize].fetch_add(1, Ordering::Relaxed);
-        Ok(Block {
-            cache,
-            shard,
-            slot,
-            addr,
-            hash,
-        })
+        // The dirty pin (the slot is parked since its pluck).
+        cache.rc(sh, i).fetch_add(1, Ordering::Relaxed);
+        Ok(cache.handle(shard as usize, i, addr, hash))
     }
 }
 
 impl Drop for BlockMut<'_> {
     fn drop(&mut self) {
         let sh = &self.cache.shards[self.shard as usize];
+        let i = self.slot - sh.first;
         let mut st = sh.st.lock();
-        st.set_state(self.slot, State::Free);
-        st.meta[self.slot as usize].freed = true;
-        self.cache.release_locked(sh, &mut st, self.slot);
+        st.set_state(i, State::Free);
+        st.meta[i as usize].freed = true;
+        self.cache.release_locked(sh, &mut st, i);
     }
 }
 

@@ -1,21 +1,105 @@
 //! One shard of the cache: its slots' metadata, its address index and its LRU
-//! list of idle slots, all under the shard's one lock.
+//! list, all under the shard's one lock, plus (outside the lock, in
+//! `Shard::refs`) each slot's refcount word.
 //!
-//! Invariants (checked in debug builds by [`State::can_become`] and the list
-//! operations):
-//! - a slot is *idle* (on the LRU, refs = 0, state Free or Clean) or *held*
-//!   (refs > 0, not on the LRU); dirty and writing slots are always held by
-//!   the cache's own dirty pin, so the LRU never holds unwritten contents;
+//! The refcount word of a slot is its reference count in the low 31 bits and
+//! [`PARKED`] in the top bit. Invariants (checked in debug builds by
+//! [`State::can_become`], the list operations and, in tests,
+//! [`ShardState::check`]):
+//! - a slot is either *linked* (on the LRU, `in_lru`, PARKED clear) or
+//!   *parked* (off the LRU, PARKED set); both change only under the lock;
+//! - a count goes from 0 to 1 only under the lock (a lookup, a pin, or a
+//!   pluck); anywhere else a reference is only cloned from one already held,
+//!   and releases are a lone atomic decrement that takes no lock;
+//! - every *idle* slot (count 0) is linked, except transiently: the release
+//!   that takes a parked slot's word from `PARKED | 1` to `PARKED` then takes
+//!   the lock and relinks it, unless a lookup has taken it again meanwhile
+//!   (whose own release will);
+//! - a linked slot may be held (a lookup takes a reference and moves it to
+//!   the head but leaves it linked); [`ShardState::pluck`] parks the held
+//!   slots it meets at the tail and recycles the first idle one, so only
+//!   idle slots are recycled and each slot is skipped at most once per hold;
+//! - plucked slots (`Building`, `Loading`) and dirty or writing slots (held
+//!   by the cache's dirty pin) are parked, so the LRU never offers unwritten
+//!   contents;
 //! - the index maps an address to at most one slot, and only slots whose
 //!   `cached` flag is set are in it; removal checks that flag (by identity);
-//! - a freed slot's last release puts it at the LRU tail, any other at the
-//!   head; buffers are recycled from the tail, so recycling *is* eviction.
+//! - the LRU is ordered by last use: a lookup of a linked slot moves it to
+//!   the head, a parked slot's last release links it at the head, and a
+//!   freed slot goes to the tail (at reclaim if linked, at its last release
+//!   if parked); buffers are recycled from the tail, so recycling *is*
+//!   eviction.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
-use xxhash_rust::xxh3::Xxh3DefaultBuilder;
+use std::sync::atomic::Ordering;
 
 use crate::ids::BlockAddr;
+use crate::sync::AtomicU32;
+
+/// The top bit of a slot's refcount word: the slot is off the LRU, and the
+/// release that takes its count to zero must relink it (under the lock).
+pub(crate) const PARKED: u32 = 1 << 31;
+
+/// The index's hash of a block address: two folded 64×64→128-bit
+/// multiplies (a dozen instructions, against about a hundred for xxh3's
+/// streaming hasher).
+///
+/// Addresses are multiples of the block size, so their low 14 bits are zero;
+/// rotating them away first puts the block number at the bottom. One fold
+/// (xor of the product's halves) leaves strided block numbers clustered in
+/// the low bits, which pick the bucket; the second round makes consecutive,
+/// strided and one-shard subsets of block numbers all spread like random keys
+/// over both the buckets (low bits) and the tags (top 7 bits). The
+/// multipliers differ from the shard hash's, so the keys of one shard do not
+/// cluster in its table. The keys are addresses our own allocator chose, so
+/// no seed is needed against adversarial keys.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct AddrHasher(u64);
+
+impl AddrHasher {
+    const K1: u64 = 0xa076_1d64_78bd_642f;
+    const K2: u64 = 0xe703_7ed1_a0b4_28db;
+
+    #[inline]
+    fn fold(x: u64, k: u64) -> u64 {
+        let p = u128::from(x) * u128::from(k);
+        (p as u64) ^ ((p >> 64) as u64)
+    }
+
+    #[inline]
+    fn mix(x: u64) -> u64 {
+        Self::fold(
+            Self::fold(x.rotate_right(14), Self::K1) ^ Self::K2,
+            Self::K1,
+        )
+    }
+}
+
+impl Hasher for AddrHasher {
+    #[inline]
+    fn write_u64(&mut self, x: u64) {
+        self.0 = Self::mix(self.0 ^ x);
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u64 keys are hashed; this keeps any other key correct.
+        for c in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..c.len()].copy_from_slice(c);
+            self.write_u64(u64::from_be_bytes(w));
+        }
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// The address index of one shard.
+pub(crate) type Index = HashMap<u64, u32, BuildHasherDefault<AddrHasher>>;
 
 /// "No slot" in the LRU links.
 pub(crate) const NIL: u32 = u32::MAX;
@@ -57,8 +141,10 @@ impl State {
     }
 }
 
-/// Per-slot metadata.
+/// Per-slot metadata (the LRU links are apart, in [`Link`]). 32 bytes, and
+/// aligned so that a record never straddles two cache lines.
 #[derive(Debug, Clone)]
+#[repr(align(32))]
 pub(crate) struct Meta {
     pub(crate) addr: BlockAddr,
     pub(crate) hash: u64,
@@ -75,6 +161,13 @@ pub(crate) struct Meta {
     pub(crate) interval: u64,
     /// On the shard's dirty list.
     pub(crate) listed: bool,
+}
+
+/// A slot's LRU links. Kept in their own array: moving a slot to the head
+/// touches three or four slots' links, and 8-byte records keep those
+/// accesses in few cache lines.
+#[derive(Debug, Clone, Copy)]
+struct Link {
     prev: u32,
     next: u32,
 }
@@ -91,8 +184,6 @@ impl Meta {
             in_lru: false,
             interval: 0,
             listed: false,
-            prev: NIL,
-            next: NIL,
         }
     }
 }
@@ -100,15 +191,26 @@ impl Meta {
 /// A shard's lock-protected state. Slot numbers are local to the shard.
 pub(crate) struct ShardState {
     pub(crate) meta: Vec<Meta>,
-    pub(crate) index: HashMap<u64, u32, Xxh3DefaultBuilder>,
+    links: Vec<Link>,
+    pub(crate) index: Index,
     head: u32,
     tail: u32,
-    pub(crate) idle: usize,
+    /// Slots on the LRU (idle or not).
+    pub(crate) linked: usize,
     /// Slots that were dirty when listed (each at most once; stale entries
     /// are dropped when the list is next walked).
     pub(crate) dirty: Vec<u32>,
     pub(crate) ndirty: usize,
     pub(crate) nlimbo: usize,
+    /// Lookups served from memory (counted under the lock already held, so
+    /// a hit writes no cache line shared with other shards).
+    pub(crate) hits: u64,
+    /// Lookups that read the device.
+    pub(crate) misses: u64,
+    /// Times a taker waited.
+    pub(crate) waits: u64,
+    /// Threads now waiting on the shard's condition variable.
+    pub(crate) waiters: u32,
 }
 
 impl ShardState {
@@ -116,13 +218,24 @@ impl ShardState {
     pub(crate) fn new(n: usize) -> ShardState {
         let mut s = ShardState {
             meta: (0..n).map(|_| Meta::new()).collect(),
-            index: HashMap::with_capacity_and_hasher(n, Xxh3DefaultBuilder),
+            links: vec![
+                Link {
+                    prev: NIL,
+                    next: NIL
+                };
+                n
+            ],
+            index: Index::with_capacity_and_hasher(n, BuildHasherDefault::default()),
             head: NIL,
             tail: NIL,
-            idle: 0,
+            linked: 0,
             dirty: Vec::new(),
             ndirty: 0,
             nlimbo: 0,
+            hits: 0,
+            misses: 0,
+            waits: 0,
+            waiters: 0,
         };
         for i in 0..n as u32 {
             s.link_head(i);
@@ -140,83 +253,129 @@ impl ShardState {
         m.state = next;
     }
 
-    /// Put an idle slot at the head (recently used).
+    /// Put a slot at the head (recently used).
     pub(crate) fn link_head(&mut self, i: u32) {
-        debug_assert!(!self.meta[i as usize].in_lru);
+        let m = &mut self.meta[i as usize];
+        debug_assert!(!m.in_lru);
+        m.in_lru = true;
         let old = self.head;
-        {
-            let m = &mut self.meta[i as usize];
-            m.prev = NIL;
-            m.next = old;
-            m.in_lru = true;
-        }
+        self.links[i as usize] = Link {
+            prev: NIL,
+            next: old,
+        };
         if old != NIL {
-            self.meta[old as usize].prev = i;
+            self.links[old as usize].prev = i;
         } else {
             self.tail = i;
         }
         self.head = i;
-        self.idle += 1;
+        self.linked += 1;
     }
 
-    /// Put an idle slot at the tail (recycled next).
+    /// Put a slot at the tail (recycled next).
     pub(crate) fn link_tail(&mut self, i: u32) {
-        debug_assert!(!self.meta[i as usize].in_lru);
+        let m = &mut self.meta[i as usize];
+        debug_assert!(!m.in_lru);
+        m.in_lru = true;
         let old = self.tail;
-        {
-            let m = &mut self.meta[i as usize];
-            m.next = NIL;
-            m.prev = old;
-            m.in_lru = true;
-        }
+        self.links[i as usize] = Link {
+            prev: old,
+            next: NIL,
+        };
         if old != NIL {
-            self.meta[old as usize].next = i;
+            self.links[old as usize].next = i;
         } else {
             self.head = i;
         }
         self.tail = i;
-        self.idle += 1;
+        self.linked += 1;
     }
 
     /// Take a slot off the LRU.
     pub(crate) fn unlink(&mut self, i: u32) {
-        let (p, n) = {
-            let m = &mut self.meta[i as usize];
-            debug_assert!(m.in_lru);
-            m.in_lru = false;
-            (
-                std::mem::replace(&mut m.prev, NIL),
-                std::mem::replace(&mut m.next, NIL),
-            )
-        };
+        let m = &mut self.meta[i as usize];
+        debug_assert!(m.in_lru);
+        m.in_lru = false;
+        let Link { prev: p, next: n } = std::mem::replace(
+            &mut self.links[i as usize],
+            Link {
+                prev: NIL,
+                next: NIL,
+            },
+        );
         if p != NIL {
-            self.meta[p as usize].next = n;
+            self.links[p as usize].next = n;
         } else {
             self.head = n;
         }
         if n != NIL {
-            self.meta[n as usize].prev = p;
+            self.links[n as usize].prev = p;
         } else {
             self.tail = p;
         }
-        self.idle -= 1;
+        self.linked -= 1;
     }
 
-    /// Recycle the least recently used idle slot: off the LRU and out of the
-    /// index (only if it is the indexed slot for its address). `None` when
-    /// every slot is held.
-    pub(crate) fn pluck(&mut self) -> Option<u32> {
-        let i = self.tail;
-        if i == NIL {
-            return None;
+    /// Move a linked slot to the head (a lookup used it).
+    #[inline]
+    pub(crate) fn touch(&mut self, i: u32) {
+        debug_assert!(self.meta[i as usize].in_lru);
+        let old = self.head;
+        if old == i {
+            return;
         }
+        // Not the head, so it has a predecessor.
+        let Link { prev: p, next: n } = self.links[i as usize];
+        self.links[p as usize].next = n;
+        if n != NIL {
+            self.links[n as usize].prev = p;
+        } else {
+            self.tail = p;
+        }
+        self.links[i as usize] = Link {
+            prev: NIL,
+            next: old,
+        };
+        self.links[old as usize].prev = i;
+        self.head = i;
+    }
+
+    /// Take a linked slot off the LRU and mark its word PARKED, so that the
+    /// release taking its count to zero relinks it. Returns the word before.
+    pub(crate) fn park(&mut self, i: u32, refs: &[AtomicU32]) -> u32 {
         self.unlink(i);
-        self.uncache(i);
-        let m = &mut self.meta[i as usize];
-        m.freed = false;
-        m.hash = 0;
-        m.addr = BlockAddr::NONE;
-        Some(i)
+        // Acquire: if the count was 0, every earlier holder's use of the
+        // buffer (their releases are Release decrements) happens before the
+        // caller recycles it.
+        let prev = refs[i as usize].fetch_or(PARKED, Ordering::Acquire);
+        debug_assert_eq!(prev & PARKED, 0, "slot {i} was linked and parked");
+        prev
+    }
+
+    /// Recycle the least recently used idle slot: park the held slots found
+    /// at the tail (each is relinked by its last release), then take the
+    /// first idle one off the LRU and out of the index (only if it is the
+    /// indexed slot for its address), parked with one reference, the
+    /// taker's. `None` when every slot is held.
+    pub(crate) fn pluck(&mut self, refs: &[AtomicU32]) -> Option<u32> {
+        loop {
+            let i = self.tail;
+            if i == NIL {
+                return None;
+            }
+            if self.park(i, refs) != 0 {
+                continue;
+            }
+            // Count 0, and only a lock holder could raise it from 0: this
+            // store races with nobody.
+            refs[i as usize].store(PARKED | 1, Ordering::Relaxed);
+            self.uncache(i);
+            let m = &mut self.meta[i as usize];
+            m.freed = false;
+            m.hash = 0;
+            m.addr = BlockAddr::NONE;
+            return Some(i);
+        }
     }
 
     /// Remove slot `i` from the index if it is the slot cached there.
@@ -238,6 +397,53 @@ impl ShardState {
         self.index.insert(m.addr.0, i);
     }
 
+    /// Check the invariants above (tests). With `quiet`, no release may be
+    /// in flight, so no idle slot may be parked.
+    #[cfg(test)]
+    pub(crate) fn check(&self, refs: &[AtomicU32], quiet: bool) {
+        let mut n = 0;
+        let mut prev = NIL;
+        let mut i = self.head;
+        while i != NIL {
+            let m = &self.meta[i as usize];
+            assert!(m.in_lru, "slot {i} on the LRU without in_lru");
+            assert_eq!(
+                self.links[i as usize].prev, prev,
+                "slot {i}: broken back link"
+            );
+            assert!(n < self.meta.len(), "LRU cycle");
+            n += 1;
+            prev = i;
+            i = self.links[i as usize].next;
+        }
+        assert_eq!(self.tail, prev, "LRU tail");
+        assert_eq!(n, self.linked, "LRU length");
+        for (i, m) in self.meta.iter().enumerate() {
+            let w = refs[i].load(Ordering::Relaxed);
+            assert_eq!(m.in_lru, w & PARKED == 0, "slot {i}: linked xor parked");
+            if quiet && w == PARKED {
+                panic!("slot {i}: idle but parked with no release in flight");
+            }
+            if matches!(m.state, State::Dirty | State::Writing) {
+                assert!(
+                    w & PARKED != 0 && w & !PARKED > 0,
+                    "slot {i}: dirty unpinned"
+                );
+            }
+            if m.cached {
+                assert_eq!(
+                    self.index.get(&m.addr.0),
+                    Some(&(i as u32)),
+                    "slot {i} index"
+                );
+            }
+        }
+        for (&a, &i) in &self.index {
+            let m = &self.meta[i as usize];
+            assert!(m.cached && m.addr.0 == a, "index {a:#x} -> slot {i}");
+        }
+    }
+
     /// Walk the LRU from head to tail (tests and statistics).
     #[cfg(test)]
     #[cfg(not(loom))]
@@ -246,7 +452,7 @@ impl ShardState {
         let mut i = self.head;
         while i != NIL {
             v.push(i);
-            i = self.meta[i as usize].next;
+            i = self.links[i as usize].next;
         }
         v
     }
