@@ -49,6 +49,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Mutex, MutexGuard, RwLock};
 
+use crate::store::OpGuard;
+
 use crate::format::key;
 use crate::format::value::Xdir;
 use crate::store::{CommitInfo, Store, TreeId};
@@ -195,6 +197,13 @@ impl Mount {
             ..self.clone()
         }
     }
+}
+
+/// The writer lock held (fields drop in order: the store operation ends
+/// before the lock is released).
+struct Writer<'a> {
+    _op: OpGuard<'a>,
+    _lock: MutexGuard<'a, ()>,
 }
 
 /// The file system over one store.
@@ -351,9 +360,15 @@ impl Fs {
         Ok(())
     }
 
-    /// Take the writer lock.
-    fn writer(&self) -> MutexGuard<'_, ()> {
-        self.wlock.lock()
+    /// Take the writer lock, inside a store operation: a commit waits until
+    /// it drops, so a write's data blocks and the keys that reference them
+    /// are made durable together.
+    fn writer(&self) -> Writer<'_> {
+        let lock = self.wlock.lock();
+        Writer {
+            _op: self.store.begin_op(),
+            _lock: lock,
+        }
     }
 
     /// Build an entry from a node, its location and its value.

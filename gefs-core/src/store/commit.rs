@@ -50,6 +50,8 @@ impl Store {
     /// are on the medium.
     pub fn sync(&self) -> Result<CommitInfo> {
         self.writable()?;
+        // Wait for multi-call operations (`begin_op`) to finish.
+        let _ops = self.ops.write();
         let mut m = self.mutlk.lock();
         if !m.dirty() {
             return Ok(CommitInfo {

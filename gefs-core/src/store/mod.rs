@@ -243,6 +243,21 @@ pub struct Store {
     allocs: AtomicU64,
     /// The `Normal`-tier free space measured at `allocs` = `.0`.
     headroom: Mutex<(u64, u64)>,
+    /// Operations that write data blocks and then reference them hold this
+    /// shared ([`Store::begin_op`]); a commit holds it exclusive, so no
+    /// commit makes a block's allocation durable without the key that
+    /// references it.
+    ops: RwLock<()>,
+}
+
+/// An operation in progress, from [`Store::begin_op`]: commits wait for it.
+#[must_use = "the operation ends when the guard drops"]
+pub struct OpGuard<'a>(#[allow(dead_code)] parking_lot::RwLockReadGuard<'a, ()>);
+
+impl std::fmt::Debug for OpGuard<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OpGuard")
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -550,10 +565,20 @@ impl Store {
         )
     }
 
+    /// Begin an operation that spans several calls: [`Store::write_data`]
+    /// of blocks and then the [`Store::upsert`] that references them. A
+    /// commit waits until the guard drops, so it never makes the blocks'
+    /// allocation durable without the keys that reference them (a crash
+    /// between the two would leak them). Never commit while holding one.
+    pub fn begin_op(&self) -> OpGuard<'_> {
+        OpGuard(self.ops.read())
+    }
+
     /// Allocate and write a data block for tree `t` (`hint` = the file's
     /// qid; `seq` = sequential placement). `fill` gets a zeroed buffer. The
     /// returned pointer becomes durable once a `KDAT` key referencing it is
-    /// committed; until then, an unreferenced block is simply freed.
+    /// committed; until then, an unreferenced block is simply freed. Call it
+    /// under a [`Store::begin_op`] guard held until that upsert.
     pub fn write_data(
         &self,
         t: TreeId,

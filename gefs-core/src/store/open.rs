@@ -172,6 +172,7 @@ impl Store {
             commits: AtomicU64::new(0),
             allocs: AtomicU64::new(1),
             headroom: Mutex::new((0, 0)),
+            ops: RwLock::new(()),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! File-system tests: basics here; regressions, permissions, space and the
 //! model test in their own files.
 
+mod commit_race;
 mod model;
 mod perm;
 mod regress;
