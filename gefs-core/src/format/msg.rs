@@ -182,6 +182,10 @@ pub struct Wstat {
     pub gid: Option<i32>,
     /// New last modifier.
     pub muid: Option<i32>,
+    /// How many times the message bumps the qid version; `None` means once
+    /// (every wstat bumps it). Set when messages are combined
+    /// ([`Wstat::then`]).
+    pub bumps: Option<u32>,
 }
 
 const WS_SIZE: u8 = 1;
@@ -191,6 +195,7 @@ const WS_ATIME: u8 = 8;
 const WS_UID: u8 = 16;
 const WS_GID: u8 = 32;
 const WS_MUID: u8 = 64;
+const WS_BUMPS: u8 = 128;
 
 impl Wstat {
     /// Encode: a flag byte, then the present fields in flag-bit order.
@@ -225,17 +230,18 @@ impl Wstat {
             f |= WS_MUID;
             v.put_u32(x as u32);
         }
+        if let Some(x) = self.bumps {
+            f |= WS_BUMPS;
+            v.put_u32(x);
+        }
         v[0] = f;
         v
     }
 
-    /// Decode; unknown flag bits or trailing bytes are errors.
+    /// Decode; missing fields or trailing bytes are errors.
     pub fn decode(b: &[u8]) -> std::result::Result<Wstat, Short> {
         let mut r = Reader::new(b);
         let f = r.u8()?;
-        if f & 0x80 != 0 {
-            return Err(Short);
-        }
         let mut w = Wstat::default();
         if f & WS_SIZE != 0 {
             w.size = Some(r.u64()?);
@@ -257,6 +263,9 @@ impl Wstat {
         }
         if f & WS_MUID != 0 {
             w.muid = Some(r.u32()? as i32);
+        }
+        if f & WS_BUMPS != 0 {
+            w.bumps = Some(r.u32()?);
         }
         if r.remaining() != 0 {
             return Err(Short);
@@ -288,7 +297,26 @@ impl Wstat {
         if let Some(x) = self.muid {
             d.muid = x;
         }
-        d.qid_vers = d.qid_vers.wrapping_add(1);
+        d.qid_vers = d.qid_vers.wrapping_add(self.bumps.unwrap_or(1));
+    }
+
+    /// One message with the effect of `self` followed by `later`: `later`'s
+    /// fields over `self`'s, and both bumps.
+    pub fn then(&self, later: &Wstat) -> Wstat {
+        Wstat {
+            size: later.size.or(self.size),
+            mode: later.mode.or(self.mode),
+            mtime: later.mtime.or(self.mtime),
+            atime: later.atime.or(self.atime),
+            uid: later.uid.or(self.uid),
+            gid: later.gid.or(self.gid),
+            muid: later.muid.or(self.muid),
+            bumps: Some(
+                self.bumps
+                    .unwrap_or(1)
+                    .wrapping_add(later.bumps.unwrap_or(1)),
+            ),
+        }
     }
 }
 
@@ -391,6 +419,51 @@ mod tests {
         assert_eq!(d2.muid, -1);
         assert!(Wstat::decode(&[0x80]).is_err());
         assert!(Wstat::decode(&[WS_SIZE, 1]).is_err());
+    }
+
+    #[test]
+    fn wstats_combine_exactly() {
+        let ws = [
+            Wstat {
+                size: Some(10),
+                mtime: Some(5),
+                ..Wstat::default()
+            },
+            Wstat::default(),
+            Wstat {
+                mode: Some(0x8000_01ff),
+                mtime: Some(7),
+                uid: Some(3),
+                ..Wstat::default()
+            },
+            Wstat {
+                gid: Some(-1),
+                muid: Some(4),
+                atime: Some(9),
+                bumps: Some(u32::MAX),
+                ..Wstat::default()
+            },
+        ];
+        let d0 = Xdir {
+            qid_vers: 7,
+            ..Xdir::default()
+        };
+        for a in &ws {
+            for b in &ws {
+                let (mut one, mut two) = (d0, d0);
+                a.then(b).apply(&mut one);
+                a.apply(&mut two);
+                b.apply(&mut two);
+                assert_eq!(one, two, "{a:?} then {b:?}");
+                let c = a.then(b);
+                assert_eq!(Wstat::decode(&c.encode()), Ok(c));
+            }
+        }
+        assert!(Wstat::decode(&[WS_BUMPS, 0, 0, 1]).is_err());
+        assert_eq!(
+            Wstat::decode(&[WS_BUMPS, 0, 0, 0, 3]).map(|w| w.bumps),
+            Ok(Some(3))
+        );
     }
 
     #[test]

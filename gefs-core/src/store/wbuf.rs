@@ -84,6 +84,12 @@ impl WriteBuf {
         self.msgs == 0
     }
 
+    /// Messages buffered (after folding) and runs.
+    #[cfg(test)]
+    pub(super) fn len(&self) -> (usize, usize) {
+        (self.msgs, self.runs.len())
+    }
+
     /// The runs' messages, oldest run first.
     pub(super) fn run_msgs(&self) -> Vec<&[Msg]> {
         self.runs.iter().map(|r| r.msgs()).collect()
@@ -94,9 +100,10 @@ impl WriteBuf {
         Arc::from(self.runs.clone())
     }
 
-    fn push(&mut self, msgs: Vec<Msg>, mem: usize) {
-        self.msgs += msgs.len();
-        self.mem += mem;
+    /// Add a batch as a new run, merging runs to keep their lengths
+    /// halving. Runs fold messages (`tree::pending`), so the counts are
+    /// taken from the runs afterwards (there are O(log n) of them).
+    fn push(&mut self, msgs: Vec<Msg>) {
         self.runs.push(Arc::new(Run::new(msgs)));
         while let [.., a, b] = self.runs.as_slice() {
             if a.len() > 2 * b.len() {
@@ -107,6 +114,12 @@ impl WriteBuf {
             };
             self.runs.push(Arc::new(Run::merge(a, b)));
         }
+        self.msgs = self.runs.iter().map(|r| r.len()).sum();
+        self.mem = self
+            .runs
+            .iter()
+            .map(|r| r.bytes() + MSG_MEM * r.len())
+            .sum();
     }
 }
 
@@ -192,7 +205,7 @@ impl Store {
             return self.upsert_locked(m, t, msgs, tier).map(|()| Buffered::No);
         }
         let ts = m.tree_mut(t)?;
-        ts.wbuf.push(msgs, mem);
+        ts.wbuf.push(msgs);
         ts.dirty = true;
         let (root, runs) = (ts.root, ts.wbuf.runs());
         self.publish(t, root, runs);

@@ -242,3 +242,98 @@ fn readers_never_see_a_half_applied_buffer() {
         reader.join().unwrap();
     });
 }
+
+/// Wstats fold in the buffer (`tree::pending`): thousands of them to one
+/// entry leave one buffered message, and every lookup, scan and the tree
+/// after a sync answer exactly as unfolded messages would.
+#[test]
+fn wstats_fold_and_answer_as_unfolded() {
+    use crate::format::msg::Wstat;
+    use crate::format::value::Xdir;
+    let dev = Arc::new(MemDev::new(DEV));
+    drop(fmt(&dev));
+    let s = open(&dev);
+    let t = s.mount("main").unwrap();
+    let mut model = BTreeMap::new();
+    let mut r = Rng(7);
+    let keys = 8;
+    let apply = |model: &mut BTreeMap<Vec<u8>, Vec<u8>>, m: &Msg| {
+        match crate::format::msg::apply(m.op, &m.val, model.get(&m.key).cloned()).unwrap() {
+            Some(v) => model.insert(m.key.clone(), v),
+            None => model.remove(&m.key),
+        };
+    };
+    // One entry changed 2,000 times (a directory gaining entries): one
+    // buffered message, with every version bump.
+    let dir = Msg::insert(k(0), Xdir::default().encode());
+    s.upsert(t, vec![dir.clone()], Tier::Normal).unwrap();
+    s.sync().unwrap();
+    apply(&mut model, &dir);
+    for i in 0..2000u64 {
+        let w = Wstat {
+            mtime: Some(i),
+            ..Wstat::default()
+        };
+        let m = Msg {
+            op: Op::Wstat,
+            key: k(0),
+            val: w.encode(),
+        };
+        s.upsert(t, vec![m.clone()], Tier::Normal).unwrap();
+        apply(&mut model, &m);
+    }
+    assert_eq!(s.mutlk.lock().tree(t).unwrap().wbuf.len(), (1, 1));
+    let d = Xdir::decode(&s.lookup(t, &k(0)).unwrap().unwrap()).unwrap();
+    assert_eq!((d.qid_vers, d.mtime), (2000, 1999));
+    let mut others = 0;
+    for round in 0..6 {
+        for _ in 0..500 {
+            let key = k(r.below(keys));
+            let pick = r.below(40);
+            others += usize::from(pick < 3);
+            let m = match pick {
+                0 => Msg::delete(key),
+                1 | 2 => {
+                    let d = Xdir {
+                        qid_path: r.below(1000),
+                        length: r.below(1 << 20),
+                        ..Xdir::default()
+                    };
+                    Msg::insert(key, d.encode())
+                }
+                _ => Msg {
+                    op: Op::Wstat,
+                    key,
+                    val: Wstat {
+                        size: (r.below(2) == 0).then(|| r.below(1 << 30)),
+                        mtime: Some(r.next()),
+                        muid: (r.below(3) == 0).then(|| r.below(9) as i32),
+                        ..Wstat::default()
+                    }
+                    .encode(),
+                },
+            };
+            s.upsert(t, vec![m.clone()], Tier::Normal).unwrap();
+            apply(&mut model, &m);
+        }
+        agree(&s, t, &model, &mut r, keys);
+        // Wstats fold into what precedes them, so besides the inserts and
+        // deletes (each one message, and one wstat after it), at most one
+        // message per key and run (O(log n) runs).
+        let (buffered, runs) = s.mutlk.lock().tree(t).unwrap().wbuf.len();
+        assert!(
+            buffered <= 2 * others + keys as usize * runs && runs <= 12,
+            "{buffered} messages in {runs} runs for {keys} keys and {others} others"
+        );
+        if round % 2 == 1 {
+            s.sync().unwrap();
+            others = 0;
+            agree(&s, t, &model, &mut r, keys);
+        }
+    }
+    s.sync().unwrap();
+    drop(s);
+    let s = open(&dev);
+    let t = s.mount("main").unwrap();
+    agree(&s, t, &model, &mut r, keys);
+}

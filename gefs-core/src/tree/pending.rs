@@ -15,11 +15,22 @@
 //! through an `Arc` while the writer goes on); merging two runs keeps the
 //! older one's messages first among equal keys; a message that has nothing
 //! to act on leaves its key absent, as everywhere else (`msg::apply`).
+//!
+//! Folding: when a run is built or two are merged, a wstat that follows a
+//! message for the same key is folded into it when one message has exactly
+//! their combined effect — an insert followed by a wstat becomes the insert
+//! of the changed value (`msg::apply` itself computes it), two wstats become
+//! one ([`Wstat::then`]). A directory that gains thousands of entries
+//! between two syncs thus has one buffered wstat (mtime, version), not one
+//! per create for every walk through it to apply; a wstat after a delete,
+//! clearb or clobber is an orphan and vanishes. Nothing else is folded:
+//! a data pointer replaced in the buffer must still reach the tree, which
+//! frees the old block.
 
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::format::msg::{self, Msg};
+use crate::format::msg::{self, Msg, Op, Wstat};
 use crate::ids::BlockAddr;
 
 /// One immutable run of buffered messages: sorted by key, arrival order
@@ -28,6 +39,41 @@ use crate::ids::BlockAddr;
 pub struct Run {
     msgs: Vec<Msg>,
     bytes: usize,
+}
+
+/// Append `m` to the sorted messages `out`, folding it into the last one
+/// when both are for one key and one message has their combined effect (see
+/// the module doc). Arguments that do not decode are kept as they are, for
+/// the tree to report.
+fn push_folded(out: &mut Vec<Msg>, m: Msg) {
+    if m.op == Op::Wstat {
+        if let Some(last) = out.last_mut().filter(|l| l.key == m.key) {
+            if let Some(val) = fold(last, &m) {
+                last.val = val;
+                return;
+            }
+        }
+    }
+    out.push(m);
+}
+
+/// The argument of one message of `a`'s op with the effect of `a`, then the
+/// wstat `b` (a wstat after a removal is an orphan and vanishes); `None`
+/// when there is none.
+fn fold(a: &Msg, b: &Msg) -> Option<Vec<u8>> {
+    match a.op {
+        Op::Insert => msg::apply(Op::Wstat, &b.val, Some(a.val.clone())).ok()?,
+        Op::Wstat => {
+            let (w0, w1) = (Wstat::decode(&a.val).ok()?, Wstat::decode(&b.val).ok()?);
+            Some(w0.then(&w1).encode())
+        }
+        // The key is absent after these: the wstat is an orphan.
+        Op::Delete | Op::Clearb | Op::Clobber => {
+            Wstat::decode(&b.val).ok()?;
+            Some(a.val.clone())
+        }
+        _ => None,
+    }
 }
 
 /// A tree's buffered messages as readers see them: runs, oldest first.
@@ -42,8 +88,12 @@ impl Run {
     /// A run of one batch; sorts it stably by key.
     pub fn new(mut msgs: Vec<Msg>) -> Run {
         msgs.sort_by(|a, b| a.key.cmp(&b.key));
-        let bytes = msgs.iter().map(Msg::size).sum();
-        Run { msgs, bytes }
+        let mut out = Vec::with_capacity(msgs.len());
+        for m in msgs {
+            push_folded(&mut out, m);
+        }
+        let bytes = out.iter().map(Msg::size).sum();
+        Run { msgs: out, bytes }
     }
 
     /// Merge an older and a newer run into one (the older one's messages
@@ -60,11 +110,13 @@ impl Run {
         let mut a = a.into_iter().peekable();
         for m in b {
             while let Some(o) = a.next_if(|o| o.key <= m.key) {
-                out.push(o);
+                push_folded(&mut out, o);
             }
-            out.push(m);
+            push_folded(&mut out, m);
         }
-        out.extend(a);
+        for o in a {
+            push_folded(&mut out, o);
+        }
         let bytes = out.iter().map(Msg::size).sum();
         Run { msgs: out, bytes }
     }
