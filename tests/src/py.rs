@@ -185,6 +185,32 @@ pub fn spawn(c: &mut Command) -> Child {
         .expect("spawn python")
 }
 
+/// Start `worker.py` as `user` over `addr` (`unix:PATH` or `tcp:HOST:PORT`): worker `id`, with
+/// files of its own under `dir` and shared ones under `shared`, plus `extra` arguments. Returns
+/// once it printed its ready line (connected and attached; waiting for `go` on its standard
+/// input), with that line.
+pub fn start_worker(
+    client: Py,
+    addr: &str,
+    user: &str,
+    id: u32,
+    dir: &str,
+    extra: &[&str],
+) -> (Child, String) {
+    let id = id.to_string();
+    let mut c = command(client, "worker.py");
+    c.args([
+        "--addr", addr, "--user", user, "--id", &id, "--dir", dir, "--shared", "shared",
+    ])
+    .args(extra);
+    let mut child = spawn(&mut c);
+    let mut line = String::new();
+    let out = child.stdout.as_mut().expect("worker stdout");
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line)
+        .expect("worker ready line");
+    (child, line)
+}
+
 /// Wait for `child` at most `limit` (then kill it); its output.
 pub fn wait(child: Child, limit: Duration) -> Output {
     let id = child.id();

@@ -153,25 +153,15 @@ fn eight_clients_at_once_on_separate_files_and_one_shared_directory() {
         } else {
             (Py::P9fs, tcp(&d))
         };
-        let mut child = py::spawn(py::command(client, "worker.py").args([
-            "--addr",
-            &addr,
-            "--user",
-            ADMIN,
-            "--id",
-            &id.to_string(),
-            "--dir",
-            &format!("w{id}"),
-            "--shared",
-            "shared",
-            "--rounds",
-            "300",
-        ]));
         // Wait for its "ready" line: connected and attached.
-        let mut line = String::new();
-        let out = child.stdout.as_mut().expect("stdout");
-        let mut r = std::io::BufReader::new(out);
-        std::io::BufRead::read_line(&mut r, &mut line).expect("ready line");
+        let (child, line) = py::start_worker(
+            client,
+            &addr,
+            ADMIN,
+            id,
+            &format!("w{id}"),
+            &["--rounds", "300"],
+        );
         assert!(line.contains("ready"), "worker {id}: {line}");
         kids.push((id, child));
     }

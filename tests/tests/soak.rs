@@ -11,7 +11,7 @@
 //! console, and `gefs-check` clean after the stop. `GEFS_SOAK_SECS` changes the length.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -203,26 +203,14 @@ fn soak_sixteen_clients_small_cache() {
         } else {
             format!("tcp:{}", d.tcp)
         };
-        let mut k = py::spawn(py::command(client, "worker.py").args([
-            "--addr",
+        let (k, line) = py::start_worker(
+            client,
             &addr,
-            "--user",
             ADMIN,
-            "--id",
-            &id.to_string(),
-            "--dir",
+            id,
             &format!("p{id}"),
-            "--shared",
-            "shared",
-            "--seconds",
-            &secs_s,
-            "--msize",
-            &MSIZE.to_string(),
-        ]));
-        let mut line = String::new();
-        BufReader::new(k.stdout.as_mut().expect("stdout"))
-            .read_line(&mut line)
-            .expect("ready");
+            &["--seconds", &secs_s, "--msize", &MSIZE.to_string()],
+        );
         let v: serde_json::Value = serde_json::from_str(line.trim()).expect("ready JSON");
         assert!(
             v["msize"].as_u64().unwrap_or(u64::MAX) <= u64::from(MSIZE) + 24,
