@@ -49,6 +49,17 @@ fn every_console_command_through_the_cli() {
             "console {args:?}: {out:?} lacks {want:?}"
         );
     }
+    // Commands that change security or availability are audit-logged (S7).
+    let log = d.log();
+    for line in [
+        "gefsd: console: permit on",
+        "gefsd: console: permit off",
+        "gefsd: console: users",
+        "gefsd: console: set",
+        "gefsd: console: snap",
+    ] {
+        assert!(log.contains(line), "{line:?} not in gefsd's log:\n{log}");
+    }
     let (ok, out, _) = d.console(&["snap", "-l"]);
     assert!(
         ok && !out.contains("\ns\n") && !out.contains("fork"),

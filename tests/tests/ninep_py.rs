@@ -120,6 +120,12 @@ fn attach_names_main_label_percent_dump_adm_empty() {
         let v = py::last_json(&out);
         eprintln!("attaches.py {} {addr}: {v}", client.name());
         assert!(v["checks"].as_u64().unwrap_or(0) >= 50, "{v}");
+        // Permissive attaches are audit-logged (S4).
+        let log = d.log();
+        assert!(
+            log.contains(&format!("gefsd: permissive attach: {ADMIN} to main")),
+            "{log}"
+        );
         let img = d.image.clone();
         d.stop();
         daemon::check_clean(&img);

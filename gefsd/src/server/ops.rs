@@ -178,6 +178,17 @@ fn attach(core: &Core, conn: &Conn, fid: u32, afid: u32, uname: &str, aname: &st
         // so that a broken users file can be fixed.
         uid = users.adm_id();
     }
+    if permissive || uid != user.id() {
+        // Audit (reliability plan S4): permission checks are off for this attach.
+        eprintln!(
+            "gefsd: permissive attach: {uname} to {label}{}",
+            if permissive {
+                ""
+            } else {
+                " as adm (permit on)"
+            }
+        );
+    }
     let who = if permissive {
         Who::permissive(uid)
     } else {
