@@ -8,7 +8,10 @@
 //! every file must hold at least what its client's last acknowledged sync covered: each
 //! 64-byte record of a file names its file and version, and every record's version must lie
 //! between the acknowledged one and the last one sent (later versions, even half-written, are
-//! contents its own client wrote). Files of earlier rounds must be unchanged.
+//! contents its own client wrote). Files of earlier rounds must be unchanged. Beside them, a
+//! churner creates, truncates and removes files (some large enough that the sweeper clears
+//! them in several steps) and the console takes and deletes snapshots, so that kills also
+//! land inside clears, truncations and snapshot deletions.
 //!
 //! `GEFS_CRASH_KILLS` (default 20) sets the number of kills, `GEFS_CRASH_SEED` the seed.
 //! Prints `kills=N recoveries=N lost_acked_syncs=0 fsck_errors=0`.
@@ -136,6 +139,88 @@ fn writer(sock: &Path, round: usize, t: usize, seed: u64, stop: &AtomicBool) -> 
     k
 }
 
+/// Churn beside the writers, on a connection of its own: files of 0 to 256 KiB (one in eight
+/// of 5 MiB, whose remove takes the sweeper more than one step) are created, sometimes
+/// truncated, and mostly removed. Their contents are not checked; gefs-check after each kill
+/// is the oracle (a leak or a double free from a clear, a truncation or a snapshot deletion
+/// cut short shows there). Returns the files it created.
+fn churner(sock: &Path, round: usize, seed: u64, stop: &AtomicBool) -> u64 {
+    let Ok(s) = UnixStream::connect(sock) else {
+        return 0;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+    let mut c = Client::new(s);
+    if c.version(1 << 20).is_err() || c.attach(0, ADMIN, "").is_err() {
+        return 0;
+    }
+    let mut rng = Rng::new(seed);
+    let mut made = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let n = format!("c{round}-{made}");
+        let len = if rng.chance(1, 8) {
+            5 << 20
+        } else {
+            rng.below(256 << 10) as usize
+        };
+        let piece = vec![made as u8; 512 << 10];
+        let r = c
+            .walk(0, 1, &[])
+            .and_then(|_| c.create(1, &n, 0o644, omode::OWRITE));
+        if r.is_err() {
+            return made;
+        }
+        made += 1;
+        let mut off = 0;
+        while off < len {
+            let k = piece.len().min(len - off);
+            if c.write(1, off as u64, &piece[..k]).is_err() {
+                return made;
+            }
+            off += k;
+        }
+        if c.clunk(1).is_err() || c.walk(0, 1, &[&n]).is_err() {
+            return made;
+        }
+        if rng.chance(1, 3) {
+            let mut st = Stat::dont_touch();
+            st.length = rng.below(len as u64 + 1);
+            if c.wstat(1, &st).is_err() {
+                return made;
+            }
+        }
+        let r = if rng.chance(7, 8) {
+            c.remove(1)
+        } else {
+            c.clunk(1)
+        };
+        if r.is_err() {
+            return made;
+        }
+    }
+    made
+}
+
+/// Take a snapshot of `main` through the console every 100-400 ms and delete the one
+/// before the last, until stopped. Returns the snapshots taken.
+fn snapper(console: &Path, round: usize, seed: u64, stop: &AtomicBool) -> u64 {
+    let mut rng = Rng::new(seed);
+    let mut taken = 0;
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100 + rng.below(300)));
+        let (ok, _, _) =
+            daemon::console_at(console, &["snap", "main", &format!("s{round}-{taken}")]);
+        if !ok {
+            break;
+        }
+        if taken >= 1 {
+            let _ =
+                daemon::console_at(console, &["snap", "-d", &format!("s{round}-{}", taken - 1)]);
+        }
+        taken += 1;
+    }
+    taken
+}
+
 /// Read a whole file through a fresh connection; None if absent.
 fn read(c: &mut Client<UnixStream>, name: &str) -> Option<Vec<u8>> {
     c.walk(0, 2, &[name]).ok()?;
@@ -171,6 +256,7 @@ fn sigkill_under_load_keeps_every_acknowledged_sync() {
     let mut d = Daemon::start(dir.path(), &img, &opts);
     let (mut recoveries, mut lost, mut fsck_errors) = (0, 0, 0);
     let (mut writes, mut syncs, mut torn, mut absent_ok) = (0u64, 0u64, 0u64, 0u64);
+    let (mut churned, mut snapshots) = (0u64, 0u64);
     let mut problems = Vec::new();
     // Files of earlier rounds: name -> contents seen after their round's restart.
     let mut settled: BTreeMap<String, Option<Vec<u8>>> = BTreeMap::new();
@@ -184,6 +270,14 @@ fn sigkill_under_load_keeps_every_acknowledged_sync() {
                 std::thread::spawn(move || writer(&sock, round, t, s, &stop))
             })
             .collect();
+        let churn = {
+            let (sock, stop, s) = (d.sock.clone(), stop.clone(), rng.next_u64());
+            std::thread::spawn(move || churner(&sock, round, s, &stop))
+        };
+        let snaps = {
+            let (console, stop, s) = (d.console.clone(), stop.clone(), rng.next_u64());
+            std::thread::spawn(move || snapper(&console, round, s, &stop))
+        };
         std::thread::sleep(Duration::from_millis(rng.below(3001)));
         d.kill();
         stop.store(true, Ordering::Relaxed);
@@ -191,6 +285,8 @@ fn sigkill_under_load_keeps_every_acknowledged_sync() {
             .into_iter()
             .map(|h| h.join().expect("writer thread"))
             .collect();
+        churned += churn.join().expect("churn thread");
+        snapshots += snaps.join().expect("snapshot thread");
         let (code, report) = daemon::check(&img);
         if code != Some(0) {
             fsck_errors += 1;
@@ -275,7 +371,7 @@ fn sigkill_under_load_keeps_every_acknowledged_sync() {
     eprintln!(
         "daemon_crash: {writes} writes, {syncs} acknowledged syncs, {torn} files with two \
          versions (unacknowledged writes), {absent_ok} created but unsynced files absent, \
-         {:.1} s",
+         {churned} files churned, {snapshots} snapshots taken, {:.1} s",
         t0.elapsed().as_secs_f64()
     );
     println!(
