@@ -396,6 +396,30 @@ pub fn apply(
     }
 }
 
+/// When a message of op `a` with argument `a_arg` is followed, for the same
+/// key, by a wstat with argument `w`: the argument that gives one message of
+/// op `a` the effect of both, if there is one. An insert of an entry becomes
+/// the insert of the changed entry ([`apply`] computes it); two wstats become
+/// one ([`Wstat::then`]); after a delete, clearb or clobber the wstat is an
+/// orphan and `a` stays as it is. `None` for anything else, and for
+/// arguments that do not decode (left for [`apply`] to report).
+pub fn fold_wstat(a: Op, a_arg: &[u8], w: &[u8]) -> Option<Vec<u8>> {
+    match a {
+        Op::Insert => apply(Op::Wstat, w, Some(a_arg.to_vec())).ok()?,
+        Op::Wstat => Some(
+            Wstat::decode(a_arg)
+                .ok()?
+                .then(&Wstat::decode(w).ok()?)
+                .encode(),
+        ),
+        Op::Delete | Op::Clearb | Op::Clobber => {
+            Wstat::decode(w).ok()?;
+            Some(a_arg.to_vec())
+        }
+        Op::Relink | Op::Reprev => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

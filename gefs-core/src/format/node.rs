@@ -181,9 +181,13 @@ impl<'a> NodeView<'a> {
         Ok((k, v))
     }
 
-    /// Key `i` of the key area.
+    /// Key `i` of the key area (its value is not parsed: a search probes
+    /// only keys).
     pub fn key(&self, i: usize) -> R<&'a [u8]> {
-        Ok(self.kv_at(i)?.0)
+        let mut r = self.record(false, i)?;
+        let bad = |_| format!("record {i} overruns the node");
+        let kl = usize::from(r.u16().map_err(bad)?);
+        r.bytes(kl).map_err(bad)
     }
 
     /// Key and value `i` of a leaf.

@@ -18,7 +18,7 @@ use std::ops::Deref;
 use std::rc::Rc;
 
 use crate::error::{Error, Result};
-use crate::format::msg::{Msg, Op};
+use crate::format::msg::{self, Msg, Op};
 use crate::format::node::{child_size, kv_size, LeafBuilder, NodeView, PivotBuilder};
 use crate::format::{Bptr, BLKSZ, BUFSPC, LEAFSPC, MSG_OVERHEAD, PIVSPC, SLOTSZ};
 use crate::ids::BlockAddr;
@@ -238,7 +238,10 @@ pub(crate) fn fits(n: &Node) -> bool {
 }
 
 /// Merge two message lists sorted by key; on equal keys every `old` message
-/// goes before every `new` one.
+/// goes before every `new` one. A wstat is folded into the message before
+/// it for the same key when one message has their combined effect
+/// ([`msg::fold_wstat`]), so a buffer never holds a long chain of wstats for
+/// one directory entry for every lookup of it to apply.
 pub(crate) fn merge_msgs(old: Vec<TMsg>, new: Vec<TMsg>) -> Vec<TMsg> {
     if new.is_empty() {
         return old;
@@ -247,12 +250,28 @@ pub(crate) fn merge_msgs(old: Vec<TMsg>, new: Vec<TMsg>) -> Vec<TMsg> {
     let mut old = old.into_iter().peekable();
     for m in new {
         while let Some(o) = old.next_if(|o| o.key <= m.key) {
-            out.push(o);
+            push_folded(&mut out, o);
         }
-        out.push(m);
+        push_folded(&mut out, m);
     }
-    out.extend(old);
+    for o in old {
+        push_folded(&mut out, o);
+    }
     out
+}
+
+/// Append `m` to the sorted `out`, folding a wstat into the message before
+/// it for the same key where [`msg::fold_wstat`] can.
+fn push_folded(out: &mut Vec<TMsg>, m: TMsg) {
+    if m.op == Op::Wstat {
+        if let Some(last) = out.last_mut().filter(|l| l.key == m.key) {
+            if let Some(v) = msg::fold_wstat(last.op, &last.val, &m.val) {
+                last.val = Bytes::copy(&v);
+                return;
+            }
+        }
+    }
+    out.push(m);
 }
 
 /// Decode the node `raw` read from `addr`; `lo` is the separator its parent records

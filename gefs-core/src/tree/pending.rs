@@ -20,7 +20,7 @@
 //! message for the same key is folded into it when one message has exactly
 //! their combined effect — an insert followed by a wstat becomes the insert
 //! of the changed value (`msg::apply` itself computes it), two wstats become
-//! one ([`Wstat::then`]). A directory that gains thousands of entries
+//! one (`Wstat::then`). A directory that gains thousands of entries
 //! between two syncs thus has one buffered wstat (mtime, version), not one
 //! per create for every walk through it to apply; a wstat after a delete,
 //! clearb or clobber is an orphan and vanishes. Nothing else is folded:
@@ -30,7 +30,7 @@
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::format::msg::{self, Msg, Op, Wstat};
+use crate::format::msg::{self, Msg, Op};
 use crate::ids::BlockAddr;
 
 /// One immutable run of buffered messages: sorted by key, arrival order
@@ -48,32 +48,13 @@ pub struct Run {
 fn push_folded(out: &mut Vec<Msg>, m: Msg) {
     if m.op == Op::Wstat {
         if let Some(last) = out.last_mut().filter(|l| l.key == m.key) {
-            if let Some(val) = fold(last, &m) {
+            if let Some(val) = msg::fold_wstat(last.op, &last.val, &m.val) {
                 last.val = val;
                 return;
             }
         }
     }
     out.push(m);
-}
-
-/// The argument of one message of `a`'s op with the effect of `a`, then the
-/// wstat `b` (a wstat after a removal is an orphan and vanishes); `None`
-/// when there is none.
-fn fold(a: &Msg, b: &Msg) -> Option<Vec<u8>> {
-    match a.op {
-        Op::Insert => msg::apply(Op::Wstat, &b.val, Some(a.val.clone())).ok()?,
-        Op::Wstat => {
-            let (w0, w1) = (Wstat::decode(&a.val).ok()?, Wstat::decode(&b.val).ok()?);
-            Some(w0.then(&w1).encode())
-        }
-        // The key is absent after these: the wstat is an orphan.
-        Op::Delete | Op::Clearb | Op::Clobber => {
-            Wstat::decode(&b.val).ok()?;
-            Some(a.val.clone())
-        }
-        _ => None,
-    }
 }
 
 /// A tree's buffered messages as readers see them: runs, oldest first.

@@ -221,6 +221,44 @@ fn wstat_applies_to_entries_in_order() {
     h.verify();
 }
 
+/// A directory entry changed thousands of times (every create in it bumps
+/// its mtime and version) keeps one wstat per buffer, not a chain that every
+/// lookup of it must apply: buffers fold wstats (`content::merge_msgs`), and
+/// the entry reads back with every change applied.
+#[test]
+fn wstats_fold_in_node_buffers() {
+    let mut h = Harness::new();
+    let key = |i: u64| {
+        let mut k = vec![crate::format::key::KENT];
+        k.extend_from_slice(&i.to_be_bytes());
+        k
+    };
+    for i in 0..6000 {
+        h.apply(vec![Msg::insert(key(i), xdir(i))]);
+    }
+    let before = h.verify();
+    assert!(before.height >= 2, "{before:?}");
+    for round in 0..3000u64 {
+        let w = Wstat {
+            mtime: Some(round),
+            ..Wstat::default()
+        };
+        h.apply(vec![Msg {
+            op: Op::Wstat,
+            key: key(7),
+            val: w.encode(),
+        }]);
+    }
+    let after = h.verify();
+    assert!(
+        after.buffered <= before.buffered + after.height as usize,
+        "{} messages buffered before 3,000 wstats of one key, {} after",
+        before.buffered,
+        after.buffered
+    );
+    h.check_lookup(&key(7));
+}
+
 #[derive(Debug, Clone)]
 enum TOp {
     Put(u16, u8, u16),
