@@ -183,14 +183,17 @@ fn limit_sized_keys_and_values() {
     h.check_paged_scan(13);
 }
 
+/// An entry key (`KENT`) numbered `i`.
+fn ent_key(i: u64) -> Vec<u8> {
+    let mut k = vec![crate::format::key::KENT];
+    k.extend_from_slice(&i.to_be_bytes());
+    k
+}
+
 #[test]
 fn wstat_applies_to_entries_in_order() {
     let mut h = Harness::new();
-    let key = |i: u64| {
-        let mut k = vec![crate::format::key::KENT];
-        k.extend_from_slice(&i.to_be_bytes());
-        k
-    };
+    let key = ent_key;
     let mut r = Rng(3);
     for i in 0..500 {
         h.apply(vec![Msg::insert(key(i), xdir(i))]);
@@ -228,11 +231,7 @@ fn wstat_applies_to_entries_in_order() {
 #[test]
 fn wstats_fold_in_node_buffers() {
     let mut h = Harness::new();
-    let key = |i: u64| {
-        let mut k = vec![crate::format::key::KENT];
-        k.extend_from_slice(&i.to_be_bytes());
-        k
-    };
+    let key = ent_key;
     for i in 0..6000 {
         h.apply(vec![Msg::insert(key(i), xdir(i))]);
     }
