@@ -1,5 +1,5 @@
 //! The write buffer: upserts accepted between syncs and applied to their
-//! trees in large batches (the reference's TODO, §14.3 item 7: "coalesce
+//! trees in large batches (the reference's to-do list, §14.3 item 7: "coalesce
 //! fast-path upserts between syncs").
 //!
 //! Copying the root for every upsert, and flushing a few messages down each
