@@ -30,16 +30,7 @@ fn setup() -> (Arc<MemDev>, Store) {
     (dev, s)
 }
 
-fn reopen(dev: &Arc<MemDev>) -> Store {
-    Store::open(
-        dev.clone(),
-        &Config {
-            cache_bytes: 8 << 20,
-            read_only: false,
-        },
-    )
-    .unwrap()
-}
+use super::tests::open as reopen;
 
 fn k(i: u64) -> Vec<u8> {
     key::conf(format!("k{i:05}").as_bytes())

@@ -7,9 +7,11 @@ use super::*;
 use crate::device::MemDev;
 use crate::format::value::Xdir;
 
-const DEV: u64 = 64 << 20;
+/// Device size of the store tests.
+pub(super) const DEV: u64 = 64 << 20;
 
-fn fmt(dev: &Arc<MemDev>) -> Store {
+/// Format `dev` (8 MiB cache).
+pub(super) fn fmt(dev: &Arc<MemDev>) -> Store {
     let opts = FormatOpts {
         user: "glenda".into(),
         cache_bytes: 8 << 20,
@@ -17,7 +19,8 @@ fn fmt(dev: &Arc<MemDev>) -> Store {
     Store::format(dev.clone(), &opts).unwrap()
 }
 
-fn open(dev: &Arc<MemDev>) -> Store {
+/// Open the store on `dev` (8 MiB cache).
+pub(super) fn open(dev: &Arc<MemDev>) -> Store {
     Store::open(
         dev.clone(),
         &Config {
@@ -28,7 +31,8 @@ fn open(dev: &Arc<MemDev>) -> Store {
     .unwrap()
 }
 
-fn k(i: u64) -> Vec<u8> {
+/// A `KCONF` key numbered `i`.
+pub(super) fn k(i: u64) -> Vec<u8> {
     let mut v = vec![crate::format::key::KCONF];
     v.extend_from_slice(&i.to_be_bytes());
     v

@@ -10,31 +10,15 @@ use super::*;
 use crate::device::MemDev;
 use crate::format::msg::Op;
 
-const DEV: u64 = 64 << 20;
+use super::tests::{fmt, k, open, DEV};
 
-fn fmt(dev: &Arc<MemDev>) -> Store {
-    let opts = FormatOpts {
-        user: "glenda".into(),
-        cache_bytes: 8 << 20,
-    };
-    Store::format(dev.clone(), &opts).unwrap()
-}
-
-fn open(dev: &Arc<MemDev>) -> Store {
-    Store::open(
-        dev.clone(),
-        &Config {
-            cache_bytes: 8 << 20,
-            read_only: false,
-        },
-    )
-    .unwrap()
-}
-
-fn k(i: u64) -> Vec<u8> {
-    let mut v = vec![crate::format::key::KCONF];
-    v.extend_from_slice(&i.to_be_bytes());
-    v
+/// A formatted store on a fresh device, with `main` mounted.
+fn fresh() -> (Arc<MemDev>, Store, TreeId) {
+    let dev = Arc::new(MemDev::new(DEV));
+    drop(fmt(&dev));
+    let s = open(&dev);
+    let t = s.mount("main").unwrap();
+    (dev, s, t)
 }
 
 struct Rng(u64);
@@ -148,10 +132,7 @@ fn no_buffer_applies_at_once() {
 
 #[test]
 fn readers_and_snapshots_see_the_buffer() {
-    let dev = Arc::new(MemDev::new(DEV));
-    drop(fmt(&dev));
-    let s = open(&dev);
-    let t = s.mount("main").unwrap();
+    let (_dev, s, t) = fresh();
     s.upsert(t, vec![Msg::insert(k(1), b"one".to_vec())], Tier::Normal)
         .unwrap();
     s.upsert(t, vec![Msg::insert(k(2), b"two".to_vec())], Tier::Normal)
@@ -178,10 +159,7 @@ fn readers_and_snapshots_see_the_buffer() {
 
 #[test]
 fn a_failed_batch_changes_nothing() {
-    let dev = Arc::new(MemDev::new(DEV));
-    drop(fmt(&dev));
-    let s = open(&dev);
-    let t = s.mount("main").unwrap();
+    let (_dev, s, t) = fresh();
     s.upsert(t, vec![Msg::insert(k(1), b"one".to_vec())], Tier::Normal)
         .unwrap();
     // A data key insert must carry a block pointer: the batch is refused
@@ -250,10 +228,7 @@ fn readers_never_see_a_half_applied_buffer() {
 fn wstats_fold_and_answer_as_unfolded() {
     use crate::format::msg::Wstat;
     use crate::format::value::Xdir;
-    let dev = Arc::new(MemDev::new(DEV));
-    drop(fmt(&dev));
-    let s = open(&dev);
-    let t = s.mount("main").unwrap();
+    let (dev, s, t) = fresh();
     let mut model = BTreeMap::new();
     let mut r = Rng(7);
     let keys = 8;
