@@ -1,6 +1,6 @@
 //! The block cache: a fixed pool of 16 KiB buffers, an index by address, and
 //! per-shard LRU lists of idle buffers that *are* the free list (the seed's
-//! design, `../shared/seed/buffer-lifetimes.patch`).
+//! design, `doc/REFERENCE.md`, "The seed").
 //!
 //! Lifetimes are handles: [`Block`] is a shared, immutable, refcounted handle
 //! (hold = `clone`, drop = `Drop`); [`BlockMut`] is the one writer of a block
