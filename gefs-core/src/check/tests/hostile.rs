@@ -194,7 +194,8 @@ fn deadlist_chain_leading_into_an_allocation_log() {
 #[test]
 fn snapshot_links_to_nothing_and_cycles() {
     let img = image();
-    let cases: Vec<(&str, Box<dyn Fn(TreeRec) -> TreeRec>)> = vec![
+    type Change = Box<dyn Fn(TreeRec) -> TreeRec>;
+    let cases: Vec<(&str, Change)> = vec![
         ("pred", Box::new(|r| TreeRec { pred: 999, ..r })),
         ("succ", Box::new(|r| TreeRec { succ: 998, ..r })),
         ("base", Box::new(|r| TreeRec { base: 997, ..r })),
