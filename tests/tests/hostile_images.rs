@@ -289,3 +289,30 @@ fn an_absurd_tree_height_is_a_clean_error() {
     let o = run("gefs-check", &img, &[]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o.stdout));
 }
+
+/// FORMAT.md §7: a null `KDAT` pointer is no block. The checker took it for
+/// a hole while reads failed on it ("pointer outside the arenas"); found by
+/// the image fuzzer (tests/image_fuzz.rs).
+#[test]
+fn a_null_data_pointer_reads_as_a_hole() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let img = dir.path().join("img");
+    let fs = craft::populated(&img);
+    let q = {
+        let (m, root) = fs.attach("main").expect("attach");
+        let who = craft::adm(&fs);
+        let d = fs.walk(&m, &root, b"dir", &who).expect("dir");
+        fs.walk(&m, &d, b"b", &who).expect("b").qid.path
+    };
+    let none = gefs_core::format::Bptr::NONE.to_bytes().to_vec();
+    craft::raw(&fs, "main", vec![Msg::insert(key::dat(q, 0), none)]);
+    craft::finish(fs);
+    let o = run("gefs-check", &img, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stdout));
+    let o = run("gefs-dump", &img, &["cat", "main", "/dir/b"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(o.stdout.len(), 20 << 10);
+    assert!(o.stdout[..16384].iter().all(|&x| x == 0), "the hole reads as zeros");
+    let want: Vec<u8> = (16384..20 << 10).map(|i| (i % 251) as u8).collect();
+    assert_eq!(&o.stdout[16384..], &want[..]);
+}
