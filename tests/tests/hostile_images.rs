@@ -312,7 +312,10 @@ fn a_null_data_pointer_reads_as_a_hole() {
     let o = run("gefs-dump", &img, &["cat", "main", "/dir/b"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert_eq!(o.stdout.len(), 20 << 10);
-    assert!(o.stdout[..16384].iter().all(|&x| x == 0), "the hole reads as zeros");
+    assert!(
+        o.stdout[..16384].iter().all(|&x| x == 0),
+        "the hole reads as zeros"
+    );
     let want: Vec<u8> = (16384..20 << 10).map(|i| (i % 251) as u8).collect();
     assert_eq!(&o.stdout[16384..], &want[..]);
 }

@@ -60,6 +60,15 @@ const HANG_LIMIT: Duration = Duration::from_secs(60);
 /// Address space of a worker and of every binary it runs.
 const MEM_LIMIT: u64 = 3 << 30;
 
+/// Print a line of the figures even when the test passes: the standard
+/// error handle, unlike `eprintln!`, is not captured by the test harness, so
+/// `tests/run` shows the counts and the time of this stage.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
 fn env_u64(name: &str) -> Option<u64> {
     let v = std::env::var(name).ok()?;
     match v.strip_prefix("0x") {
@@ -237,7 +246,7 @@ fn image_fuzz() {
     let seed = env_u64("GEFS_FUZZ_SEED").unwrap_or(DEFAULT_SEED);
     let n = env_u64("GEFS_FUZZ_MUTANTS").unwrap_or(DEFAULT_MUTANTS);
     let only = env_u64("GEFS_FUZZ_ONLY");
-    println!("image fuzz: seed {seed:#x}, {n} mutants, {WORKERS} workers");
+    say!("image fuzz: seed {seed:#x}, {n} mutants, {WORKERS} workers");
     let dir = tempfile::tempdir().expect("tempdir");
     let img = dir.path().join("base.img");
     let base = base_image();
@@ -246,7 +255,7 @@ fn image_fuzz() {
         .iter()
         .map(|&c| format!("{} {}", c.name(), ix.count(c)))
         .collect();
-    println!("image fuzz: base image blocks: {}", counts.join(", "));
+    say!("image fuzz: base image blocks: {}", counts.join(", "));
     for c in Class::ALL {
         assert!(ix.count(c) > 0, "the base image has no {} block", c.name());
     }
@@ -264,14 +273,18 @@ fn image_fuzz() {
         s.join().expect("supervisor");
     }
     let t = lock(&tally);
-    println!("image fuzz: mutants by block type and outcome:");
-    println!(
+    say!("image fuzz: mutants by block type and outcome:");
+    say!(
         "  {:<12} {:>9} {:>9} {:>9} {:>9}",
-        "block", "rejected", "detected", "clean", "missed"
+        "block",
+        "rejected",
+        "detected",
+        "clean",
+        "missed"
     );
     for c in Class::ALL {
         let g = |o| t.by_class.get(&(c, o)).copied().unwrap_or(0);
-        println!(
+        say!(
             "  {:<12} {:>9} {:>9} {:>9} {:>9}",
             c.name(),
             g("rejected"),
@@ -280,14 +293,14 @@ fn image_fuzz() {
             g("missed")
         );
     }
-    println!("image fuzz: fields mutated:");
+    say!("image fuzz: fields mutated:");
     for (f, k) in &t.fields {
-        println!("  {k:>5}  {f}");
+        say!("  {k:>5}  {f}");
     }
     for m in &t.missed {
-        println!("image fuzz: missed by the checker: {m}");
+        say!("image fuzz: missed by the checker: {m}");
     }
-    println!(
+    say!(
         "image fuzz: {} mutants ({} also through the binaries and gefsd) in {:.1} s; {} violations",
         t.done,
         t.external,

@@ -57,7 +57,9 @@ impl Checker<'_> {
                     return;
                 }
             }
-            self.gen_in_use(bp.gen.0, from.0, &format!("{owner_name}: pointer"));
+            if !bp.is_none() {
+                self.gen_in_use(bp.gen.0, from.0, &format!("{owner_name}: pointer"));
+            }
             let Some(blk) =
                 self.reach(&bp, Use::Dlist, role, owner::DLIST, &owner_name, Some(from))
             else {

@@ -10,11 +10,12 @@
 //!    address order (one reader thread, `threads - 1` workers hashing; one
 //!    thread doing both for `threads` ≤ 2), hashed, and — if it is a tree node
 //!    or a chain block — summarized (`summary.rs`).
-//! 3. **Graph** (`walk.rs`, `snaps.rs`): from the roots, every pointer's
-//!    hash is compared with the hash computed in pass 2, and every node is
-//!    checked against its parent (level, fill, key range) and its contents
-//!    (key shapes, `KDAT` pointers, labels naming snapshots, snapshot
-//!    records). A reachable block the scan did not cover is read on its own
+//! 3. **Graph** (`walk.rs`, `snaps.rs`, `records.rs`, `dead.rs`): from the
+//!    roots, every pointer's hash is compared with the hash computed in
+//!    pass 2, and every node is checked against its parent (level, fill, key
+//!    range) and its contents (key shapes, `KDAT` pointers, generations
+//!    below `nextgen`, labels naming snapshots, label names, snapshot
+//!    records' links and counts, deadlist entries against the trees). A reachable block the scan did not cover is read on its own
 //!    and, if its arena's log says it is free, reported. Finally every
 //!    allocated block nothing reached is a leak.
 //! 4. **File-system checks** (`apply.rs`, `files.rs`), per file tree, during

@@ -10,7 +10,7 @@
 //! and `nref` the number of records whose `base` it is. Every chain is
 //! followed at most `records + 1` steps, so a cycle is found, not followed.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::format::value::{LabelVal, TreeRec};
 use crate::ids::BlockAddr;
@@ -89,6 +89,14 @@ impl Checker<'_> {
         snaps: &BTreeMap<u64, (TreeRec, BlockAddr)>,
         labels: &[Label],
     ) {
+        let mut bases: HashMap<u64, u64> = HashMap::new();
+        for (r, _) in snaps.values() {
+            *bases.entry(r.base).or_default() += 1;
+        }
+        let mut named: HashMap<u64, u64> = HashMap::new();
+        for l in labels {
+            *named.entry(l.1.id).or_default() += 1;
+        }
         for (&id, (r, addr)) in snaps {
             self.gen_in_use(id, *addr, &format!("snapshot record {id}"));
             for link in [Link::Pred, Link::Succ, Link::Base] {
@@ -119,7 +127,7 @@ impl Checker<'_> {
                     self.rec_problem(*addr, what);
                 }
             }
-            let nlbl = labels.iter().filter(|l| l.1.id == id).count() as u64;
+            let nlbl = named.get(&id).copied().unwrap_or(0);
             if u64::from(r.nlbl) != nlbl {
                 let what = format!(
                     "snapshot {id}: nlbl is {}, but {nlbl} labels name it",
@@ -127,7 +135,7 @@ impl Checker<'_> {
                 );
                 self.rec_problem(*addr, what);
             }
-            let nref = snaps.values().filter(|(o, _)| o.base == id).count() as u64;
+            let nref = bases.get(&id).copied().unwrap_or(0);
             if u64::from(r.nref) != nref {
                 let what = format!(
                     "snapshot {id}: nref is {}, but {nref} records have it as base",
