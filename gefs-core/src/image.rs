@@ -1,6 +1,6 @@
 //! Image files and block devices as the tools open them: exclusive locks for
 //! writers, shared ones for readers, and the refusal to format over an
-//! existing gefs image unless forced.
+//! existing gefs image, or anything else `probe` recognizes, unless forced.
 
 use std::io;
 use std::path::Path;
@@ -74,7 +74,8 @@ pub struct Made {
 
 /// Format `path`: create it (sparse) if absent, resize a regular file when
 /// `size` is given, or use a block device at its size. Refuses to overwrite
-/// an existing gefs image unless `force`.
+/// an existing gefs image, another file system, a partition table, an
+/// encrypted or RAID volume or swap ([`crate::probe`]) unless `force`.
 pub fn format_image(
     path: &Path,
     size: Option<u64>,
@@ -88,6 +89,13 @@ pub fn format_image(
         if looks_like_gefs(&d) && !force {
             return Err(Error::Exists(format!(
                 "{} already holds a gefs image; use -f to format it anyway",
+                path.display()
+            )));
+        }
+        if let Some(what) = crate::probe::foreign(&d).filter(|_| !force) {
+            return Err(Error::Exists(format!(
+                "{} holds a {what} signature; formatting would destroy it; use -f to format it \
+                 anyway",
                 path.display()
             )));
         }

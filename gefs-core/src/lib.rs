@@ -22,12 +22,14 @@
 pub mod device;
 pub mod dump;
 pub mod error;
+pub mod export;
 pub mod format;
 pub mod fs;
 pub mod host;
 pub mod ids;
 pub mod image;
 pub mod import;
+pub mod probe;
 pub mod retain;
 
 pub use error::{Error, Result};

@@ -1,7 +1,8 @@
 //! gefs-dump: inspect a gefs-rs image without changing it.
 //!
 //! Exit status: 0 shown, 1 the view failed (the image is damaged where the
-//! view needed it), 2 could not open the image or bad arguments.
+//! view needed it) or `export` skipped entries (each named on standard
+//! error), 2 could not open the image or bad arguments.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -173,8 +174,11 @@ fn files(a: &Args, s: gefs_core::store::Store) -> ExitCode {
             let mut out = std::io::stdout().lock();
             gefs_core::dump::cat(&fs, snap, path, &mut out).map(|_| ExitCode::SUCCESS)
         }
-        View::Export { snap, dir } => gefs_core::import::export(&fs, snap, dir).map(|x| {
-            if a.json {
+        View::Export { snap, dir } => gefs_core::export::export(&fs, snap, dir).map(|x| {
+            for s in &x.skipped {
+                eprintln!("gefs-dump: {s}");
+            }
+            let code = if a.json {
                 show(true, &x)
             } else {
                 println!(
@@ -185,6 +189,15 @@ fn files(a: &Args, s: gefs_core::store::Store) -> ExitCode {
                     dir.display()
                 );
                 ExitCode::SUCCESS
+            };
+            if x.skipped.is_empty() {
+                code
+            } else {
+                eprintln!(
+                    "gefs-dump: export incomplete: {} entries skipped",
+                    x.skipped.len()
+                );
+                ExitCode::from(1)
             }
         }),
         _ => Ok(ExitCode::SUCCESS),

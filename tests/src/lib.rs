@@ -4,9 +4,12 @@
 
 pub mod checker;
 pub mod cli;
+pub mod craft;
 pub mod daemon;
 pub mod fsmodel;
+pub mod fuzzrun;
 pub mod model;
+pub mod mutate;
 pub mod powercut;
 pub mod py;
 pub mod rng;

@@ -9,7 +9,7 @@
 //! checks"):
 //! - every entry's name is valid (`fs::names`), and the root entry
 //!   `KENT(ROOT_PQID, "")` exists and is a directory (no other entry has
-//!   the root marker as parent);
+//!   the root marker as parent); no length is beyond `fs::MAX_LEN`;
 //! - qid paths are unique within the tree and below the superblock's
 //!   `nextqid`;
 //! - every directory has a `KUP` naming its own entry, every `KUP` names a
@@ -166,6 +166,15 @@ impl Files {
             }
         } else if crate::fs::names::check(name).is_err() {
             let what = format!("{}: invalid name ({} bytes)", key(), name.len());
+            self.problem(Kind::Entry, at, what);
+        }
+        if d.length > crate::fs::MAX_LEN {
+            let what = format!(
+                "{}: length {} is beyond the largest file length {}",
+                key(),
+                d.length,
+                crate::fs::MAX_LEN
+            );
             self.problem(Kind::Entry, at, what);
         }
         let q = d.qid_path;

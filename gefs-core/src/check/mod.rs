@@ -10,11 +10,12 @@
 //!    address order (one reader thread, `threads - 1` workers hashing; one
 //!    thread doing both for `threads` ≤ 2), hashed, and — if it is a tree node
 //!    or a chain block — summarized (`summary.rs`).
-//! 3. **Graph** (`walk.rs`, `snaps.rs`): from the roots, every pointer's
-//!    hash is compared with the hash computed in pass 2, and every node is
-//!    checked against its parent (level, fill, key range) and its contents
-//!    (key shapes, `KDAT` pointers, labels naming snapshots, snapshot
-//!    records). A reachable block the scan did not cover is read on its own
+//! 3. **Graph** (`walk.rs`, `snaps.rs`, `records.rs`, `dead.rs`): from the
+//!    roots, every pointer's hash is compared with the hash computed in
+//!    pass 2, and every node is checked against its parent (level, fill, key
+//!    range) and its contents (key shapes, `KDAT` pointers, generations
+//!    below `nextgen`, labels naming snapshots, label names, snapshot
+//!    records' links and counts, deadlist entries against the trees). A reachable block the scan did not cover is read on its own
 //!    and, if its arena's log says it is free, reported. Finally every
 //!    allocated block nothing reached is a leak.
 //! 4. **File-system checks** (`apply.rs`, `files.rs`), per file tree, during
@@ -50,7 +51,9 @@
 //! [`Store::open`]: crate::store::Store::open
 
 mod apply;
+mod dead;
 mod files;
+mod records;
 mod report;
 mod sb;
 mod scan;
@@ -120,12 +123,22 @@ pub(crate) struct Checker<'a> {
     problems: Vec<Problem>,
     stats: Stats,
     trees: Vec<TreeInfo>,
-    /// Addresses named by deadlist entries, with the deadlist block.
-    deadlisted: Vec<(u64, BlockAddr)>,
+    /// Blocks named by deadlist entries, with the listing block and owner.
+    deadlisted: Vec<dead::Dead>,
+    /// For each listed block (by number), the tree owners that reach it.
+    dead_hits: std::collections::HashMap<u64, Vec<u32>>,
+    /// Each file tree's owner id and snapshot id.
+    tree_owners: Vec<(u32, u64)>,
     /// Whether to make the file-system checks on every file tree.
     fs: bool,
     /// The superblock's next qid path.
     nextqid: u64,
+    /// The superblock's next generation.
+    nextgen: u64,
+    /// The highest generation found in use.
+    max_gen: u64,
+    /// Generations found at or above `nextgen`.
+    gen_over: u64,
 }
 
 /// Check the image on `dev`: blocks, trees, allocation, and the
@@ -190,8 +203,13 @@ fn run(dev: &dyn Device, opts: &CheckOpts, fs: bool) -> Result<Report> {
         },
         trees: Vec::new(),
         deadlisted: Vec::new(),
+        dead_hits: Default::default(),
+        tree_owners: Vec::new(),
         fs,
         nextqid: chosen.sb.nextqid,
+        nextgen: chosen.sb.nextgen,
+        max_gen: 0,
+        gen_over: 0,
     };
     c.stats.free_blocks = c.free.iter().flatten().map(FreeMap::blocks).sum();
     let snap = TreeSpec {
@@ -207,7 +225,7 @@ fn run(dev: &dyn Device, opts: &CheckOpts, fs: bool) -> Result<Report> {
     let info = c.walk_tree(&snap, &mut found);
     c.trees.push(info);
     c.snapshots(found);
-    c.deadlisted_blocks();
+    c.check_nextgen();
     c.leaks();
     let mut stats = c.stats;
     stats.bytes_checked = stats.blocks_checked * BLKSZ_U64;

@@ -185,7 +185,31 @@ impl Checker<'_> {
             self.problem(Kind::Hash, addr, role, name, what);
             return None;
         }
+        if matches!(used, Use::Node | Use::Data) {
+            self.ptr_gen(bp, from.map_or(addr, |f| f.0), name);
+            if owner >= super::table::owner::FIRST_TREE {
+                self.dead_hit(blk, owner);
+            }
+        }
         Some(blk)
+    }
+
+    /// A tree pointer's birth generation must be below `nextgen` (log
+    /// pointers carry the commit number instead, FORMAT.md Note 2).
+    fn ptr_gen(&mut self, bp: &Bptr, at: BlockAddr, name: &str) {
+        let g = bp.gen.0;
+        self.max_gen = self.max_gen.max(g);
+        if g < self.nextgen {
+            return;
+        }
+        self.gen_over += 1;
+        if self.gen_over <= super::records::GEN_REPORTS {
+            let what = format!(
+                "pointer to {} has generation {g}, not below the superblock's nextgen {}",
+                bp.addr, self.nextgen
+            );
+            self.problem(Kind::Pointer, at, Role::Node, name, what);
+        }
     }
 
     /// Walk one tree; snapshot-tree records go to `found`.

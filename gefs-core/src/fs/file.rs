@@ -219,6 +219,10 @@ impl Fs {
                 };
                 let bp = Bptr::from_slice(&v)
                     .map_err(|_| crate::Error::corrupt(crate::BlockAddr::NONE, "data pointer"))?;
+                // A null pointer is no block (FORMAT.md §7): a hole.
+                if bp.is_none() {
+                    continue;
+                }
                 let b = ctx.read_data(&bp)?;
                 copy_overlap(&mut buf, off, b.bytes(), boff);
             }
@@ -326,12 +330,15 @@ impl Fs {
         Ok(())
     }
 
-    /// The data pointer at block offset `boff` of `q`, if any.
+    /// The data pointer at block offset `boff` of `q`, if any (a null
+    /// pointer is no block).
     fn data_ptr(&self, tree: TreeId, q: u64, boff: u64) -> Result<Option<Bptr>> {
         match self.store.lookup(tree, &key::dat(q, boff))? {
-            Some(v) => Ok(Some(Bptr::from_slice(&v).map_err(|_| {
-                crate::Error::corrupt(crate::BlockAddr::NONE, "data pointer")
-            })?)),
+            Some(v) => Ok(Some(
+                Bptr::from_slice(&v)
+                    .map_err(|_| crate::Error::corrupt(crate::BlockAddr::NONE, "data pointer"))?,
+            )
+            .filter(|p| !p.is_none())),
             None => Ok(None),
         }
     }

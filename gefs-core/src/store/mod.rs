@@ -408,6 +408,15 @@ impl Store {
             bp: rec.root,
             height: rec.ht,
         };
+        if rec.ht == 0 || rec.ht > crate::format::superblock::MAX_HEIGHT || rec.root.is_none() {
+            return Err(Error::corrupt(
+                snap_addr,
+                format!(
+                    "snapshot record {} of label {label}: tree height {} or root {} out of range",
+                    lv.id, rec.ht, rec.root.addr
+                ),
+            ));
+        }
         let wgen = m.take_gen();
         let st = TreeState {
             label: label.to_string(),

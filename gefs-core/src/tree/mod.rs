@@ -69,6 +69,7 @@ pub use lookup::lookup;
 pub use owned::owned_data_ptrs;
 pub use scan::scan;
 pub use store::NodeStore;
+pub use tx::root_level;
 pub use upsert::{upsert, upsert_runs, validate};
 pub use walk::{data_ptrs, walk};
 

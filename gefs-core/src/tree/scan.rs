@@ -11,10 +11,16 @@
 //! ([`NodeStore::pending`]) are merged in last, above the root, the same way.
 //!
 //! Invariants kept here: descent is bounded by the root's height and every
-//! level is checked; nothing is pinned between calls (each call re-enters
-//! from the root it is given, so a caller resumes by passing the last key it
-//! got as an excluded start); nothing is modified or freed.
+//! level is checked; one call loads each node at most once (a node reached
+//! twice is [`Error::Corrupt`]: a damaged pivot naming one child twice would
+//! otherwise repeat a subtree, and a chain of such pivots multiply the
+//! work); the entries returned strictly ascend and lie after the start (an
+//! entry that does not is corruption), so a caller resuming from the last
+//! key it got always makes progress; nothing is pinned between calls (each
+//! call re-enters from the root it is given, so a caller resumes by passing
+//! the last key it got as an excluded start); nothing is modified or freed.
 
+use std::collections::HashSet;
 use std::ops::Bound;
 
 use crate::error::{Error, Result};
@@ -54,9 +60,10 @@ pub fn scan<S: NodeStore>(
         top,
         end: to,
         levels: Vec::new(),
+        loaded: HashSet::new(),
     };
     c.load(0, root.bp, start)?;
-    let mut out = Vec::new();
+    let mut out: Vec<Kv> = Vec::new();
     let runs = s.pending();
     if runs.is_empty() {
         while out.len() < limit {
@@ -64,6 +71,7 @@ pub fn scan<S: NodeStore>(
             if matches!(from, Bound::Excluded(f) if f == k.as_slice()) {
                 continue;
             }
+            ascending(root, start, out.last(), &k)?;
             out.push((k, v));
         }
         return Ok(out);
@@ -91,9 +99,26 @@ pub fn scan<S: NodeStore>(
         if matches!(from, Bound::Excluded(f) if f == key.as_slice()) {
             continue;
         }
+        ascending(root, start, out.last(), &key)?;
         out.push((key, v));
     }
     Ok(out)
+}
+
+/// An entry about to be returned must come after the start and after the
+/// previous entry; a tree whose keys are out of place breaks this.
+fn ascending(root: &Root, start: Option<&[u8]>, prev: Option<&Kv>, k: &[u8]) -> Result<()> {
+    let after_prev = prev.is_none_or(|(p, _)| p.as_slice() < k);
+    if after_prev && start.is_none_or(|s| s <= k) {
+        return Ok(());
+    }
+    Err(Error::corrupt(
+        root.bp.addr,
+        format!(
+            "scan met key {} out of order (a node below holds keys outside its range)",
+            crate::format::key::KeyView::parse(k)
+        ),
+    ))
 }
 
 fn empty_range(from: Bound<&[u8]>, to: Bound<&[u8]>) -> bool {
@@ -130,6 +155,8 @@ struct Cursor<'a, S: NodeStore> {
     top: u16,
     end: Bound<&'a [u8]>,
     levels: Vec<Level<S::Ref>>,
+    /// Every node loaded by this scan.
+    loaded: HashSet<BlockAddr>,
 }
 
 impl<S: NodeStore> Cursor<'_, S> {
@@ -149,6 +176,9 @@ impl<S: NodeStore> Cursor<'_, S> {
                 .ok()
                 .and_then(|d| self.top.checked_sub(d))
                 .ok_or_else(|| Error::corrupt(bp.addr, "tree deeper than its height"))?;
+            if !self.loaded.insert(bp.addr) {
+                return Err(Error::corrupt(bp.addr, "node reached twice in one tree"));
+            }
             let node = read_node(self.s, &bp, level)?;
             let v = view(&node, bp.addr)?;
             let bad = |e: String| Error::corrupt(bp.addr, e);

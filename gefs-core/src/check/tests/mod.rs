@@ -4,6 +4,7 @@
 
 mod faults;
 mod fsck;
+mod hostile;
 mod image;
 mod rehash;
 mod robust;
