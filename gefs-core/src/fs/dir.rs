@@ -72,11 +72,10 @@ impl Fs {
         msgs.push(touch(&ploc, who));
         self.store.upsert(m.tree, msgs, Tier::Normal)?;
         let loc = Loc::at(pd.qid_path, name);
-        let reg = self
-            .nodes
-            .register(m.tree, d.qid_path, loc.clone(), self.nodes.seq());
+        // Under the writer lock: nothing can have moved the new entry.
+        let node = self.nodes.register_current(m.tree, d.qid_path, loc.clone());
         drop(g);
-        let e = self.entry(reg.node, &loc, d);
+        let e = self.entry(node, &loc, d);
         self.opened(m, e, omode)
     }
 

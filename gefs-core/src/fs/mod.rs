@@ -313,7 +313,6 @@ impl Fs {
             tree,
         });
         let loc = Loc::at(key::ROOT_PQID, b"");
-        let seen = self.nodes.seq();
         let d = self
             .xdir_at(tree, &loc)?
             .ok_or_else(|| crate::Error::NotFound(format!("root of {label}")))?;
@@ -329,8 +328,9 @@ impl Fs {
             let _g = self.writer();
             self.resume_clears(&m)?;
         }
-        let reg = self.nodes.register(tree, d.qid_path, loc.clone(), seen);
-        Ok((m, self.entry(reg.node, &loc, d)))
+        // A root never moves.
+        let node = self.nodes.register_current(tree, d.qid_path, loc.clone());
+        Ok((m, self.entry(node, &loc, d)))
     }
 
     /// Finish every queued clear, then commit: everything done so far is
