@@ -90,6 +90,19 @@ pub struct ServeArgs {
     /// Service name: the console socket is NAME.cmd.
     #[arg(short = 'n', value_name = "NAME", default_value = "gefs")]
     pub name: String,
+    /// Connections served at once; more are closed as they arrive.
+    #[arg(long = "max-conns", value_name = "N", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub max_conns: u32,
+    /// Memory for one connection's requests in flight (read but not answered, replies not
+    /// yet written): K, M or G suffix. When it is full gefsd stops reading that connection.
+    #[arg(long = "conn-mem", value_name = "SIZE", default_value = "4M")]
+    pub conn_mem: String,
+    /// Memory for all connections' requests in flight, beyond 64 KiB of each connection's
+    /// own. When it is full, connections that want more are not read until replies are
+    /// written.
+    #[arg(long = "server-mem", value_name = "SIZE", default_value = "16M")]
+    pub server_mem: String,
 }
 
 /// Options of `gefsd console`.
@@ -151,6 +164,26 @@ pub fn parse_cache(s: &str, ram: Option<u64>) -> Result<usize, String> {
         return Err(format!("cache size {s:?}: at least 1M"));
     }
     usize::try_from(bytes).map_err(|_| bad())
+}
+
+/// Parse a memory budget: at least 64 KiB.
+fn parse_budget(flag: &str, s: &str) -> Result<usize, Failure> {
+    let n = gefs_core::units::parse_size(s).map_err(|e| usage(format!("{flag}: {e}")))?;
+    if n < 64 << 10 {
+        return Err(usage(format!("{flag} {s}: at least 64K")));
+    }
+    usize::try_from(n).map_err(|_| usage(format!("{flag} {s}: too large")))
+}
+
+/// Raise the soft limit on open files to the hard one: every connection is a descriptor, and
+/// a soft limit of 1,024 would refuse connections long before `--max-conns`.
+fn raise_fd_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut l = getrlimit(Resource::Nofile);
+    if l.current != l.maximum {
+        l.current = l.maximum;
+        let _ = setrlimit(Resource::Nofile, l);
+    }
 }
 
 /// Run the `gefsd` binary.
@@ -243,11 +276,15 @@ fn serve(a: ServeArgs) -> Result<(), Failure> {
             image.display()
         ))
     })?;
-    let opts = Options {
+    let mut opts = Options {
         noauth: a.noauth,
         read_only: a.read_only,
         ..Options::default()
     };
+    opts.limits.max_conns = a.max_conns as usize;
+    opts.limits.conn_bytes = parse_budget("--conn-mem", &a.conn_mem)?;
+    opts.limits.total_bytes = parse_budget("--server-mem", &a.server_mem)?;
+    raise_fd_limit();
     let mut srv = Server::start(Arc::new(fs), opts).map_err(fail)?;
     let mut bound = Vec::new();
     for addr in &addrs {

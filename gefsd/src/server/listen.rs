@@ -11,6 +11,7 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::auth;
@@ -130,8 +131,8 @@ pub fn bind_unix(p: &Path) -> io::Result<UnixListener> {
     UnixListener::bind(p)
 }
 
-/// How long a peer may leave a reply unread before the connection is dropped.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+/// A blocked write returns after this, so that the writer can judge the stall (`outbox`).
+const WRITE_TIMEOUT: Duration = super::outbox::WRITE_STEP;
 
 /// A TCP connection as a transport (peer credentials looked up unless `noauth`).
 pub fn tcp_transport(s: TcpStream, noauth: bool) -> io::Result<Transport> {
@@ -146,10 +147,11 @@ pub fn tcp_transport(s: TcpStream, noauth: bool) -> io::Result<Transport> {
     };
     let _ = s.set_nodelay(true);
     s.set_write_timeout(Some(WRITE_TIMEOUT))?;
-    let (r, t, sh) = (s.try_clone()?, s.try_clone()?, s.try_clone()?);
+    let s = Arc::new(s);
+    let (t, sh) = (s.clone(), s.clone());
     Ok(Transport {
-        reader: Box::new(r),
-        writer: Box::new(s),
+        reader: Box::new(Shared(s.clone())),
+        writer: Box::new(Shared(s)),
         set_timeout: Some(Box::new(move |d| t.set_read_timeout(d))),
         shutdown: Some(Box::new(move || {
             let _ = sh.shutdown(Shutdown::Read);
@@ -162,16 +164,47 @@ pub fn tcp_transport(s: TcpStream, noauth: bool) -> io::Result<Transport> {
 pub fn unix_transport(s: UnixStream, desc: String) -> io::Result<Transport> {
     let peer = auth::unix_peer(&s, desc);
     s.set_write_timeout(Some(WRITE_TIMEOUT))?;
-    let (r, t, sh) = (s.try_clone()?, s.try_clone()?, s.try_clone()?);
+    let s = Arc::new(s);
+    let (t, sh) = (s.clone(), s.clone());
     Ok(Transport {
-        reader: Box::new(r),
-        writer: Box::new(s),
+        reader: Box::new(Shared(s.clone())),
+        writer: Box::new(Shared(s)),
         set_timeout: Some(Box::new(move |d| t.set_read_timeout(d))),
         shutdown: Some(Box::new(move || {
             let _ = sh.shutdown(Shutdown::Read);
         })),
         peer,
     })
+}
+
+/// One socket shared by a connection's reader, writer and hooks: a connection costs one file
+/// descriptor.
+struct Shared<S>(Arc<S>);
+
+impl<S> io::Read for Shared<S>
+where
+    for<'a> &'a S: io::Read,
+{
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self.0).read(buf)
+    }
+}
+
+impl<S> io::Write for Shared<S>
+where
+    for<'a> &'a S: io::Write,
+{
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self.0).write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        (&*self.0).write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        (&*self.0).flush()
+    }
 }
 
 /// Standard input and output as a transport; the peer is whoever runs the server.

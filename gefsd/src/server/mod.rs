@@ -13,6 +13,7 @@
 //! transport. [`spawn_for_test`] runs a whole server on an in-memory device.
 
 mod auth;
+pub mod budget;
 mod conn;
 mod core;
 mod dir;
@@ -21,6 +22,7 @@ pub mod err;
 mod fid;
 pub mod listen;
 mod ops;
+mod outbox;
 mod workers;
 
 use std::io;
@@ -56,6 +58,12 @@ pub struct Limits {
     /// Requests in flight per connection; beyond it the connection is not read
     /// (back-pressure).
     pub max_inflight: usize,
+    /// Bytes in flight per connection (requests read but not answered, replies not yet
+    /// written); beyond it the connection is not read (back-pressure). See `budget`.
+    pub conn_bytes: usize,
+    /// Bytes in flight over all connections, beyond each connection's first
+    /// [`budget::CONN_RESERVE`]; beyond it, connections wanting more are not read.
+    pub total_bytes: usize,
     /// A frame must arrive whole within this of its first byte, and a new connection must
     /// attach within it (slowloris).
     pub frame_timeout: Duration,
@@ -69,6 +77,8 @@ impl Default for Limits {
             max_conns: 256,
             max_fids: 4096,
             max_inflight: 64,
+            conn_bytes: 4 << 20,
+            total_bytes: 16 << 20,
             frame_timeout: Duration::from_secs(30),
             idle_timeout: None,
         }
@@ -331,6 +341,7 @@ impl Server {
         for c in self.core.conns() {
             c.shut();
         }
+        self.core.budget.wake_all();
         // Every socket was shut for reading, so each reader ends once its in-flight requests
         // are answered; the bound only guards against a writer stuck on a peer that does not
         // read (its write times out after a minute).
