@@ -43,7 +43,7 @@ pub use self::core::Core;
 pub use conn::{Conn, Peer, SetTimeout, Transport};
 pub use direct::Session;
 pub use listen::{parse_addr, ListenAddr};
-pub use workers::{SweepReq, SyncReq};
+pub use workers::{last_commit, SweepReq, SyncReq};
 
 use listen::Bound;
 use workers::Work;
@@ -171,7 +171,7 @@ pub struct Server {
     workers: Vec<JoinHandle<()>>,
     syncer: Option<JoinHandle<()>>,
     clock_stop: Sender<()>,
-    listeners: Vec<(Arc<Bound>, JoinHandle<()>)>,
+    listeners: Vec<(Arc<Bound>, listen::Waker, JoinHandle<()>)>,
     live: Arc<Live>,
     halt_rx: Receiver<()>,
     halt_tx: Sender<()>,
@@ -250,17 +250,18 @@ impl Server {
             Bound::Unix(_, p) => format!("unix!{}", p.display()),
         };
         let (core, live, b2) = (self.core.clone(), self.live.clone(), b.clone());
+        let (waker, wake) = listen::waker()?;
         let h = std::thread::Builder::new()
             .name(format!("gefs-listen {name}"))
-            .spawn(move || accept_loop(core, live, b2))?;
-        self.listeners.push((b, h));
+            .spawn(move || accept_loop(core, live, b2, wake))?;
+        self.listeners.push((b, waker, h));
         self.addrs.push(name.clone());
         Ok(name)
     }
 
     /// The first TCP address listened on.
     pub fn tcp_addr(&self) -> Option<SocketAddr> {
-        self.listeners.iter().find_map(|(b, _)| match &**b {
+        self.listeners.iter().find_map(|(b, _, _)| match &**b {
             Bound::Tcp(l) => l.local_addr().ok(),
             Bound::Unix(..) => None,
         })
@@ -331,8 +332,8 @@ impl Server {
         if let Some(c) = self.console.take() {
             c.stop();
         }
-        for (b, h) in self.listeners.drain(..) {
-            listen::poke(&b);
+        for (b, waker, h) in self.listeners.drain(..) {
+            waker.wake();
             let _ = h.join();
             if let Bound::Unix(_, p) = &*b {
                 let _ = std::fs::remove_file(p);
@@ -368,22 +369,27 @@ impl Server {
     }
 }
 
-fn accept_loop(core: Arc<Core>, live: Arc<Live>, b: Arc<Bound>) {
+fn accept_loop(core: Arc<Core>, live: Arc<Live>, b: Arc<Bound>, wake: listen::Wakeable) {
     loop {
         let t = match &*b {
-            Bound::Tcp(l) => l
-                .accept()
-                .and_then(|(s, _)| listen::tcp_transport(s, core.opts.noauth)),
-            Bound::Unix(l, p) => l
-                .accept()
-                .and_then(|(s, _)| listen::unix_transport(s, format!("unix!{}", p.display()))),
+            Bound::Tcp(l) => listen::accept(l, &wake, listen::accept_tcp).map(|a| match a {
+                listen::Accepted::Conn(s) => Some(listen::tcp_transport(s, core.opts.noauth)),
+                listen::Accepted::Woken => None,
+            }),
+            Bound::Unix(l, p) => listen::accept(l, &wake, listen::accept_unix).map(|a| match a {
+                listen::Accepted::Conn(s) => {
+                    Some(listen::unix_transport(s, format!("unix!{}", p.display())))
+                }
+                listen::Accepted::Woken => None,
+            }),
         };
         if core.stopping() {
             return;
         }
         let t = match t {
-            Ok(t) => t,
-            Err(e) => {
+            Ok(Some(Ok(t))) => t,
+            Ok(None) => return,
+            Ok(Some(Err(e))) | Err(e) => {
                 eprintln!("gefsd: accept: {e}");
                 std::thread::sleep(Duration::from_millis(50));
                 continue;

@@ -145,6 +145,27 @@ pub fn commit(core: &Core) -> Result<CommitInfo, String> {
         .map_err(|e| gefs_core::fs::Error::from(e).message().to_string())
 }
 
+/// A last commit before an immediate exit (a second stop signal): like [`commit`], but gives
+/// up if the commit gate cannot be had within `wait` (a console `check` holding it, or a commit
+/// stuck on the device).
+pub fn last_commit(core: &Core, wait: Duration) -> Result<CommitInfo, String> {
+    let s = core.store();
+    if core.opts.read_only {
+        return Ok(CommitInfo {
+            gen: s.commit_gen(),
+            wrote: false,
+        });
+    }
+    let Some(_g) = core.commit_gate.try_lock_for(wait) else {
+        return Err(format!(
+            "another commit or a check held the image for {} s",
+            wait.as_secs()
+        ));
+    };
+    s.sync()
+        .map_err(|e| gefs_core::fs::Error::from(e).message().to_string())
+}
+
 /// The sweeper.
 pub fn spawn_sweeper(core: Arc<Core>, rx: Receiver<SweepReq>) -> std::io::Result<JoinHandle<()>> {
     spawn("gefs-sweep".into(), move || {
