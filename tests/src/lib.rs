@@ -2,6 +2,7 @@
 //! with its reference model, and the crash-state generator over a
 //! recording device.
 
+pub mod blocks;
 pub mod checker;
 pub mod cli;
 pub mod daemon;
