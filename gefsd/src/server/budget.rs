@@ -1,10 +1,11 @@
 //! Memory budgets for bytes in flight: requests read but not answered, and replies not yet
 //! written (reliability plan S10, T15).
 //!
-//! Every request is charged, before its body is read off the socket, the bytes of its frame,
-//! and, once decoded, the bytes its reply may take (a `Tread`'s count, clamped to the I/O
-//! unit; a fixed allowance for the small replies, corrected to the real size when the reply
-//! is made). The charge is released when the writer has written the reply to the socket.
+//! Every request is charged, before its body is read off the socket, the bytes its size field
+//! claims (at most msize; a peer that claims a large frame and stalls holds them for at most
+//! the frame timeout), and, once decoded, the bytes its reply may take (a `Tread`'s count,
+//! clamped to the I/O unit; a fixed allowance for the small replies, corrected to the real
+//! size when the reply is made). The charge is released when the writer has written the reply to the socket.
 //! While a charge does not fit, the connection's reader waits and does not read its socket:
 //! the peer is back-pressured by TCP or the Unix socket buffer, and nothing is buffered
 //! without limit.

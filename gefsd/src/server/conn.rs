@@ -15,11 +15,12 @@
 //! Limits: at most `max_inflight` requests in flight, and at most the connection's and the
 //! server's memory budgets of bytes in flight (`budget`): while either is full the reader
 //! stops reading the socket until a reply has been written (back-pressure); the buffers a
-//! connection keeps between frames are small. A frame must arrive whole within `frame_timeout`
-//! of its first byte; a connection must attach within `frame_timeout` of opening; after that it may idle for
-//! `idle_timeout` (none by default: mounts idle for days). A duplicate in-flight tag or a frame
-//! that cannot be resynchronised closes the connection; every other malformed request gets an
-//! Rerror and the connection goes on.
+//! connection keeps between frames are small. A frame must arrive whole within
+//! `frame_timeout` of its first byte (of the moment its bytes were charged, if it had to wait
+//! for room); a connection must attach within `frame_timeout` of opening; after that it may
+//! idle for `idle_timeout` (none by default: mounts idle for days). A duplicate in-flight tag
+//! or a frame that cannot be resynchronised closes the connection; every other malformed
+//! request gets an Rerror and the connection goes on.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -328,7 +329,7 @@ impl Read for TimedReader {
 }
 
 /// Serve `t` until the peer goes away or the server stops. Runs on the calling thread (the
-/// connection's reader); spawns the writer.
+/// connection's reader); the outbox runs a writer thread while there are replies to write.
 pub fn serve(core: Arc<Core>, t: Transport) {
     let conn = Conn::new(&core, t.peer, t.shutdown, Outbox::socket(t.writer));
     core.register(&conn);
