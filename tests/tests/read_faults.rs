@@ -271,15 +271,25 @@ fn damaged_blocks_of_a_served_image_are_refused_never_read_wrong() {
                         let mut out = Outcome::default();
                         read_back(&d.sock, "", &main, &mut out);
                         read_back(&d.sock, "s1", &s1, &mut out);
+                        let names_it = |log: &str| {
+                            log.lines()
+                                .any(|l| l.contains(&format!("block {a:#x}")) && l.contains(":/"))
+                        };
+                        // gefsd's standard error is read in the background: give it a moment.
+                        let t = Instant::now();
+                        while out.refused > 0
+                            && !names_it(&d.log())
+                            && t.elapsed() < Duration::from_secs(5)
+                        {
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
                         let log = d.log();
                         d.stop();
                         cell.0 += out.exact;
                         cell.1 += out.refused;
                         if out.refused > 0 {
                             cell.2 += 1;
-                            let named = log
-                                .lines()
-                                .any(|l| l.contains(&format!("block {a:#x}")) && l.contains(":/"));
+                            let named = names_it(&log);
                             if !named {
                                 silent.push(format!(
                                     "{class} {a:#x} {fault}: refused, but the log does not \
