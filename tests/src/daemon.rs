@@ -94,6 +94,12 @@ pub struct Daemon {
 impl Daemon {
     /// Start gefsd on `image`, with its sockets in `dir`; wait until it serves.
     pub fn start(dir: &Path, image: &Path, o: &Opts) -> Daemon {
+        Daemon::try_start(dir, image, o).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Daemon::start`], or gefsd's exit status and standard error if it exits before
+    /// serving.
+    pub fn try_start(dir: &Path, image: &Path, o: &Opts) -> Result<Daemon, String> {
         let sock = dir.join("9p.sock");
         let mut args: Vec<String> = vec![
             "-f".into(),
@@ -144,10 +150,10 @@ impl Daemon {
             }
             if let Ok(Some(st)) = child.try_wait() {
                 std::thread::sleep(Duration::from_millis(100));
-                panic!(
+                return Err(format!(
                     "gefsd exited {st} before serving: {}",
                     stderr.lock().map(|s| s.clone()).unwrap_or_default()
-                );
+                ));
             }
             assert!(
                 t0.elapsed() < Duration::from_secs(120),
@@ -160,14 +166,14 @@ impl Daemon {
             .and_then(|p| p.parse::<u16>().ok())
             .map(|p| SocketAddr::from(([127, 0, 0, 1], p)))
             .unwrap_or_else(|| panic!("no TCP address in {line:?}"));
-        Daemon {
+        Ok(Daemon {
             image: image.to_path_buf(),
             sock,
             tcp,
             console: dir.join("gefs.cmd"),
             child: Some(child),
             stderr,
-        }
+        })
     }
 
     /// The process id.

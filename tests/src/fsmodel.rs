@@ -120,23 +120,36 @@ pub fn valid(t: &Tree, snaps: &BTreeMap<String, Tree>, op: &FsOp) -> bool {
 /// Apply a valid `op` to the model.
 pub fn model_apply(img: &mut Image, op: &FsOp) {
     let t = &mut img.main;
+    // create(5): a new file's permissions are masked by its directory's,
+    // perm & (~0666 | dir & 0666) for a file and perm & (~0777 | dir & 0777)
+    // for a directory (the root's are 0777 here).
+    let dir_mode = |t: &Tree, p: &str| {
+        let d = parent(p);
+        if d.is_empty() {
+            0o777
+        } else {
+            t.get(d).map_or(0o777, |n| n.mode)
+        }
+    };
     match op {
         FsOp::Mkdir(p) => {
+            let mode = 0o775 & (!0o777 | dir_mode(t, p));
             t.insert(
                 p.clone(),
                 Node {
                     dir: true,
-                    mode: 0o775,
+                    mode,
                     data: Vec::new(),
                 },
             );
         }
         FsOp::Create(p) => {
+            let mode = 0o664 & (!0o666 | (dir_mode(t, p) & 0o666));
             t.insert(
                 p.clone(),
                 Node {
                     dir: false,
-                    mode: 0o664,
+                    mode,
                     data: Vec::new(),
                 },
             );
@@ -262,6 +275,48 @@ impl Session {
             (true, Err(e)) => Err(format!("{op:?} failed: {e}")),
             (false, Ok(())) => Err(format!("{op:?} succeeded but the model says it must fail")),
         }
+    }
+
+    /// Read `path` through the file system and compare it with the model: a file's length and
+    /// contents, or that a path the model lacks is absent.
+    pub fn check_path(&self, path: &str) -> Result<(), String> {
+        let fs = &self.fs;
+        let w = who(fs);
+        let got = walk(fs, &self.mount, &self.root, path, &w);
+        let want = self.now.main.get(path);
+        let (e, node) = match (got, want) {
+            (Err(_), None) => return Ok(()),
+            (Ok(e), Some(n)) => (e, n),
+            (Ok(_), None) => return Err(format!("/{path} exists; the model has no such entry")),
+            (Err(x), Some(_)) => return Err(format!("/{path}: {x}")),
+        };
+        if e.is_dir() != node.dir {
+            return Err(format!("/{path}: directory {} in the model", node.dir));
+        }
+        if node.dir {
+            return Ok(());
+        }
+        let o = fs
+            .open(&self.mount, &e, OREAD, &w)
+            .map_err(|x| x.to_string())?;
+        let mut data = Vec::new();
+        loop {
+            let chunk = fs
+                .read(&o, data.len() as u64, MAX_IO)
+                .map_err(|x| x.to_string())?;
+            if chunk.is_empty() {
+                break;
+            }
+            data.extend_from_slice(&chunk);
+        }
+        if data != node.data {
+            return Err(format!(
+                "/{path}: read {} bytes, the model has {} (or the contents differ)",
+                data.len(),
+                node.data.len()
+            ));
+        }
+        Ok(())
     }
 
     fn run(&self, op: &FsOp) -> Result<(), String> {

@@ -2,6 +2,7 @@
 //! with its reference model, and the crash-state generator over a
 //! recording device.
 
+pub mod blocks;
 pub mod checker;
 pub mod cli;
 pub mod craft;
@@ -13,3 +14,4 @@ pub mod mutate;
 pub mod powercut;
 pub mod py;
 pub mod rng;
+pub mod workloads;

@@ -17,12 +17,12 @@ pub mod parse;
 mod run;
 
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use crate::server::listen::{self, Accepted, Wakeable, Waker};
 use crate::server::{Core, Stopper};
 
 pub use client::{request, run_client, ClientOpts};
@@ -33,6 +33,7 @@ pub use run::execute;
 #[derive(Debug)]
 pub struct Handle {
     path: PathBuf,
+    waker: Waker,
     accept: Option<JoinHandle<()>>,
 }
 
@@ -44,7 +45,7 @@ impl Handle {
 
     /// Stop listening and remove the socket.
     pub fn stop(mut self) {
-        let _ = UnixStream::connect(&self.path);
+        self.waker.wake();
         if let Some(h) = self.accept.take() {
             let _ = h.join();
         }
@@ -54,24 +55,34 @@ impl Handle {
 
 /// Serve the console at `path`.
 pub fn start(core: Arc<Core>, stopper: Stopper, path: PathBuf) -> io::Result<Handle> {
-    let l = crate::server::listen::bind_unix(&path)?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    let l = listen::bind_unix(&path, 0o600)?;
+    l.set_nonblocking(true)?;
+    let (waker, wake) = listen::waker()?;
     let me = rustix::process::getuid().as_raw();
     let accept = std::thread::Builder::new()
         .name("gefs-console".into())
-        .spawn(move || accept_loop(core, stopper, l, me))?;
+        .spawn(move || accept_loop(core, stopper, l, me, wake))?;
     Ok(Handle {
         path,
+        waker,
         accept: Some(accept),
     })
 }
 
-fn accept_loop(core: Arc<Core>, stopper: Stopper, l: UnixListener, me: u32) {
-    for s in l.incoming() {
+fn accept_loop(core: Arc<Core>, stopper: Stopper, l: UnixListener, me: u32, wake: Wakeable) {
+    loop {
+        let s = listen::accept(&l, &wake, listen::accept_unix);
         if core.stopping() {
             return;
         }
-        let Ok(mut s) = s else { continue };
+        let mut s = match s {
+            Ok(Accepted::Conn(s)) => s,
+            Ok(Accepted::Woken) => return,
+            Err(_) => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                continue;
+            }
+        };
         let uid = rustix::net::sockopt::socket_peercred(&s)
             .ok()
             .map(|c| c.uid.as_raw());

@@ -64,6 +64,25 @@ pub fn encode_r(tag: u16, msg: &Rmsg, out: &mut Vec<u8>) -> Result<(), EncodeErr
     })
 }
 
+/// Appends the head of an `Rread` frame carrying `len` bytes of data: `size[4] type[1] tag[2]
+/// count[4]`, exactly what [`encode_r`] writes before the data of `Rmsg::Read`. A server
+/// writes the head and then the data from where it lies, instead of copying a large reply
+/// into a frame buffer.
+pub fn encode_rread_head(tag: u16, len: usize, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    let total = len.saturating_add(HEADER_LEN + 4);
+    if !u32::try_from(total).is_ok_and(|n| n <= MSIZE_LIMIT) {
+        return Err(EncodeError::FrameTooLarge { len: total });
+    }
+    let (Ok(size), Ok(count)) = (u32::try_from(total), u32::try_from(len)) else {
+        return Err(EncodeError::FrameTooLarge { len: total });
+    };
+    put_u32(out, size);
+    put_u8(out, RREAD);
+    put_u16(out, tag);
+    put_u32(out, count);
+    Ok(())
+}
+
 impl Tmsg {
     /// Bytes of this message's whole frame, header included: what [`encode_t`] appends.
     pub fn encoded_len(&self) -> usize {

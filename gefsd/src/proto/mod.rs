@@ -53,7 +53,7 @@ mod wire;
 #[cfg(test)]
 mod tests;
 
-pub use codec::{decode_r, decode_t, encode_r, encode_t};
+pub use codec::{decode_r, decode_t, encode_r, encode_rread_head, encode_t};
 pub use error::{DecodeError, DecodeErrorKind, EncodeError};
 pub use frame::{read_frame, ReadFrameError};
 pub use msg::{Frame, Qid, RFrame, Rmsg, TFrame, Tmsg};

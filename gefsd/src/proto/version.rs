@@ -30,10 +30,12 @@ pub enum VersionError {
 }
 
 impl VersionError {
-    /// The reply to send: `Rversion { msize: client's msize capped at ours, version: "unknown" }`.
+    /// The reply to send: `Rversion { msize: client's msize brought into [MSIZE_MIN, ours],
+    /// version: "unknown" }`. It never names an msize below the floor (the reference answers
+    /// a `Tversion` of msize 0 with msize 0): a refused client learns the least it must offer.
     pub fn reply(&self, client_msize: u32, our_max: u32) -> Rmsg {
         Rmsg::Version {
-            msize: client_msize.min(clamp_max(our_max)),
+            msize: client_msize.clamp(MSIZE_MIN, clamp_max(our_max)),
             version: VERSION_UNKNOWN.to_owned(),
         }
     }

@@ -23,6 +23,7 @@ use parking_lot::Mutex;
 use gefs_core::fs::Fs;
 use gefs_core::store::Store;
 
+use super::budget::Budget;
 use super::conn::Conn;
 use super::fid::ExclKey;
 use super::workers::{SweepReq, SyncReq, Work};
@@ -55,6 +56,8 @@ pub struct Core {
     pub queues: Queues,
     /// Held while committing, and by a live `check`.
     pub commit_gate: Mutex<()>,
+    /// The memory budget of bytes in flight, shared by every connection.
+    pub budget: Arc<Budget>,
     excl: Mutex<HashMap<ExclKey, usize>>,
     conns: Mutex<HashMap<u64, Arc<Conn>>>,
     next_conn: AtomicU64,
@@ -73,7 +76,9 @@ impl Core {
         let started = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
+        let budget = Arc::new(Budget::new(opts.limits.conn_bytes, opts.limits.total_bytes));
         Core {
+            budget,
             fs,
             opts,
             started,

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use crossbeam::channel::Receiver;
 
-use super::conn::{Conn, Out, Peer};
+use super::conn::{Conn, Peer};
 use super::core::Core;
 use super::err::msg;
 use super::ops;
+use super::outbox::Out;
 use crate::proto::{Rmsg, Tmsg};
 
 /// An in-process 9P session.
@@ -34,7 +35,7 @@ impl Session {
             user,
             desc: "direct".into(),
         };
-        let (conn, rx) = Conn::new(&core, peer, None);
+        let (conn, rx) = Conn::new_direct(&core, peer);
         core.register(&conn);
         Session { core, conn, rx }
     }

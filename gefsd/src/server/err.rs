@@ -140,6 +140,59 @@ impl Error {
     }
 }
 
+impl Error {
+    /// The storage error behind this one, if the stored data is damaged or the device failed
+    /// (as opposed to a refusal or a usage error).
+    pub fn damage(&self) -> Option<&gefs_core::Error> {
+        match self {
+            Error::Fs(fs::Error::Store(e))
+                if e.is_corruption() || matches!(e, gefs_core::Error::Io { .. }) =>
+            {
+                Some(e)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Most damage reports logged per second; the rest are counted and summed up in the next
+/// line logged, so a client re-reading a damaged file cannot flood the log.
+const DAMAGE_LOGS_PER_SEC: u64 = 10;
+
+/// Log a request that met damaged data or a failing device: the client sees only "block
+/// contents corrupted" or "i/o error"; the operator sees the block and the path here.
+/// `what` names the request and the file (`Tread main:/a/b`).
+pub fn log_damage(peer: &str, what: &str, e: &gefs_core::Error) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Mutex;
+    static WINDOW: Mutex<(u64, u64)> = Mutex::new((0, 0));
+    static SUPPRESSED: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let allowed = match WINDOW.lock() {
+        Ok(mut w) => {
+            if w.0 != now {
+                *w = (now, 0);
+            }
+            w.1 += 1;
+            w.1 <= DAMAGE_LOGS_PER_SEC
+        }
+        Err(_) => true,
+    };
+    if !allowed {
+        SUPPRESSED.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let skipped = SUPPRESSED.swap(0, Ordering::Relaxed);
+    let more = if skipped > 0 {
+        format!(" ({skipped} similar reports suppressed)")
+    } else {
+        String::new()
+    };
+    eprintln!("gefsd: {peer}: {what}: {e}{more}");
+}
+
 /// The reply for a failed request.
 pub fn rerror(e: &Error) -> Rmsg {
     Rmsg::Error { ename: e.ename() }

@@ -72,6 +72,8 @@ pub struct Fid {
     pub uname: String,
     /// Where it points.
     pub at: At,
+    /// Its path from the attach point, `/`-separated (for logs).
+    pub path: String,
     /// Open state, once opened.
     pub open: Option<Opened>,
 }
@@ -83,7 +85,23 @@ impl Fid {
             who: self.who,
             uname: self.uname.clone(),
             at: self.at.clone(),
+            path: self.path.clone(),
             open: None,
+        }
+    }
+
+    /// `path` after walking `name` (`..` goes up, never above the attach point).
+    pub fn path_after(path: &str, name: &str) -> String {
+        if name == ".." {
+            return match path.rsplit_once('/') {
+                Some(("", _)) | None => "/".to_string(),
+                Some((up, _)) => up.to_string(),
+            };
+        }
+        if path.ends_with('/') {
+            format!("{path}{name}")
+        } else {
+            format!("{path}/{name}")
         }
     }
 

@@ -101,6 +101,64 @@ pub fn route(core: &Arc<Core>, conn: &Arc<Conn>, tag: u16, msg: Tmsg) {
 
 /// Run one request to completion. `None`: the reply will be sent by another worker.
 pub fn handle(core: &Arc<Core>, conn: &Arc<Conn>, tag: u16, msg: Tmsg) -> Option<Rmsg> {
+    let (name, fid) = (msg.name(), fid_of(&msg));
+    let walked = match &msg {
+        Tmsg::Walk { wnames, .. } if !wnames.is_empty() => format!(" + {}", wnames.join("/")),
+        _ => String::new(),
+    };
+    let attach = match &msg {
+        Tmsg::Attach { aname, .. } => Some(format!(" {aname}:/")),
+        _ => None,
+    };
+    let r = run(core, conn, tag, msg);
+    if let Some(Err(e)) = &r {
+        if let Some(d) = e.damage() {
+            let at = attach.unwrap_or_else(|| {
+                fid.map_or_else(String::new, |f| format!(" {}{walked}", fid_path(conn, f)))
+            });
+            super::err::log_damage(&conn.peer.desc, &format!("{name}{at}"), d);
+        }
+    }
+    r.map(|r| r.unwrap_or_else(|e| rerror(&e)))
+}
+
+/// The fid a request acts on (the new one for an attach).
+fn fid_of(msg: &Tmsg) -> Option<u32> {
+    match msg {
+        Tmsg::Attach { fid, .. }
+        | Tmsg::Walk { fid, .. }
+        | Tmsg::Open { fid, .. }
+        | Tmsg::Create { fid, .. }
+        | Tmsg::Read { fid, .. }
+        | Tmsg::Write { fid, .. }
+        | Tmsg::Clunk { fid }
+        | Tmsg::Remove { fid }
+        | Tmsg::Stat { fid }
+        | Tmsg::Wstat { fid, .. } => Some(*fid),
+        _ => None,
+    }
+}
+
+/// `label:path` of fid `f`, for logs.
+fn fid_path(conn: &Conn, f: u32) -> String {
+    let Ok(fr) = conn.fids.get(f) else {
+        return format!("fid {f}");
+    };
+    let g = fr.lock();
+    match &g.at {
+        At::Dump => format!("dump:{}", g.path),
+        At::Node {
+            mount, from_dump, ..
+        } => format!(
+            "{}{}:{}",
+            if *from_dump { "dump/" } else { "" },
+            mount.label(),
+            g.path
+        ),
+    }
+}
+
+fn run(core: &Arc<Core>, conn: &Arc<Conn>, tag: u16, msg: Tmsg) -> Option<Result<Rmsg>> {
     let r = match msg {
         // Tversion is the connection's to handle; one that reaches here is misrouted.
         Tmsg::Version { .. } => refuse(msg::NO_VERSION),
@@ -138,7 +196,7 @@ pub fn handle(core: &Arc<Core>, conn: &Arc<Conn>, tag: u16, msg: Tmsg) -> Option
             Err(e) => Err(e),
         },
     };
-    Some(r.unwrap_or_else(|e| rerror(&e)))
+    Some(r)
 }
 
 fn attach(core: &Core, conn: &Conn, fid: u32, afid: u32, uname: &str, aname: &str) -> Result<Rmsg> {
@@ -218,6 +276,7 @@ fn attach(core: &Core, conn: &Conn, fid: u32, afid: u32, uname: &str, aname: &st
             who,
             uname: uname.to_string(),
             at,
+            path: "/".to_string(),
             open: None,
         },
     )?;
@@ -274,11 +333,13 @@ fn walk(core: &Core, conn: &Conn, fid: u32, newfid: u32, wnames: &[String]) -> R
         return refuse(msg::FID_IN_USE);
     }
     let mut at = g.at.clone();
+    let mut path = g.path.clone();
     let mut wqids = Vec::with_capacity(wnames.len());
     for (i, name) in wnames.iter().enumerate() {
         match step(core, &at, name, &g.who) {
             Ok((next, q)) => {
                 at = next;
+                path = Fid::path_after(&path, name);
                 wqids.push(q);
             }
             // walk(5): an error only if the first element fails; otherwise the qids found
@@ -289,9 +350,11 @@ fn walk(core: &Core, conn: &Conn, fid: u32, newfid: u32, wnames: &[String]) -> R
     }
     if newfid == fid {
         g.at = at;
+        g.path = path;
     } else {
         let mut nf = g.clone_unopened();
         nf.at = at;
+        nf.path = path;
         drop(g);
         conn.fids.insert(newfid, nf)?;
     }
@@ -381,6 +444,7 @@ fn create(core: &Core, conn: &Conn, fid: u32, name: &str, perm: u32, mode: u8) -
         entry: o.entry().clone(),
         from_dump,
     };
+    g.path = Fid::path_after(&g.path, name);
     g.open = Some(Opened::Node {
         open: Box::new(o),
         cursor,

@@ -59,10 +59,11 @@ fn small_msizes_are_refused_with_rversion_unknown() {
     for msize in [0, 6, 7, 24, 4096, MSIZE_MIN - 1] {
         let err = negotiate(msize, "9P2000", MSIZE_DEFAULT).expect_err("too small");
         assert_eq!(err, VersionError::MsizeTooSmall { msize });
+        // Never an msize below the floor, msize 0 least of all.
         assert_eq!(
             err.reply(msize, MSIZE_DEFAULT),
             Rmsg::Version {
-                msize,
+                msize: MSIZE_MIN,
                 version: "unknown".into()
             }
         );
