@@ -612,6 +612,7 @@ fn wstat(core: &Core, conn: &Arc<Conn>, tag: u16, fid: u32, st: &Stat) -> Result
         mtime: st.wstat_mtime().map(|s| u64::from(s) * 1_000_000_000),
         uid: st.wstat_uid().map(|u| user_id(core, u)).transpose()?,
         gid: st.wstat_gid().map(|g| user_id(core, g)).transpose()?,
+        ..Changes::default()
     };
     // A request that changes nothing kept (the access time is not kept) must not turn into a
     // sync.
