@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use gefs_core::device::{MemDev, RecordingDev};
 use gefs_core::store::{FormatOpts, Store};
-use gefs_tests::fsmodel::{verify, FsOp, Image, Session};
+use gefs_tests::fsmodel::{model_apply, valid, verify, FsOp, Image, Session};
 use gefs_tests::powercut::crash_images;
 
 fn s(x: &str) -> String {
@@ -278,4 +278,53 @@ fn random_sequences_survive_power_cuts() {
         bad[0]
     );
     assert!(states >= 500, "only {states} crash states");
+}
+
+/// The operations 9P2000.L adds beneath the file system: symbolic links and moves across
+/// directories that replace their target (one batch each), alone and in pairs, through the
+/// same crash images.
+#[test]
+fn links_and_moves_survive_power_cuts() {
+    let (base, model) = base();
+    let link = |p: &str, t: &str| FsOp::Symlink {
+        path: s(p),
+        target: s(t),
+    };
+    let mv = |p: &str, t: &str| FsOp::Move {
+        path: s(p),
+        to: s(t),
+    };
+    let workloads = [
+        vec![link("A/lnk", "../B/foo"), FsOp::Sync],
+        vec![mv("A/foo", "B/foo"), FsOp::Sync],
+        vec![mv("A/bar", "B/new"), FsOp::Sync],
+        vec![mv("A", "B/A"), FsOp::Sync],
+        vec![mv("B/foo", "A/bar"), mv("A", "C"), FsOp::Sync],
+        vec![link("B/l", "x"), FsOp::Sync, mv("B/l", "A/foo"), FsOp::Sync],
+        vec![mv("A/foo", "A/foo"), FsOp::Remove(s("A/bar")), FsOp::Sync],
+    ];
+    let (mut states, mut bad) = (0, Vec::new());
+    for (i, w) in workloads.iter().enumerate() {
+        // Every operation must be one that succeeds, so the images hold its effect.
+        let mut m = model.clone();
+        for op in w {
+            assert!(valid(&m.main, &m.snaps, op), "{op:?} in {w:?}");
+            model_apply(&mut m, op);
+        }
+        let (n, b) = run(&base, &model, w, 7000 + i as u64, 80);
+        states += n;
+        bad.extend(b);
+    }
+    println!(
+        "fs link/move crash: workloads={} states={states} violations={}",
+        workloads.len(),
+        bad.len()
+    );
+    assert!(
+        bad.is_empty(),
+        "{} violations, first: {}",
+        bad.len(),
+        bad[0]
+    );
+    assert!(states >= 100, "only {states} crash states");
 }
