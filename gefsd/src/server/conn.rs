@@ -31,7 +31,7 @@ use parking_lot::{Condvar, Mutex};
 use super::core::Core;
 use super::fid::FidTable;
 use super::ops;
-use crate::proto::{self, read_frame, Rmsg, Tmsg, NOTAG};
+use crate::proto::{self, read_frame, Dialect, Rmsg, Tmsg, NOTAG};
 
 /// Who is at the other end, as the transport tells it.
 #[derive(Debug, Clone, Default)]
@@ -64,6 +64,7 @@ pub struct Transport {
 #[derive(Debug)]
 struct ConnState {
     msize: u32,
+    dialect: Dialect,
     versioned: bool,
     authenticated: bool,
     attached: bool,
@@ -113,6 +114,7 @@ impl Conn {
             fids: FidTable::new(core.opts.limits.max_fids),
             state: Mutex::new(ConnState {
                 msize: proto::MSIZE_MIN,
+                dialect: Dialect::P9,
                 versioned: false,
                 authenticated: false,
                 attached: false,
@@ -143,6 +145,7 @@ impl Conn {
             Ok((m, v)) => {
                 let mut st = conn.state.lock();
                 st.msize = m;
+                st.dialect = Dialect::of(v).unwrap_or_default();
                 st.versioned = true;
                 st.authenticated = false;
                 st.attached = false;
@@ -173,6 +176,16 @@ impl Conn {
     /// The negotiated msize.
     pub fn msize(&self) -> u32 {
         self.state.lock().msize
+    }
+
+    /// The negotiated dialect (9P2000 until a Tversion says otherwise).
+    pub fn dialect(&self) -> Dialect {
+        self.state.lock().dialect
+    }
+
+    /// The reply for a failed request, in the connection's dialect: `Rerror` or `Rlerror`.
+    pub fn fail(&self, e: &super::err::Error) -> Rmsg {
+        super::err::reply(self.dialect(), e)
     }
 
     /// The I/O unit: `msize − IOHDRSZ`.
@@ -295,37 +308,33 @@ fn read_loop(core: &Arc<Core>, conn: &Arc<Conn>, r: &mut TimedReader) {
         if core.stopping() || conn.broken.load(Ordering::SeqCst) {
             return;
         }
-        let limit = {
+        let (limit, dialect) = {
             let st = conn.state.lock();
             r.idle = if st.attached {
                 core.opts.limits.idle_timeout
             } else {
                 Some(core.opts.limits.frame_timeout)
             };
-            if st.versioned {
+            let limit = if st.versioned {
                 st.msize
             } else {
                 core.opts.msize
-            }
+            };
+            (limit, st.dialect)
         };
         r.started = None;
         let frame = match read_frame(r, limit, &mut buf) {
             Ok(Some(f)) => f,
             Ok(None) | Err(_) => return,
         };
-        let (tag, msg) = match proto::decode_t(frame, limit) {
+        let (tag, msg) = match proto::decode_t_in(frame, limit, dialect) {
             Ok(x) => x,
             Err(e) => match e.tag() {
                 Some(tag) if !e.is_framing() => {
                     if !begin(conn, tag) {
                         return;
                     }
-                    conn.reply(
-                        tag,
-                        Rmsg::Error {
-                            ename: e.to_string(),
-                        },
-                    );
+                    conn.reply(tag, super::err::decode_reply(dialect, &e));
                     continue;
                 }
                 _ => return,
@@ -424,7 +433,7 @@ fn send(conn: &Conn, w: &mut Box<dyn Write + Send>, buf: &mut Vec<u8>, tag: u16,
     };
     if r.is_err() {
         buf.clear();
-        let e = ops::err(super::err::msg::REPLY_TOO_BIG);
+        let e = conn.fail(&super::err::Error::Server(super::err::msg::REPLY_TOO_BIG));
         if proto::encode_r(tag, &e, buf).is_err() {
             return;
         }

@@ -8,7 +8,8 @@
 //! - `commit_gate` is held by everything that commits (the sync worker, the sweeper's
 //!   snapshot and configuration commands, the retention pass) and by the console's `check`,
 //!   which thereby sees the device hold exactly the last commit (see `console`);
-//! - `conns` maps connection numbers to connections, for `show fid` and for stopping.
+//! - `conns` maps connection numbers to connections, for `show fid` and for stopping;
+//! - `locks` holds 9P2000.L record locks (`locks.rs`), released on clunk and disconnect.
 //!
 //! Lock order: a fid lock, then `excl`; `conns` and `commit_gate` are never held while taking
 //! a fid lock.
@@ -25,6 +26,7 @@ use gefs_core::store::Store;
 
 use super::conn::Conn;
 use super::fid::ExclKey;
+use super::locks::Locks;
 use super::workers::{SweepReq, SyncReq, Work};
 use super::Options;
 
@@ -55,6 +57,8 @@ pub struct Core {
     pub queues: Queues,
     /// Held while committing, and by a live `check`.
     pub commit_gate: Mutex<()>,
+    /// 9P2000.L record locks.
+    pub locks: Locks,
     excl: Mutex<HashMap<ExclKey, usize>>,
     conns: Mutex<HashMap<u64, Arc<Conn>>>,
     next_conn: AtomicU64,
@@ -79,6 +83,7 @@ impl Core {
             started,
             queues,
             commit_gate: Mutex::new(()),
+            locks: Locks::default(),
             excl: Mutex::new(HashMap::new()),
             conns: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),

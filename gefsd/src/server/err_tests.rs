@@ -21,6 +21,8 @@ const LINUX_ERRMAP: &[(&str, u32)] = &[
     ("Message too long", EMSGSIZE),
     ("Cannot send after transport endpoint shutdown", ESHUTDOWN),
     ("Remote I/O error", EREMOTEIO),
+    ("Operation not supported", EOPNOTSUPP),
+    ("Invalid cross-device link", EXDEV),
     ("fid unknown or out of range", EBADF),
     ("permission denied", EACCES),
     ("bad offset in directory read", ESPIPE),
@@ -108,6 +110,8 @@ fn every_error() -> Vec<Error> {
         msg::SHUTTING_DOWN,
         msg::REPLY_TOO_BIG,
         msg::INTERNAL,
+        msg::NO_XATTR,
+        msg::NOT_IN_DIALECT,
     ];
     fs_errors
         .into_iter()
