@@ -259,6 +259,15 @@ fn readdir_offsets_stay_good_while_the_directory_changes() {
     // An offset never handed out is refused; a plain read of a directory too.
     assert_eq!(errno(c.readdir(3, 1 << 40, 300)), EINVAL);
     assert_eq!(errno(c.read(3, 0, 100)), EISDIR);
+    // As diod allows (diodls -l does it): a walk from the open directory to a new fid, and
+    // "." for the directory itself; never a walk that moves the open fid.
+    assert_eq!(
+        c.walk(3, 5, &[".", "file-000"])
+            .expect("walk from an open fid")
+            .len(),
+        2
+    );
+    assert_eq!(errno(c.walk(3, 3, &["file-000"])), EBADF);
     // Tlopen O_DIRECTORY of a file is ENOTDIR.
     c.walk(1, 4, &["zzz-new"]).expect("walk");
     assert_eq!(errno(c.lopen(4, O_DIRECTORY)), ENOTDIR);

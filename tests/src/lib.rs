@@ -5,6 +5,7 @@
 pub mod checker;
 pub mod cli;
 pub mod daemon;
+pub mod diod;
 pub mod fsmodel;
 pub mod model;
 pub mod powercut;

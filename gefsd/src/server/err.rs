@@ -63,14 +63,15 @@ pub mod msg {
     pub const DIR_ENTRY_TOO_BIG: Refusal = r("Invalid argument", EINVAL);
     /// Unknown user, or the uname differs from the authenticated identity.
     pub const ATTACH_USER: Refusal = r("Permission denied", EACCES);
-    /// Tauth: authentication is by peer credentials, not by an auth file. (No Linux client
-    /// sends Tauth; the text says what to do instead.)
+    /// Tauth: authentication is by peer credentials, not by an auth file. (Linux's kernel
+    /// client sends no Tauth; the text says what to do instead. 9P2000.L clients built on
+    /// diod's libnpclient take ENOENT for "no authentication required" and go on to attach.)
     pub const AUTH_BY_PEER: Refusal = r(
         "authentication is by peer credentials: attach with afid NOFID as your login name",
-        ECONNREFUSED,
+        ENOENT,
     );
     /// Tauth with -A.
-    pub const AUTH_NOT_NEEDED: Refusal = r("authentication not required", ECONNREFUSED);
+    pub const AUTH_NOT_NEEDED: Refusal = r("authentication not required", ENOENT);
     /// An afid other than NOFID in Tattach.
     pub const NO_AUTH_FILE: Refusal = r(
         "attach -- there are no auth files: use afid NOFID",

@@ -214,7 +214,10 @@ pub(super) fn step(core: &Core, at: &At, name: &str, who: &Who) -> Result<(At, Q
 fn walk(core: &Core, conn: &Conn, fid: u32, newfid: u32, wnames: &[String]) -> Result<Rmsg> {
     let f = conn.fids.get(fid)?;
     let mut g = f.lock();
-    if g.open.is_some() {
+    // walk(5): never from an open fid. 9P2000.L (as diod serves it) allows a walk from an
+    // open directory to a new fid, and takes "." for the directory itself.
+    let dotl = conn.dialect() == Dialect::L;
+    if g.open.is_some() && (!dotl || newfid == fid) {
         return refuse(msg::FID_OPEN);
     }
     if newfid != fid && conn.fids.contains(newfid) {
@@ -223,7 +226,16 @@ fn walk(core: &Core, conn: &Conn, fid: u32, newfid: u32, wnames: &[String]) -> R
     let mut at = g.at.clone();
     let mut wqids = Vec::with_capacity(wnames.len());
     for (i, name) in wnames.iter().enumerate() {
-        match step(core, &at, name, &g.who) {
+        let here = if dotl && name == "." {
+            match &at {
+                At::Dump => Ok((At::Dump, dump_qid())),
+                At::Node { entry, .. } if entry.is_dir() => Ok((at.clone(), qid(entry.qid))),
+                At::Node { .. } => Err(Error::Fs(fs::Error::NotDir)),
+            }
+        } else {
+            step(core, &at, name, &g.who)
+        };
+        match here {
             Ok((next, q)) => {
                 at = next;
                 wqids.push(q);
