@@ -8,8 +8,11 @@
 //! changes: entries added or removed elsewhere never shift it (the offsets are stable), and an
 //! entry removed after it was returned still marks its place.
 //!
-//! The map keeps the last [`MAX_COOKIES`] numbers; an offset never handed out, or forgotten, is
-//! refused (EINVAL). A listing starts with `.` and `..`, as Linux's own file systems do (the
+//! The map keeps the newest numbers, at most [`MAX_COOKIES`] of them and [`MAX_COOKIE_BYTES`]
+//! of names (so an open directory holds at most that much, whatever a client does); an offset
+//! never handed out, or forgotten, is refused (EINVAL). Linux keeps each reply and asks for
+//! more only from the last entry of the previous one, so only `seekdir` to an old position
+//! can meet a forgotten offset. A listing starts with `.` and `..`, as Linux's own file systems do (the
 //! kernel does not add them for 9P).
 
 use std::collections::BTreeMap;
@@ -21,8 +24,10 @@ use super::posix::dirent_type;
 use crate::proto::dotl::Dirent;
 use crate::proto::Qid;
 
-/// Cookies kept per open directory.
-pub const MAX_COOKIES: usize = 8192;
+/// Most cookies kept per open directory.
+pub const MAX_COOKIES: usize = 4096;
+/// Most bytes of names kept per open directory.
+pub const MAX_COOKIE_BYTES: usize = 64 << 10;
 
 const AFTER_DOT: u64 = 1;
 const AFTER_DOTDOT: u64 = 2;
@@ -40,6 +45,7 @@ enum Pos {
 #[derive(Debug)]
 pub struct LCursor {
     cookies: BTreeMap<u64, Vec<u8>>,
+    bytes: usize,
     next: u64,
 }
 
@@ -47,6 +53,7 @@ impl Default for LCursor {
     fn default() -> Self {
         LCursor {
             cookies: BTreeMap::new(),
+            bytes: 0,
             next: AFTER_DOTDOT + 1,
         }
     }
@@ -128,14 +135,26 @@ impl LCursor {
                     return finish(out);
                 }
                 self.next += 1;
-                self.cookies.insert(cookie, name.clone());
-                if self.cookies.len() > MAX_COOKIES {
-                    self.cookies.pop_first();
-                }
+                self.remember(cookie, &name);
                 after = Some(name);
             }
             if n < limit {
                 return Ok(out);
+            }
+        }
+    }
+}
+
+impl LCursor {
+    /// Map `cookie` to `name`, forgetting the oldest beyond the limits (never the newest).
+    fn remember(&mut self, cookie: u64, name: &[u8]) {
+        self.bytes += name.len();
+        self.cookies.insert(cookie, name.to_vec());
+        while self.cookies.len() > 1
+            && (self.cookies.len() > MAX_COOKIES || self.bytes > MAX_COOKIE_BYTES)
+        {
+            if let Some((_, old)) = self.cookies.pop_first() {
+                self.bytes -= old.len();
             }
         }
     }
@@ -216,6 +235,27 @@ mod tests {
         assert!(c.read(999_999, 4096, q, q, &mut source(&d2)).is_err());
         let after_dot = names(&c.read(1, 4096, q, q, &mut source(&d2)).expect("read"));
         assert_eq!(after_dot[0].0, "..");
+    }
+
+    #[test]
+    fn memory_is_bounded_and_the_newest_offsets_kept() {
+        let mut c = LCursor::default();
+        let all: Vec<String> = (0..3 * MAX_COOKIES).map(|i| format!("{i:0200}")).collect();
+        let d: Vec<(Vec<u8>, Xdir)> = all
+            .iter()
+            .map(|n| (n.clone().into_bytes(), Xdir::default()))
+            .collect();
+        let q = Qid::default();
+        let (mut off, mut n) = (0, 0);
+        loop {
+            let b = c.read(off, 1 << 20, q, q, &mut source(&d)).expect("read");
+            let Some(last) = names(&b).pop() else { break };
+            n += Dirent::decode_all(&b).expect("entries").len();
+            off = last.1;
+        }
+        assert_eq!(n, all.len() + 2);
+        assert!(c.bytes <= MAX_COOKIE_BYTES && c.cookies.len() <= MAX_COOKIES);
+        assert!(c.cookies.contains_key(&off));
     }
 
     #[test]
