@@ -15,17 +15,18 @@ use gefs_core::units::human;
 use crate::console::{run_client, ClientOpts};
 use crate::server::{self, listen, Options, Server};
 
-const ABOUT: &str = "Serve a gefs image over 9P2000.";
+const ABOUT: &str = "Serve a gefs image over 9P2000 and 9P2000.L.";
 
 const LONG_ABOUT: &str = "\
-Serve a gefs image over 9P2000.
+Serve a gefs image over 9P2000 and 9P2000.L (each connection's Tversion chooses).
 
 With no -f, gefsd serves ./gefs.img, creating a 1 GiB sparse image (first administrator: your \
 login name) if there is none. With no -a and no -s it listens on tcp!127.0.0.1!5640.
 
 Authentication is by peer credentials: the kernel tells gefsd which uid made each connection \
 (SO_PEERCRED on unix sockets, /proc/net/tcp for loopback TCP), and Tattach must name that \
-uid's login name, which must be a user in the image's users table (adm's /users). Tauth is \
+uid's login name, which must be a user in the image's users table (adm's /users); a \
+connection made by root (a kernel mount) may attach as any user of the table. Tauth is \
 always refused. For this reason gefsd listens only on loopback and unix sockets; reach it \
 from elsewhere through a tunnel (ssh -L). With -A, anyone who can connect may attach as any \
 user in the table.
@@ -34,9 +35,10 @@ Attach names: '' = main, LABEL = a snapshot or label, %LABEL = permission checks
 members, or anyone with -S or console 'permit on'), dump = every label as a read-only \
 directory, adm = the users file.
 
-Linux kernel mounts (v9fs) connect as root, so attach as root (add root to adm's /users, or \
-format with -u root) or run gefsd with -A: \
-mount -t 9p -o trans=tcp,port=5640,version=9p2000,uname=root 127.0.0.1 /mnt
+Linux (v9fs), see the README's 'Mount it from Linux': \
+mount -t 9p -o trans=tcp,port=5640,version=9p2000.L,uname=alice,access=user 127.0.0.1 /mnt \
+With 9P2000.L a Linux uid is the users-table user of that id (none if there is none; uid 0 \
+is id 0, a superuser only if that user is in adm).
 
 The console (NAME.cmd, mode 0600, beside the first unix! listener or else beside the image) \
 takes commands from 'gefsd console'.

@@ -15,6 +15,8 @@ use gefs_core::store::{Config, Store};
 pub struct Node {
     /// A directory.
     pub dir: bool,
+    /// A symbolic link (its data is the target).
+    pub link: bool,
     /// Permission bits.
     pub mode: u32,
     /// Contents (files).
@@ -74,6 +76,21 @@ pub enum FsOp {
         /// New bits.
         mode: u32,
     },
+    /// Make a symbolic link (9P2000.L).
+    Symlink {
+        /// The link.
+        path: String,
+        /// Its target.
+        target: String,
+    },
+    /// Move to another path, replacing what is there as POSIX rename does
+    /// (9P2000.L).
+    Move {
+        /// The entry.
+        path: String,
+        /// Its new path.
+        to: String,
+    },
     /// Snapshot `main`.
     Snap(String),
     /// Delete a snapshot label.
@@ -96,7 +113,9 @@ pub fn valid(t: &Tree, snaps: &BTreeMap<String, Tree>, op: &FsOp) -> bool {
     let file = |p: &str| t.get(p).is_some_and(|n| !n.dir);
     match op {
         FsOp::Mkdir(p) | FsOp::Create(p) => dir_ok(parent(p)) && !t.contains_key(p),
-        FsOp::Write { path, .. } | FsOp::Truncate { path, .. } => file(path),
+        FsOp::Write { path, .. } | FsOp::Truncate { path, .. } => {
+            file(path) && !t.get(path).is_some_and(|n| n.link)
+        }
         FsOp::Remove(p) => match t.get(p) {
             Some(n) if n.dir => !t.keys().any(|k| parent(k) == p),
             Some(_) => true,
@@ -110,7 +129,21 @@ pub fn valid(t: &Tree, snaps: &BTreeMap<String, Tree>, op: &FsOp) -> bool {
             };
             t.contains_key(path) && !t.contains_key(&dest)
         }
-        FsOp::Chmod { path, .. } => t.contains_key(path),
+        FsOp::Chmod { path, .. } => t.get(path).is_some_and(|n| !n.link),
+        FsOp::Symlink { path, target } => {
+            dir_ok(parent(path)) && !t.contains_key(path) && !target.is_empty()
+        }
+        FsOp::Move { path, to } => {
+            let Some(src) = t.get(path) else { return false };
+            let under = to.starts_with(&format!("{path}/"));
+            let fits = match t.get(to) {
+                None => true,
+                Some(_) if to == path => true,
+                Some(x) if x.dir => src.dir && !t.keys().any(|k| parent(k) == to),
+                Some(_) => !src.dir,
+            };
+            dir_ok(parent(to)) && !under && fits
+        }
         FsOp::Snap(n) => !snaps.contains_key(n),
         FsOp::DelSnap(n) => snaps.contains_key(n),
         FsOp::Sync => true,
@@ -138,6 +171,7 @@ pub fn model_apply(img: &mut Image, op: &FsOp) {
                 p.clone(),
                 Node {
                     dir: true,
+                    link: false,
                     mode,
                     data: Vec::new(),
                 },
@@ -149,6 +183,7 @@ pub fn model_apply(img: &mut Image, op: &FsOp) {
                 p.clone(),
                 Node {
                     dir: false,
+                    link: false,
                     mode,
                     data: Vec::new(),
                 },
@@ -182,14 +217,23 @@ pub fn model_apply(img: &mut Image, op: &FsOp) {
             } else {
                 format!("{}/{to}", parent(path))
             };
-            let moved: Vec<(String, Node)> = t
-                .iter()
-                .filter(|(k, _)| *k == path || k.starts_with(&format!("{path}/")))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            for (k, v) in moved {
-                t.remove(&k);
-                t.insert(format!("{dest}{}", &k[path.len()..]), v);
+            move_subtree(t, path, &dest);
+        }
+        FsOp::Symlink { path, target } => {
+            t.insert(
+                path.clone(),
+                Node {
+                    dir: false,
+                    link: true,
+                    mode: 0o777,
+                    data: target.as_bytes().to_vec(),
+                },
+            );
+        }
+        FsOp::Move { path, to } => {
+            if path != to {
+                t.remove(to);
+                move_subtree(t, path, to);
             }
         }
         FsOp::Chmod { path, mode } => {
@@ -204,6 +248,19 @@ pub fn model_apply(img: &mut Image, op: &FsOp) {
             img.snaps.remove(n);
         }
         FsOp::Sync => {}
+    }
+}
+
+/// Move `path` and everything under it to `dest`.
+fn move_subtree(t: &mut Tree, path: &str, dest: &str) {
+    let moved: Vec<(String, Node)> = t
+        .iter()
+        .filter(|(k, _)| *k == path || k.starts_with(&format!("{path}/")))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for (k, v) in moved {
+        t.remove(&k);
+        t.insert(format!("{dest}{}", &k[path.len()..]), v);
     }
 }
 
@@ -388,6 +445,19 @@ impl Session {
                 };
                 fs.wstat(m, &f, &c, &w).map(drop).map_err(e)
             }
+            FsOp::Symlink { path, target } => {
+                let dir = at(parent(path))?;
+                let kind = gefs_core::fs::Kind::Symlink(target.as_bytes());
+                fs.make(m, &dir, name(path).as_bytes(), kind, 0o777, None, &w)
+                    .map(drop)
+                    .map_err(e)
+            }
+            FsOp::Move { path, to } => {
+                let f = at(path)?;
+                let dir = at(parent(to))?;
+                fs.rename(m, &f, &dir, name(to).as_bytes(), true, &w)
+                    .map_err(e)
+            }
             FsOp::Snap(n) => fs
                 .store()
                 .snapshot("main", n, false)
@@ -469,7 +539,10 @@ fn compare(fs: &Fs, label: &str, want: &Tree) -> Result<(), String> {
             let c = fs.walk(&m, &d, n.as_bytes(), &w).map_err(e)?;
             let node = &want[&p];
             seen += 1;
-            if c.is_dir() != node.dir || c.dir.mode & 0o777 != node.mode {
+            if c.is_dir() != node.dir
+                || c.is_symlink() != node.link
+                || c.dir.mode & 0o777 != node.mode
+            {
                 return Err(format!(
                     "/{p}: mode {:o}, expected {:o} dir {}",
                     c.dir.mode, node.mode, node.dir

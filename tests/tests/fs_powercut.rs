@@ -19,7 +19,7 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use gefs_tests::fsmodel::FsOp;
+use gefs_tests::fsmodel::{model_apply, valid, FsOp};
 use gefs_tests::powercut::{crash_states, record, run_workload, verify_crash, Tally};
 use gefs_tests::rng::Rng;
 use gefs_tests::workloads::{ace_ops, base, random_ops, setup};
@@ -172,4 +172,65 @@ fn random_sequences_continue_after_power_cuts() {
         t0.elapsed().as_secs_f64()
     );
     assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+fn s(x: &str) -> String {
+    x.to_string()
+}
+
+/// The operations 9P2000.L adds beneath the file system: symbolic links and moves across
+/// directories that replace their target (one batch each), alone and in pairs, through the
+/// same crash images.
+#[test]
+fn links_and_moves_survive_power_cuts() {
+    let (img, model) = base(32 << 20, &setup());
+    let link = |p: &str, t: &str| FsOp::Symlink {
+        path: s(p),
+        target: s(t),
+    };
+    let mv = |p: &str, t: &str| FsOp::Move {
+        path: s(p),
+        to: s(t),
+    };
+    let workloads = [
+        vec![link("A/lnk", "../B/foo"), FsOp::Sync],
+        vec![mv("A/foo", "B/foo"), FsOp::Sync],
+        vec![mv("A/bar", "B/new"), FsOp::Sync],
+        vec![mv("A", "B/A"), FsOp::Sync],
+        vec![mv("B/foo", "A/bar"), mv("A", "C"), FsOp::Sync],
+        vec![link("B/l", "x"), FsOp::Sync, mv("B/l", "A/foo"), FsOp::Sync],
+        vec![mv("A/foo", "A/foo"), FsOp::Remove(s("A/bar")), FsOp::Sync],
+    ];
+    let seen = Mutex::new(HashSet::new());
+    let mut t = Tally::default();
+    for (i, w) in workloads.iter().enumerate() {
+        // Every operation must be one that succeeds, so the images hold its effect.
+        let mut m = model.clone();
+        for op in w {
+            assert!(valid(&m.main, &m.snaps, op), "{op:?} in {w:?}");
+            model_apply(&mut m, op);
+        }
+        t.add(run_workload(
+            &img,
+            &model,
+            w,
+            7000 + i as u64,
+            usize::MAX,
+            25,
+            &seen,
+        ));
+    }
+    println!(
+        "fs link/move crash: workloads={} distinct_verified={} violations={}",
+        workloads.len(),
+        t.verified,
+        t.violations.len()
+    );
+    assert!(
+        t.violations.is_empty(),
+        "{} violations, first: {}",
+        t.violations.len(),
+        t.violations[0]
+    );
+    assert!(t.verified >= 100, "only {} crash states", t.verified);
 }

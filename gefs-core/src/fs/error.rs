@@ -51,6 +51,10 @@ pub enum Error {
     Invalid(String),
     /// A length or write end beyond [`MAX_LEN`](super::MAX_LEN).
     TooBig,
+    /// Not allowed whatever the permissions: writing a symbolic link, pipe or
+    /// socket; removing or replacing another user's entry in a sticky
+    /// directory (POSIX).
+    NotPermitted,
     /// An engine error: I/O, corruption, internal.
     Store(crate::Error),
 }
@@ -92,6 +96,7 @@ impl Error {
             Error::NoSpace => "file system is full",
             Error::NotOpen => "bad use of fid",
             Error::TooBig => "file too big",
+            Error::NotPermitted => "Operation not permitted",
             Error::Wstat(r) => r.message(),
             Error::NoUser => "unknown user",
             Error::Invalid(_) => "Invalid argument",
@@ -122,6 +127,7 @@ impl Error {
             Error::NoSpace => errno::ENOSPC,
             Error::NotOpen => errno::EBADF,
             Error::TooBig => errno::EFBIG,
+            Error::NotPermitted => errno::EPERM,
             Error::Wstat(r) => r.errno(),
             Error::Store(e) if e.is_corruption() => errno::EBADMSG,
             Error::Store(crate::Error::Io { .. }) => errno::EIO,

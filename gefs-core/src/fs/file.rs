@@ -106,6 +106,9 @@ impl Fs {
         if d.is_dir() && want & WRITE != 0 {
             return Err(Error::IsDir);
         }
+        if (d.is_symlink() || d.is_special()) && want & WRITE != 0 {
+            return Err(Error::NotPermitted);
+        }
         if (want & WRITE != 0 || rclose) && !m.mutable {
             return Err(Error::ReadOnly);
         }
@@ -315,9 +318,11 @@ impl Fs {
             pos += n as u64;
             src += n;
         }
+        let now = now_ns();
         let ws = Wstat {
             size: (pos > d.length).then_some(pos),
-            mtime: Some(now_ns()),
+            mtime: Some(now),
+            ctime: Some(now),
             muid: Some(who.uid),
             ..Wstat::default()
         };

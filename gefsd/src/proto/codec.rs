@@ -5,6 +5,8 @@
 //! direction; the body parses field by field with every count checked against the bytes left;
 //! no byte is left over. Errors after the header carry the frame's tag.
 
+use super::dotl::{self, Dialect};
+use super::dotl_codec;
 use super::error::{DecodeError, DecodeErrorKind, EncodeError};
 use super::msg::{Rmsg, Tmsg};
 use super::msgtype::*;
@@ -40,6 +42,44 @@ pub fn decode_r(buf: &[u8], msize: u32) -> Result<(u16, Rmsg), DecodeError> {
         Some(Dir::R) => decode_r_body(ty, &mut r, msize),
         Some(Dir::T) => Err(DecodeErrorKind::WrongDirection { ty }),
         None => Err(DecodeErrorKind::UnknownType { ty }),
+    };
+    let msg = body
+        .and_then(|m| r.finish().map(|()| m))
+        .map_err(|k| DecodeError::new(Some(tag), k))?;
+    Ok((tag, msg))
+}
+
+/// Decodes one complete T-message frame of `dialect` under the connection's `msize`: for
+/// [`Dialect::P9`] exactly [`decode_t`]; for [`Dialect::L`] the 9P2000.L messages and the 9P2000
+/// ones the dialect keeps. Same guarantees as [`decode_t`].
+pub fn decode_t_in(buf: &[u8], msize: u32, dialect: Dialect) -> Result<(u16, Tmsg), DecodeError> {
+    if dialect == Dialect::P9 {
+        return decode_t(buf, msize);
+    }
+    let (ty, tag, mut r) = header(buf, msize)?;
+    let body = match direction(ty) {
+        Some(Dir::R) => Err(DecodeErrorKind::WrongDirection { ty }),
+        _ if dotl::is_reply(ty) => Err(DecodeErrorKind::WrongDirection { ty }),
+        _ => dotl_codec::decode_t_body(ty, &mut r, msize),
+    };
+    let msg = body
+        .and_then(|m| r.finish().map(|()| m))
+        .map_err(|k| DecodeError::new(Some(tag), k))?;
+    Ok((tag, msg))
+}
+
+/// The counterpart of [`decode_t_in`] for replies (clients and tests).
+pub fn decode_r_in(buf: &[u8], msize: u32, dialect: Dialect) -> Result<(u16, Rmsg), DecodeError> {
+    if dialect == Dialect::P9 {
+        return decode_r(buf, msize);
+    }
+    let (ty, tag, mut r) = header(buf, msize)?;
+    let body = match direction(ty) {
+        Some(Dir::T) => Err(DecodeErrorKind::WrongDirection { ty }),
+        _ if ty % 2 == 0 && dotl::type_name(ty) != "unknown" => {
+            Err(DecodeErrorKind::WrongDirection { ty })
+        }
+        _ => dotl_codec::decode_r_body(ty, &mut r, msize),
     };
     let msg = body
         .and_then(|m| r.finish().map(|()| m))
@@ -104,6 +144,7 @@ impl Tmsg {
             Tmsg::Write { data, .. } => 12usize.saturating_add(data_len(data)),
             Tmsg::Clunk { .. } | Tmsg::Remove { .. } | Tmsg::Stat { .. } => 4,
             Tmsg::Wstat { stat, .. } => 6usize.saturating_add(stat.encoded_len()),
+            Tmsg::L(l) => l.body_len(),
         };
         body.saturating_add(HEADER_LEN)
     }
@@ -123,6 +164,7 @@ impl Rmsg {
             Rmsg::Read { data } => data_len(data),
             Rmsg::Write { .. } => 4,
             Rmsg::Stat { stat } => 2usize.saturating_add(stat.encoded_len()),
+            Rmsg::L(l) => l.body_len(),
         };
         body.saturating_add(HEADER_LEN)
     }
@@ -170,7 +212,11 @@ fn header(buf: &[u8], msize: u32) -> Result<(u8, u16, Reader<'_>), DecodeError> 
     Ok((ty, tag, r))
 }
 
-fn decode_t_body(ty: u8, r: &mut Reader<'_>, msize: u32) -> Result<Tmsg, DecodeErrorKind> {
+pub(super) fn decode_t_body(
+    ty: u8,
+    r: &mut Reader<'_>,
+    msize: u32,
+) -> Result<Tmsg, DecodeErrorKind> {
     Ok(match ty {
         TVERSION => Tmsg::Version {
             msize: r.u32("Tversion msize")?,
@@ -242,7 +288,11 @@ fn decode_t_body(ty: u8, r: &mut Reader<'_>, msize: u32) -> Result<Tmsg, DecodeE
     })
 }
 
-fn decode_r_body(ty: u8, r: &mut Reader<'_>, msize: u32) -> Result<Rmsg, DecodeErrorKind> {
+pub(super) fn decode_r_body(
+    ty: u8,
+    r: &mut Reader<'_>,
+    msize: u32,
+) -> Result<Rmsg, DecodeErrorKind> {
     Ok(match ty {
         RVERSION => Rmsg::Version {
             msize: r.u32("Rversion msize")?,
@@ -398,6 +448,7 @@ fn encode_t_body(msg: &Tmsg, out: &mut Vec<u8>) -> Result<(), EncodeError> {
             put_u32(out, *fid);
             put_counted_stat(out, stat)?;
         }
+        Tmsg::L(l) => dotl_codec::encode_t_body(l, out)?,
     }
     Ok(())
 }
@@ -424,6 +475,7 @@ fn encode_r_body(msg: &Rmsg, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         Rmsg::Read { data } => put_data(out, data)?,
         Rmsg::Write { count } => put_u32(out, *count),
         Rmsg::Stat { stat } => put_counted_stat(out, stat)?,
+        Rmsg::L(l) => dotl_codec::encode_r_body(l, out)?,
     }
     Ok(())
 }

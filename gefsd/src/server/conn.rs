@@ -36,7 +36,7 @@ use super::core::Core;
 use super::fid::FidTable;
 use super::ops;
 use super::outbox::{Out, Outbox};
-use crate::proto::{self, read_frame, Rmsg, Tmsg, NOTAG};
+use crate::proto::{self, read_frame, Dialect, Rmsg, Tmsg, NOTAG};
 
 /// Who is at the other end, as the transport tells it.
 #[derive(Debug, Clone, Default)]
@@ -69,6 +69,7 @@ pub struct Transport {
 #[derive(Debug)]
 struct ConnState {
     msize: u32,
+    dialect: Dialect,
     versioned: bool,
     authenticated: bool,
     attached: bool,
@@ -123,6 +124,7 @@ impl Conn {
             fids: FidTable::new(core.opts.limits.max_fids),
             state: Mutex::new(ConnState {
                 msize: proto::MSIZE_MIN,
+                dialect: Dialect::P9,
                 versioned: false,
                 authenticated: false,
                 attached: false,
@@ -159,6 +161,7 @@ impl Conn {
             Ok((m, v)) => {
                 let mut st = conn.state.lock();
                 st.msize = m;
+                st.dialect = Dialect::of(v).unwrap_or_default();
                 st.versioned = true;
                 st.authenticated = false;
                 st.attached = false;
@@ -228,6 +231,16 @@ impl Conn {
     /// The negotiated msize.
     pub fn msize(&self) -> u32 {
         self.state.lock().msize
+    }
+
+    /// The negotiated dialect (9P2000 until a Tversion says otherwise).
+    pub fn dialect(&self) -> Dialect {
+        self.state.lock().dialect
+    }
+
+    /// The reply for a failed request, in the connection's dialect: `Rerror` or `Rlerror`.
+    pub fn fail(&self, e: &super::err::Error) -> Rmsg {
+        super::err::reply(self.dialect(), e)
     }
 
     /// The I/O unit: `msize − IOHDRSZ`.
@@ -359,18 +372,19 @@ fn read_loop(core: &Arc<Core>, conn: &Arc<Conn>, r: &mut TimedReader) {
         if core.stopping() || conn.is_broken() {
             return;
         }
-        let limit = {
+        let (limit, dialect) = {
             let st = conn.state.lock();
             r.idle = if st.attached {
                 core.opts.limits.idle_timeout
             } else {
                 Some(core.opts.limits.frame_timeout)
             };
-            if st.versioned {
+            let limit = if st.versioned {
                 st.msize
             } else {
                 core.opts.msize
-            }
+            };
+            (limit, st.dialect)
         };
         r.started = None;
         // The size field first: the frame's bytes are charged before its body is read.
@@ -388,7 +402,7 @@ fn read_loop(core: &Arc<Core>, conn: &Arc<Conn>, r: &mut TimedReader) {
         r.started = Some(Instant::now());
         let got = read_frame(&mut (&size[..]).chain(&mut *r), limit, &mut buf);
         let decoded = match got {
-            Ok(Some(frame)) => Some(proto::decode_t(frame, limit)),
+            Ok(Some(frame)) => Some(proto::decode_t_in(frame, limit, dialect)),
             Ok(None) | Err(_) => None,
         };
         if buf.capacity() > KEEP_BUF {
@@ -402,12 +416,7 @@ fn read_loop(core: &Arc<Core>, conn: &Arc<Conn>, r: &mut TimedReader) {
                         conn.uncharge(cost);
                         return;
                     }
-                    conn.reply(
-                        tag,
-                        Rmsg::Error {
-                            ename: e.to_string(),
-                        },
-                    );
+                    conn.reply(tag, super::err::decode_reply(dialect, &e));
                     continue;
                 }
                 _ => {
@@ -461,7 +470,7 @@ fn read_size(r: &mut TimedReader, size: &mut [u8; 4]) -> io::Result<bool> {
 /// I/O unit) and header, or a small reply's allowance.
 fn reply_cost(m: &Tmsg, iounit: u32) -> usize {
     match m {
-        Tmsg::Read { count, .. } => {
+        Tmsg::Read { count, .. } | Tmsg::L(proto::TmsgL::Readdir { count, .. }) => {
             usize::try_from((*count).min(iounit) + proto::IOHDRSZ).unwrap_or(usize::MAX)
         }
         _ => SMALL_REPLY,

@@ -8,7 +8,8 @@
 //! - `commit_gate` is held by everything that commits (the sync worker, the sweeper's
 //!   snapshot and configuration commands, the retention pass) and by the console's `check`,
 //!   which thereby sees the device hold exactly the last commit (see `console`);
-//! - `conns` maps connection numbers to connections, for `show fid` and for stopping.
+//! - `conns` maps connection numbers to connections, for `show fid` and for stopping;
+//! - `locks` holds 9P2000.L record locks (`locks.rs`), released on clunk and disconnect.
 //!
 //! Lock order: a fid lock, then `excl`; `conns` and `commit_gate` are never held while taking
 //! a fid lock.
@@ -26,6 +27,7 @@ use gefs_core::store::Store;
 use super::budget::Budget;
 use super::conn::Conn;
 use super::fid::ExclKey;
+use super::locks::Locks;
 use super::workers::{SweepReq, SyncReq, Work};
 use super::Options;
 
@@ -58,6 +60,8 @@ pub struct Core {
     pub commit_gate: Mutex<()>,
     /// The memory budget of bytes in flight, shared by every connection.
     pub budget: Arc<Budget>,
+    /// 9P2000.L record locks.
+    pub locks: Locks,
     excl: Mutex<HashMap<ExclKey, usize>>,
     conns: Mutex<HashMap<u64, Arc<Conn>>>,
     next_conn: AtomicU64,
@@ -84,6 +88,7 @@ impl Core {
             started,
             queues,
             commit_gate: Mutex::new(()),
+            locks: Locks::default(),
             excl: Mutex::new(HashMap::new()),
             conns: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),

@@ -35,6 +35,11 @@ impl Session {
             user,
             desc: "direct".into(),
         };
+        Session::with_peer(core, peer)
+    }
+
+    /// A session whose peer is `peer` (its uid as well as its name).
+    pub fn with_peer(core: Arc<Core>, peer: Peer) -> Session {
         let (conn, rx) = Conn::new_direct(&core, peer);
         core.register(&conn);
         Session { core, conn, rx }
@@ -65,7 +70,8 @@ impl Session {
                 }
             }
         }
-        ops::err(msg::SHUTTING_DOWN)
+        self.conn
+            .fail(&super::err::Error::Server(msg::SHUTTING_DOWN))
     }
 
     /// Fids in the session's table.

@@ -11,7 +11,7 @@
 
 use std::fmt;
 
-use crate::proto::Rmsg;
+use crate::proto::{DecodeError, DecodeErrorKind, Dialect, Rmsg, RmsgL};
 use gefs_core::fs;
 
 /// Why a request failed, as the client will be told.
@@ -63,14 +63,15 @@ pub mod msg {
     pub const DIR_ENTRY_TOO_BIG: Refusal = r("Invalid argument", EINVAL);
     /// Unknown user, or the uname differs from the authenticated identity.
     pub const ATTACH_USER: Refusal = r("Permission denied", EACCES);
-    /// Tauth: authentication is by peer credentials, not by an auth file. (No Linux client
-    /// sends Tauth; the text says what to do instead.)
+    /// Tauth: authentication is by peer credentials, not by an auth file. (Linux's kernel
+    /// client sends no Tauth; the text says what to do instead. 9P2000.L clients built on
+    /// diod's libnpclient take ENOENT for "no authentication required" and go on to attach.)
     pub const AUTH_BY_PEER: Refusal = r(
         "authentication is by peer credentials: attach with afid NOFID as your login name",
-        ECONNREFUSED,
+        ENOENT,
     );
     /// Tauth with -A.
-    pub const AUTH_NOT_NEEDED: Refusal = r("authentication not required", ECONNREFUSED);
+    pub const AUTH_NOT_NEEDED: Refusal = r("authentication not required", ENOENT);
     /// An afid other than NOFID in Tattach.
     pub const NO_AUTH_FILE: Refusal = r(
         "attach -- there are no auth files: use afid NOFID",
@@ -97,6 +98,10 @@ pub mod msg {
         r("Cannot send after transport endpoint shutdown", ESHUTDOWN);
     /// A reply that cannot be encoded within msize.
     pub const REPLY_TOO_BIG: Refusal = r("Message too long", EMSGSIZE);
+    /// A message of the other dialect than the connection's.
+    pub const NOT_IN_DIALECT: Refusal = r("Operation not supported", EOPNOTSUPP);
+    /// 9P2000.L extended attributes: none are stored.
+    pub const NO_XATTR: Refusal = r("Operation not supported", EOPNOTSUPP);
     /// A handler panicked: a bug, reported for that request only.
     pub const INTERNAL: Refusal = r("Remote I/O error", EREMOTEIO);
 }
@@ -193,9 +198,35 @@ pub fn log_damage(peer: &str, what: &str, e: &gefs_core::Error) {
     eprintln!("gefsd: {peer}: {what}: {e}{more}");
 }
 
-/// The reply for a failed request.
+/// The 9P2000 reply for a failed request.
 pub fn rerror(e: &Error) -> Rmsg {
     Rmsg::Error { ename: e.ename() }
+}
+
+/// The reply for a failed request in `dialect`: `Rerror` with the string, or `Rlerror` with
+/// the errno.
+pub fn reply(dialect: Dialect, e: &Error) -> Rmsg {
+    match dialect {
+        Dialect::P9 => rerror(e),
+        Dialect::L => Rmsg::L(RmsgL::Lerror { ecode: e.errno() }),
+    }
+}
+
+/// The reply to a request that did not decode (its tag intact): 9P2000 says what was wrong;
+/// 9P2000.L says EOPNOTSUPP for a message it does not have (a client may then fall back to
+/// another) and EPROTO for a malformed one.
+pub fn decode_reply(dialect: Dialect, e: &DecodeError) -> Rmsg {
+    match dialect {
+        Dialect::P9 => Rmsg::Error {
+            ename: e.to_string(),
+        },
+        Dialect::L => Rmsg::L(RmsgL::Lerror {
+            ecode: match e.kind() {
+                DecodeErrorKind::UnknownType { .. } => fs::errno::EOPNOTSUPP,
+                _ => fs::errno::EPROTO,
+            },
+        }),
+    }
 }
 
 /// Shorthand for handlers: a server refusal.

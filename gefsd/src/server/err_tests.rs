@@ -21,6 +21,8 @@ const LINUX_ERRMAP: &[(&str, u32)] = &[
     ("Message too long", EMSGSIZE),
     ("Cannot send after transport endpoint shutdown", ESHUTDOWN),
     ("Remote I/O error", EREMOTEIO),
+    ("Operation not supported", EOPNOTSUPP),
+    ("Invalid cross-device link", EXDEV),
     ("fid unknown or out of range", EBADF),
     ("permission denied", EACCES),
     ("bad offset in directory read", ESPIPE),
@@ -108,6 +110,8 @@ fn every_error() -> Vec<Error> {
         msg::SHUTTING_DOWN,
         msg::REPLY_TOO_BIG,
         msg::INTERNAL,
+        msg::NO_XATTR,
+        msg::NOT_IN_DIALECT,
     ];
     fs_errors
         .into_iter()
@@ -134,12 +138,15 @@ fn every_string_reaches_linux_as_its_errno() {
 
 #[test]
 fn tauth_answers_say_what_to_do() {
-    // Tauth is never sent by a Linux client (it attaches with afid NOFID); these answers keep
-    // words that tell a Plan 9 user what to do instead, and .L carries their errno.
+    // Tauth is never sent by Linux's kernel client (it attaches with afid NOFID); these
+    // answers keep words that tell a Plan 9 user what to do instead. In 9P2000.L, ENOENT is
+    // how a server says "no authentication needed" to diod's clients.
     for r in [msg::AUTH_BY_PEER, msg::AUTH_NOT_NEEDED, msg::NO_AUTH_FILE] {
         assert_eq!(linux_errno(r.text), None, "{r:?}");
-        assert_eq!(r.errno, ECONNREFUSED);
     }
+    assert_eq!(msg::AUTH_BY_PEER.errno, ENOENT);
+    assert_eq!(msg::AUTH_NOT_NEEDED.errno, ENOENT);
+    assert_eq!(msg::NO_AUTH_FILE.errno, ECONNREFUSED);
 }
 
 #[test]

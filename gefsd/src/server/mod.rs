@@ -1,4 +1,4 @@
-//! The 9P2000 server: connections, fids, request handlers and the worker threads.
+//! The 9P2000 and 9P2000.L server: connections, fids, request handlers and the worker threads.
 //!
 //! Structure (see `workers` for the channel graph):
 //! - [`Server::start`] spawns the workers over a [`Fs`]: read workers, one mutator, the sync
@@ -9,20 +9,25 @@
 //! - [`Server::stop`] stops accepting, lets every in-flight request finish, clunks every fid,
 //!   stops the workers, commits, and returns the last commit.
 //!
-//! The request handlers (`ops`) take decoded messages and return replies, independent of any
-//! transport. [`spawn_for_test`] runs a whole server on an in-memory device.
+//! The request handlers (`ops`, and `ops_l` for 9P2000.L) take decoded messages and return
+//! replies, independent of any transport. [`spawn_for_test`] runs a whole server on an in-memory device.
 
+mod attach;
 mod auth;
 pub mod budget;
 mod conn;
 mod core;
 mod dir;
+mod dir_l;
 mod direct;
 pub mod err;
 mod fid;
 pub mod listen;
+pub mod locks;
 mod ops;
+mod ops_l;
 mod outbox;
+pub mod posix;
 mod workers;
 mod wstat;
 
@@ -314,6 +319,11 @@ impl Server {
     /// `user` is the identity peer credentials would report.
     pub fn session(&self, user: Option<String>) -> Session {
         Session::new(self.core.clone(), user)
+    }
+
+    /// An in-process session whose peer credentials are `peer`'s.
+    pub fn session_with(&self, peer: Peer) -> Session {
+        Session::with_peer(self.core.clone(), peer)
     }
 
     /// A handle that asks the server to stop.

@@ -25,7 +25,7 @@ use crossbeam::channel::Sender;
 use parking_lot::{Condvar, Mutex};
 
 use super::conn::Conn;
-use super::ops;
+
 use crate::proto::{self, Rmsg};
 
 /// How long a writer thread waits for more replies before it ends.
@@ -227,7 +227,7 @@ fn send(conn: &Conn, sink: &mut Sink, tag: u16, msg: Rmsg) {
     };
     if encoded.is_err() {
         buf.clear();
-        let e = ops::err(super::err::msg::REPLY_TOO_BIG);
+        let e = conn.fail(&super::err::Error::Server(super::err::msg::REPLY_TOO_BIG));
         if proto::encode_r(tag, &e, buf).is_err() {
             return;
         }

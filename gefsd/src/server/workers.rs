@@ -31,7 +31,7 @@ use gefs_core::store::CommitInfo;
 
 use super::conn::Conn;
 use super::core::Core;
-use crate::proto::Rmsg;
+use crate::proto::{Rmsg, RmsgL};
 
 /// A unit of work for a read worker or the mutator.
 pub enum Work {
@@ -56,6 +56,8 @@ pub enum SyncReq {
     Periodic,
     /// A null wstat: answer `tag` on `conn` once durable.
     Reply(Arc<Conn>, u16),
+    /// A 9P2000.L Tfsync: answer `tag` on `conn` once durable.
+    Fsync(Arc<Conn>, u16),
     /// The console (or shutdown): send the outcome.
     Notify(Sender<Result<CommitInfo, String>>),
     /// Finish after one last commit.
@@ -111,6 +113,15 @@ pub fn spawn_syncer(core: Arc<Core>, rx: Receiver<SyncReq>) -> std::io::Result<J
                 SyncReq::Reply(conn, tag) => match &outcome {
                     Ok(_) => conn.reply(tag, Rmsg::Wstat),
                     Err(e) => conn.reply(tag, Rmsg::Error { ename: e.clone() }),
+                },
+                SyncReq::Fsync(conn, tag) => match &outcome {
+                    Ok(_) => conn.reply(tag, Rmsg::L(RmsgL::Fsync)),
+                    Err(_) => conn.reply(
+                        tag,
+                        Rmsg::L(RmsgL::Lerror {
+                            ecode: gefs_core::fs::errno::EIO,
+                        }),
+                    ),
                 },
                 SyncReq::Notify(tx) => {
                     let _ = tx.send(outcome.clone());

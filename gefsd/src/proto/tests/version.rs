@@ -1,4 +1,4 @@
-//! Version negotiation: exactly "9P2000", the msize floor and clamp (reliability plan S8).
+//! Version negotiation: exactly "9P2000" or "9P2000.L", the msize floor and clamp (reliability plan S8).
 
 use crate::proto::{iounit, negotiate, Rmsg, VersionError, MSIZE_DEFAULT, MSIZE_LIMIT, MSIZE_MIN};
 
@@ -29,9 +29,27 @@ fn exact_9p2000_is_accepted_and_msize_clamped() {
 }
 
 #[test]
+fn linux_dialect_is_accepted() {
+    assert_eq!(
+        negotiate(65536, "9P2000.L", MSIZE_DEFAULT),
+        Ok((65536, "9P2000.L"))
+    );
+    assert_eq!(
+        crate::proto::Dialect::of("9P2000.L"),
+        Some(crate::proto::Dialect::L)
+    );
+    assert_eq!(
+        crate::proto::Dialect::of("9P2000"),
+        Some(crate::proto::Dialect::P9)
+    );
+    assert_eq!(crate::proto::Dialect::of("9P2000.u"), None);
+}
+
+#[test]
 fn other_versions_are_unknown() {
     for v in [
-        "9P2000.L",
+        "9P2000.l",
+        "9P2000.L ",
         "9P2000.u",
         "9P2000.",
         "9P2000.x.y",
