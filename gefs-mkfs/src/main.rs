@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use gefs_core::fs::Fs;
+use gefs_core::retain::Schedule;
 use gefs_core::units::{human, parse_size};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -39,8 +40,37 @@ struct Args {
     /// Owner of the copied files (default: the first administrator).
     #[arg(long = "owner", requires = "from")]
     owner: Option<String>,
+    /// The retention schedule of automatic snapshots, for every mutable
+    /// label (default "60@1m 24@1h @1d"; "" for none). Items are
+    /// [count]@[interval]unit, unit m, h or d; a count of 0 keeps all.
+    #[arg(long = "retain", value_name = "SCHEDULE", value_parser = retain_arg)]
+    retain: Option<Schedule>,
     /// The image file or block device.
     image: PathBuf,
+}
+
+fn retain_arg(s: &str) -> Result<Schedule, String> {
+    s.parse().map_err(|e: gefs_core::Error| e.to_string())
+}
+
+/// Set the global retention schedule (when one was given) and describe the
+/// one in force.
+fn retention(store: &gefs_core::store::Store, given: Option<&Schedule>) -> Result<String, String> {
+    let (sched, whence) = match given {
+        Some(s) => {
+            store
+                .set_conf(None, "retain", s.to_string().as_bytes())
+                .and_then(|()| store.sync().map(drop))
+                .map_err(|e| e.to_string())?;
+            (*s, "")
+        }
+        None => (Schedule::default(), ", the default"),
+    };
+    Ok(format!(
+        "retention: \"{sched}\"{whence}: {} of each mutable label (main, adm); \
+         change it with gefs-snap IMAGE set retain SCHEDULE",
+        sched.describe()
+    ))
 }
 
 fn size_arg(s: &str) -> Result<u64, String> {
@@ -68,9 +98,12 @@ fn populate(
             b.tick();
         }
     };
-    let r =
-        gefs_core::import::import(&fs, "main", dir, owner, &mut tick).map_err(|e| e.to_string())?;
-    fs.sync().map_err(|e| e.to_string())?;
+    let explain = |e: gefs_core::fs::Error| match e {
+        gefs_core::fs::Error::NoSpace => fs.store().explain_full(),
+        e => e.to_string(),
+    };
+    let r = gefs_core::import::import(&fs, "main", dir, owner, &mut tick).map_err(explain)?;
+    fs.sync().map_err(explain)?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
@@ -118,6 +151,13 @@ fn main() -> ExitCode {
         human(m.arena_size),
         m.user
     );
+    match retention(&store, args.retain.as_ref()) {
+        Ok(line) => println!("{line}"),
+        Err(e) => {
+            eprintln!("gefs-mkfs: setting the retention schedule: {e}");
+            return ExitCode::from(1);
+        }
+    }
     if let Some(dir) = &args.from {
         let owner = args.owner.as_deref().unwrap_or(&user);
         match populate(store, dir, owner) {

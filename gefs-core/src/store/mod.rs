@@ -35,6 +35,7 @@ mod io;
 mod open;
 mod reclaim;
 mod snap;
+mod space;
 mod wbuf;
 
 use wbuf::Buffered;
@@ -63,6 +64,7 @@ pub use format::{default_users, valid_user, FormatOpts};
 pub use open::{read_superblock, sb_b_addr, SbChoice, SbCopy};
 use reclaim::Deferred;
 pub use snap::{valid_label, LabelInfo, RESERVED};
+pub use space::{LabelSpace, Space};
 
 /// How to open a store.
 #[derive(Debug, Clone)]
@@ -644,6 +646,8 @@ pub use ctx::ReadCtx;
 
 #[cfg(test)]
 mod snap_tests;
+#[cfg(test)]
+mod space_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

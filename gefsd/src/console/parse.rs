@@ -17,14 +17,14 @@ pub const MAX_FIELDS: usize = 8;
 pub const HELP: &str = "\
 check                    check the image (after a sync; the server keeps serving)
 clear [snap] key         remove a configuration key (retain)
-df                       space used and free, per arena and in total
+df                       space: size, used, free, reserve, held only by snapshots
 halt                     sync, then stop the server
 help                     this text
 permit on|off            permissive mode (% attaches for everyone) on or off
 set [snap] key value     set a configuration key, e.g. set main retain '60@m 24@h'
 show cache|alloc|free|fid|users   server and store state
 show tree [label]        the tree of a label (default main), level by level
-snap -l                  list labels
+snap -l                  list labels, with what deleting each snapshot would free
 snap [-m] old new        snapshot old as new (-m: a mutable fork)
 snap -d name             delete a label
 sync                     commit; answers once the commit is durable

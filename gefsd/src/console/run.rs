@@ -13,7 +13,6 @@ use serde::Serialize;
 
 use gefs_core::admin::{self, Snap};
 use gefs_core::check::{check, CheckOpts};
-use gefs_core::units::human;
 
 use super::parse::{Command, Request, Show, HELP};
 use crate::server::{Core, Stopper, SweepReq, SyncReq};
@@ -64,11 +63,11 @@ pub fn execute(core: &Arc<Core>, stopper: &Stopper, req: &Request) -> Out {
             message(format!("users: {} loaded\n", core.fs.users().len()), j)
         }
         Command::Snap(Snap::List) => {
-            let labels = core.store().labels().map_err(|e| e.to_string())?;
+            let labels = core.store().labels_space().map_err(|e| e.to_string())?;
             if j {
                 return json(&labels);
             }
-            admin::run_snap(core.store(), &Snap::List).map_err(|e| e.to_string())
+            Ok(admin::list_text(&labels))
         }
         Command::Snap(s) => {
             eprintln!("gefsd: console: snap {s:?}");
@@ -165,53 +164,12 @@ fn live_check(core: &Core, j: bool) -> Out {
     Ok(out)
 }
 
-#[derive(Serialize)]
-struct Df {
-    arena: Option<u32>,
-    used: u64,
-    free: u64,
-    size: u64,
-}
-
 fn df(core: &Core, j: bool) -> Out {
-    let bs = gefs_core::format::BLKSZ_U64;
-    let mut rows: Vec<Df> = core
-        .store()
-        .stats()
-        .arenas
-        .iter()
-        .map(|a| Df {
-            arena: Some(a.index),
-            used: a.blocks.saturating_sub(a.free) * bs,
-            free: a.free * bs,
-            size: a.blocks * bs,
-        })
-        .collect();
-    let total = Df {
-        arena: None,
-        used: rows.iter().map(|r| r.used).sum(),
-        free: rows.iter().map(|r| r.free).sum(),
-        size: rows.iter().map(|r| r.size).sum(),
-    };
-    rows.push(total);
+    let d = admin::df(core.store()).map_err(|e| format!("df: {e}"))?;
     if j {
-        return json(&rows);
+        return json(&d);
     }
-    let mut out = String::new();
-    for r in &rows {
-        let pct = (r.used * 100).checked_div(r.size).unwrap_or(0);
-        let name = r
-            .arena
-            .map_or("total".to_string(), |i| format!("arena {i}"));
-        let _ = writeln!(
-            out,
-            "{name}: used {} ({pct}%), free {}, size {}",
-            human(r.used),
-            human(r.free),
-            human(r.size)
-        );
-    }
-    Ok(out)
+    Ok(d.text())
 }
 
 #[derive(Serialize)]

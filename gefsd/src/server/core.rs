@@ -28,6 +28,9 @@ use super::fid::ExclKey;
 use super::workers::{SweepReq, SyncReq, Work};
 use super::Options;
 
+/// Least seconds between two explanations of a full file system in the log.
+pub const FULL_NOTE_SECS: u64 = 10;
+
 /// The senders of the worker queues.
 #[derive(Debug)]
 pub struct Queues {
@@ -59,6 +62,9 @@ pub struct Core {
     conns: Mutex<HashMap<u64, Arc<Conn>>>,
     next_conn: AtomicU64,
     stopping: AtomicBool,
+    /// When a full file system was last explained in the log (seconds since
+    /// `started`, plus one; 0: never).
+    full_noted: AtomicU64,
 }
 
 impl std::fmt::Debug for Core {
@@ -83,6 +89,7 @@ impl Core {
             conns: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
             stopping: AtomicBool::new(false),
+            full_noted: AtomicU64::new(0),
         }
     }
 
@@ -147,6 +154,28 @@ impl Core {
             if *n == 0 {
                 t.remove(&k);
             }
+        }
+    }
+
+    /// A request failed because the file system is full: say in the log how
+    /// much snapshots hold and how to free it (at most once every
+    /// [`FULL_NOTE_SECS`] seconds: a full device fails many requests).
+    pub fn note_full(&self) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+            .saturating_sub(u64::from(self.started))
+            + 1;
+        let last = self.full_noted.load(Ordering::Relaxed);
+        if last != 0 && now < last + FULL_NOTE_SECS {
+            return;
+        }
+        if self
+            .full_noted
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            eprintln!("gefsd: {}", self.store().explain_full());
         }
     }
 

@@ -140,6 +140,9 @@ pub fn handle(core: &Arc<Core>, conn: &Arc<Conn>, tag: u16, msg: Tmsg) -> Option
             Err(e) => Err(e),
         },
     };
+    if let Err(Error::Fs(fs::Error::NoSpace)) = &r {
+        core.note_full();
+    }
     Some(r.unwrap_or_else(|e| rerror(&e)))
 }
 
