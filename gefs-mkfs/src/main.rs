@@ -66,10 +66,14 @@ fn retention(store: &gefs_core::store::Store, given: Option<&Schedule>) -> Resul
         }
         None => (Schedule::default(), ", the default"),
     };
-    Ok(format!(
-        "retention: \"{sched}\"{whence}: {} of each mutable label (main, adm); \
-         change it with gefs-snap IMAGE set retain SCHEDULE",
+    let what = if sched.is_empty() {
         sched.describe()
+    } else {
+        format!("{} of each mutable label (main, adm)", sched.describe())
+    };
+    Ok(format!(
+        "retention: \"{sched}\"{whence}: {what}; change it with gefs-snap IMAGE set retain \
+         SCHEDULE"
     ))
 }
 

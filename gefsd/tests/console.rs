@@ -71,9 +71,15 @@ fn commands_and_argument_counts() {
     let j: serde_json::Value = serde_json::from_str(&k.ok("json df")).expect("json");
     assert!(j["arenas"].as_array().is_some_and(|a| a.len() > 1));
     assert!(j["snapshots"].is_u64() && j["reserve"].is_u64(), "{j}");
-    assert_eq!(k.ok("check"), "ok\n");
+    let c = k.ok("check");
+    assert!(c.starts_with("commit ") && c.ends_with("; clean\n"), "{c}");
     let j: serde_json::Value = serde_json::from_str(&k.ok("json check")).expect("json");
-    assert_eq!(j["ok"], serde_json::Value::Bool(true));
+    assert_eq!(
+        (j["status"].as_str(), j["exit_code"].as_u64()),
+        (Some("clean"), Some(0)),
+        "{j}"
+    );
+    assert!(k.ok("show check").contains("last check: commit "));
     assert_eq!(k.ok("permit on"), "permit on\n");
     assert_eq!(k.ok("permit off"), "permit off\n");
     assert!(k.ok("snap main s1").contains("labeled: main as s1"));

@@ -39,7 +39,8 @@ fn every_console_command_through_the_cli() {
         (&["users"], "loaded"),
         (&["permit", "on"], "permit on"),
         (&["permit", "off"], "permit off"),
-        (&["check"], "ok"),
+        (&["check"], "; clean"),
+        (&["show", "check"], "last check: commit"),
     ];
     for (args, want) in cases {
         let (ok, out, err) = d.console(args);

@@ -50,7 +50,9 @@
 //! [`Store::open`]: crate::store::Store::open
 
 mod apply;
+mod damage;
 mod files;
+mod live;
 mod report;
 mod sb;
 mod scan;
@@ -72,6 +74,7 @@ use crate::format::superblock::Geometry;
 use crate::format::BLKSZ_U64;
 use crate::ids::BlockAddr;
 
+pub use live::check_pinned;
 pub use report::{CopyState, Kind, Problem, Report, Role, Stats, SuperInfo, TreeInfo};
 
 use summary::Sum;
@@ -126,6 +129,9 @@ pub(crate) struct Checker<'a> {
     fs: bool,
     /// The superblock's next qid path.
     nextqid: u64,
+    /// Problems of the tree being walked that lost a block, with what the
+    /// block held (named when the walk ends, `damage.rs`).
+    damage: Vec<(usize, damage::Target)>,
 }
 
 /// Check the image on `dev`: blocks, trees, allocation, and the
@@ -192,6 +198,7 @@ fn run(dev: &dyn Device, opts: &CheckOpts, fs: bool) -> Result<Report> {
         deadlisted: Vec::new(),
         fs,
         nextqid: chosen.sb.nextqid,
+        damage: Vec::new(),
     };
     c.stats.free_blocks = c.free.iter().flatten().map(FreeMap::blocks).sum();
     let snap = TreeSpec {
@@ -342,6 +349,7 @@ impl Checker<'_> {
                 role,
                 owner: format!("arena {arena}"),
                 what,
+                files: Vec::new(),
             });
         }
     }

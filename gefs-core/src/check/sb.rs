@@ -268,6 +268,7 @@ pub(super) fn choose(
                 whys.join("; "),
                 NAMES[tried[base].copy]
             ),
+            files: Vec::new(),
         });
     }
     let replays = take_replays(dev, &mut tried, base);

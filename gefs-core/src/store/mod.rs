@@ -63,6 +63,7 @@ pub use deadlist::Segment;
 pub use format::{default_users, valid_user, FormatOpts};
 pub use open::{read_superblock, sb_b_addr, SbChoice, SbCopy};
 use reclaim::Deferred;
+pub use reclaim::PinnedCommit;
 pub use snap::{valid_label, LabelInfo, RESERVED};
 pub use space::{LabelSpace, Space};
 
@@ -252,6 +253,9 @@ pub struct Store {
     /// commit makes a block's allocation durable without the key that
     /// references it.
     ops: RwLock<()>,
+    /// Durable frees held back from reuse while a commit is pinned
+    /// ([`Store::pin_commit`], `reclaim.rs`).
+    held: Mutex<reclaim::Held>,
 }
 
 /// An operation in progress, from [`Store::begin_op`]: commits wait for it.

@@ -173,6 +173,7 @@ impl Store {
             allocs: AtomicU64::new(1),
             headroom: Mutex::new((0, 0)),
             ops: RwLock::new(()),
+            held: Mutex::new(super::reclaim::Held::default()),
         }
     }
 }

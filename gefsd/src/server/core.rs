@@ -6,8 +6,9 @@
 //!   lock serialises changes, readers take no lock (DESIGN.md §2);
 //! - `excl` counts open fids per exclusive-use file (DMEXCL), across connections;
 //! - `commit_gate` is held by everything that commits (the sync worker, the sweeper's
-//!   snapshot and configuration commands, the retention pass) and by the console's `check`,
-//!   which thereby sees the device hold exactly the last commit (see `console`);
+//!   snapshot and configuration commands, the retention pass), so that commits never
+//!   interleave; the console's `check` holds nothing while it checks (it pins a commit,
+//!   `console/scrub.rs`);
 //! - `conns` maps connection numbers to connections, for `show fid` and for stopping.
 //!
 //! Lock order: a fid lock, then `excl`; `conns` and `commit_gate` are never held while taking
@@ -56,8 +57,10 @@ pub struct Core {
     pub started: u32,
     /// The worker queues.
     pub queues: Queues,
-    /// Held while committing, and by a live `check`.
+    /// Held while committing.
     pub commit_gate: Mutex<()>,
+    /// The console's online checks.
+    pub scrub: crate::console::ScrubState,
     excl: Mutex<HashMap<ExclKey, usize>>,
     conns: Mutex<HashMap<u64, Arc<Conn>>>,
     next_conn: AtomicU64,
@@ -85,6 +88,7 @@ impl Core {
             started,
             queues,
             commit_gate: Mutex::new(()),
+            scrub: crate::console::ScrubState::default(),
             excl: Mutex::new(HashMap::new()),
             conns: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
