@@ -1,5 +1,6 @@
 //! gefs-mkfs: format an image file or block device for gefs-rs, optionally
-//! populating `main` from a host directory.
+//! populating `main` from a host directory; or (`--grow`) grow an image in
+//! place into a larger file or device.
 //!
 //! Exit status: 0 formatted, 1 refused or failed (the message says why),
 //! 2 bad arguments.
@@ -45,6 +46,11 @@ struct Args {
     /// [count]@[interval]unit, unit m, h or d; a count of 0 keeps all.
     #[arg(long = "retain", value_name = "SCHEDULE", value_parser = retain_arg)]
     retain: Option<Schedule>,
+    /// Grow IMAGE in place instead of formatting it: extend the file to
+    /// -s SIZE (or use the size a file or device already has) and add arenas
+    /// in the new space. The image must not be in use.
+    #[arg(long = "grow", conflicts_with_all = ["user", "force", "from", "owner", "retain"])]
+    grow: bool,
     /// The image file or block device.
     image: PathBuf,
 }
@@ -126,8 +132,41 @@ fn populate(
     ))
 }
 
+/// `--grow`: grow the image in place and say what was done.
+fn grow(args: &Args) -> ExitCode {
+    match gefs_core::image::grow_image(&args.image, args.size) {
+        Ok(g) => {
+            let unused = match g.unused() {
+                0 => String::new(),
+                n => format!(
+                    "; {} at the end is left for a later grow (less than an arena)",
+                    human(n)
+                ),
+            };
+            println!(
+                "{}: grew from {} to {}: {} to {} arenas of {} (commit {}){unused}",
+                args.image.display(),
+                human(g.old.dev_size),
+                human(g.new.dev_size),
+                g.old.narena,
+                g.new.narena,
+                human(g.new.arena_size),
+                g.commit_gen
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("gefs-mkfs: {}: {e}", args.image.display());
+            ExitCode::from(1)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.grow {
+        return grow(&args);
+    }
     let Some(user) = args.user.or_else(gefs_core::host::login_name) else {
         eprintln!("gefs-mkfs: cannot tell your login name; give one with -u");
         return ExitCode::from(2);

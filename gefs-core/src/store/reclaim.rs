@@ -34,7 +34,7 @@ use std::time::Duration;
 use super::Store;
 use crate::alloc::Freed;
 use crate::error::{Error, Result};
-use crate::format::{Bptr, BLKSZ_U64};
+use crate::format::Bptr;
 use crate::ids::{BlockAddr, Gen};
 
 /// Advances attempted after each change.
@@ -151,8 +151,12 @@ impl Store {
             superblocks: [(0, Box::default()), (0, Box::default())],
             commit_gen: m.commit_gen,
         };
-        let last = (self.dev.size() / BLKSZ_U64).saturating_sub(1) * BLKSZ_U64;
-        for (i, at) in [0, last].into_iter().enumerate() {
+        let mut copy_a = vec![0u8; crate::format::BLKSZ];
+        let a = self.dev.read_at(&mut copy_a, 0).ok().and_then(|()| {
+            crate::format::superblock::Superblock::decode(&copy_a, BlockAddr(0)).ok()
+        });
+        let b = super::open::copy_b_addr(self.dev.size(), a.as_ref());
+        for (i, at) in [0, b.0].into_iter().enumerate() {
             let mut buf = vec![0u8; crate::format::BLKSZ].into_boxed_slice();
             self.dev.read_at(&mut buf, at).map_err(|source| Error::Io {
                 op: crate::error::IoOp::Read,
