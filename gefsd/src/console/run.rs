@@ -85,16 +85,18 @@ pub fn execute(core: &Arc<Core>, stopper: &Stopper, req: &Request) -> Out {
 /// Carry out one console request.
 pub fn answer(core: &Arc<Core>, stopper: &Stopper, req: &Request) -> Answer {
     match &req.cmd {
+        // The only command with three outcomes.
         Command::Check => super::scrub::run(core, req.json),
         _ => Answer::from(command(core, stopper, req)),
     }
 }
 
+/// The commands that succeed or fail.
 fn command(core: &Arc<Core>, stopper: &Stopper, req: &Request) -> Out {
     let j = req.json;
     match &req.cmd {
+        Command::Check => Err("check: answered by `answer`".into()),
         Command::Help => message(HELP.to_string(), j),
-        Command::Check => Err("check is answered by the scrub".into()),
         Command::Df => df(core, j),
         Command::Halt => {
             eprintln!("gefsd: console: halt");
