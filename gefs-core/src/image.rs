@@ -145,3 +145,35 @@ pub fn format_image(
     };
     Ok((made, s))
 }
+
+/// Grow the image at `path` in place ([`Store::grow`]): a regular file is
+/// first extended to `size` when one is given (never shrunk); a block device
+/// is used at its own size. Holds the image's lock throughout, so an image in
+/// use (served) is refused, and a size that would add nothing is refused
+/// before the file is touched.
+pub fn grow_image(path: &Path, size: Option<u64>) -> Result<crate::store::Grown> {
+    let mut d = FileDev::open(path, OpenMode::ReadWrite).map_err(|e| open_err(path, e))?;
+    if let Some(s) = size {
+        let is_file = d.is_file().map_err(|e| open_err(path, e))?;
+        if !is_file && s != d.size() {
+            return Err(Error::Invalid(format!(
+                "{} is a device of {} bytes; -s cannot resize it (grow the device, then \
+                 run --grow without -s)",
+                path.display(),
+                d.size()
+            )));
+        }
+        if s < d.size() {
+            return Err(Error::Invalid(format!(
+                "{} has {} bytes; --grow cannot shrink it to {s}",
+                path.display(),
+                d.size()
+            )));
+        }
+        if let Ok(sb) = crate::store::read_superblock(&d, crate::ids::BlockAddr(0)) {
+            crate::store::grow_geometry(&sb.geometry, s)?;
+        }
+        d.extend(s).map_err(|e| open_err(path, e))?;
+    }
+    Store::grow(Arc::new(d))
+}

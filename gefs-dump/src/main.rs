@@ -29,6 +29,8 @@ enum View {
     Super,
     /// Each arena's counters and free ranges.
     Arenas,
+    /// Space: size, used, free, reserve, and what only snapshots hold.
+    Df,
     /// Snapshot records and their labels.
     Snaps,
     /// A tree level by level (the snapshot tree when no label is given).
@@ -143,6 +145,14 @@ fn main() -> ExitCode {
     let r = match &a.view {
         View::Super => gefs_core::dump::superblock(&s).map(|v| show(a.json, &v)),
         View::Arenas => Ok(show(a.json, &gefs_core::dump::arenas(&s))),
+        View::Df => gefs_core::admin::df(&s).map(|d| {
+            if a.json {
+                show(true, &d)
+            } else {
+                print!("{}", d.text());
+                ExitCode::SUCCESS
+            }
+        }),
         View::Snaps => gefs_core::dump::snaps(&s).map(|v| show(a.json, &v)),
         View::Tree { label } => {
             gefs_core::dump::tree_levels(&s, label.as_deref()).map(|v| show(a.json, &v))

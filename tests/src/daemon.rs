@@ -116,7 +116,7 @@ impl Daemon {
             args.push("-A".into());
         }
         args.extend(o.extra.iter().cloned());
-        let mut child = Command::new(bin_path("gefsd"))
+        let mut child = Command::new(gefsd_path())
             .args(&args)
             .current_dir(dir)
             .stdin(Stdio::null())
@@ -264,6 +264,12 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The gefsd binary [`Daemon::start`] runs: the workspace's, or the one `GEFS_TEST_GEFSD`
+/// names (to measure an older build against the same test).
+pub fn gefsd_path() -> PathBuf {
+    std::env::var_os("GEFS_TEST_GEFSD").map_or_else(|| bin_path("gefsd"), PathBuf::from)
 }
 
 /// `gefsd console --socket PATH ARGS...`.

@@ -150,6 +150,38 @@ fn image_fp(dev: &MemDev) -> u64 {
         .fold(0u64, u64::wrapping_add)
 }
 
+/// Crash images of any recorded run (not only file-system workloads, e.g. a grow): every
+/// pick of every flush epoch, deduplicated by content, at most `max`; each with the last
+/// commit acknowledged (marked) before its cut, starting from `first_gen`.
+pub fn crash_images(
+    rec: &RecordingDev,
+    first_gen: u64,
+    seed: u64,
+    max: usize,
+) -> Vec<(String, u64, MemDev)> {
+    let mut rng = Rng::new(seed);
+    let epochs = rec.epochs();
+    let sb_b = (rec.size() / BLKSZ_U64 - 1) * BLKSZ_U64;
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    let mut acked = first_gen;
+    for (e, ep) in epochs.epochs.iter().enumerate() {
+        for &(_, m) in &ep.marks {
+            acked = acked.max(m);
+        }
+        for (name, pick) in picks(ep, sb_b, &mut rng) {
+            if out.len() >= max {
+                return out;
+            }
+            let img = ep.state(&*pick);
+            if seen.insert(img.fingerprint()) {
+                out.push((format!("epoch {e} {name}"), acked, img));
+            }
+        }
+    }
+    out
+}
+
 /// Every distinct crash state of `r`'s log not already in `seen` (which gains them), at most
 /// `max`; and how many states were built (duplicates included).
 pub fn crash_states(

@@ -119,6 +119,23 @@ impl Files {
         }
     }
 
+    /// Entries known.
+    pub(super) fn len(&self) -> usize {
+        self.ents.len()
+    }
+
+    /// The entry of `qid`: parent, name, whether a directory, length.
+    pub(super) fn entry(&self, qid: u64) -> Option<(u64, &[u8], bool, u64)> {
+        self.ents
+            .get(&qid)
+            .map(|e| (e.pqid, &*e.name, e.dir, e.length))
+    }
+
+    /// Every entry's qid, whether a directory, and length.
+    pub(super) fn qids(&self) -> impl Iterator<Item = (u64, bool, u64)> + '_ {
+        self.ents.iter().map(|(&q, e)| (q, e.dir, e.length))
+    }
+
     fn problem(&mut self, kind: Kind, at: At, what: String) {
         self.problems
             .push(Problem::block(kind, at.addr, at.role, &self.owner, what));

@@ -51,8 +51,10 @@
 //! [`Store::open`]: crate::store::Store::open
 
 mod apply;
+mod damage;
 mod dead;
 mod files;
+mod live;
 mod records;
 mod report;
 mod sb;
@@ -75,6 +77,7 @@ use crate::format::superblock::Geometry;
 use crate::format::BLKSZ_U64;
 use crate::ids::BlockAddr;
 
+pub use live::check_pinned;
 pub use report::{CopyState, Kind, Problem, Report, Role, Stats, SuperInfo, TreeInfo};
 
 use summary::Sum;
@@ -139,6 +142,9 @@ pub(crate) struct Checker<'a> {
     max_gen: u64,
     /// Generations found at or above `nextgen`.
     gen_over: u64,
+    /// Problems of the tree being walked that lost a block, with what the
+    /// block held (named when the walk ends, `damage.rs`).
+    damage: Vec<(usize, damage::Target)>,
 }
 
 /// Check the image on `dev`: blocks, trees, allocation, and the
@@ -210,6 +216,7 @@ fn run(dev: &dyn Device, opts: &CheckOpts, fs: bool) -> Result<Report> {
         nextgen: chosen.sb.nextgen,
         max_gen: 0,
         gen_over: 0,
+        damage: Vec::new(),
     };
     c.stats.free_blocks = c.free.iter().flatten().map(FreeMap::blocks).sum();
     let snap = TreeSpec {
@@ -360,6 +367,7 @@ impl Checker<'_> {
                 role,
                 owner: format!("arena {arena}"),
                 what,
+                files: Vec::new(),
             });
         }
     }

@@ -220,6 +220,7 @@ impl Checker<'_> {
             role: Role::Superblock,
             owner: String::new(),
             what,
+            files: Vec::new(),
         });
     }
 }

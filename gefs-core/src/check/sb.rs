@@ -47,11 +47,9 @@ pub(super) struct Chosen {
 
 const NAMES: [&str; 2] = ["A", "B"];
 
-/// The address of copy B on a device of `size` bytes: its last whole block
-/// (where [`Store::open`](crate::store::Store::open) looks for it).
-pub(crate) fn sb_b_addr(size: u64) -> BlockAddr {
-    BlockAddr((size / BLKSZ_U64).saturating_sub(1) * BLKSZ_U64)
-}
+/// The device's last whole block (tests place copy B there).
+#[cfg(test)]
+pub(crate) use crate::store::sb_b_addr;
 
 fn owner(i: usize) -> String {
     format!("superblock {}", NAMES[i])
@@ -257,7 +255,11 @@ pub(super) fn choose(
             why: format!("device of {} bytes is too small", dev.size()),
         });
     }
-    let addrs = [BlockAddr(0), sb_b_addr(dev.size())];
+    let a = read_copy(dev, BlockAddr(0)).0.ok();
+    let addrs = [
+        BlockAddr(0),
+        crate::store::copy_b_addr(dev.size(), a.as_ref()),
+    ];
     let (mut tried, bad) = decode_both(dev, &addrs, problems)?;
     let used = pick(dev, &mut tried);
     let base = used.unwrap_or(0);
@@ -328,6 +330,7 @@ pub(super) fn choose(
                 whys.join("; "),
                 NAMES[tried[base].copy]
             ),
+            files: Vec::new(),
         });
     }
     let replays = take_replays(dev, &mut tried, base);

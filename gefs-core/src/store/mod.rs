@@ -31,10 +31,12 @@ mod commit;
 mod ctx;
 mod deadlist;
 mod format;
+mod grow;
 mod io;
 mod open;
 mod reclaim;
 mod snap;
+mod space;
 mod wbuf;
 
 use wbuf::Buffered;
@@ -60,9 +62,12 @@ use crate::tree::{self, Root};
 pub use commit::CommitInfo;
 pub use deadlist::Segment;
 pub use format::{default_users, valid_user, FormatOpts};
-pub use open::{read_superblock, sb_b_addr, SbChoice, SbCopy};
+pub use grow::{grow_geometry, Grown};
+pub use open::{copy_b_addr, read_superblock, sb_b_addr, SbChoice, SbCopy};
 use reclaim::Deferred;
+pub use reclaim::PinnedCommit;
 pub use snap::{valid_label, LabelInfo, RESERVED};
+pub use space::{LabelSpace, Space};
 
 /// How to open a store.
 #[derive(Debug, Clone)]
@@ -250,6 +255,9 @@ pub struct Store {
     /// commit makes a block's allocation durable without the key that
     /// references it.
     ops: RwLock<()>,
+    /// Durable frees held back from reuse while a commit is pinned
+    /// ([`Store::pin_commit`], `reclaim.rs`).
+    held: Mutex<reclaim::Held>,
 }
 
 /// An operation in progress, from [`Store::begin_op`]: commits wait for it.
@@ -653,6 +661,8 @@ pub use ctx::ReadCtx;
 
 #[cfg(test)]
 mod snap_tests;
+#[cfg(test)]
+mod space_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -61,6 +61,18 @@ pub fn sb_b_addr(size: u64) -> BlockAddr {
     BlockAddr((size / BLKSZ_U64).saturating_sub(1) * BLKSZ_U64)
 }
 
+/// Where readers look for copy B on a device of `size` bytes whose copy A
+/// decoded as `a`: the last block of the space copy A describes, which is
+/// the device's last block unless the device has grown since (a grow not
+/// yet made, or cut short); the device's last block if copy A does not
+/// decode or does not fit.
+pub fn copy_b_addr(size: u64, a: Option<&Superblock>) -> BlockAddr {
+    match a {
+        Some(sb) if sb.geometry.dev_size <= size => sb.geometry.sb_b(),
+        _ => sb_b_addr(size),
+    }
+}
+
 impl Store {
     /// Open the store on `dev`.
     pub fn open(dev: Arc<dyn Device>, cfg: &Config) -> Result<Store> {
@@ -72,10 +84,7 @@ impl Store {
         let a = read_superblock(&*dev, BlockAddr(0));
         // Copy B is the last block of the space copy A describes (which is
         // the device's last block unless the device has grown since).
-        let b_at = match &a {
-            Ok(sb) if sb.geometry.dev_size <= dev.size() => sb.geometry.sb_b(),
-            _ => sb_b_addr(dev.size()),
-        };
+        let b_at = copy_b_addr(dev.size(), a.as_ref().ok());
         let b = read_superblock(&*dev, b_at);
         let mut copies = [describe(&a), describe(&b)];
         let mut order: Vec<(usize, Superblock)> = [a, b]
@@ -173,6 +182,7 @@ impl Store {
             allocs: AtomicU64::new(1),
             headroom: Mutex::new((0, 0)),
             ops: RwLock::new(()),
+            held: Mutex::new(super::reclaim::Held::default()),
         }
     }
 }

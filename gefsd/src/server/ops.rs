@@ -227,6 +227,9 @@ fn run(core: &Arc<Core>, conn: &Arc<Conn>, tag: u16, msg: Tmsg) -> Option<Result
             Err(e) => Err(e),
         },
     };
+    if let Err(Error::Fs(fs::Error::NoSpace)) = &r {
+        core.note_full();
+    }
     Some(r)
 }
 
