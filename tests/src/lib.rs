@@ -10,3 +10,4 @@ pub mod model;
 pub mod powercut;
 pub mod py;
 pub mod rng;
+pub mod vm;

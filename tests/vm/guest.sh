@@ -1,0 +1,230 @@
+# The tests the Linux guest runs on gefsd through the kernel's v9fs (tests/vm/README.md).
+# Run by /init under busybox sh. Parameters come on the kernel command line:
+#   gefs.dialect=9p2000|9p2000.L   the 9P dialect to mount with
+#   gefs.fsxops=N                  fsx operations per fsx run
+# Each virtio-serial port gefs0, gefs1, ... reaches gefsd once: every mount takes the next.
+# Output, one line each: "ok WHAT", "FAIL WHAT: DETAIL", "verified: ..." (a summary the host
+# prints) and "time SECTION SECONDS"; the exit status is the number of failures (at most 100).
+
+dialect=9p2000
+fsxops=5000
+for w in $(cat /proc/cmdline); do
+    case $w in
+    gefs.dialect=*) dialect=${w#*=} ;;
+    gefs.fsxops=*) fsxops=${w#*=} ;;
+    esac
+done
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); echo "ok $*"; }
+bad() { fail=$((fail + 1)); echo "FAIL $*"; }
+# expect WHAT WANT GOT
+expect() {
+    if [ "$2" = "$3" ]; then ok "$1"; else bad "$1: expected '$2', got '$3'"; fi
+}
+# run WHAT COMMAND...: the command must succeed.
+run() {
+    what=$1
+    shift
+    if out=$("$@" 2>&1); then ok "$what"; else bad "$what: $* failed: $(echo "$out" | tail -n 3)"; fi
+}
+now() { cut -d' ' -f1 /proc/uptime; }
+t_start=$(now)
+section() { # NAME: end the previous section's timing and start this one's
+    t=$(now)
+    [ -n "${sect:-}" ] && echo "time $sect $(echo "$t $t_sect" | awk '{printf "%.1f", $1 - $2}')"
+    sect=$1
+    t_sect=$t
+}
+
+# mnt DIR OPTIONS: mount gefsd through the next virtio-serial port.
+port_n=0
+mnt() {
+    dev=
+    for d in /sys/class/virtio-ports/*; do
+        [ "$(cat "$d/name")" = "gefs$port_n" ] && dev=/dev/${d##*/}
+    done
+    port_n=$((port_n + 1))
+    mkdir -p "$1"
+    if [ -z "$dev" ]; then
+        bad "mount $1: no virtio port gefs$((port_n - 1))"
+        return 1
+    fi
+    if gefsvm mount "$dev" "$1" "$2"; then
+        ok "mount $1 ($2)"
+    else
+        bad "mount $1 ($2)"
+        return 1
+    fi
+}
+
+# What the dialect lets Linux do that 9P2000 cannot.
+if [ "$dialect" = 9p2000.L ]; then
+    dotl=1
+    base="version=9p2000.L,uname=root,access=user,msize=262144"
+else
+    dotl=
+    base="version=9p2000,uname=root,msize=262144"
+fi
+
+# fileops DIR: the file operations, in a fresh directory DIR.
+fileops() {
+    d=$1
+    mkdir -p "$d" || { bad "mkdir $d"; return; }
+    cd "$d" || return
+    printf 'hello\n' >f
+    expect "create+write+read" "hello" "$(cat f)"
+    printf 'world\n' >>f
+    expect "append" "hello world" "$(cat f | tr '\n' ' ' | sed 's/ $//')"
+    truncate -s 100000 f
+    expect "truncate up: size" 100000 "$(stat -c %s f)"
+    expect "truncate up: old bytes kept" "hello" "$(head -n1 f)"
+    expect "truncate up: new bytes are zeros" 0 "$(tail -c +13 f | tr -d '\000' | wc -c)"
+    truncate -s 5 f
+    expect "truncate down" "hello" "$(cat f)"
+    truncate -s 8 f
+    expect "truncate down then up: zeros after the cut" "68656c6c6f000000" "$(od -An -tx1 f | tr -d ' \n')"
+    chmod 640 f
+    expect "chmod" 640 "$(stat -c %a f)"
+    chmod 604 f
+    expect "chmod again" 604 "$(stat -c %a f)"
+    touch -d '2001-02-03 04:05:06' f
+    expect "touch -d" 981173106 "$(stat -c %Y f)"
+
+    printf 'one\n' >a
+    mv a b
+    expect "mv within a directory" "absent one" "$([ -e a ] && echo present || echo absent) $(cat b)"
+    mkdir -p d1/sub d2
+    printf 'two\n' >d1/x
+    printf 'three\n' >d1/sub/y
+    mv d1/x d2/x
+    expect "mv a file across directories" "absent two" "$([ -e d1/x ] && echo present || echo absent) $(cat d2/x)"
+    mv d1/sub d2/sub
+    expect "mv a directory across directories" "absent three" "$([ -e d1/sub ] && echo present || echo absent) $(cat d2/sub/y)"
+    # rename(2) itself: 9P2000 renames by wstat, which names no directory, so v9fs refuses
+    # a move across directories with EXDEV (mv then copies); 9P2000.L has Trenameat.
+    printf 'four\n' >d1/z
+    if [ -n "$dotl" ]; then
+        expect "rename(2) across directories" "ok four" "$(gefsvm rename d1/z d2/z) $(cat d2/z)"
+    else
+        expect "rename(2) across directories: EXDEV" "EXDEV four" "$(gefsvm rename d1/z d2/z) $(cat d1/z)"
+    fi
+    printf 'new\n' >src
+    printf 'old\n' >dst
+    if [ -n "$dotl" ]; then
+        expect "rename over an existing file" "ok absent new" \
+            "$(gefsvm rename src dst) $([ -e src ] && echo present || echo absent) $(cat dst)"
+    else
+        # 9P2000 keeps Plan 9's rule: a wstat may not rename onto an existing name.
+        expect "rename over an existing file: refused, both kept" "EEXIST new old" \
+            "$(gefsvm rename src dst) $(cat src) $(cat dst)"
+        rm -f dst
+        mv src dst
+        expect "rename once the target is removed" "new" "$(cat dst)"
+    fi
+
+    mkdir -p tree/a/b/c tree/e
+    for i in 1 2 3 4 5 6 7 8 9 10; do
+        printf '%s\n' "$i" >tree/a/f$i
+        printf '%s\n' "$i" >tree/a/b/c/g$i
+    done
+    rm -r tree
+    expect "rm -r" "absent" "$([ -e tree ] && echo present || echo absent)"
+    expect "O_EXCL creates" ok "$(gefsvm excl x)"
+    expect "O_EXCL on an existing file: EEXIST" EEXIST "$(gefsvm excl x)"
+
+    mkdir many
+    i=0
+    while [ $i -lt 200 ]; do
+        : >many/e$i
+        i=$((i + 1))
+    done
+    expect "readdir of 200 entries" 200 "$(ls many | wc -l)"
+    expect "readdir names" "$(seq 0 199 | sed 's/^/e/' | sort | md5sum)" "$(ls many | sort | md5sum)"
+    rm -r many
+    expect "unlink of 200 entries" "absent" "$([ -e many ] && echo present || echo absent)"
+    cd /
+}
+
+# agree DIR1 DIR2: two mounts of the same tree see each other's changes.
+agree() {
+    mkdir -p "$1/agree"
+    printf 'from one\n' >"$1/agree/f1"
+    expect "second mount reads the first's new file" "from one" "$(cat "$2/agree/f1")"
+    printf 'from two\n' >"$2/agree/f2"
+    expect "first mount reads the second's new file" "from two" "$(cat "$1/agree/f2")"
+    expect "both mounts list the same directory" "$(ls "$1/agree" | tr '\n' ' ')" "$(ls "$2/agree" | tr '\n' ' ')"
+    rm "$2/agree/f1"
+    expect "a removal on the second shows on the first" "absent" "$([ -e "$1/agree/f1" ] && echo present || echo absent)"
+}
+
+# fsx DIR CONFIG SEED: fsx's operations on one file, every read checked.
+fsx_ops=0
+fsxrun() {
+    if out=$(fsx -N "$fsxops" -S "$3" -f "$2" -P /tmp "$1/fsx.bin" 2>&1) &&
+        echo "$out" | grep -q 'All operations completed A-OK'; then
+        ok "fsx $fsxops operations on $1 ($2, seed $3)"
+        fsx_ops=$((fsx_ops + fsxops))
+    else
+        bad "fsx on $1 ($2, seed $3): $(echo "$out" | tail -n 15)"
+    fi
+}
+
+# tree DIR CHECKDIR: copy /data/tree in through DIR; compare through DIR and through
+# CHECKDIR (another mount, which has cached nothing of it).
+tree_files=0
+tree() {
+    cp -a /data/tree "$1/tree" || bad "cp -a /data/tree $1/tree"
+    run "diff -r of the tree copied in" diff -r /data/tree "$1/tree"
+    run "diff -r of the tree through another mount" diff -r /data/tree "$2/tree"
+    tree_files=$(find /data/tree -type f | wc -l)
+}
+
+# gitrepo DIR CHECKDIR: a git repository built in DIR, checked through CHECKDIR.
+gitrepo() {
+    g="git -c user.name=gefs -c user.email=gefs@localhost -c init.defaultBranch=main"
+    mkdir -p "$1/repo"
+    cd "$1/repo" || return
+    run "git init" $g init -q
+    cp -a /data/tree src
+    run "git add" $g add -A
+    run "git commit" $g commit -q -m one
+    echo "// changed" >>"$(find src -type f | head -n1)"
+    run "git commit -a" $g commit -q -a -m two
+    run "git gc" $g gc -q
+    cd "$2/repo" || return
+    run "git fsck --full --strict (other mount)" $g fsck --full --strict --no-progress
+    expect "git log (other mount)" 2 "$($g log --oneline | wc -l)"
+    expect "git status clean (other mount)" "" "$($g status --porcelain)"
+    cd /
+}
+
+echo "dialect $dialect"
+section mount
+case "$dialect" in
+9p2000)
+    mnt /mnt/a "$base"
+    mnt /mnt/b "$base"
+    section fileops
+    fileops /mnt/a/ops
+    agree /mnt/a /mnt/b
+    section fsx
+    fsxrun /mnt/a /fsx-rw.toml 1
+    section tree
+    tree /mnt/a /mnt/b
+    section git
+    gitrepo /mnt/a /mnt/b
+    ;;
+9p2000.L)
+    echo "todo"
+    ;;
+*)
+    bad "unknown dialect $dialect"
+    ;;
+esac
+section end
+echo "verified: $dialect: $pass checks passed, $fail failed; fsx $fsx_ops operations; $tree_files files copied and compared with diff -r"
+echo "time total $(echo "$(now) $t_start" | awk '{printf "%.1f", $1 - $2}')"
+for m in $(grep ' 9p ' /proc/mounts | cut -d' ' -f2); do umount "$m" || bad "umount $m"; done
+[ $fail -gt 100 ] && fail=100
+exit $fail
