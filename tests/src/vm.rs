@@ -71,8 +71,8 @@ impl Guest {
 
     /// Boot the guest with `cmdline` appended to the kernel's command line, its ports
     /// relayed to the 9P server listening on `server` (a Unix socket); wait for it to power
-    /// off (at most `limit`). Every console line is echoed to standard error as it comes,
-    /// prefixed with `tag`.
+    /// off (at most `limit`). Every console line but the `ok ...` ones is echoed to standard
+    /// error as it comes, prefixed with `tag`.
     pub fn boot(&self, dir: &Path, server: &Path, cmdline: &str, tag: &str, limit: Duration) -> Run {
         let t0 = Instant::now();
         let mut relays = Vec::new();
@@ -112,7 +112,9 @@ impl Guest {
             for line in BufReader::new(out).split(b'\n') {
                 let Ok(line) = line else { break };
                 let line = String::from_utf8_lossy(&line).trim_end_matches('\r').to_string();
-                eprintln!("[{tag_out}] {line}");
+                if !line.starts_with("ok ") {
+                    eprintln!("[{tag_out}] {line}");
+                }
                 if tx.send(line).is_err() {
                     break;
                 }

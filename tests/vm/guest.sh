@@ -176,6 +176,7 @@ tree_files=0
 tree() {
     cp -a /data/tree "$1/tree" || bad "cp -a /data/tree $1/tree"
     run "diff -r of the tree copied in" diff -r /data/tree "$1/tree"
+    sync
     run "diff -r of the tree through another mount" diff -r /data/tree "$2/tree"
     tree_files=$(find /data/tree -type f | wc -l)
 }
@@ -185,18 +186,102 @@ gitrepo() {
     g="git -c user.name=gefs -c user.email=gefs@localhost -c init.defaultBranch=main"
     mkdir -p "$1/repo"
     cd "$1/repo" || return
-    run "git init" $g init -q
+    run "git init" $g init -q --template=
     cp -a /data/tree src
     run "git add" $g add -A
     run "git commit" $g commit -q -m one
     echo "// changed" >>"$(find src -type f | head -n1)"
     run "git commit -a" $g commit -q -a -m two
     run "git gc" $g gc -q
+    sync
     cd "$2/repo" || return
     run "git fsck --full --strict (other mount)" $g fsck --full --strict --no-progress
     expect "git log (other mount)" 2 "$($g log --oneline | wc -l)"
     expect "git status clean (other mount)" "" "$($g status --porcelain)"
     cd /
+}
+
+# dotl_ops DIR CHECKDIR: what 9P2000.L carries and 9P2000 does not, made through DIR and
+# read back through CHECKDIR (which has cached nothing of it).
+dotl_ops() {
+    mkdir -p "$1/dotl/dir"
+    printf 'target\n' >"$1/dotl/file"
+    expect "symlink" ok "$(gefsvm symlink file "$1/dotl/link")"
+    expect "symlink to a directory" ok "$(gefsvm symlink dir "$1/dotl/dlink")"
+    expect "dangling symlink" ok "$(gefsvm symlink nowhere/at/all "$1/dotl/dangling")"
+    sync
+    expect "readlink" file "$(gefsvm readlink "$2/dotl/link")"
+    expect "readlink (dangling)" nowhere/at/all "$(gefsvm readlink "$2/dotl/dangling")"
+    expect "lstat of a symlink: mode" 120777 "$(gefsvm stat "$2/dotl/link" | cut -d' ' -f1)"
+    expect "read through a symlink" target "$(cat "$2/dotl/link")"
+    : >"$1/dotl/dir/inside"
+    expect "walk through a symlink to a directory" inside "$(ls "$2/dotl/dlink/")"
+    expect "rm of a symlink leaves its target" "absent target" \
+        "$(rm "$1/dotl/link" && ([ -L "$2/dotl/link" ] && echo present || echo absent)) $(cat "$2/dotl/file")"
+
+    # Times with nanoseconds, set and read back through another mount.
+    expect "utimensat with nanoseconds" ok "$(gefsvm utimens "$1/dotl/file" 1234567890 123456789)"
+    expect "mtime keeps nanoseconds" 1234567890.123456789 "$(gefsvm stat "$2/dotl/file" | cut -d' ' -f7)"
+    expect "atime keeps nanoseconds" 1234567890.123456789 "$(gefsvm stat "$2/dotl/file" | cut -d' ' -f6)"
+
+    # Owners: numeric ids, as the mounting root sees them.
+    expect "owner of a new file is root" "0 0" "$(gefsvm stat "$2/dotl/file" | cut -d' ' -f2,3)"
+    expect "chmod with setgid and sticky" 3755 "$(chmod 3755 "$1/dotl/file" && stat -c %a "$2/dotl/file")"
+    expect "nlink of a file" 1 "$(gefsvm stat "$2/dotl/file" | cut -d' ' -f4)"
+    expect "link(2): EPERM (GEFS has no hard links)" EPERM "$(gefsvm link "$1/dotl/file" "$1/dotl/hard")"
+    expect "mknod of a device: EPERM" EPERM "$(gefsvm mknod "$1/dotl/dev" chr)"
+
+    # statfs: the allocator's figures; writing 32 MiB takes at least that much space.
+    st=$(gefsvm statfs "$2")
+    set -- "$1" "$2" $st
+    expect "statfs type is v9fs" 1021997 "$3"
+    if [ "$5" -gt 0 ] && [ "$6" -le "$5" ] && [ "$7" -le "$6" ]; then ok "statfs: blocks $5, free $6, available $7 of $4 bytes"; else bad "statfs: $st"; fi
+    dd if=/dev/urandom of="$1/dotl/big" bs=1M count=32 2>/dev/null
+    sync
+    free2=$(gefsvm statfs "$2" | cut -d' ' -f3)
+    if [ $(( ($6 - free2) * $4 )) -ge $((32 << 20)) ]; then ok "statfs: free space shrinks by the data written"; else bad "statfs: free $6 -> $free2 blocks of $4 after writing 32 MiB"; fi
+    rm -f "$1/dotl/big"
+}
+
+# locks M B: POSIX byte-range locks taken through one mount are seen through the other.
+locks() {
+    : >"$1/lockfile"
+    mkfifo /tmp/hold
+    gefsvm lock "$1/lockfile" 0 100 </tmp/hold >/tmp/held &
+    exec 9>/tmp/hold
+    i=0
+    while [ ! -s /tmp/held ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    expect "write lock taken through the first mount" ok "$(cat /tmp/held)"
+    expect "F_GETLK through the second mount sees it" "locked write" "$(gefsvm getlock "$2/lockfile" 50 10)"
+    expect "F_SETLK through the second mount: EAGAIN" EAGAIN "$(gefsvm lock "$2/lockfile" 99 1 </dev/null)"
+    expect "a range beyond it is free" ok "$(gefsvm lock "$2/lockfile" 100 10 </dev/null)"
+    exec 9>&-
+    wait
+    expect "released when its holder exits" unlocked "$(gefsvm getlock "$2/lockfile" 0 100)"
+    rm -f /tmp/hold /tmp/held
+}
+
+# sqlite M B C: two writers through two mounts, each in its own transactions, serialized by
+# SQLite's fcntl locks; the database is checked through a third mount.
+sqlite() {
+    sqlite3 "$1/db" "create table t(who text, n integer);" || bad "sqlite3 create"
+    for who in one two; do
+        dir=$1
+        [ $who = two ] && dir=$2
+        (
+            echo ".timeout 30000"
+            i=0
+            while [ $i -lt 100 ]; do
+                echo "begin immediate; insert into t values('$who', $i); commit;"
+                i=$((i + 1))
+            done
+        ) | sqlite3 "$dir/db" >/tmp/sql.$who 2>&1 &
+    done
+    wait
+    expect "sqlite: writers through two mounts" "" "$(cat /tmp/sql.one /tmp/sql.two)"
+    expect "sqlite: integrity_check" ok "$(sqlite3 "$3/db" 'pragma integrity_check;')"
+    expect "sqlite: every row of both writers" "one|100 two|100" \
+        "$(sqlite3 "$3/db" "select who, count(*) from t group by who order by who;" | tr '\n' ' ' | sed 's/ $//')"
 }
 
 echo "dialect $dialect"
@@ -212,11 +297,32 @@ case "$dialect" in
     fsxrun /mnt/a /fsx-rw.toml 1
     section tree
     tree /mnt/a /mnt/b
-    section git
-    gitrepo /mnt/a /mnt/b
+    # No git here: git commits every file through a lock file renamed over the old one
+    # (config.lock -> config), and 9P2000's wstat may not rename onto an existing name.
     ;;
 9p2000.L)
-    echo "todo"
+    # a: the page cache (cache=loose); m and b: cache=mmap, whose reads and writes go to
+    # gefsd (so two of them stay coherent) and whose mmap is cached; c: no cache, mounted
+    # to read back what the others wrote.
+    mnt /mnt/a "$base,cache=loose"
+    mnt /mnt/m "$base,cache=mmap"
+    mnt /mnt/b "$base,cache=mmap"
+    mnt /mnt/c "$base"
+    section fileops
+    fileops /mnt/a/ops
+    fileops /mnt/m/ops
+    agree /mnt/m /mnt/b
+    dotl_ops /mnt/a /mnt/c
+    section locks
+    locks /mnt/m /mnt/b
+    sqlite /mnt/m /mnt/b /mnt/c
+    section fsx
+    fsxrun /mnt/a /fsx-mmap.toml 1
+    fsxrun /mnt/m /fsx-mmap.toml 2
+    section tree
+    tree /mnt/a /mnt/c
+    section git
+    gitrepo /mnt/a /mnt/c
     ;;
 *)
     bad "unknown dialect $dialect"
