@@ -10,6 +10,12 @@
 //!
 //! `doc/DESIGN.md` describes the threads, lock order, epochs and the crash
 //! argument.
+//!
+//! Comments cite documents outside the repository by label: the GEFS
+//! reference's defects (`§13.2 #N`, `defect #N`), its list of improvements
+//! (`§14.3 #N`), sections of its digest (`§N.N`), findings (`F#`),
+//! reliability tests (`T#`) and security checks (`S#`). `doc/REFERENCE.md`
+//! explains each one.
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 

@@ -71,7 +71,8 @@ pub struct ServeArgs {
     /// repeated [default: tcp!127.0.0.1!5640, unless -s].
     #[arg(short = 'a', value_name = "ADDR")]
     pub addrs: Vec<String>,
-    /// Block cache size: N (MiB), NM, NG or N% of RAM [default: 25%, at most 4G].
+    /// Block cache size: N (MiB), NM, NG or N% of RAM, never more than the image [default:
+    /// 25%, at most 4G]. Memory is used only as blocks are cached.
     #[arg(short = 'm', value_name = "CACHE")]
     pub cache: Option<String>,
     /// No authentication: any user in the users table may attach (loopback and unix only).

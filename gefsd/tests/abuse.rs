@@ -149,7 +149,7 @@ fn fid_limit() {
         match c.walk(0, fid, &[]) {
             Ok(_) => {}
             Err(e) => {
-                assert_eq!(e.ename(), Some("too many fids"));
+                assert_eq!(e.ename(), Some("Too many open files"));
                 refused += 1;
             }
         }

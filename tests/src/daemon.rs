@@ -58,7 +58,7 @@ pub fn check_clean(image: &Path) {
 /// How to start gefsd.
 #[derive(Debug, Clone)]
 pub struct Opts {
-    /// `-m`: the block cache.
+    /// `-m`: the block cache (empty: gefsd's default).
     pub cache: String,
     /// `-A`: attach as any user in the table.
     pub noauth: bool,
@@ -98,13 +98,14 @@ impl Daemon {
         let mut args: Vec<String> = vec![
             "-f".into(),
             image.display().to_string(),
-            "-m".into(),
-            o.cache.clone(),
             "-a".into(),
             format!("unix!{}", sock.display()),
             "-a".into(),
             "tcp!127.0.0.1!0".into(),
         ];
+        if !o.cache.is_empty() {
+            args.extend(["-m".into(), o.cache.clone()]);
+        }
         if o.noauth {
             args.push("-A".into());
         }

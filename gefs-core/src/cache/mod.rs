@@ -1,6 +1,6 @@
 //! The block cache: a fixed pool of 16 KiB buffers, an index by address, and
 //! per-shard LRU lists of idle buffers that *are* the free list (the seed's
-//! design, `../shared/seed/buffer-lifetimes.patch`).
+//! design, `doc/REFERENCE.md`, "The seed").
 //!
 //! Lifetimes are handles: [`Block`] is a shared, immutable, refcounted handle
 //! (hold = `clone`, drop = `Drop`); [`BlockMut`] is the one writer of a block
@@ -49,7 +49,7 @@ use crate::format::BLKSZ;
 use crate::ids::BlockAddr;
 use crate::sync::{AtomicU32, Condvar, Mutex, MutexGuard};
 use pool::Pool;
-use shard::{ShardState, State, PARKED};
+use shard::{Plucked, ShardState, State, PARKED};
 
 /// Fewest buffers per shard.
 const MIN_PER_SHARD: usize = 256;
@@ -279,7 +279,7 @@ impl Cache {
                 }
                 return Ok(self.handle(s, i, addr, hash));
             }
-            let Some(i) = st.pluck(self.refs_of(sh)) else {
+            let Some(Plucked { slot: i, .. }) = st.pluck(self.refs_of(sh)) else {
                 st = self.wait(sh, st);
                 continue;
             };
@@ -325,12 +325,13 @@ impl Cache {
                 "double allocation of block {addr}"
             )));
         }
-        let i = loop {
+        let p = loop {
             match st.pluck(self.refs_of(sh)) {
-                Some(i) => break i,
+                Some(p) => break p,
                 None => st = self.wait(sh, st),
             }
         };
+        let i = p.slot;
         st.meta[i as usize].addr = addr;
         st.set_state(i, State::Building);
         drop(st);
@@ -340,7 +341,12 @@ impl Cache {
             slot: sh.first + i,
             addr,
         };
-        b.buf_mut().fill(0);
+        // A new block never shows stale bytes: a recycled buffer is cleared;
+        // a never-used one is still all zeros (pool.rs), and clearing it
+        // would only make the kernel back its pages sooner.
+        if !p.zeroed {
+            b.buf_mut().fill(0);
+        }
         Ok(b)
     }
 

@@ -251,7 +251,7 @@ impl Fs {
             let end = off
                 .checked_add(data.len() as u64)
                 .filter(|&e| e <= MAX_LEN)
-                .ok_or_else(|| Error::Invalid("write past the largest file".into()))?;
+                .ok_or(Error::TooBig)?;
             if end > d.length && !self.ready_to_grow(m, q, d.length, end)? {
                 drop(g);
                 self.settle(m.tree, q)?;

@@ -57,7 +57,7 @@ use crate::store::{CommitInfo, Store, TreeId};
 
 pub use crate::users::{Access as Who, Users};
 pub use clear::{SweepStep, CLEAR_CHUNK};
-pub use error::{Error, Result, WstatRule};
+pub use error::{errno, Error, Result, WstatRule};
 pub use file::{Open, OpenInfo, MAX_IO, MAX_LEN, OEXEC, ORCLOSE, ORDWR, OREAD, OTRUNC, OWRITE};
 pub use perm::{EXEC, READ, WRITE};
 pub use wstat::Changes;

@@ -261,7 +261,7 @@ fn plan_length(d: &Xdir, l: u64, p: &mut Plan) -> Result<()> {
         return Err(Error::Wstat(WstatRule::DirLength));
     }
     if l > super::MAX_LEN {
-        return Err(Error::Invalid(format!("length {l}")));
+        return Err(Error::TooBig);
     }
     p.ws.size = Some(l);
     p.ws.mtime = Some(now_ns());

@@ -67,7 +67,9 @@ pub use snap::{valid_label, LabelInfo, RESERVED};
 /// How to open a store.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Bytes of block cache (rounded down to whole 16 KiB buffers).
+    /// Bytes of block cache (rounded down to whole 16 KiB buffers; no more
+    /// than the image's size, but at least 16 MiB). Memory is reserved at
+    /// open and backed only as blocks are cached.
     pub cache_bytes: usize,
     /// Refuse every change; nothing is ever written to the device.
     pub read_only: bool,

@@ -152,7 +152,7 @@ impl Store {
         Store {
             dev,
             geo,
-            cache: Cache::new(cfg.cache_bytes),
+            cache: Cache::new(cache_for(cfg.cache_bytes, geo.dev_size)),
             alloc,
             epochs: Epochs::new(),
             read_only: cfg.read_only,
@@ -208,4 +208,13 @@ fn describe(r: &Result<Superblock>) -> SbCopy {
         Ok(sb) => SbCopy::Valid(sb.commit_gen),
         Err(e) => SbCopy::Bad(e.to_string()),
     }
+}
+
+/// The cache a store gets when `asked` bytes are configured for an image of
+/// `dev_size` bytes: never more than the image can hold (a larger one would
+/// only reserve memory no block can use), but at least 16 MiB so that a tiny
+/// image keeps room for its working set.
+pub(crate) fn cache_for(asked: usize, dev_size: u64) -> usize {
+    let image = usize::try_from(dev_size).unwrap_or(usize::MAX);
+    asked.min(image.max(16 << 20))
 }

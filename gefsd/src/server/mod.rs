@@ -22,6 +22,7 @@ mod fid;
 pub mod listen;
 mod ops;
 mod workers;
+mod wstat;
 
 use std::io;
 use std::net::SocketAddr;

@@ -23,8 +23,8 @@ use super::workers::{SweepReq, SyncReq, Work};
 use crate::proto::{omode, qidtype, Qid, Rmsg, Stat, Tmsg, NOFID};
 
 /// An `Rerror` with one of the server's strings.
-pub fn err(s: &'static str) -> Rmsg {
-    rerror(&Error::Server(s))
+pub fn err(r: super::err::Refusal) -> Rmsg {
+    rerror(&Error::Server(r))
 }
 
 /// The answer to every `Tauth`: there are no auth files.
@@ -69,11 +69,8 @@ fn route_of(msg: &Tmsg) -> Route {
 
 /// Run `handle` and catch a panic as "internal error".
 fn guarded(core: &Arc<Core>, conn: &Arc<Conn>, tag: u16, msg: Tmsg) -> Option<Rmsg> {
-    catch_unwind(AssertUnwindSafe(|| handle(core, conn, tag, msg))).unwrap_or_else(|_| {
-        Some(rerror(&Error::Fs(fs::Error::Invalid(
-            "internal error".into(),
-        ))))
-    })
+    catch_unwind(AssertUnwindSafe(|| handle(core, conn, tag, msg)))
+        .unwrap_or_else(|_| Some(err(msg::INTERNAL)))
 }
 
 /// Answer or queue one request from a connection's reader. Clunks are done inline unless the
@@ -105,7 +102,8 @@ pub fn route(core: &Arc<Core>, conn: &Arc<Conn>, tag: u16, msg: Tmsg) {
 /// Run one request to completion. `None`: the reply will be sent by another worker.
 pub fn handle(core: &Arc<Core>, conn: &Arc<Conn>, tag: u16, msg: Tmsg) -> Option<Rmsg> {
     let r = match msg {
-        Tmsg::Version { .. } => refuse("Tversion is handled by the connection"),
+        // Tversion is the connection's to handle; one that reaches here is misrouted.
+        Tmsg::Version { .. } => refuse(msg::NO_VERSION),
         Tmsg::Auth { .. } => Ok(auth(core)),
         Tmsg::Flush { .. } => Ok(Rmsg::Flush),
         Tmsg::Attach {
@@ -593,6 +591,14 @@ fn wstat(core: &Core, conn: &Arc<Conn>, tag: u16, fid: u32, st: &Stat) -> Result
         }
         return Ok(None);
     }
+    let g = f.lock();
+    let At::Node { mount, entry, .. } = &g.at else {
+        return refuse(msg::READ_ONLY);
+    };
+    // Fields equal to what a Tstat reports now are no change (see `wstat.rs`).
+    let users = core.fs.users();
+    let now = dir::stat_of_entry(&users, &core.fs.stat(mount, entry)?);
+    let st = super::wstat::normalize(st, &now, &[users.name_of(g.who.uid), &g.uname]);
     if st.wstat_changes_fixed() {
         return refuse(msg::WSTAT_QID);
     }
@@ -607,12 +613,8 @@ fn wstat(core: &Core, conn: &Arc<Conn>, tag: u16, fid: u32, st: &Stat) -> Result
         uid: st.wstat_uid().map(|u| user_id(core, u)).transpose()?,
         gid: st.wstat_gid().map(|g| user_id(core, g)).transpose()?,
     };
-    let g = f.lock();
-    let At::Node { mount, entry, .. } = &g.at else {
-        return refuse(msg::READ_ONLY);
-    };
-    // A request that changes only the access time (which is not kept) changes nothing; it
-    // must not turn into a sync.
+    // A request that changes nothing kept (the access time is not kept) must not turn into a
+    // sync.
     if changes.is_null() {
         return Ok(Some(Rmsg::Wstat));
     }
