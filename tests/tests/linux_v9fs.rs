@@ -23,8 +23,9 @@ use gefsd::proto::{Rmsg, Tmsg};
 
 /// fsx operations per fsx run in the guest.
 const FSX_OPS: u32 = 5000;
-/// One boot's limit (the whole stage is meant to stay under 5 minutes).
-const BOOT_LIMIT: Duration = Duration::from_secs(240);
+/// One boot's limit: a hung guest fails the test. Generous, because a busy machine slows
+/// the emulated guest several times over.
+const BOOT_LIMIT: Duration = Duration::from_secs(900);
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
