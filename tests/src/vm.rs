@@ -73,12 +73,25 @@ impl Guest {
     /// relayed to the 9P server listening on `server` (a Unix socket); wait for it to power
     /// off (at most `limit`). Every console line but the `ok ...` ones is echoed to standard
     /// error as it comes, prefixed with `tag`.
-    pub fn boot(&self, dir: &Path, server: &Path, cmdline: &str, tag: &str, limit: Duration) -> Run {
+    pub fn boot(
+        &self,
+        dir: &Path,
+        server: &Path,
+        cmdline: &str,
+        tag: &str,
+        limit: Duration,
+    ) -> Run {
         let t0 = Instant::now();
         let mut relays = Vec::new();
         let mut qemu = Command::new("qemu-system-x86_64");
         qemu.args(["-accel", "tcg", "-m", "1024", "-smp", "1"])
-            .args(["-nographic", "-nodefaults", "-no-reboot", "-serial", "stdio"])
+            .args([
+                "-nographic",
+                "-nodefaults",
+                "-no-reboot",
+                "-serial",
+                "stdio",
+            ])
             .arg("-kernel")
             .arg(&self.vmlinux)
             .arg("-initrd")
@@ -111,7 +124,9 @@ impl Guest {
         let reader = std::thread::spawn(move || {
             for line in BufReader::new(out).split(b'\n') {
                 let Ok(line) = line else { break };
-                let line = String::from_utf8_lossy(&line).trim_end_matches('\r').to_string();
+                let line = String::from_utf8_lossy(&line)
+                    .trim_end_matches('\r')
+                    .to_string();
                 if !line.starts_with("ok ") {
                     eprintln!("[{tag_out}] {line}");
                 }
@@ -180,7 +195,9 @@ impl Run {
 
     /// Lines starting with `prefix`, without it.
     pub fn with_prefix<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.lines.iter().filter_map(move |l| l.strip_prefix(prefix))
+        self.lines
+            .iter()
+            .filter_map(move |l| l.strip_prefix(prefix))
     }
 
     /// The whole transcript.

@@ -83,7 +83,11 @@ fn stage(guest: &Guest, dialect: &str) -> Run {
         run.transcript()
     );
     let (code, text) = daemon::check(&img);
-    assert_eq!(code, Some(0), "{dialect}: gefs-check after the guest: {text}");
+    assert_eq!(
+        code,
+        Some(0),
+        "{dialect}: gefs-check after the guest: {text}"
+    );
     run
 }
 
@@ -102,9 +106,7 @@ fn linux_v9fs() {
         if v == "9P2000.L" {
             dialects.push("9p2000.L");
         } else {
-            eprintln!(
-                "linux_v9fs: 9P2000.L skipped: gefsd answers Tversion 9P2000.L with {v:?}"
-            );
+            eprintln!("linux_v9fs: 9P2000.L skipped: gefsd answers Tversion 9P2000.L with {v:?}");
         }
     }
     let mut summary = Vec::new();
@@ -118,8 +120,5 @@ fn linux_v9fs() {
     for s in &summary {
         eprintln!("linux_v9fs: {s}");
     }
-    eprintln!(
-        "linux_v9fs: stage time {:.1} s",
-        t0.elapsed().as_secs_f64()
-    );
+    eprintln!("linux_v9fs: stage time {:.1} s", t0.elapsed().as_secs_f64());
 }
