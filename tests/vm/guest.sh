@@ -2,6 +2,7 @@
 # Run by /init under busybox sh. Parameters come on the kernel command line:
 #   gefs.dialect=9p2000|9p2000.L   the 9P dialect to mount with
 #   gefs.fsxops=N                  fsx operations per fsx run
+#   gefs.mountopts=OPTS            more mount options (for trying things by hand)
 # Each virtio-serial port gefs0, gefs1, ... reaches gefsd once: every mount takes the next.
 # Output, one line each: "ok WHAT", "FAIL WHAT: DETAIL", "verified: ..." (a summary the host
 # prints) and "time SECTION SECONDS"; the exit status is the number of failures (at most 100).
@@ -12,12 +13,15 @@ for w in $(cat /proc/cmdline); do
     case $w in
     gefs.dialect=*) dialect=${w#*=} ;;
     gefs.fsxops=*) fsxops=${w#*=} ;;
+    gefs.mountopts=*) mountopts=,${w#*=} ;;
     esac
 done
 pass=0
 fail=0
-ok() { pass=$((pass + 1)); echo "ok $*"; }
-bad() { fail=$((fail + 1)); echo "FAIL $*"; }
+# Each result names the mount it was taken on ($at) when there is one.
+at=
+ok() { pass=$((pass + 1)); echo "ok ${at:+$at: }$*"; }
+bad() { fail=$((fail + 1)); echo "FAIL ${at:+$at: }$*"; }
 # expect WHAT WANT GOT
 expect() {
     if [ "$2" = "$3" ]; then ok "$1"; else bad "$1: expected '$2', got '$3'"; fi
@@ -61,15 +65,16 @@ mnt() {
 # What the dialect lets Linux do that 9P2000 cannot.
 if [ "$dialect" = 9p2000.L ]; then
     dotl=1
-    base="version=9p2000.L,uname=root,access=user,msize=262144"
+    base="version=9p2000.L,uname=root,access=user,msize=262144${mountopts:-}"
 else
     dotl=
-    base="version=9p2000,uname=root,msize=262144"
+    base="version=9p2000,uname=root,msize=262144${mountopts:-}"
 fi
 
 # fileops DIR: the file operations, in a fresh directory DIR.
 fileops() {
     d=$1
+    at=$d
     mkdir -p "$d" || { bad "mkdir $d"; return; }
     cd "$d" || return
     printf 'hello\n' >f
@@ -144,6 +149,7 @@ fileops() {
     rm -r many
     expect "unlink of 200 entries" "absent" "$([ -e many ] && echo present || echo absent)"
     cd /
+    at=
 }
 
 # agree DIR1 DIR2: two mounts of the same tree see each other's changes.
@@ -185,20 +191,21 @@ tree() {
     tree_files=$(find /data/tree -type f | wc -l)
 }
 
-# gitrepo DIR CHECKDIR: a git repository built in DIR, checked through CHECKDIR.
+# gitrepo DIR CHECKDIR: the tree copied in by `tree` made a git repository in DIR, then
+# checked through CHECKDIR.
 gitrepo() {
     g="git -c user.name=gefs -c user.email=gefs@localhost -c init.defaultBranch=main"
-    mkdir -p "$1/repo"
-    cd "$1/repo" || return
+    cd "$1/tree" || return
     run "git init" $g init -q --template=
-    cp -a /data/tree src
     run "git add" $g add -A
     run "git commit" $g commit -q -m one
-    echo "// changed" >>"$(find src -type f | head -n1)"
+    echo "// changed" >>"$(find . -name '*.rs' | head -n1)"
     run "git commit -a" $g commit -q -a -m two
+    section git-gc
     run "git gc" $g gc -q
     sync
-    cd "$2/repo" || return
+    section git-check
+    cd "$2/tree" || return
     run "git fsck --full --strict (other mount)" $g fsck --full --strict --no-progress
     expect "git log (other mount)" 2 "$($g log --oneline | wc -l)"
     expect "git status clean (other mount)" "" "$($g status --porcelain)"
