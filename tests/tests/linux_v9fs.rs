@@ -21,7 +21,7 @@ use gefs_tests::vm::{Guest, Run};
 use gefsd::client::Client;
 use gefsd::proto::{Rmsg, Tmsg};
 
-/// fsx operations per fsx run in the guest.
+/// fsx operations per dialect (9P2000.L splits them between a loose and an mmap mount).
 const FSX_OPS: u32 = 5000;
 /// One boot's limit: a hung guest fails the test. Generous, because a busy machine slows
 /// the emulated guest several times over.
