@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use gefs_tests::daemon::{self, Daemon, Opts};
 use gefs_tests::vm::{Guest, Run};
 use gefsd::client::Client;
+use gefsd::proto::omode::{OTRUNC, OWRITE};
 use gefsd::proto::{Rmsg, Tmsg};
 
 /// fsx operations per dialect (9P2000.L splits them between a loose and an mmap mount).
@@ -54,12 +55,37 @@ fn answers(sock: &Path, version: &str) -> String {
     }
 }
 
+/// The users table of the 9P2000.L stage. v9fs attaches with the Linux uid as `n_uname`, and
+/// gefsd maps it to the table's user of that id; Linux's root (0) gets the superuser's powers
+/// only as a member of adm. So root is user 0, an administrator, `none` moves to id 2, and
+/// bob (1000) is there to own files.
+const DOTL_USERS: &str = "-1:adm::alice,root\n0:root:root:\n1:alice:alice:\n2:none::\n1000:bob:bob:\n";
+
+/// Replace adm's `/users` with `text` (through the `adm` attach, as the administrator `admin`)
+/// and have gefsd reload the table.
+fn write_users(d: &Daemon, admin: &str, text: &str) {
+    let mut c = Client::unix(&d.sock).expect("connect to gefsd");
+    c.version(8192).expect("Tversion");
+    c.attach(0, admin, "adm").expect("attach adm");
+    c.walk(0, 1, &["users"]).expect("walk users");
+    c.open(1, OWRITE | OTRUNC).expect("open users to write");
+    let n = c.write(1, 0, text.as_bytes()).expect("write users");
+    assert_eq!(n as usize, text.len(), "short write of users");
+    c.clunk(1).expect("clunk");
+    let out = d.console_ok(&["users"]);
+    assert!(out.contains("loaded"), "console users: {out}");
+}
+
 /// Boot the guest on a fresh image for `dialect`; check the transcript and the image.
 fn stage(guest: &Guest, dialect: &str) -> Run {
     let tmp = tempfile::tempdir().expect("tempdir");
     let img = tmp.path().join("gefs.img");
-    daemon::format(&img, "2G", "root");
+    let dotl = dialect == "9p2000.L";
+    daemon::format(&img, "2G", if dotl { "alice" } else { "root" });
     let d = Daemon::start(tmp.path(), &img, &Opts::default());
+    if dotl {
+        write_users(&d, "alice", DOTL_USERS);
+    }
     let run = guest.boot(
         tmp.path(),
         &d.sock,

@@ -75,9 +75,9 @@ fi
 # fileops DIR: the file operations, in a fresh directory DIR.
 fileops() {
     d=$1
-    at=$d
     mkdir -p "$d" || { bad "mkdir $d"; return; }
     cd "$d" || return
+    at=$d
     printf 'hello\n' >f
     expect "create+write+read" "hello" "$(cat f)"
     printf 'world\n' >>f
@@ -142,7 +142,7 @@ fileops() {
     mkdir many
     i=0
     while [ $i -lt 200 ]; do
-        : >many/e$i
+        printf '' >many/e$i
         i=$((i + 1))
     done
     expect "readdir of 200 entries" 200 "$(ls many | wc -l)"
@@ -226,7 +226,7 @@ dotl_ops() {
     expect "readlink (dangling)" nowhere/at/all "$(gefsvm readlink "$2/dotl/dangling")"
     expect "lstat of a symlink: mode" 120777 "$(gefsvm stat "$2/dotl/link" | cut -d' ' -f1)"
     expect "read through a symlink" target "$(cat "$2/dotl/link")"
-    : >"$1/dotl/dir/inside"
+    printf '' >"$1/dotl/dir/inside"
     expect "walk through a symlink to a directory" inside "$(ls "$2/dotl/dlink/")"
     expect "rm of a symlink leaves its target" "absent target" \
         "$(rm "$1/dotl/link" && ([ -L "$2/dotl/link" ] && echo present || echo absent)) $(cat "$2/dotl/file")"
@@ -238,6 +238,8 @@ dotl_ops() {
 
     # Owners: numeric ids, as the mounting root sees them.
     expect "owner of a new file is root" "0 0" "$(gefsvm stat "$2/dotl/file" | cut -d' ' -f2,3)"
+    expect "chown to a user of the table" "ok 1000 1000" \
+        "$(gefsvm chown "$1/dotl/file" 1000 1000) $(gefsvm stat "$2/dotl/file" | cut -d' ' -f2,3)"
     expect "chmod with setgid and sticky" 3755 "$(chmod 3755 "$1/dotl/file" && stat -c %a "$2/dotl/file")"
     expect "nlink of a file" 1 "$(gefsvm stat "$2/dotl/file" | cut -d' ' -f4)"
     expect "link(2): EPERM (GEFS has no hard links)" EPERM "$(gefsvm link "$1/dotl/file" "$1/dotl/hard")"
@@ -257,7 +259,7 @@ dotl_ops() {
 
 # locks M B: POSIX byte-range locks taken through one mount are seen through the other.
 locks() {
-    : >"$1/lockfile"
+    printf '' >"$1/lockfile"
     mkfifo /tmp/hold
     gefsvm lock "$1/lockfile" 0 100 </tmp/hold >/tmp/held &
     exec 9>/tmp/hold
