@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 use gefs_tests::daemon::{self, Daemon, Opts};
 use gefs_tests::vm::{Guest, Run};
 use gefsd::client::Client;
-use gefsd::proto::omode::{OTRUNC, OWRITE};
-use gefsd::proto::{Rmsg, Tmsg};
+use gefsd::proto::dmode::DMDIR;
+use gefsd::proto::omode::{OREAD, OTRUNC, OWRITE};
+use gefsd::proto::{Rmsg, Stat, Tmsg};
 
 /// fsx operations per dialect (9P2000.L splits them between a loose and an mmap mount).
 const FSX_OPS: u32 = 5000;
@@ -55,11 +56,12 @@ fn answers(sock: &Path, version: &str) -> String {
     }
 }
 
-/// The users table of the 9P2000.L stage. v9fs attaches with the Linux uid as `n_uname`, and
-/// gefsd maps it to the table's user of that id; Linux's root (0) gets the superuser's powers
-/// only as a member of adm. So root is user 0, an administrator, `none` moves to id 2, and
-/// bob (1000) is there to own files.
-const DOTL_USERS: &str = "-1:adm::alice,root\n0:root:root:\n1:alice:alice:\n2:none::\n1000:bob:bob:\n";
+/// The users table of every stage (the image is formatted with alice as administrator). The
+/// 9P2000 mounts attach as `uname=root`; 9P2000.L's attach by Linux uid (`n_uname`), which
+/// gefsd takes to be the table's id, and Linux's root (0) has the superuser's powers only as
+/// a member of adm. So root is id 0 and in adm, `none` moves to id 2, and bob (1000) is
+/// there to own files.
+const USERS: &str = "-1:adm::alice,root\n0:root:root:\n1:alice:alice:\n2:none::\n1000:bob:bob:\n";
 
 /// Replace adm's `/users` with `text` (through the `adm` attach, as the administrator `admin`)
 /// and have gefsd reload the table.
@@ -76,16 +78,32 @@ fn write_users(d: &Daemon, admin: &str, text: &str) {
     assert!(out.contains("loaded"), "console users: {out}");
 }
 
+/// Make `/t` as `owner`, owner and group, through 9P2000. The 9P2000.L checks run in it: the
+/// top directory of a fresh image belongs to adm, id -1, which Linux cannot represent (it
+/// shows it as its overflow id), and the kernel then denies root its overriding powers
+/// there itself; the guest checks that once, on its own.
+fn make_t(d: &Daemon, owner: &str) {
+    let mut c = Client::unix(&d.sock).expect("connect to gefsd");
+    c.version(8192).expect("Tversion");
+    c.attach(0, owner, "").expect("attach main");
+    c.walk(0, 1, &[]).expect("clone the root fid");
+    c.create(1, "t", DMDIR | 0o777, OREAD).expect("create /t");
+    c.clunk(1).expect("clunk");
+    c.walk(0, 2, &["t"]).expect("walk t");
+    let mut st = Stat::dont_touch();
+    st.gid = owner.into();
+    c.wstat(2, &st).expect("chgrp /t");
+    c.clunk(2).expect("clunk");
+}
+
 /// Boot the guest on a fresh image for `dialect`; check the transcript and the image.
 fn stage(guest: &Guest, dialect: &str) -> Run {
     let tmp = tempfile::tempdir().expect("tempdir");
     let img = tmp.path().join("gefs.img");
-    let dotl = dialect == "9p2000.L";
-    daemon::format(&img, "2G", if dotl { "alice" } else { "root" });
+    daemon::format(&img, "2G", "alice");
     let d = Daemon::start(tmp.path(), &img, &Opts::default());
-    if dotl {
-        write_users(&d, "alice", DOTL_USERS);
-    }
+    write_users(&d, "alice", USERS);
+    make_t(&d, "alice");
     let run = guest.boot(
         tmp.path(),
         &d.sock,
