@@ -15,4 +15,5 @@ pub mod mutate;
 pub mod powercut;
 pub mod py;
 pub mod rng;
+pub mod vm;
 pub mod workloads;
