@@ -4,7 +4,7 @@
 //! 1. a file is written and snapshotted (console `snap`), then removed from `main`, so that
 //!    only the snapshot holds it;
 //! 2. 8 writers, each on its own connection, write 1 MiB files (in 256 KiB Twrites) until
-//!    each gets an error, which must be the clean "file system full" (never read-only,
+//!    each gets an error, which must be the clean "file system is full" (never read-only,
 //!    never another error);
 //! 3. while full: the snapshot is deleted and every writer's files but its first are removed,
 //!    all of which must succeed;
@@ -29,7 +29,7 @@ use gefsd::proto::{omode, Stat, MSIZE_DEFAULT};
 const WRITERS: usize = 8;
 const MIB: usize = 1 << 20;
 const PIECE: usize = 256 << 10;
-const FULL: &str = "file system full";
+const FULL: &str = "file system is full";
 
 fn attached(sock: &Path) -> Client<UnixStream> {
     let mut c = Client::unix(sock).expect("connect");

@@ -35,7 +35,9 @@ use gefsd::client::Client;
 use gefsd::proto::{dmode, omode, Stat, MSIZE_DEFAULT};
 use gefsd::server::{self, Options, Server};
 
-const CORRUPT: &str = "block contents corrupted";
+/// Corruption reaches 9P2000 clients as Linux's string for EBADMSG (what ext4 and XFS return
+/// for a bad checksum), so a Linux client gets that errno; gefsd's log names the block.
+const CORRUPT: &str = "Bad message";
 
 type Files = BTreeMap<String, Vec<u8>>;
 
@@ -435,7 +437,7 @@ fn eio_through_gefsd_refuses_the_request_latches_writes_and_keeps_serving_reads(
     let e = c
         .create(1, "d", 0o644, omode::OWRITE)
         .expect_err("create after the latch");
-    assert_eq!(e.ename(), Some("file system read only"));
+    assert_eq!(e.ename(), Some("read only file system"));
     let _ = c.clunk(1);
     assert_eq!(get(&mut c, "a").as_deref(), Ok(&a[..]));
     assert_eq!(get(&mut c, "b").as_deref(), Ok(&b[..]));

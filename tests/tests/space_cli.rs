@@ -38,7 +38,7 @@ fn write_file(c: &mut Client<std::os::unix::net::UnixStream>, name: &str, bytes:
         match c.write(1, off, &chunk) {
             Ok(n) => off += u64::from(n),
             Err(e) => {
-                assert!(e.to_string().contains("file system full"), "{e}");
+                assert!(e.to_string().contains("file system is full"), "{e}");
                 break;
             }
         }

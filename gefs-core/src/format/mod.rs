@@ -19,7 +19,7 @@ pub mod value;
 pub use bptr::Bptr;
 
 /// The on-disk format version this build writes. It reads every version from 1 up to this one
-/// (FORMAT.md §3, §12: each version only added meanings its predecessors never wrote).
+/// (FORMAT.md §3 and FORMAT.md §12: each version only added meanings its predecessors never wrote).
 pub const FORMAT_VERSION: u32 = 2;
 
 /// Block size in bytes. Every block, data or metadata, is this big.
