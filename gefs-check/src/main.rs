@@ -67,6 +67,8 @@ struct Args {
     quiet: bool,
     /// The image file or block device.
     image: PathBuf,
+    #[command(flatten)]
+    log: gefs_cli::LogArgs,
 }
 
 /// The `--json` document.
@@ -151,6 +153,7 @@ fn fail(args: &Args, e: &gefs_core::Error) -> ExitCode {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    gefs_cli::init_logging(args.log.log_format);
     let dev = match gefs_core::image::open_device(&args.image, true) {
         Ok(d) => d,
         Err(e) => return fail(&args, &e),

@@ -21,6 +21,8 @@ struct Args {
     image: PathBuf,
     #[command(subcommand)]
     view: View,
+    #[command(flatten)]
+    log: gefs_cli::LogArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -104,6 +106,7 @@ fn show<T: serde::Serialize>(json: bool, v: &T) -> ExitCode {
 
 fn main() -> ExitCode {
     let a = Args::parse();
+    gefs_cli::init_logging(a.log.log_format);
     if let View::Blk { addr } = &a.view {
         let Some(addr) = parse_addr(addr) else {
             eprintln!("gefs-dump: bad block address {addr:?}");
@@ -186,7 +189,7 @@ fn files(a: &Args, s: gefs_core::store::Store) -> ExitCode {
         }
         View::Export { snap, dir } => gefs_core::export::export(&fs, snap, dir).map(|x| {
             for s in &x.skipped {
-                eprintln!("gefs-dump: {s}");
+                tracing::warn!(skipped = %s, "not exported: {s}");
             }
             let code = if a.json {
                 show(true, &x)

@@ -53,6 +53,8 @@ struct Args {
     grow: bool,
     /// The image file or block device.
     image: PathBuf,
+    #[command(flatten)]
+    log: gefs_cli::LogArgs,
 }
 
 fn retain_arg(s: &str) -> Result<Schedule, String> {
@@ -118,7 +120,7 @@ fn populate(
         b.finish_and_clear();
     }
     for s in &r.skipped {
-        eprintln!("gefs-mkfs: warning: {s}");
+        tracing::warn!(skipped = %s, "not copied: {s}");
     }
     let secs = t0.elapsed().as_secs_f64().max(1e-6);
     Ok(format!(
@@ -164,6 +166,7 @@ fn grow(args: &Args) -> ExitCode {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    gefs_cli::init_logging(args.log.log_format);
     if args.grow {
         return grow(&args);
     }

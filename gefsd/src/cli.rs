@@ -65,6 +65,9 @@ pub struct Cli {
     /// Server options.
     #[command(flatten)]
     pub serve: ServeArgs,
+    /// Logging.
+    #[command(flatten)]
+    pub log: gefs_cli::LogArgs,
 }
 
 /// Subcommands.
@@ -203,6 +206,7 @@ fn raise_fd_limit() {
 /// Run the `gefsd` binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    gefs_cli::init_logging(cli.log.log_format);
     match cli.cmd {
         Some(Cmd::Console(c)) => {
             let socket = c
@@ -218,7 +222,12 @@ pub fn main() -> ExitCode {
         None => match serve(cli.serve) {
             Ok(()) => ExitCode::SUCCESS,
             Err((code, msg)) => {
-                eprintln!("gefsd: {msg}");
+                // Why gefsd did not start is always said, whatever RUST_LOG hides.
+                if code != 2 && tracing::enabled!(tracing::Level::ERROR) {
+                    tracing::error!("{msg}");
+                } else {
+                    eprintln!("gefsd: {msg}");
+                }
                 ExitCode::from(code)
             }
         },
@@ -241,8 +250,11 @@ fn create_default(path: &Path) -> Result<(), Failure> {
         .ok_or_else(|| fail("cannot tell your login name to make the first administrator"))?;
     let (m, store) = gefs_core::image::format_image(path, None, &user, false).map_err(fail)?;
     drop(store);
-    eprintln!(
-        "gefsd: created {}: a new {} sparse gefs image; first administrator {}",
+    tracing::info!(
+        image = %path.display(),
+        size = m.size,
+        admin = %m.user,
+        "created {}: a new {} sparse gefs image; first administrator {}",
         path.display(),
         human(m.size),
         m.user
@@ -328,27 +340,36 @@ fn serve(a: ServeArgs) -> Result<(), Failure> {
         .collect();
     sockets.push(cons.clone());
     handle_signals(&srv, sockets)?;
-    eprintln!(
-        "gefsd: serving {}{} on {}{}; console unix!{}{}",
+    // The pool the store made: the size asked for, bounded by what the image can hold.
+    let cache = srv.core().store().stats().cache.capacity * gefs_core::format::BLKSZ;
+    let listen = if bound.is_empty() {
+        "-".to_string()
+    } else {
+        bound.join(", ")
+    };
+    tracing::info!(
+        image = %image.display(),
+        read_only = a.read_only,
+        listen = %listen,
+        stdio = a.stdio,
+        console = %cons.display(),
+        cache_bytes = cache,
+        noauth = a.noauth,
+        pid = std::process::id(),
+        "serving {}{} on {listen}{}; console unix!{}; cache {}",
         image.display(),
         if a.read_only { " read-only" } else { "" },
-        if bound.is_empty() {
-            "-".to_string()
-        } else {
-            bound.join(", ")
-        },
         if a.stdio { " and stdio" } else { "" },
         cons.display(),
-        if a.noauth {
-            "; WARNING: -A, no authentication"
-        } else {
-            ""
-        },
+        human(cache as u64),
     );
+    if a.noauth {
+        tracing::warn!("no authentication (-A): anyone who can connect may attach as any user");
+    }
     srv.wait();
     match srv.stop() {
         Ok(c) => {
-            eprintln!("gefsd: stopped after commit {}", c.gen);
+            tracing::info!(commit = c.gen, "stopped after commit {}", c.gen);
             Ok(())
         }
         Err(e) => Err(fail(format!("final sync failed: {e}"))),
@@ -374,21 +395,22 @@ fn handle_signals(srv: &Server, sockets: Vec<PathBuf>) -> Result<(), Failure> {
         .spawn(move || {
             let mut it = signals.forever();
             if let Some(sig) = it.next() {
-                eprintln!("gefsd: {}: stopping", name(sig));
+                tracing::info!(signal = name(sig), "{}: stopping", name(sig));
                 stopper.stop();
             }
             if let Some(sig) = it.next() {
-                eprintln!(
-                    "gefsd: {} during the stop: a last commit, then exit now",
+                tracing::warn!(
+                    signal = name(sig),
+                    "{} during the stop: a last commit, then exit now",
                     name(sig)
                 );
                 let code = match server::last_commit(&core, Duration::from_secs(5)) {
                     Ok(c) => {
-                        eprintln!("gefsd: exiting after commit {}", c.gen);
+                        tracing::info!(commit = c.gen, "exiting after commit {}", c.gen);
                         0
                     }
                     Err(e) => {
-                        eprintln!("gefsd: last commit failed: {e}");
+                        tracing::error!(error = %e, "last commit failed: {e}");
                         1
                     }
                 };

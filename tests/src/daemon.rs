@@ -100,6 +100,16 @@ impl Daemon {
     /// [`Daemon::start`], or gefsd's exit status and standard error if it exits before
     /// serving.
     pub fn try_start(dir: &Path, image: &Path, o: &Opts) -> Result<Daemon, String> {
+        Daemon::try_start_env(dir, image, o, &[])
+    }
+
+    /// [`Daemon::try_start`] with more environment variables (e.g. `RUST_LOG`).
+    pub fn try_start_env(
+        dir: &Path,
+        image: &Path,
+        o: &Opts,
+        env: &[(&str, &str)],
+    ) -> Result<Daemon, String> {
         let sock = dir.join("9p.sock");
         let mut args: Vec<String> = vec![
             "-f".into(),
@@ -118,6 +128,7 @@ impl Daemon {
         args.extend(o.extra.iter().cloned());
         let mut child = Command::new(gefsd_path())
             .args(&args)
+            .envs(env.iter().copied())
             .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -132,7 +143,8 @@ impl Daemon {
             let mut tx = Some(tx);
             for line in BufReader::new(err).lines() {
                 let Ok(line) = line else { break };
-                if line.starts_with("gefsd: serving") {
+                // The text and the JSON form of the "serving" event.
+                if line.contains(": serving ") || line.contains("\"serving ") {
                     if let Some(tx) = tx.take() {
                         let _ = tx.send(line.clone());
                     }

@@ -53,11 +53,11 @@ fn every_console_command_through_the_cli() {
     // Commands that change security or availability are audit-logged (S7).
     let log = d.log();
     for line in [
-        "gefsd: console: permit on",
-        "gefsd: console: permit off",
-        "gefsd: console: users",
-        "gefsd: console: set",
-        "gefsd: console: snap",
+        "console: permit on",
+        "console: permit off",
+        "console: users",
+        "console: set",
+        "console: snap",
     ] {
         assert!(log.contains(line), "{line:?} not in gefsd's log:\n{log}");
     }

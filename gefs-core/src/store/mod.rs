@@ -310,9 +310,16 @@ impl Store {
         }
     }
 
-    /// Latch read-only after a device failure.
-    fn latch(&self) {
-        self.broken.store(true, Ordering::SeqCst);
+    /// Latch read-only after a device failure (`why`); the first latch is
+    /// logged.
+    fn latch(&self, why: &Error) {
+        if !self.broken.swap(true, Ordering::SeqCst) {
+            tracing::error!(
+                error = %why,
+                "latched read-only: changes are refused from now on; the last commit \
+                 stays intact (restart to serve it again)"
+            );
+        }
     }
 
     /// The last durable commit.

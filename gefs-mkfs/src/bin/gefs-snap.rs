@@ -39,6 +39,8 @@ struct Args {
     /// or `retain`.
     #[arg(allow_hyphen_values = true, required = true)]
     command: Vec<String>,
+    #[command(flatten)]
+    log: gefs_cli::LogArgs,
 }
 
 fn fail(code: u8, e: impl std::fmt::Display) -> ExitCode {
@@ -48,6 +50,7 @@ fn fail(code: u8, e: impl std::fmt::Display) -> ExitCode {
 
 fn main() -> ExitCode {
     let a = Args::parse();
+    gefs_cli::init_logging(a.log.log_format);
     let words: Vec<&str> = a.command.iter().map(String::as_str).collect();
     // Check the syntax before touching the image.
     let snap = match words.first() {
