@@ -53,7 +53,7 @@ use serde::Serialize;
 /// tree's structure, the allocation logs against reachability, and every
 /// file tree's entries, up-links and data keys.
 #[derive(Parser, Debug)]
-#[command(name = "gefs-check", version)]
+#[command(name = "gefs-check", version, after_help = after_help())]
 struct Args {
     /// Threads for the scan, the reader included (default: one per
     /// available core).
@@ -69,6 +69,22 @@ struct Args {
     image: PathBuf,
     #[command(flatten)]
     log: gefs_cli::LogArgs,
+}
+
+fn after_help() -> String {
+    format!(
+        "Examples:\n  gefs-check disk.img                 check, one line per problem and a summary\n  \
+         gefs-check -q disk.img              problems only (for cron)\n  \
+         gefs-check --json disk.img | jq .status\n  \
+         gefs-check --threads 2 /dev/sdb\n\n\
+         While gefsd serves the image, use `gefsd console check` instead.\n\n{}",
+        gefs_cli::exit_codes(
+            "the image is consistent (warnings allowed)",
+            "problems were found",
+            "the image could not be checked (not a gefs image, unreadable, in use by a writer), \
+             or bad arguments"
+        )
+    )
 }
 
 /// The `--json` document.

@@ -111,19 +111,20 @@ impl Daemon {
         env: &[(&str, &str)],
     ) -> Result<Daemon, String> {
         let sock = dir.join("9p.sock");
+        // The long options, as a service unit or a script would write them.
         let mut args: Vec<String> = vec![
-            "-f".into(),
+            "--image".into(),
             image.display().to_string(),
-            "-a".into(),
+            "--listen".into(),
             format!("unix!{}", sock.display()),
-            "-a".into(),
+            "--listen".into(),
             "tcp!127.0.0.1!0".into(),
         ];
         if !o.cache.is_empty() {
-            args.extend(["-m".into(), o.cache.clone()]);
+            args.extend(["--cache".into(), o.cache.clone()]);
         }
         if o.noauth {
-            args.push("-A".into());
+            args.push("--no-auth".into());
         }
         args.extend(o.extra.iter().cloned());
         let mut child = Command::new(gefsd_path())

@@ -18,14 +18,14 @@ fn every_console_command_through_the_cli() {
     let mut d = Daemon::start(dir.path(), &img, &Opts::default());
     // (command, what the output must contain)
     let cases: &[(&[&str], &str)] = &[
-        (&["help"], "snap -d name"),
+        (&["help"], "snap -d [-f] name"),
         (&["sync"], "synced (commit"),
         (&["df"], "total: used"),
         (&["snap", "-l"], "main [mutable]"),
         (&["snap", "main", "s"], "labeled: main as s"),
         (&["snap", "-l"], "\ns  unique "),
         (&["snap", "-m", "s", "fork"], "fork"),
-        (&["snap", "-d", "fork"], "deleted: fork"),
+        (&["snap", "-d", "-f", "fork"], "deleted: fork"),
         (&["snap", "-d", "s"], "deleted: s"),
         (&["set", "main", "retain", ""], "set main retain"),
         (&["set", "main", "retain", "2@1h"], "set main retain"),

@@ -411,7 +411,7 @@ impl Store {
         }
         let lv = self
             .lookup(TreeId::SNAP, &key::label(label.as_bytes()))?
-            .ok_or_else(|| Error::NotFound(format!("label {label}")))?;
+            .ok_or_else(|| self.no_label(label))?;
         let snap_addr = self.root(TreeId::SNAP)?.bp.addr;
         let lv = LabelVal::decode(&lv).map_err(|_| Error::corrupt(snap_addr, "label value"))?;
         let rec = self

@@ -156,7 +156,9 @@ fn attach_fid(core: &Core, conn: &Conn, a: &Attach<'_>) -> Result<Qid> {
         (At::Dump, dump_qid())
     } else {
         let (m, root) = core.fs.attach(label).map_err(|e| match e {
-            fs::Error::Store(gefs_core::Error::NotFound(_)) => Error::Server(msg::BAD_SPEC),
+            fs::Error::Store(gefs_core::Error::NotFound(_) | gefs_core::Error::NoLabel { .. }) => {
+                Error::Server(msg::BAD_SPEC)
+            }
             e => Error::Fs(e),
         })?;
         let q = qid(root.qid);
