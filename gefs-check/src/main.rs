@@ -168,6 +168,9 @@ fn fail(args: &Args, e: &gefs_core::Error) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    if let Some(code) = gefs_cli::generate_if_asked::<Args>() {
+        return code;
+    }
     let args = Args::parse();
     gefs_cli::init_logging(args.log.log_format);
     let dev = match gefs_core::image::open_device(&args.image, true) {

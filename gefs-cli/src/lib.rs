@@ -28,3 +28,6 @@ pub fn exit_codes(ok: &str, failed: &str, unable: &str) -> String {
          --log-format json writes them as JSON lines."
     )
 }
+
+pub mod generate;
+pub use generate::generate_if_asked;

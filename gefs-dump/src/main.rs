@@ -132,6 +132,9 @@ fn out(text: &str) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    if let Some(code) = gefs_cli::generate_if_asked::<Args>() {
+        return code;
+    }
     let a = Args::parse();
     gefs_cli::init_logging(a.log.log_format);
     if let View::Blk { addr } = &a.view {

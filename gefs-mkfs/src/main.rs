@@ -189,6 +189,9 @@ fn exit_code(e: &gefs_core::Error) -> u8 {
 }
 
 fn main() -> ExitCode {
+    if let Some(code) = gefs_cli::generate_if_asked::<Args>() {
+        return code;
+    }
     let args = Args::parse();
     gefs_cli::init_logging(args.log.log_format);
     if args.grow {

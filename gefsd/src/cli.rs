@@ -222,6 +222,9 @@ fn raise_fd_limit() {
 
 /// Run the `gefsd` binary.
 pub fn main() -> ExitCode {
+    if let Some(code) = gefs_cli::generate_if_asked::<Cli>() {
+        return code;
+    }
     let cli = Cli::parse();
     gefs_cli::init_logging(cli.log.log_format);
     match cli.cmd {
@@ -391,7 +394,13 @@ fn serve(a: ServeArgs) -> Result<(), Failure> {
     if a.noauth {
         tracing::warn!("no authentication (-A): anyone who can connect may attach as any user");
     }
+    // systemd's Type=notify (contrib/gefsd.service): ready once listening. Without
+    // NOTIFY_SOCKET this does nothing.
+    if let Err(e) = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]) {
+        tracing::warn!(error = %e, "could not tell the service manager that gefsd is ready");
+    }
     srv.wait();
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     match srv.stop() {
         Ok(c) => {
             tracing::info!(commit = c.gen, "stopped after commit {}", c.gen);

@@ -71,6 +71,9 @@ fn fail(code: u8, e: impl std::fmt::Display) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    if let Some(code) = gefs_cli::generate_if_asked::<Args>() {
+        return code;
+    }
     let a = Args::parse();
     gefs_cli::init_logging(a.log.log_format);
     let flags: String = [
