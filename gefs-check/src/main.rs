@@ -53,7 +53,7 @@ use serde::Serialize;
 /// tree's structure, the allocation logs against reachability, and every
 /// file tree's entries, up-links and data keys.
 #[derive(Parser, Debug)]
-#[command(name = "gefs-check", version)]
+#[command(name = "gefs-check", version, after_help = after_help())]
 struct Args {
     /// Threads for the scan, the reader included (default: one per
     /// available core).
@@ -67,6 +67,24 @@ struct Args {
     quiet: bool,
     /// The image file or block device.
     image: PathBuf,
+    #[command(flatten)]
+    log: gefs_cli::LogArgs,
+}
+
+fn after_help() -> String {
+    format!(
+        "Examples:\n  gefs-check disk.img                 check, one line per problem and a summary\n  \
+         gefs-check -q disk.img              problems only (for cron)\n  \
+         gefs-check --json disk.img | jq .status\n  \
+         gefs-check --threads 2 /dev/sdb\n\n\
+         While gefsd serves the image, use `gefsd console check` instead.\n\n{}",
+        gefs_cli::exit_codes(
+            "the image is consistent (warnings allowed)",
+            "problems were found",
+            "the image could not be checked (not a gefs image, unreadable, in use by a writer), \
+             or bad arguments"
+        )
+    )
 }
 
 /// The `--json` document.
@@ -150,7 +168,11 @@ fn fail(args: &Args, e: &gefs_core::Error) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    if let Some(code) = gefs_cli::generate_if_asked::<Args>() {
+        return code;
+    }
     let args = Args::parse();
+    gefs_cli::init_logging(args.log.log_format);
     let dev = match gefs_core::image::open_device(&args.image, true) {
         Ok(d) => d,
         Err(e) => return fail(&args, &e),

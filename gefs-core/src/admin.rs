@@ -26,29 +26,37 @@ pub enum Snap {
         /// Fork (mutable) instead of an immutable snapshot.
         mutable: bool,
     },
-    /// `snap -d name`: delete a label (and the snapshot when nothing else
-    /// holds it).
-    Delete(String),
+    /// `snap -d [-f] name`: delete a label (and the snapshot when nothing
+    /// else holds it). Deleting `main`, or the last label of a mutable tree
+    /// (which deletes the tree and its files), needs `force` (`-f`).
+    Delete {
+        /// The label.
+        name: String,
+        /// `-f`: also `main` or the last label of a mutable tree.
+        force: bool,
+    },
 }
 
 /// Usage of `snap`.
-pub const SNAP_USAGE: &str = "snap -l | snap [-m] old new | snap -d name";
+pub const SNAP_USAGE: &str = "snap -l | snap [-m] old new | snap -d [-f] name";
 
 /// Parse the arguments of `snap` (without the word `snap`).
 pub fn parse_snap(args: &[&str]) -> Result<Snap> {
-    let (mut m, mut d, mut l) = (false, false, false);
+    let (mut m, mut d, mut l, mut force) = (false, false, false, false);
     let mut rest = Vec::new();
     for a in args {
         match *a {
             "-m" => m = true,
             "-d" => d = true,
             "-l" => l = true,
+            "-f" => force = true,
             f if f.starts_with('-') && f.len() > 1 => {
                 for c in f[1..].chars() {
                     match c {
                         'm' => m = true,
                         'd' => d = true,
                         'l' => l = true,
+                        'f' => force = true,
                         _ => return Err(usage(SNAP_USAGE)),
                     }
                 }
@@ -57,9 +65,12 @@ pub fn parse_snap(args: &[&str]) -> Result<Snap> {
         }
     }
     match (m, d, l, rest.len()) {
-        (false, false, true, 0) => Ok(Snap::List),
-        (false, true, false, 1) => Ok(Snap::Delete(rest.remove(0))),
-        (mutable, false, false, 2) => Ok(Snap::Take {
+        (false, false, true, 0) if !force => Ok(Snap::List),
+        (false, true, false, 1) => Ok(Snap::Delete {
+            name: rest.remove(0),
+            force,
+        }),
+        (mutable, false, false, 2) if !force => Ok(Snap::Take {
             new: rest.remove(1),
             old: rest.remove(0),
             mutable,
@@ -82,12 +93,36 @@ pub fn run_snap(s: &Store, cmd: &Snap) -> Result<String> {
             let what = if *mutable { "forked" } else { "labeled" };
             Ok(format!("{what}: {old} as {new}\n"))
         }
-        Snap::Delete(name) => {
+        Snap::Delete { name, force } => {
+            if !force {
+                refuse_unforced_delete(s, name)?;
+            }
             s.delete_label(name)?;
             s.sync()?;
             Ok(format!("deleted: {name}\n"))
         }
     }
+}
+
+/// Refuse to delete, without `-f`, `main` or the last label of a mutable
+/// tree: either takes the tree's files with it.
+fn refuse_unforced_delete(s: &Store, name: &str) -> Result<()> {
+    let labels = s.labels()?;
+    let Some(l) = labels.iter().find(|l| l.name == name) else {
+        return Err(s.no_label(name));
+    };
+    if name == "main" {
+        return Err(Error::Refused(
+            "main is the default tree (attach name ''): delete it with snap -d -f main".into(),
+        ));
+    }
+    if l.mutable && labels.iter().filter(|x| x.id == l.id).count() == 1 {
+        return Err(Error::Refused(format!(
+            "{name} is the last label of a mutable tree: deleting it deletes the tree and its \
+             files; snapshot it first (snap {name} NEW) or add -f"
+        )));
+    }
+    Ok(())
 }
 
 /// `snap -l` as text: one label a line, `[mutable]` after live trees, and
@@ -319,7 +354,21 @@ mod tests {
     #[test]
     fn snap_arguments_are_counted() {
         assert_eq!(parse_snap(&["-l"]).unwrap(), Snap::List);
-        assert_eq!(parse_snap(&["-d", "x"]).unwrap(), Snap::Delete("x".into()));
+        assert_eq!(
+            parse_snap(&["-d", "x"]).unwrap(),
+            Snap::Delete {
+                name: "x".into(),
+                force: false
+            }
+        );
+        assert_eq!(
+            parse_snap(&["-df", "main"]).unwrap(),
+            Snap::Delete {
+                name: "main".into(),
+                force: true
+            }
+        );
+        assert!(parse_snap(&["-f", "-l"]).is_err());
         assert_eq!(
             parse_snap(&["-m", "main", "f"]).unwrap(),
             Snap::Take {

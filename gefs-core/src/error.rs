@@ -84,8 +84,18 @@ pub enum Error {
     Invalid(String),
     /// A label, snapshot or key that does not exist.
     NotFound(String),
+    /// No label of this name (see `Store::no_label`).
+    NoLabel {
+        /// The name asked for.
+        name: String,
+        /// The labels there are, for the message.
+        labels: Vec<String>,
+    },
     /// An object that already exists.
     Exists(String),
+    /// An operation refused to protect data; the text says why and how to
+    /// go ahead (e.g. "use -f").
+    Refused(String),
     /// An invariant of this library was broken (a bug, reported instead of a panic).
     Internal(String),
 }
@@ -109,6 +119,12 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            // The message of an open failure names the path and what happened.
+            Error::Io {
+                op: IoOp::Open,
+                source,
+                ..
+            } => write!(f, "{source}"),
             Error::Io { op, off, source } => {
                 write!(f, "i/o error: {op} at offset {off:#x}: {source}")
             }
@@ -132,8 +148,15 @@ impl fmt::Display for Error {
             Error::KeyTooLong(n) => write!(f, "key of {n} bytes exceeds the limit"),
             Error::ValueTooLong(n) => write!(f, "value of {n} bytes exceeds the limit"),
             Error::Invalid(what) => write!(f, "invalid argument: {what}"),
-            Error::NotFound(what) => write!(f, "not found: {what}"),
-            Error::Exists(what) => write!(f, "already exists: {what}"),
+            Error::NotFound(what) => write!(f, "{what} not found"),
+            Error::NoLabel { name, labels } if labels.is_empty() => {
+                write!(f, "label {name} not found")
+            }
+            Error::NoLabel { name, labels } => {
+                write!(f, "label {name} not found; labels: {}", labels.join(", "))
+            }
+            Error::Exists(what) => write!(f, "{what} already exists"),
+            Error::Refused(why) => f.write_str(why),
             Error::Internal(what) => write!(f, "internal error: {what}"),
         }
     }

@@ -17,10 +17,22 @@ pub const DEFAULT_SIZE: u64 = 1 << 30;
 
 fn open_err(path: &Path, e: io::Error) -> Error {
     let what = if e.kind() == io::ErrorKind::WouldBlock {
-        format!(
-            "{}: in use by another process (it holds the image's lock)",
-            path.display()
-        )
+        match lock_holder(path) {
+            Some((pid, name)) if name == "gefsd" => format!(
+                "{}: in use by gefsd (pid {pid}); stop it, or use `gefsd console` (snap, \
+                 check, df) while it serves",
+                path.display()
+            ),
+            Some((pid, name)) => format!(
+                "{}: in use by another process, {name} (pid {pid}), which holds the image's \
+                 lock; try again when it has finished",
+                path.display()
+            ),
+            None => format!(
+                "{}: in use by another process (it holds the image's lock)",
+                path.display()
+            ),
+        }
     } else {
         format!("{}: {e}", path.display())
     };
@@ -29,6 +41,30 @@ fn open_err(path: &Path, e: io::Error) -> Error {
         off: 0,
         source: io::Error::new(e.kind(), what),
     }
+}
+
+/// The process holding an `flock` on `path`, from `/proc/locks`, and its
+/// command name: for the message that names who has the image. `None` when
+/// it cannot be told (no `/proc`, or the holder has gone).
+fn lock_holder(path: &Path) -> Option<(u32, String)> {
+    use std::os::unix::fs::MetadataExt;
+    let md = std::fs::metadata(path).ok()?;
+    let dev = md.dev();
+    let (major, minor) = (
+        ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff),
+        (dev & 0xff) | ((dev >> 12) & !0xff),
+    );
+    let id = format!("{major:02x}:{minor:02x}:{}", md.ino());
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    let pid: u32 = locks.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        // "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"
+        (f.get(1) == Some(&"FLOCK") && f.get(5) == Some(&id.as_str()))
+            .then(|| f.get(4)?.parse().ok())
+            .flatten()
+    })?;
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    Some((pid, comm.trim().to_string()))
 }
 
 /// Open an image for reading or writing, taking its lock.
@@ -87,13 +123,13 @@ pub fn format_image(
     let (dev, created) = if exists {
         let mut d = FileDev::open(path, OpenMode::ReadWrite).map_err(|e| open_err(path, e))?;
         if looks_like_gefs(&d) && !force {
-            return Err(Error::Exists(format!(
+            return Err(Error::Refused(format!(
                 "{} already holds a gefs image; use -f to format it anyway",
                 path.display()
             )));
         }
         if let Some(what) = crate::probe::foreign(&d).filter(|_| !force) {
-            return Err(Error::Exists(format!(
+            return Err(Error::Refused(format!(
                 "{} holds a {what} signature; formatting would destroy it; use -f to format it \
                  anyway",
                 path.display()

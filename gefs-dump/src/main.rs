@@ -12,7 +12,7 @@ use gefs_core::store::Config;
 
 /// Inspect a gefs-rs image (read-only).
 #[derive(Parser, Debug)]
-#[command(name = "gefs-dump", version)]
+#[command(name = "gefs-dump", version, after_help = after_help())]
 struct Args {
     /// Print JSON instead of text.
     #[arg(long, global = true)]
@@ -21,6 +21,8 @@ struct Args {
     image: PathBuf,
     #[command(subcommand)]
     view: View,
+    #[command(flatten)]
+    log: gefs_cli::LogArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -80,6 +82,22 @@ enum View {
     },
 }
 
+fn after_help() -> String {
+    format!(
+        "Examples:\n  gefs-dump disk.img df                  space, and what snapshots hold\n  \
+         gefs-dump disk.img snaps --json        snapshot records as JSON\n  \
+         gefs-dump disk.img ls main /home       a directory of main\n  \
+         gefs-dump disk.img cat monday /etc/motd > motd   a file from snapshot monday\n  \
+         gefs-dump disk.img export monday ./restore       copy a snapshot's files out\n  \
+         gefs-dump disk.img blk 0x7e0000        one block decoded, even a damaged one\n\n{}",
+        gefs_cli::exit_codes(
+            "shown",
+            "the view failed (the image is damaged where it looked), or export skipped entries",
+            "the image could not be opened (not a gefs image, in use by a writer), or bad arguments"
+        )
+    )
+}
+
 fn parse_addr(s: &str) -> Option<u64> {
     match s.strip_prefix("0x") {
         Some(h) => u64::from_str_radix(h, 16).ok(),
@@ -88,22 +106,37 @@ fn parse_addr(s: &str) -> Option<u64> {
 }
 
 fn show<T: serde::Serialize>(json: bool, v: &T) -> ExitCode {
-    if json {
+    let text = if json {
         match serde_json::to_string_pretty(v) {
-            Ok(s) => println!("{s}"),
+            Ok(s) => s + "\n",
             Err(e) => {
                 eprintln!("gefs-dump: {e}");
                 return ExitCode::from(1);
             }
         }
     } else {
-        print!("{}", gefs_core::dump::text(v));
+        gefs_core::dump::text(v)
+    };
+    out(&text)
+}
+
+/// Print `text`; a closed pipe is fine, another write error is exit 1.
+fn out(text: &str) -> ExitCode {
+    match gefs_cli::print_out(text) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gefs-dump: writing the output: {e}");
+            ExitCode::from(1)
+        }
     }
-    ExitCode::SUCCESS
 }
 
 fn main() -> ExitCode {
+    if let Some(code) = gefs_cli::generate_if_asked::<Args>() {
+        return code;
+    }
     let a = Args::parse();
+    gefs_cli::init_logging(a.log.log_format);
     if let View::Blk { addr } = &a.view {
         let Some(addr) = parse_addr(addr) else {
             eprintln!("gefs-dump: bad block address {addr:?}");
@@ -149,8 +182,7 @@ fn main() -> ExitCode {
             if a.json {
                 show(true, &d)
             } else {
-                print!("{}", d.text());
-                ExitCode::SUCCESS
+                out(&d.text())
             }
         }),
         View::Snaps => gefs_core::dump::snaps(&s).map(|v| show(a.json, &v)),
@@ -186,19 +218,18 @@ fn files(a: &Args, s: gefs_core::store::Store) -> ExitCode {
         }
         View::Export { snap, dir } => gefs_core::export::export(&fs, snap, dir).map(|x| {
             for s in &x.skipped {
-                eprintln!("gefs-dump: {s}");
+                tracing::warn!(skipped = %s, "not exported: {s}");
             }
             let code = if a.json {
                 show(true, &x)
             } else {
-                println!(
-                    "exported {} files and {} directories ({} bytes) to {}",
+                out(&format!(
+                    "exported {} files and {} directories ({} bytes) to {}\n",
                     x.files,
                     x.dirs,
                     x.bytes,
                     dir.display()
-                );
-                ExitCode::SUCCESS
+                ))
             };
             if x.skipped.is_empty() {
                 code

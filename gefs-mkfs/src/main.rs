@@ -14,21 +14,21 @@ use std::time::Instant;
 use clap::Parser;
 use gefs_core::fs::Fs;
 use gefs_core::retain::Schedule;
-use gefs_core::units::{human, parse_size};
+use gefs_core::units::human;
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Format an image file or block device for gefs-rs.
 #[derive(Parser, Debug)]
-#[command(name = "gefs-mkfs", version)]
+#[command(name = "gefs-mkfs", version, after_help = after_help())]
 struct Args {
     /// Size of the image (K, M, G or T suffix). A new file is created sparse
     /// at this size (default 1G); an existing file is resized to it; a block
     /// device is used at its own size.
-    #[arg(short = 's', long = "size", value_parser = size_arg)]
+    #[arg(short = 's', long = "size", value_name = "SIZE", value_parser = gefs_cli::size_arg)]
     size: Option<u64>,
     /// The first administrator, a member of the adm group (default: your
     /// login name).
-    #[arg(short = 'u', long = "user")]
+    #[arg(short = 'u', long = "user", value_name = "USER")]
     user: Option<String>,
     /// Format even if IMAGE already holds a gefs image.
     #[arg(short = 'f', long = "force")]
@@ -36,10 +36,10 @@ struct Args {
     /// Populate `main` with a copy of this host directory (files,
     /// directories, modes, mtimes; symlinks, devices and sockets are
     /// skipped with a warning each).
-    #[arg(short = 'd', long = "from")]
+    #[arg(short = 'd', long = "from", value_name = "DIR")]
     from: Option<PathBuf>,
     /// Owner of the copied files (default: the first administrator).
-    #[arg(long = "owner", requires = "from")]
+    #[arg(long = "owner", value_name = "USER", requires = "from")]
     owner: Option<String>,
     /// The retention schedule of automatic snapshots, for every mutable
     /// label (default "60@1m 24@1h @1d"; "" for none). Items are
@@ -53,6 +53,8 @@ struct Args {
     grow: bool,
     /// The image file or block device.
     image: PathBuf,
+    #[command(flatten)]
+    log: gefs_cli::LogArgs,
 }
 
 fn retain_arg(s: &str) -> Result<Schedule, String> {
@@ -83,8 +85,23 @@ fn retention(store: &gefs_core::store::Store, given: Option<&Schedule>) -> Resul
     ))
 }
 
-fn size_arg(s: &str) -> Result<u64, String> {
-    parse_size(s).map_err(|e| e.to_string())
+fn after_help() -> String {
+    format!(
+        "Examples:\n  gefs-mkfs -s 2G disk.img                 a new 2 GiB sparse image, you as \
+         administrator\n  \
+         gefs-mkfs --size 64M --user alice disk.img\n  \
+         gefs-mkfs -s 1G --from ~/photos disk.img   main populated with a copy of ~/photos\n  \
+         gefs-mkfs --retain '24@1h @1d' disk.img  hourly and daily automatic snapshots\n  \
+         gefs-mkfs -f /dev/sdb                    format a device that holds something\n  \
+         gefs-mkfs --grow -s 4G disk.img          grow an image in place\n\n\
+         Sizes: a number and a unit, K, M, G or T (1.5G); a bare number is refused.\n\n{}",
+        gefs_cli::exit_codes(
+            "formatted (or grown)",
+            "refused (the image holds data: -f; in use) or failed",
+            "bad arguments (a size too small or not a size, a bad user name, --from not a \
+             directory)"
+        )
+    )
 }
 
 fn populate(
@@ -118,7 +135,7 @@ fn populate(
         b.finish_and_clear();
     }
     for s in &r.skipped {
-        eprintln!("gefs-mkfs: warning: {s}");
+        tracing::warn!(skipped = %s, "not copied: {s}");
     }
     let secs = t0.elapsed().as_secs_f64().max(1e-6);
     Ok(format!(
@@ -143,7 +160,7 @@ fn grow(args: &Args) -> ExitCode {
                     human(n)
                 ),
             };
-            println!(
+            gefs_cli::outln!(
                 "{}: grew from {} to {}: {} to {} arenas of {} (commit {}){unused}",
                 args.image.display(),
                 human(g.old.dev_size),
@@ -157,18 +174,31 @@ fn grow(args: &Args) -> ExitCode {
         }
         Err(e) => {
             eprintln!("gefs-mkfs: {}: {e}", args.image.display());
-            ExitCode::from(1)
+            ExitCode::from(exit_code(&e))
         }
     }
 }
 
+/// 2 for what the arguments got wrong (a size too small, a bad user name), 1
+/// for a refusal or a failure.
+fn exit_code(e: &gefs_core::Error) -> u8 {
+    match e {
+        gefs_core::Error::Invalid(_) => 2,
+        _ => 1,
+    }
+}
+
 fn main() -> ExitCode {
+    if let Some(code) = gefs_cli::generate_if_asked::<Args>() {
+        return code;
+    }
     let args = Args::parse();
+    gefs_cli::init_logging(args.log.log_format);
     if args.grow {
         return grow(&args);
     }
     let Some(user) = args.user.or_else(gefs_core::host::login_name) else {
-        eprintln!("gefs-mkfs: cannot tell your login name; give one with -u");
+        eprintln!("gefs-mkfs: cannot tell your login name; give one with --user NAME");
         return ExitCode::from(2);
     };
     if let Some(d) = &args.from {
@@ -182,10 +212,10 @@ fn main() -> ExitCode {
         Ok(x) => x,
         Err(e) => {
             eprintln!("gefs-mkfs: {e}");
-            return ExitCode::from(1);
+            return ExitCode::from(exit_code(&e));
         }
     };
-    println!(
+    gefs_cli::outln!(
         "{}: {}gefs image of {} in {} arenas of {}; first administrator {}; labels main, adm, empty",
         args.image.display(),
         if m.created { "new " } else { "" },
@@ -195,7 +225,7 @@ fn main() -> ExitCode {
         m.user
     );
     match retention(&store, args.retain.as_ref()) {
-        Ok(line) => println!("{line}"),
+        Ok(line) => gefs_cli::outln!("{line}"),
         Err(e) => {
             eprintln!("gefs-mkfs: setting the retention schedule: {e}");
             return ExitCode::from(1);
@@ -204,7 +234,7 @@ fn main() -> ExitCode {
     if let Some(dir) = &args.from {
         let owner = args.owner.as_deref().unwrap_or(&user);
         match populate(store, dir, owner) {
-            Ok(line) => println!("{line}"),
+            Ok(line) => gefs_cli::outln!("{line}"),
             Err(e) => {
                 eprintln!("gefs-mkfs: populating from {}: {e}", dir.display());
                 return ExitCode::from(1);

@@ -20,19 +20,20 @@ const ABOUT: &str = "Serve a gefs image over 9P2000 and 9P2000.L.";
 const LONG_ABOUT: &str = "\
 Serve a gefs image over 9P2000 and 9P2000.L (each connection's Tversion chooses).
 
-With no -f, gefsd serves ./gefs.img, creating a 1 GiB sparse image (first administrator: your \
-login name) if there is none. With no -a and no -s it listens on tcp!127.0.0.1!5640.
+With no --image, gefsd serves ./gefs.img, creating a 1 GiB sparse image (first administrator: your \
+login name) if there is none. With no --listen and no --stdio it listens on \
+tcp!127.0.0.1!5640.
 
 Authentication is by peer credentials: the kernel tells gefsd which uid made each connection \
 (SO_PEERCRED on unix sockets, /proc/net/tcp for loopback TCP), and Tattach must name that \
 uid's login name, which must be a user in the image's users table (adm's /users); a \
 connection made by root (a kernel mount) may attach as any user of the table. Tauth is \
 always refused. For this reason gefsd listens only on loopback and unix sockets; reach it \
-from elsewhere through a tunnel (ssh -L). With -A, anyone who can connect may attach as any \
+from elsewhere through a tunnel (ssh -L). With --no-auth (-A), anyone who can connect may attach as any \
 user in the table.
 
 Attach names: '' = main, LABEL = a snapshot or label, %LABEL = permission checks off (adm \
-members, or anyone with -S or console 'permit on'), dump = every label as a read-only \
+members, or anyone with --permissive or console 'permit on'), dump = every label as a read-only \
 directory, adm = the users file.
 
 Linux (v9fs), see the README's 'Mount it from Linux': \
@@ -57,7 +58,7 @@ their credentials), the console mode 0600.";
 /// The gefsd command line.
 #[derive(Parser, Debug)]
 #[command(name = "gefsd", version, about = ABOUT, long_about = LONG_ABOUT)]
-#[command(args_conflicts_with_subcommands = true)]
+#[command(args_conflicts_with_subcommands = true, after_help = after_help())]
 pub struct Cli {
     /// Subcommand.
     #[command(subcommand)]
@@ -65,6 +66,9 @@ pub struct Cli {
     /// Server options.
     #[command(flatten)]
     pub serve: ServeArgs,
+    /// Logging.
+    #[command(flatten)]
+    pub log: gefs_cli::LogArgs,
 }
 
 /// Subcommands.
@@ -78,31 +82,36 @@ pub enum Cmd {
 #[derive(Args, Debug, Default)]
 pub struct ServeArgs {
     /// The image file or block device [default: ./gefs.img, created if missing].
-    #[arg(short = 'f', value_name = "IMAGE")]
+    #[arg(short = 'f', long = "image", value_name = "IMAGE")]
     pub image: Option<PathBuf>,
     /// Listen on ADDR: tcp!HOST!PORT, unix!PATH or HOST:PORT; loopback and unix only. May be
-    /// repeated [default: tcp!127.0.0.1!5640, unless -s].
-    #[arg(short = 'a', value_name = "ADDR")]
+    /// repeated [default: tcp!127.0.0.1!5640, unless --stdio].
+    #[arg(short = 'a', long = "listen", value_name = "ADDR")]
     pub addrs: Vec<String>,
-    /// Block cache size: N (MiB), NM, NG or N% of RAM, never more than the image [default:
-    /// 25%, at most 4G]. Memory is used only as blocks are cached.
-    #[arg(short = 'm', value_name = "CACHE")]
+    /// Block cache size: a size (512M, 2G) or a share of RAM (25%), never more than the
+    /// image [default: 25%, at most 4G]. Memory is used only as blocks are cached.
+    #[arg(short = 'm', long = "cache", value_name = "SIZE")]
     pub cache: Option<String>,
     /// No authentication: any user in the users table may attach (loopback and unix only).
-    #[arg(short = 'A')]
+    #[arg(short = 'A', long = "no-auth")]
     pub noauth: bool,
     /// Read-only: open the image read-only and write nothing.
-    #[arg(short = 'R')]
+    #[arg(short = 'R', long = "read-only")]
     pub read_only: bool,
     /// Permissive: anyone may attach with %LABEL (no permission checks); a broken users file
     /// falls back to adm and none.
-    #[arg(short = 'S')]
+    #[arg(short = 'S', long = "permissive")]
     pub permissive: bool,
     /// Serve 9P on standard input and output (the peer is the user running gefsd).
-    #[arg(short = 's')]
+    #[arg(short = 's', long = "stdio")]
     pub stdio: bool,
     /// Service name: the console socket is NAME.cmd.
-    #[arg(short = 'n', value_name = "NAME", default_value = "gefs")]
+    #[arg(
+        short = 'n',
+        long = "name",
+        value_name = "NAME",
+        default_value = "gefs"
+    )]
     pub name: String,
     /// Connections served at once; more are closed as they arrive.
     #[arg(long = "max-conns", value_name = "N", default_value_t = 256,
@@ -110,13 +119,15 @@ pub struct ServeArgs {
     pub max_conns: u32,
     /// Memory for one connection's requests in flight (read but not answered, replies not
     /// yet written): K, M or G suffix. When it is full gefsd stops reading that connection.
-    #[arg(long = "conn-mem", value_name = "SIZE", default_value = "4M")]
-    pub conn_mem: String,
+    #[arg(long = "conn-mem", value_name = "SIZE", default_value = "4M",
+          value_parser = budget_arg)]
+    pub conn_mem: u64,
     /// Memory for all connections' requests in flight, beyond 64 KiB of each connection's
     /// own. When it is full, connections that want more are not read until replies are
     /// written.
-    #[arg(long = "server-mem", value_name = "SIZE", default_value = "16M")]
-    pub server_mem: String,
+    #[arg(long = "server-mem", value_name = "SIZE", default_value = "16M",
+          value_parser = budget_arg)]
+    pub server_mem: u64,
 }
 
 /// Options of `gefsd console`.
@@ -125,6 +136,7 @@ pub struct ConsoleArgs {
     /// The server's name: talk to ./NAME.cmd.
     #[arg(
         short = 'n',
+        long = "name",
         value_name = "NAME",
         default_value = "gefs",
         conflicts_with = "socket"
@@ -133,7 +145,7 @@ pub struct ConsoleArgs {
     /// The console socket.
     #[arg(long = "socket", value_name = "PATH")]
     pub socket: Option<PathBuf>,
-    /// Answer in JSON where there is data.
+    /// Answer in JSON where there is data (also accepted after the command).
     #[arg(long = "json")]
     pub json: bool,
     /// The command (e.g. `sync`, `snap -l`, `df`); none: read commands interactively.
@@ -149,44 +161,52 @@ fn ram_bytes() -> Option<u64> {
     kb.checked_mul(1024)
 }
 
-/// Parse a cache size: N (MiB), with M, G or % (of RAM) suffix.
-pub fn parse_cache(s: &str, ram: Option<u64>) -> Result<usize, String> {
-    let bad = || format!("cache size {s:?}: expected N, NM, NG or N%");
-    let t = s.trim();
-    let bytes = if let Some(p) = t.strip_suffix('%') {
-        let pct: u64 = p.trim().parse().map_err(|_| bad())?;
-        if pct == 0 || pct > 90 {
-            return Err(format!("cache size {s:?}: 1% to 90% of RAM"));
-        }
-        let ram = ram.ok_or("cannot read the RAM size from /proc/meminfo; give -m in M or G")?;
-        u64::try_from(u128::from(ram) * u128::from(pct) / 100).map_err(|_| bad())?
-    } else if let Some(g) = t.strip_suffix(['G', 'g']) {
-        g.trim()
-            .parse::<u64>()
-            .map_err(|_| bad())?
-            .checked_mul(1 << 30)
-            .ok_or_else(bad)?
-    } else {
-        let m = t.strip_suffix(['M', 'm']).unwrap_or(t);
-        m.trim()
-            .parse::<u64>()
-            .map_err(|_| bad())?
-            .checked_mul(1 << 20)
-            .ok_or_else(bad)?
-    };
-    if bytes < 1 << 20 {
-        return Err(format!("cache size {s:?}: at least 1M"));
-    }
-    usize::try_from(bytes).map_err(|_| bad())
+fn after_help() -> String {
+    format!(
+        "Examples:\n  gefsd                                   serve ./gefs.img (created if \
+         missing) on tcp!127.0.0.1!5640\n  \
+         gefsd --image disk.img --listen unix!/run/gefs/9p.sock --cache 512M\n  \
+         gefsd -f disk.img -a tcp!127.0.0.1!5640 -a unix!/tmp/gefs.sock\n  \
+         gefsd --image disk.img --read-only --stdio      one client on stdin/stdout\n  \
+         gefsd console snap main monday          snapshot main as monday\n  \
+         gefsd console df --json                 space as JSON\n  \
+         RUST_LOG=debug gefsd --log-format json  every event, commits too, as JSON lines\n\n{}",
+        gefs_cli::exit_codes(
+            "stopped cleanly (a signal or console halt), the last commit durable",
+            "could not serve (the image would not open, a listener failed) or the last commit \
+             failed; `gefsd console`: the command failed or check found problems",
+            "bad arguments; `gefsd console`: could not reach the server, or check could not \
+             read the image"
+        )
+    )
 }
 
-/// Parse a memory budget: at least 64 KiB.
-fn parse_budget(flag: &str, s: &str) -> Result<usize, Failure> {
-    let n = gefs_core::units::parse_size(s).map_err(|e| usage(format!("{flag}: {e}")))?;
-    if n < 64 << 10 {
-        return Err(usage(format!("{flag} {s}: at least 64K")));
+/// Parse a cache size: a size (`512M`, `1.5G`) or a share of RAM (`25%`).
+pub fn parse_cache(s: &str, ram: Option<u64>) -> Result<usize, String> {
+    let bytes = gefs_core::units::parse_size_or_percent(
+        s,
+        ram,
+        "cannot read the RAM size from /proc/meminfo; give --cache as a size, e.g. 512M",
+    )
+    .map_err(|e| format!("--cache: {e}"))?;
+    if let Some(p) = s.trim().strip_suffix('%') {
+        if !matches!(p.trim().parse::<f64>(), Ok(x) if x > 0.0 && x <= 90.0) {
+            return Err(format!("--cache {s}: 1% to 90% of RAM"));
+        }
     }
-    usize::try_from(n).map_err(|_| usage(format!("{flag} {s}: too large")))
+    if bytes < 1 << 20 {
+        return Err(format!("--cache {s}: at least 1M"));
+    }
+    usize::try_from(bytes).map_err(|_| format!("--cache {s}: too large"))
+}
+
+/// The value parser of a memory budget: a size of at least 64 KiB.
+fn budget_arg(s: &str) -> Result<u64, String> {
+    let n = gefs_cli::size_arg(s)?;
+    if n < 64 << 10 {
+        return Err(format!("{s}: at least 64K"));
+    }
+    Ok(n)
 }
 
 /// Raise the soft limit on open files to the hard one: every connection is a descriptor, and
@@ -202,23 +222,35 @@ fn raise_fd_limit() {
 
 /// Run the `gefsd` binary.
 pub fn main() -> ExitCode {
+    if let Some(code) = gefs_cli::generate_if_asked::<Cli>() {
+        return code;
+    }
     let cli = Cli::parse();
+    gefs_cli::init_logging(cli.log.log_format);
     match cli.cmd {
         Some(Cmd::Console(c)) => {
             let socket = c
                 .socket
                 .unwrap_or_else(|| PathBuf::from(format!("{}.cmd", c.name)));
+            // `--json` anywhere on the line: no console command takes it as a word.
+            let json = c.json || c.command.iter().any(|w| w == "--json");
+            let command = c.command.into_iter().filter(|w| w != "--json").collect();
             let code = run_client(&ClientOpts {
                 socket,
-                json: c.json,
-                command: c.command,
+                json,
+                command,
             });
             ExitCode::from(u8::try_from(code).unwrap_or(1))
         }
         None => match serve(cli.serve) {
             Ok(()) => ExitCode::SUCCESS,
             Err((code, msg)) => {
-                eprintln!("gefsd: {msg}");
+                // Why gefsd did not start is always said, whatever RUST_LOG hides.
+                if code != 2 && tracing::enabled!(tracing::Level::ERROR) {
+                    tracing::error!("{msg}");
+                } else {
+                    eprintln!("gefsd: {msg}");
+                }
                 ExitCode::from(code)
             }
         },
@@ -241,8 +273,11 @@ fn create_default(path: &Path) -> Result<(), Failure> {
         .ok_or_else(|| fail("cannot tell your login name to make the first administrator"))?;
     let (m, store) = gefs_core::image::format_image(path, None, &user, false).map_err(fail)?;
     drop(store);
-    eprintln!(
-        "gefsd: created {}: a new {} sparse gefs image; first administrator {}",
+    tracing::info!(
+        image = %path.display(),
+        size = m.size,
+        admin = %m.user,
+        "created {}: a new {} sparse gefs image; first administrator {}",
         path.display(),
         human(m.size),
         m.user
@@ -272,7 +307,10 @@ fn serve(a: ServeArgs) -> Result<(), Failure> {
             let p = PathBuf::from("gefs.img");
             if !p.exists() {
                 if a.read_only {
-                    return Err(fail("./gefs.img does not exist (and -R cannot create it)"));
+                    return Err(fail(
+                        "./gefs.img does not exist (and --read-only cannot create it); give \
+                         --image, or start once without --read-only to create it",
+                    ));
                 }
                 create_default(&p)?;
             }
@@ -286,7 +324,7 @@ fn serve(a: ServeArgs) -> Result<(), Failure> {
     let store = gefs_core::image::open_store(&image, &cfg).map_err(fail)?;
     let fs = Fs::new(Arc::new(store), a.permissive).map_err(|e| {
         fail(format!(
-            "{}: users table: {e} (-S falls back to adm and none)",
+            "{}: users table: {e} (--permissive falls back to adm and none)",
             image.display()
         ))
     })?;
@@ -296,8 +334,10 @@ fn serve(a: ServeArgs) -> Result<(), Failure> {
         ..Options::default()
     };
     opts.limits.max_conns = a.max_conns as usize;
-    opts.limits.conn_bytes = parse_budget("--conn-mem", &a.conn_mem)?;
-    opts.limits.total_bytes = parse_budget("--server-mem", &a.server_mem)?;
+    opts.limits.conn_bytes =
+        usize::try_from(a.conn_mem).map_err(|_| usage("--conn-mem: too large".into()))?;
+    opts.limits.total_bytes =
+        usize::try_from(a.server_mem).map_err(|_| usage("--server-mem: too large".into()))?;
     raise_fd_limit();
     let mut srv = Server::start(Arc::new(fs), opts).map_err(fail)?;
     let mut bound = Vec::new();
@@ -328,27 +368,42 @@ fn serve(a: ServeArgs) -> Result<(), Failure> {
         .collect();
     sockets.push(cons.clone());
     handle_signals(&srv, sockets)?;
-    eprintln!(
-        "gefsd: serving {}{} on {}{}; console unix!{}{}",
+    // The pool the store made: the size asked for, bounded by what the image can hold.
+    let cache = srv.core().store().stats().cache.capacity * gefs_core::format::BLKSZ;
+    let listen = if bound.is_empty() {
+        "-".to_string()
+    } else {
+        bound.join(", ")
+    };
+    tracing::info!(
+        image = %image.display(),
+        read_only = a.read_only,
+        listen = %listen,
+        stdio = a.stdio,
+        console = %cons.display(),
+        cache_bytes = cache,
+        noauth = a.noauth,
+        pid = std::process::id(),
+        "serving {}{} on {listen}{}; console unix!{}; cache {}",
         image.display(),
         if a.read_only { " read-only" } else { "" },
-        if bound.is_empty() {
-            "-".to_string()
-        } else {
-            bound.join(", ")
-        },
         if a.stdio { " and stdio" } else { "" },
         cons.display(),
-        if a.noauth {
-            "; WARNING: -A, no authentication"
-        } else {
-            ""
-        },
+        human(cache as u64),
     );
+    if a.noauth {
+        tracing::warn!("no authentication (-A): anyone who can connect may attach as any user");
+    }
+    // systemd's Type=notify (contrib/gefsd.service): ready once listening. Without
+    // NOTIFY_SOCKET this does nothing.
+    if let Err(e) = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]) {
+        tracing::warn!(error = %e, "could not tell the service manager that gefsd is ready");
+    }
     srv.wait();
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     match srv.stop() {
         Ok(c) => {
-            eprintln!("gefsd: stopped after commit {}", c.gen);
+            tracing::info!(commit = c.gen, "stopped after commit {}", c.gen);
             Ok(())
         }
         Err(e) => Err(fail(format!("final sync failed: {e}"))),
@@ -374,21 +429,22 @@ fn handle_signals(srv: &Server, sockets: Vec<PathBuf>) -> Result<(), Failure> {
         .spawn(move || {
             let mut it = signals.forever();
             if let Some(sig) = it.next() {
-                eprintln!("gefsd: {}: stopping", name(sig));
+                tracing::info!(signal = name(sig), "{}: stopping", name(sig));
                 stopper.stop();
             }
             if let Some(sig) = it.next() {
-                eprintln!(
-                    "gefsd: {} during the stop: a last commit, then exit now",
+                tracing::warn!(
+                    signal = name(sig),
+                    "{} during the stop: a last commit, then exit now",
                     name(sig)
                 );
                 let code = match server::last_commit(&core, Duration::from_secs(5)) {
                     Ok(c) => {
-                        eprintln!("gefsd: exiting after commit {}", c.gen);
+                        tracing::info!(commit = c.gen, "exiting after commit {}", c.gen);
                         0
                     }
                     Err(e) => {
-                        eprintln!("gefsd: last commit failed: {e}");
+                        tracing::error!(error = %e, "last commit failed: {e}");
                         1
                     }
                 };
@@ -408,11 +464,11 @@ mod tests {
 
     #[test]
     fn cache_sizes() {
-        assert_eq!(parse_cache("512", None), Ok(512 << 20));
         assert_eq!(parse_cache("64M", None), Ok(64 << 20));
         assert_eq!(parse_cache("2G", None), Ok(2 << 30));
+        assert_eq!(parse_cache("1.5G", None), Ok(3 << 29));
         assert_eq!(parse_cache("25%", Some(8 << 30)), Ok(2 << 30));
-        for bad in ["", "x", "0", "25%%", "0%", "95%", "-1G"] {
+        for bad in ["", "x", "0", "512", "25%%", "0%", "95%", "-1G", "512K"] {
             assert!(parse_cache(bad, Some(1 << 30)).is_err(), "{bad}");
         }
         assert!(parse_cache("10%", None).is_err());

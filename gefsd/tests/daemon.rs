@@ -32,11 +32,12 @@ fn gefsd(dir: &Path, args: &[&str]) -> Child {
 fn serve(dir: &Path, extra: &[&str]) -> (Child, PathBuf) {
     let sock = dir.join("9p.sock");
     let a = format!("unix!{}", sock.display());
-    let mut args = vec!["-m", "32", "-a", &a];
+    let mut args = vec!["-m", "32M", "-a", &a];
     args.extend_from_slice(extra);
     let mut child = gefsd(dir, &args);
     let t0 = Instant::now();
-    while UnixStream::connect(&sock).is_err() {
+    // The console is made just after the listeners: wait for both.
+    while UnixStream::connect(&sock).is_err() || !dir.join("gefs.cmd").exists() {
         if let Ok(Some(st)) = child.try_wait() {
             panic!("gefsd exited {st}: {}", stderr(&mut child));
         }
@@ -153,12 +154,15 @@ fn default_image_sigterm_and_halt() {
     // The image is locked: a second server on it is refused.
     let mut second = gefsd(
         dir.path(),
-        &["-m", "16", "-f", "gefs.img", "-a", "tcp!127.0.0.1!0"],
+        &["-m", "16M", "-f", "gefs.img", "-a", "tcp!127.0.0.1!0"],
     );
     let st = wait(&mut second);
     let err = stderr(&mut second);
     assert_eq!(st.code(), Some(1), "{err}");
-    assert!(err.contains("in use by another process"), "{err}");
+    assert!(
+        err.contains(&format!("in use by gefsd (pid {})", child.id())),
+        "{err}"
+    );
     signal(&child, rustix::process::Signal::INT);
     assert!(wait(&mut child).success());
 }

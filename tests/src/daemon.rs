@@ -100,24 +100,36 @@ impl Daemon {
     /// [`Daemon::start`], or gefsd's exit status and standard error if it exits before
     /// serving.
     pub fn try_start(dir: &Path, image: &Path, o: &Opts) -> Result<Daemon, String> {
+        Daemon::try_start_env(dir, image, o, &[])
+    }
+
+    /// [`Daemon::try_start`] with more environment variables (e.g. `RUST_LOG`).
+    pub fn try_start_env(
+        dir: &Path,
+        image: &Path,
+        o: &Opts,
+        env: &[(&str, &str)],
+    ) -> Result<Daemon, String> {
         let sock = dir.join("9p.sock");
+        // The long options, as a service unit or a script would write them.
         let mut args: Vec<String> = vec![
-            "-f".into(),
+            "--image".into(),
             image.display().to_string(),
-            "-a".into(),
+            "--listen".into(),
             format!("unix!{}", sock.display()),
-            "-a".into(),
+            "--listen".into(),
             "tcp!127.0.0.1!0".into(),
         ];
         if !o.cache.is_empty() {
-            args.extend(["-m".into(), o.cache.clone()]);
+            args.extend(["--cache".into(), o.cache.clone()]);
         }
         if o.noauth {
-            args.push("-A".into());
+            args.push("--no-auth".into());
         }
         args.extend(o.extra.iter().cloned());
         let mut child = Command::new(gefsd_path())
             .args(&args)
+            .envs(env.iter().copied())
             .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -132,7 +144,8 @@ impl Daemon {
             let mut tx = Some(tx);
             for line in BufReader::new(err).lines() {
                 let Ok(line) = line else { break };
-                if line.starts_with("gefsd: serving") {
+                // The text and the JSON form of the "serving" event.
+                if line.contains(": serving ") || line.contains("\"serving ") {
                     if let Some(tx) = tx.take() {
                         let _ = tx.send(line.clone());
                     }

@@ -18,14 +18,14 @@ fn every_console_command_through_the_cli() {
     let mut d = Daemon::start(dir.path(), &img, &Opts::default());
     // (command, what the output must contain)
     let cases: &[(&[&str], &str)] = &[
-        (&["help"], "snap -d name"),
+        (&["help"], "snap -d [-f] name"),
         (&["sync"], "synced (commit"),
         (&["df"], "total: used"),
         (&["snap", "-l"], "main [mutable]"),
         (&["snap", "main", "s"], "labeled: main as s"),
         (&["snap", "-l"], "\ns  unique "),
         (&["snap", "-m", "s", "fork"], "fork"),
-        (&["snap", "-d", "fork"], "deleted: fork"),
+        (&["snap", "-d", "-f", "fork"], "deleted: fork"),
         (&["snap", "-d", "s"], "deleted: s"),
         (&["set", "main", "retain", ""], "set main retain"),
         (&["set", "main", "retain", "2@1h"], "set main retain"),
@@ -53,11 +53,11 @@ fn every_console_command_through_the_cli() {
     // Commands that change security or availability are audit-logged (S7).
     let log = d.log();
     for line in [
-        "gefsd: console: permit on",
-        "gefsd: console: permit off",
-        "gefsd: console: users",
-        "gefsd: console: set",
-        "gefsd: console: snap",
+        "console: permit on",
+        "console: permit off",
+        "console: users",
+        "console: set",
+        "console: snap",
     ] {
         assert!(log.contains(line), "{line:?} not in gefsd's log:\n{log}");
     }

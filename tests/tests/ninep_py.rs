@@ -135,7 +135,7 @@ fn attach_names_main_label_percent_dump_adm_empty() {
         // Permissive attaches are audit-logged (S4).
         let log = d.log();
         assert!(
-            log.contains(&format!("gefsd: permissive attach: {ADMIN} to main")),
+            log.contains(&format!("permissive attach: {ADMIN} to main")),
             "{log}"
         );
         let img = d.image.clone();

@@ -64,7 +64,23 @@ fn take_fork_delete_and_check() {
             "{bad:?}"
         );
     }
-    ok(bin("gefs-snap").arg(&img).args(["-d", "scratch"]));
+    // main, and the last label of a mutable tree, take their files with them: -f.
+    let (c, e) = code(bin("gefs-snap").arg(&img).args(["-d", "scratch"]));
+    assert_eq!(c, Some(1), "{e}");
+    assert!(
+        e.contains("last label of a mutable tree") && e.contains("-f"),
+        "{e}"
+    );
+    let (c, e) = code(bin("gefs-snap").arg(&img).args(["-d", "main"]));
+    assert_eq!(c, Some(1), "{e}");
+    assert!(e.contains("snap -d -f main"), "{e}");
+    let (c, e) = code(bin("gefs-snap").arg(&img).args(["-d", "nosuch"]));
+    assert_eq!(c, Some(1), "{e}");
+    assert!(
+        e.contains("label nosuch not found; labels: adm, empty, main, monday, scratch"),
+        "{e}"
+    );
+    ok(bin("gefs-snap").arg(&img).args(["-d", "scratch", "-f"]));
     ok(bin("gefs-snap").arg(&img).args(["-d", "monday"]));
     assert_eq!(labels(&img), ["adm", "empty", "main"]);
     clean(&img);

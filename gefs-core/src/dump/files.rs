@@ -125,8 +125,11 @@ pub fn cat(
         if chunk.is_empty() {
             break;
         }
-        out.write_all(&chunk)
-            .map_err(|x| crate::fs::Error::Invalid(format!("writing output: {x}")))?;
+        match out.write_all(&chunk) {
+            // The reader went away (`| head`): it has what it wanted.
+            Err(x) if x.kind() == std::io::ErrorKind::BrokenPipe => return Ok(off),
+            r => r.map_err(|x| crate::fs::Error::Invalid(format!("writing output: {x}")))?,
+        }
         off += chunk.len() as u64;
     }
     Ok(off)
@@ -152,7 +155,7 @@ pub fn deadlist(s: &Store, label: &str) -> crate::Result<Vec<SegmentView>> {
         .into_iter()
         .find(|l| l.name == label)
         .map(|l| l.id)
-        .ok_or_else(|| crate::Error::NotFound(format!("label {label}")))?;
+        .ok_or_else(|| s.no_label(label))?;
     let mut out = Vec::new();
     for seg in s.segments(id)? {
         let (addrs, chain) = s.read_segment(&seg)?;

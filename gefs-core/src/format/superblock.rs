@@ -66,7 +66,10 @@ impl Geometry {
         let dev_size = len / BLKSZ_U64 * BLKSZ_U64;
         if dev_size < MIN_DEVICE {
             return Err(Error::Invalid(format!(
-                "device of {len} bytes is smaller than the minimum of {MIN_DEVICE}"
+                "an image of {} is smaller than the minimum, {}: give a size of at least {}M",
+                crate::units::human(len),
+                crate::units::human(MIN_DEVICE),
+                MIN_DEVICE >> 20
             )));
         }
         let usable = dev_size - 2 * BLKSZ_U64;

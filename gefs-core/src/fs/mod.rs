@@ -388,7 +388,7 @@ impl Fs {
         let v = self
             .store
             .lookup(TreeId::SNAP, &key::label(label.as_bytes()))?
-            .ok_or_else(|| crate::Error::NotFound(format!("label {label}")))?;
+            .ok_or_else(|| self.store.no_label(label))?;
         let lv = crate::format::value::LabelVal::decode(&v)
             .map_err(|_| crate::Error::corrupt(crate::BlockAddr::NONE, "label value"))?;
         Ok(lv.is_mutable())

@@ -62,11 +62,21 @@ impl Store {
         // Apply the write buffers first; if one cannot be applied, nothing
         // has changed and the sync fails without latching.
         self.drain_all(&mut m)?;
+        let (t0, written0) = (
+            std::time::Instant::now(),
+            self.blocks_written.load(Ordering::Relaxed),
+        );
         let r = self.commit_locked(&mut m);
-        if r.is_err() {
-            self.latch();
+        if let Err(e) = &r {
+            self.latch(e);
         }
         let gen = r?;
+        tracing::debug!(
+            commit = gen,
+            blocks = self.blocks_written.load(Ordering::Relaxed) - written0,
+            ms = format_args!("{:.3}", t0.elapsed().as_secs_f64() * 1e3),
+            "committed"
+        );
         self.collect(m)?;
         Ok(CommitInfo { gen, wrote: true })
     }

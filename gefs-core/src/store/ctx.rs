@@ -116,7 +116,7 @@ impl<'s> WriteCtx<'s> {
         match self.failed.into_inner() {
             None => Ok(self.killed.into_inner()),
             Some(e) => {
-                self.s.latch();
+                self.s.latch(&e);
                 Err(e)
             }
         }

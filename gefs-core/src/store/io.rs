@@ -37,20 +37,29 @@ impl Store {
     /// Read the block `bp` points to through the cache, verifying its hash
     /// (and, for tree nodes, its structure) on load. Waits for a buffer if
     /// its shard has none to recycle: for readers.
+    ///
+    /// Every failure is logged here or in [`Store::read_block_writer`], with
+    /// the block's address and kind: these are the only places corruption is
+    /// detected on the way in, so no damaged block goes unreported whoever
+    /// asked for it.
     pub(crate) fn read_block(&self, bp: &Bptr, node: bool) -> Result<Block<'_>> {
-        self.check_ptr(bp)?;
-        self.cache.get(bp.addr, bp.hash, self.loader(bp, node))
+        self.check_ptr(bp)
+            .and_then(|()| self.cache.get(bp.addr, bp.hash, self.loader(bp, node)))
+            .inspect_err(|e| log_read_failure(bp, node, e))
     }
 
     /// [`Store::read_block`] for the writer (under the mutation lock): if
     /// the block's shard has no buffer to recycle, make room there first.
     pub(crate) fn read_block_writer(&self, bp: &Bptr, node: bool) -> Result<Block<'_>> {
-        self.check_ptr(bp)?;
         let addr = bp.addr;
-        self.cache
-            .get_relieving(addr, bp.hash, self.loader(bp, node), &mut || {
-                self.make_room(addr)
+        self.check_ptr(bp)
+            .and_then(|()| {
+                self.cache
+                    .get_relieving(addr, bp.hash, self.loader(bp, node), &mut || {
+                        self.make_room(addr)
+                    })
             })
+            .inspect_err(|e| log_read_failure(bp, node, e))
     }
 
     fn check_ptr(&self, bp: &Bptr) -> Result<()> {
@@ -187,8 +196,8 @@ impl Store {
                 self.cache.written(b);
             }
             self.blocks_written.fetch_add(n as u64, Ordering::Relaxed);
-        } else {
-            self.latch();
+        } else if let Err(e) = &r {
+            self.latch(e);
         }
         r.map(|()| n)
     }
@@ -221,12 +230,13 @@ impl Store {
     /// Write one block image outside the cache (log blocks, superblocks).
     pub(crate) fn write_raw(&self, buf: &[u8], off: u64) -> Result<()> {
         self.dev.write_at(buf, off).map_err(|e| {
-            self.latch();
-            Error::Io {
+            let e = Error::Io {
                 op: IoOp::Write,
                 off,
                 source: e,
-            }
+            };
+            self.latch(&e);
+            e
         })?;
         self.blocks_written.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -236,12 +246,49 @@ impl Store {
     /// written since the last good flush may be on the medium (fsyncgate).
     pub(crate) fn flush(&self) -> Result<()> {
         self.dev.flush().map_err(|e| {
-            self.latch();
-            Error::Io {
+            let e = Error::Io {
                 op: IoOp::Flush,
                 off: 0,
                 source: e,
-            }
+            };
+            self.latch(&e);
+            e
         })
+    }
+}
+
+/// Log a block that could not be loaded: its address, what it was read as, and
+/// why (a hash mismatch, a malformed node, or the device's error).
+fn log_read_failure(bp: &Bptr, node: bool, e: &Error) {
+    let kind = if node { "node" } else { "data" };
+    match e {
+        Error::Checksum {
+            addr,
+            expected,
+            actual,
+        } => tracing::error!(
+            addr = %addr,
+            kind = %kind,
+            gen = bp.gen.0,
+            expected = format_args!("{expected:016x}"),
+            actual = format_args!("{actual:016x}"),
+            "corrupt block: contents do not match their hash"
+        ),
+        Error::Corrupt { addr, what } => tracing::error!(
+            addr = %addr,
+            kind = %kind,
+            gen = bp.gen.0,
+            what = %what,
+            "corrupt block: malformed"
+        ),
+        Error::Io { op, off, source } => tracing::error!(
+            addr = %bp.addr,
+            kind = %kind,
+            op = %op,
+            off,
+            error = %source,
+            "device error reading a block"
+        ),
+        _ => {}
     }
 }

@@ -310,9 +310,16 @@ impl Store {
         }
     }
 
-    /// Latch read-only after a device failure.
-    fn latch(&self) {
-        self.broken.store(true, Ordering::SeqCst);
+    /// Latch read-only after a device failure (`why`); the first latch is
+    /// logged.
+    fn latch(&self, why: &Error) {
+        if !self.broken.swap(true, Ordering::SeqCst) {
+            tracing::error!(
+                error = %why,
+                "latched read-only: changes are refused from now on; the last commit \
+                 stays intact (restart to serve it again)"
+            );
+        }
     }
 
     /// The last durable commit.
@@ -404,7 +411,7 @@ impl Store {
         }
         let lv = self
             .lookup(TreeId::SNAP, &key::label(label.as_bytes()))?
-            .ok_or_else(|| Error::NotFound(format!("label {label}")))?;
+            .ok_or_else(|| self.no_label(label))?;
         let snap_addr = self.root(TreeId::SNAP)?.bp.addr;
         let lv = LabelVal::decode(&lv).map_err(|_| Error::corrupt(snap_addr, "label value"))?;
         let rec = self

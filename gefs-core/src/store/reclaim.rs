@@ -241,6 +241,6 @@ impl Store {
         for &a in &addrs {
             self.cache.reclaim(a);
         }
-        self.alloc.release(&addrs).inspect_err(|_| self.latch())
+        self.alloc.release(&addrs).inspect_err(|e| self.latch(e))
     }
 }

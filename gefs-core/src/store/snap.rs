@@ -116,6 +116,17 @@ impl Store {
         }
     }
 
+    /// The error for a label that does not exist, naming the labels that do.
+    pub fn no_label(&self, name: &str) -> Error {
+        Error::NoLabel {
+            name: name.to_string(),
+            labels: self
+                .labels()
+                .map(|l| l.into_iter().map(|l| l.name).collect())
+                .unwrap_or_default(),
+        }
+    }
+
     /// Every label and the record it names. A name that is not UTF-8 (only
     /// a damaged image has one) is shown lossily.
     ///
@@ -164,9 +175,7 @@ impl Store {
         if self.label_val(new)?.is_some() {
             return Err(Error::Exists(format!("label {new}")));
         }
-        let lv = self
-            .label_val(old)?
-            .ok_or_else(|| Error::NotFound(format!("label {old}")))?;
+        let lv = self.label_val(old)?.ok_or_else(|| self.no_label(old))?;
         let mut b = Batch::default();
         let src = self.record(&b, lv.id)?;
         let snap = if lv.is_mutable() {
@@ -287,9 +296,7 @@ impl Store {
         let mut m = self.mutlk.lock();
         // Snapshot records take the trees' roots: apply their write buffers.
         self.drain_all(&mut m)?;
-        let lv = self
-            .label_val(name)?
-            .ok_or_else(|| Error::NotFound(format!("label {name}")))?;
+        let lv = self.label_val(name)?.ok_or_else(|| self.no_label(name))?;
         if Self::holders(&m, lv.id) > 0 {
             return Err(Error::Invalid(format!("{name} is in use")));
         }
@@ -477,9 +484,7 @@ impl Store {
         let root = match mounted {
             Some(t) => self.root(t)?,
             None => {
-                let lv = self
-                    .label_val(label)?
-                    .ok_or_else(|| Error::NotFound(format!("label {label}")))?;
+                let lv = self.label_val(label)?.ok_or_else(|| self.no_label(label))?;
                 let rec = self.record(&Batch::default(), lv.id)?;
                 Root {
                     bp: rec.root,
@@ -499,7 +504,7 @@ impl Store {
             Some(_) => Err(Error::Invalid(format!(
                 "{l} is an immutable snapshot; settings go on mutable labels"
             ))),
-            None => Err(Error::NotFound(format!("label {l}"))),
+            None => Err(self.no_label(l)),
         }
     }
 }

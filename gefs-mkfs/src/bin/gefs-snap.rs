@@ -15,30 +15,54 @@ use gefs_core::admin;
 use gefs_core::store::Config;
 
 /// Manage the snapshots of a gefs-rs image offline.
-///
-/// Examples:
-///   gefs-snap disk.img -l                 list labels
-///   gefs-snap disk.img main monday        snapshot main as monday
-///   gefs-snap disk.img -m monday scratch  fork monday as a new mutable tree
-///   gefs-snap disk.img -d monday          delete a label
-///   gefs-snap disk.img set main retain '24@1h @1d'
-///   gefs-snap disk.img clear main retain
-///   gefs-snap disk.img retain             take due snapshots, age out old ones
 #[derive(Parser, Debug)]
-#[command(name = "gefs-snap", version, verbatim_doc_comment)]
+#[command(name = "gefs-snap", version, after_help = after_help())]
 struct Args {
-    /// Print JSON (for `-l` and `retain`).
+    /// List the labels, and what deleting each snapshot would free now.
+    #[arg(short = 'l', long = "list")]
+    list: bool,
+    /// Delete the label NAME (and its snapshot, if nothing else holds it).
+    #[arg(short = 'd', long = "delete")]
+    delete: bool,
+    /// With OLD NEW: make NEW a mutable fork of OLD instead of a snapshot.
+    #[arg(short = 'm', long = "mutable")]
+    mutable: bool,
+    /// With -d: also delete main, or the last label of a mutable tree (its files go too).
+    #[arg(short = 'f', long = "force")]
+    force: bool,
+    /// Print JSON (for -l and retain).
     #[arg(long)]
     json: bool,
     /// The time a `retain` pass runs at, in Unix seconds (default: now).
-    #[arg(long)]
+    #[arg(long, value_name = "UNIX")]
     now: Option<u64>,
     /// The image file or block device.
     image: PathBuf,
-    /// `[-mdl] [old [new]]`, `set [snap] key value`, `clear [snap] key`,
-    /// or `retain`.
-    #[arg(allow_hyphen_values = true, required = true)]
+    /// `OLD NEW`, `NAME` (with -d), `set [SNAP] KEY VALUE`, `clear [SNAP] KEY`, or `retain`.
+    #[arg(value_name = "ARGS")]
     command: Vec<String>,
+    #[command(flatten)]
+    log: gefs_cli::LogArgs,
+}
+
+fn after_help() -> String {
+    format!(
+        "Examples:\n  gefs-snap disk.img -l                  list labels\n  \
+         gefs-snap disk.img main monday         snapshot main as monday\n  \
+         gefs-snap disk.img -m monday scratch   fork monday as a new mutable tree\n  \
+         gefs-snap disk.img -d monday           delete a label\n  \
+         gefs-snap disk.img -d -f scratch       delete a mutable tree's last label (and its files)\n  \
+         gefs-snap disk.img set main retain '24@1h @1d'\n  \
+         gefs-snap disk.img clear main retain\n  \
+         gefs-snap disk.img retain --json       take due snapshots, age out old ones\n\n\
+         Options may come anywhere on the line. While gefsd serves the image, use \
+         `gefsd console snap ...` instead.\n\n{}",
+        gefs_cli::exit_codes(
+            "done",
+            "the command failed (no such label, refused without -f, file system full)",
+            "bad arguments, or the image could not be opened (not a gefs image, in use)"
+        )
+    )
 }
 
 fn fail(code: u8, e: impl std::fmt::Display) -> ExitCode {
@@ -47,8 +71,32 @@ fn fail(code: u8, e: impl std::fmt::Display) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    if let Some(code) = gefs_cli::generate_if_asked::<Args>() {
+        return code;
+    }
     let a = Args::parse();
-    let words: Vec<&str> = a.command.iter().map(String::as_str).collect();
+    gefs_cli::init_logging(a.log.log_format);
+    let flags: String = [
+        (a.list, 'l'),
+        (a.delete, 'd'),
+        (a.mutable, 'm'),
+        (a.force, 'f'),
+    ]
+    .iter()
+    .filter_map(|&(on, c)| on.then_some(c))
+    .collect();
+    let dashed = format!("-{flags}");
+    let mut words: Vec<&str> = Vec::new();
+    if !flags.is_empty() {
+        words.push(&dashed);
+    }
+    words.extend(a.command.iter().map(String::as_str));
+    if words.is_empty() {
+        return fail(
+            2,
+            "nothing to do: give -l, OLD NEW, -d NAME, set, clear or retain (see --help)",
+        );
+    }
     // Check the syntax before touching the image.
     let snap = match words.first() {
         Some(&"set") | Some(&"clear") | Some(&"retain") => None,
@@ -106,10 +154,10 @@ fn main() -> ExitCode {
         _ => return fail(2, "usage: see gefs-snap --help"),
     };
     match out {
-        Ok(t) => {
-            print!("{t}");
-            ExitCode::SUCCESS
-        }
+        Ok(t) => match gefs_cli::print_out(&t) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(1, format!("writing the output: {e}")),
+        },
         Err(gefs_core::Error::NoSpace) => fail(1, s.explain_full()),
         Err(e) => fail(1, e),
     }

@@ -91,7 +91,10 @@ fn accept_loop(core: Arc<Core>, stopper: Stopper, l: UnixListener, me: u32, wake
             .ok()
             .map(|c| c.uid.as_raw());
         if uid != Some(me) {
-            eprintln!("gefsd: console: refused a connection from uid {uid:?}");
+            tracing::warn!(
+                peer_uid = uid,
+                "console: refused a connection from another user (the console is the owner's only)"
+            );
             let _ = answer(
                 &mut s,
                 &Answer::Error("permission denied: the console is the owner's only".into()),
@@ -146,11 +149,22 @@ fn serve(core: &Arc<Core>, stopper: &Stopper, s: UnixStream) {
     let mut w = w;
     let mut r = BufReader::new(s);
     while let Ok(Some(line)) = read_line(&mut r) {
+        let words = match &line {
+            Ok(l) => parse::tokenize(l).map_or_else(|_| l.clone(), |w| w.join(" ")),
+            Err(e) => e.clone(),
+        };
+        if !words.is_empty() {
+            tracing::info!(command = %words, "console: {words}");
+        }
         let out = match line.map(|l| parse(&l)) {
             Ok(Ok(None)) => Answer::Ok(String::new()),
             Ok(Ok(Some(req))) => run::answer(core, stopper, &req),
             Ok(Err(e)) | Err(e) => Answer::Error(e),
         };
+        if let Answer::Error(e) | Answer::Unable(e) = &out {
+            let e = e.trim_end();
+            tracing::warn!(command = %words, error = %e, "console: {words}: failed: {e}");
+        }
         if answer(&mut w, &out).is_err() {
             return;
         }

@@ -28,7 +28,7 @@ show check               the running check's progress, or the last one's result
 show tree [label]        the tree of a label (default main), level by level
 snap -l                  list labels, with what deleting each snapshot would free
 snap [-m] old new        snapshot old as new (-m: a mutable fork)
-snap -d name             delete a label
+snap -d [-f] name        delete a label (-f: main, or a mutable tree's last)
 sync                     commit; answers once the commit is durable
 users                    reload the users table from adm's /users
 Prefix a command with json for JSON output where it has data.

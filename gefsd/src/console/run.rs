@@ -99,19 +99,16 @@ fn command(core: &Arc<Core>, stopper: &Stopper, req: &Request) -> Out {
         Command::Help => message(HELP.to_string(), j),
         Command::Df => df(core, j),
         Command::Halt => {
-            eprintln!("gefsd: console: halt");
             let r = sync(core)?;
             stopper.stop();
             message(format!("{r}halting\n"), j)
         }
         Command::Permit(on) => {
-            eprintln!("gefsd: console: permit {}", if *on { "on" } else { "off" });
             core.fs.set_permissive(*on);
             message(format!("permit {}\n", if *on { "on" } else { "off" }), j)
         }
         Command::Sync => message(sync(core)?, j),
         Command::Users => {
-            eprintln!("gefsd: console: users");
             core.fs
                 .reload_users()
                 .map_err(|e| format!("users: {e}; keeping the old table"))?;
@@ -125,13 +122,11 @@ fn command(core: &Arc<Core>, stopper: &Stopper, req: &Request) -> Out {
             Ok(admin::list_text(&labels))
         }
         Command::Snap(s) => {
-            eprintln!("gefsd: console: snap {s:?}");
             let s = s.clone();
             let out = on_sweeper(core, move |c| admin::run_snap(c.store(), &s))?;
             message(out, j)
         }
         Command::Set(args) => {
-            eprintln!("gefsd: console: set {args:?}");
             let args = args.clone();
             let out = on_sweeper(core, move |c| {
                 let a: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -140,7 +135,6 @@ fn command(core: &Arc<Core>, stopper: &Stopper, req: &Request) -> Out {
             message(out, j)
         }
         Command::Clear(args) => {
-            eprintln!("gefsd: console: clear {args:?}");
             let args = args.clone();
             let out = on_sweeper(core, move |c| {
                 let a: Vec<&str> = args.iter().map(String::as_str).collect();

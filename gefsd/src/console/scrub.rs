@@ -218,7 +218,11 @@ pub fn run(core: &Core, j: bool) -> Answer {
     if let Some(r) = core.scrub.inner.lock().running.as_mut() {
         r.commit = pin.commit_gen;
     }
-    eprintln!("gefsd: console: check of commit {} started", pin.commit_gen);
+    tracing::info!(
+        commit = pin.commit_gen,
+        "console: check of commit {} started",
+        pin.commit_gen
+    );
     let (d, t) = (done.clone(), total.clone());
     let opts = CheckOpts {
         threads: 0,
@@ -237,14 +241,24 @@ pub fn run(core: &Core, j: bool) -> Answer {
     let clean = rep.is_clean();
     let status = if clean { "clean" } else { "problems" };
     end.outcome = Some((status, rep.problems.len(), rep.warnings.len(), None));
-    eprintln!(
-        "gefsd: console: check of commit {commit}: {}",
-        if clean {
-            "clean".to_string()
-        } else {
-            format!("{} problems", rep.problems.len())
+    if clean {
+        tracing::info!(
+            commit,
+            warnings = rep.warnings.len(),
+            "console: check of commit {commit}: clean"
+        );
+    } else {
+        tracing::error!(
+            commit,
+            problems = rep.problems.len(),
+            warnings = rep.warnings.len(),
+            "console: check of commit {commit}: {} problems",
+            rep.problems.len()
+        );
+        for p in &rep.problems {
+            tracing::error!(commit, problem = %p, files = p.files.len(), "check: {p}");
         }
-    );
+    }
     let body = if j {
         json(&CheckJson {
             status,

@@ -52,8 +52,36 @@ pub fn dump_qid() -> Qid {
     }
 }
 
-/// Attach `a.fid`; its root's qid.
+/// Attach `a.fid`; its root's qid. Every attach is logged, a refused one with why.
 pub fn attach(core: &Core, conn: &Conn, a: &Attach<'_>) -> Result<Qid> {
+    let r = attach_fid(core, conn, a);
+    match &r {
+        Ok(_) => tracing::info!(
+            user = a.uname,
+            n_uname = a.n_uname,
+            aname = a.aname,
+            peer = %conn.peer.desc,
+            peer_uid = conn.peer.uid,
+            "attach: {} to {:?}",
+            a.uname,
+            a.aname
+        ),
+        Err(e) => tracing::warn!(
+            user = a.uname,
+            n_uname = a.n_uname,
+            aname = a.aname,
+            peer = %conn.peer.desc,
+            peer_uid = conn.peer.uid,
+            error = %e,
+            "attach refused: {} to {:?}: {e}",
+            a.uname,
+            a.aname
+        ),
+    }
+    r
+}
+
+fn attach_fid(core: &Core, conn: &Conn, a: &Attach<'_>) -> Result<Qid> {
     if a.afid != NOFID {
         return refuse(msg::NO_AUTH_FILE);
     }
@@ -100,8 +128,12 @@ pub fn attach(core: &Core, conn: &Conn, a: &Attach<'_>) -> Result<Qid> {
     }
     if permissive || root || uid != user.id() {
         // Audit (reliability plan S4): permission checks are off for this attach.
-        eprintln!(
-            "gefsd: permissive attach: {uname} to {label}{}",
+        tracing::warn!(
+            user = %uname,
+            label,
+            peer = %conn.peer.desc,
+            peer_uid = conn.peer.uid,
+            "permissive attach: {uname} to {label}{}",
             if root {
                 " (Linux uid 0, an administrator)"
             } else if permissive {
@@ -125,7 +157,9 @@ pub fn attach(core: &Core, conn: &Conn, a: &Attach<'_>) -> Result<Qid> {
         (At::Dump, dump_qid())
     } else {
         let (m, root) = core.fs.attach(label).map_err(|e| match e {
-            fs::Error::Store(gefs_core::Error::NotFound(_)) => Error::Server(msg::BAD_SPEC),
+            fs::Error::Store(gefs_core::Error::NotFound(_) | gefs_core::Error::NoLabel { .. }) => {
+                Error::Server(msg::BAD_SPEC)
+            }
             e => Error::Fs(e),
         })?;
         let q = qid(root.qid);

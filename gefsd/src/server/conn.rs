@@ -346,6 +346,13 @@ impl Read for TimedReader {
 pub fn serve(core: Arc<Core>, t: Transport) {
     let conn = Conn::new(&core, t.peer, t.shutdown, Outbox::socket(t.writer));
     core.register(&conn);
+    tracing::debug!(
+        conn = conn.id,
+        peer = %conn.peer.desc,
+        peer_uid = conn.peer.uid,
+        peer_user = conn.peer.user.as_deref(),
+        "connection opened"
+    );
     let mut r = TimedReader {
         inner: t.reader,
         set: t.set_timeout,
@@ -358,6 +365,7 @@ pub fn serve(core: Arc<Core>, t: Transport) {
     teardown(&core, &conn);
     conn.out.close();
     core.unregister(conn.id);
+    tracing::debug!(conn = conn.id, peer = %conn.peer.desc, "connection closed");
 }
 
 /// Capacity a connection keeps in its frame buffer between frames; a larger buffer (after a

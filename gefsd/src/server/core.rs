@@ -189,7 +189,16 @@ impl Core {
             .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
             .is_ok()
         {
-            eprintln!("gefsd: {}", self.store().explain_full());
+            let space = self.store().space().ok();
+            tracing::warn!(
+                size = space.as_ref().map(|s| s.size),
+                free = space.as_ref().map(|s| s.free),
+                reserve = space.as_ref().map(|s| s.reserve),
+                available = space.as_ref().map(|s| s.available),
+                snapshots = space.as_ref().map(|s| s.snapshots),
+                "{}",
+                self.store().explain_full()
+            );
         }
     }
 

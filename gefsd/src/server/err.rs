@@ -195,7 +195,19 @@ pub fn log_damage(peer: &str, what: &str, e: &gefs_core::Error) {
     } else {
         String::new()
     };
-    eprintln!("gefsd: {peer}: {what}: {e}{more}");
+    let addr = match e {
+        gefs_core::Error::Checksum { addr, .. } | gefs_core::Error::Corrupt { addr, .. } => {
+            Some(addr.to_string())
+        }
+        _ => None,
+    };
+    tracing::error!(
+        peer,
+        request = what,
+        addr = addr.as_deref(),
+        suppressed = skipped,
+        "{peer}: {what}: {e}{more}"
+    );
 }
 
 /// The 9P2000 reply for a failed request.

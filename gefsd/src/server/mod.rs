@@ -401,13 +401,18 @@ fn accept_loop(core: Arc<Core>, live: Arc<Live>, b: Arc<Bound>, wake: listen::Wa
             Ok(Some(Ok(t))) => t,
             Ok(None) => return,
             Ok(Some(Err(e))) | Err(e) => {
-                eprintln!("gefsd: accept: {e}");
+                tracing::warn!(error = %e, "accept: {e}");
                 std::thread::sleep(Duration::from_millis(50));
                 continue;
             }
         };
         if core.nconns() >= core.opts.limits.max_conns {
             // Dropping the transport closes the connection.
+            tracing::warn!(
+                peer = %t.peer.desc,
+                max_conns = core.opts.limits.max_conns,
+                "refused a connection: already serving --max-conns connections"
+            );
             continue;
         }
         let (c, guard) = (core.clone(), live.enter());
@@ -418,7 +423,7 @@ fn accept_loop(core: Arc<Core>, live: Arc<Live>, b: Arc<Bound>, wake: listen::Wa
                 conn::serve(c, t);
             });
         if let Err(e) = r {
-            eprintln!("gefsd: cannot start a connection thread: {e}");
+            tracing::error!(error = %e, "cannot start a connection thread: {e}");
         }
     }
 }

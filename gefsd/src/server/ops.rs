@@ -241,7 +241,9 @@ pub(super) fn step(core: &Core, at: &At, name: &str, who: &Who) -> Result<(At, Q
                 return Ok((At::Dump, dump_qid()));
             }
             let (m, root) = core.fs.attach(name).map_err(|e| match e {
-                fs::Error::Store(gefs_core::Error::NotFound(_)) => Error::Fs(fs::Error::NotFound),
+                fs::Error::Store(
+                    gefs_core::Error::NotFound(_) | gefs_core::Error::NoLabel { .. },
+                ) => Error::Fs(fs::Error::NotFound),
                 e => Error::Fs(e),
             })?;
             let q = qid(root.qid);

@@ -126,7 +126,7 @@ impl Outbox {
         if let Err(e) = spawned {
             // No thread to be had, and the sink went with the closure: the connection ends,
             // and the replies queued are retired unwritten.
-            eprintln!("gefsd: cannot start a writer thread: {e}; closing the connection");
+            tracing::error!(error = %e, "cannot start a writer thread: {e}; closing the connection");
             conn.abandon();
             let dropped: Vec<_> = {
                 let mut st = self.st.lock();
@@ -243,7 +243,7 @@ fn send(conn: &Conn, sink: &mut Sink, tag: u16, msg: Rmsg) {
     }
     if let Err(e) = wrote {
         if e.kind() == io::ErrorKind::TimedOut {
-            eprintln!("gefsd: {}: closing the connection: {e}", conn.peer.desc);
+            tracing::info!(peer = %conn.peer.desc, "{}: closing the connection: {e}", conn.peer.desc);
         }
         conn.abandon();
     }

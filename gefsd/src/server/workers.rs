@@ -77,7 +77,10 @@ pub enum SweepReq {
 /// Run a task; a panic is caught and reported, never propagated.
 pub fn run_guarded(what: &str, f: impl FnOnce()) {
     if catch_unwind(AssertUnwindSafe(f)).is_err() {
-        eprintln!("gefsd: internal error: a {what} task panicked; the request failed");
+        tracing::error!(
+            task = what,
+            "internal error: a {what} task panicked; the request failed"
+        );
     }
 }
 
@@ -131,7 +134,7 @@ pub fn spawn_syncer(core: Arc<Core>, rx: Receiver<SyncReq>) -> std::io::Result<J
         }
         if let Err(e) = &outcome {
             if !core.store().is_read_only() {
-                eprintln!("gefsd: sync failed: {e}");
+                tracing::error!(error = %e, "sync failed: {e}");
             }
         }
         if stop {
@@ -162,7 +165,7 @@ pub fn commit(core: &Core) -> Result<CommitInfo, String> {
     if core.fs.clears_pending() > 0 && !s.is_read_only() {
         if let Err(e) = core.fs.sweep(COMMIT_SWEEP_STEPS) {
             // The commit goes on: it makes durable what was done, and the sweeper retries.
-            eprintln!("gefsd: clearing before a commit: {e}");
+            tracing::warn!(error = %e, "clearing before a commit: {e}");
         }
     }
     s.sync()
@@ -217,7 +220,7 @@ pub fn spawn_sweeper(core: Arc<Core>, rx: Receiver<SweepReq>) -> std::io::Result
                 let mut failed = false;
                 run_guarded("sweeper", || {
                     if let Err(e) = fs.sweep(4) {
-                        eprintln!("gefsd: background clear: {e}");
+                        tracing::warn!(error = %e, "background clear: {e}");
                         failed = true;
                     }
                 });
@@ -265,10 +268,16 @@ pub fn retention(core: &Core) {
     let _g = core.commit_gate.lock();
     match gefs_core::admin::run_retention(core.store(), now) {
         Ok(rep) => {
+            for label in &rep.taken {
+                tracing::info!(label = %label, "retention: took snapshot {label}");
+            }
+            for label in &rep.deleted {
+                tracing::info!(label = %label, "retention: aged out snapshot {label}");
+            }
             for e in rep.errors {
-                eprintln!("gefsd: retention: {e}");
+                tracing::warn!(error = %e, "retention: {e}");
             }
         }
-        Err(e) => eprintln!("gefsd: retention: {e}"),
+        Err(e) => tracing::warn!(error = %e, "retention: {e}"),
     }
 }
