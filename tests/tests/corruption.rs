@@ -1,5 +1,6 @@
 //! T6 through the store: on a populated image (trees of height ≥ 2, data
-//! blocks, snapshots with deadlists, several commits), damage one block of
+//! blocks, snapshots with deadlists, message logs, several commits), damage
+//! one block of
 //! every class — bit flip, zero, stale copy, misdirected copy, torn write —
 //! and require that the checker names the block (a warning for a redundant
 //! superblock copy) and that reading everything back through the store
@@ -13,8 +14,9 @@ use gefs_core::alloc::replay;
 use gefs_core::check::{check_store, CheckOpts};
 use gefs_core::device::{Device, MemDev};
 use gefs_core::format::key::{self, KeyView};
+use gefs_core::format::log::LogHeader;
 use gefs_core::format::superblock::Superblock;
-use gefs_core::format::value::DlistVal;
+use gefs_core::format::value::{DlistVal, TreeRec};
 use gefs_core::format::{BLKSZ, BLKSZ_U64};
 use gefs_core::store::{Config, FormatOpts, Store, TreeId};
 use gefs_core::tree;
@@ -44,8 +46,13 @@ fn build() -> Image {
     let t = s.mount("main").expect("mount");
     let mut m = Model::start(&s, t).expect("model");
     let mut history = Vec::new();
-    for op in workload_with(77, 400, 25, &[]) {
-        apply(&s, t, &mut m, &op).expect("op");
+    for (i, op) in workload_with(77, 400, 25, &[]).iter().enumerate() {
+        // Apply the buffered messages now and then, so that the trees grow
+        // pivots; what follows the last apply stays in message logs.
+        if i % 80 == 79 {
+            s.checkpoint().expect("checkpoint");
+        }
+        apply(&s, t, &mut m, op).expect("op");
         if matches!(op, Op::Sync) {
             history.push(dev.snapshot());
         }
@@ -114,6 +121,23 @@ fn classes(img: &MemDev) -> BTreeMap<&'static str, BTreeSet<u64>> {
         let d = DlistVal::decode(&v).expect("dlist");
         c.entry("deadlist").or_default().insert(d.head.addr.0);
     }
+    let recs = s
+        .scan(
+            TreeId::SNAP,
+            std::ops::Bound::Included(&[key::KSNAP][..]),
+            std::ops::Bound::Excluded(&[key::KSNAP + 1][..]),
+            10_000,
+        )
+        .expect("scan");
+    for (_, v) in recs {
+        let mut at = TreeRec::decode(&v).expect("record").log;
+        while !at.is_none() {
+            c.entry("message log").or_default().insert(at.addr.0);
+            at = LogHeader::decode(&read(img, at.addr.0))
+                .expect("header")
+                .prev;
+        }
+    }
     c
 }
 
@@ -136,6 +160,7 @@ fn every_fault_in_every_class_is_detected() {
         "fs pivot",
         "data",
         "deadlist",
+        "message log",
     ] {
         assert!(
             cls.get(want).is_some_and(|s| !s.is_empty()),

@@ -128,6 +128,8 @@ impl Checker<'_> {
                 root: rec.root,
                 height: rec.ht,
                 snap_tree: false,
+                log: rec.log,
+                nodes: Some(rec.nodes),
             };
             let info = self.walk_tree(&spec, &mut Vec::new());
             self.trees.push(info);

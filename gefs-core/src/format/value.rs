@@ -88,7 +88,8 @@ impl Xdir {
     }
 }
 
-/// A snapshot record (`KSNAP` value), 72 bytes.
+/// A snapshot record (`KSNAP` value), 104 bytes: a tree is its root plus
+/// the messages of its message log applied on top (`mlog.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TreeRec {
     /// Successors or forks that depend on this snapshot.
@@ -109,11 +110,16 @@ pub struct TreeRec {
     pub base: u64,
     /// Root of the tree.
     pub root: Bptr,
+    /// Newest block of the tree's message log (messages accepted after the
+    /// tree at `root` was written, oldest first), or null when it has none.
+    pub log: Bptr,
+    /// Nodes of the tree at `root` (pivots and leaves).
+    pub nodes: u64,
 }
 
 impl TreeRec {
     /// Encoded size.
-    pub const SIZE: usize = 72;
+    pub const SIZE: usize = 104;
     /// "No snapshot" in `pred`/`succ`.
     pub const NONE: u64 = u64::MAX;
 
@@ -129,6 +135,8 @@ impl TreeRec {
         v.put_u64(self.succ);
         v.put_u64(self.base);
         v.extend_from_slice(&self.root.to_bytes());
+        v.extend_from_slice(&self.log.to_bytes());
+        v.put_u64(self.nodes);
         v
     }
 
@@ -148,6 +156,8 @@ impl TreeRec {
             succ: r.u64()?,
             base: r.u64()?,
             root: Bptr::read(&mut r)?,
+            log: Bptr::read(&mut r)?,
+            nodes: r.u64()?,
         })
     }
 }
@@ -269,6 +279,12 @@ mod tests {
                 hash: 5,
                 gen: Gen(4),
             },
+            log: Bptr {
+                addr: BlockAddr(32768),
+                hash: 9,
+                gen: Gen(4),
+            },
+            nodes: 7,
         };
         let e = t.encode();
         assert_eq!(e.len(), TreeRec::SIZE);

@@ -169,6 +169,8 @@ impl Store {
                 succ: TreeRec::NONE,
                 base: 0,
                 root: ts.root.bp,
+                log: Bptr::NONE,
+                nodes: ts.nodes,
             };
             let flags = if mutable { LABEL_MUTABLE } else { 0 };
             snap_msgs.push(Msg::insert(
@@ -191,6 +193,7 @@ impl Store {
         ))?;
         let mut st = super::open::snap_tree_state(root, id);
         st.label = label.to_string();
+        st.nodes = 1;
         m.trees.push(st);
         self.roots.write().push(super::Published::bare(root));
         Ok(TreeId(m.trees.len() - 1))

@@ -20,9 +20,10 @@
 //! durable state, so its free is logged by the next commit and it is
 //! reusable only once that commit is durable *and* no reader can see it.
 //!
-//! Upserts are buffered per tree between syncs and applied in large
-//! batches (`wbuf.rs`); lookups and scans apply the buffer on top of the
-//! tree.
+//! Upserts are buffered per tree and applied in large batches (`wbuf.rs`);
+//! a commit makes the buffered messages durable by appending them to the
+//! tree's message log (`msglog.rs`), and mounting a tree replays its log.
+//! Lookups and scans apply the buffer on top of the tree.
 //!
 //! The first failed device write or flush latches the store read-only; a
 //! commit that saw an error is never reported as done (`commit.rs`).
@@ -32,6 +33,7 @@ mod ctx;
 mod deadlist;
 mod format;
 mod io;
+mod msglog;
 mod open;
 mod reclaim;
 mod snap;
@@ -73,9 +75,10 @@ pub struct Config {
     pub read_only: bool,
 }
 
-/// Bytes of upserts a store keeps in memory between syncs, over all trees,
-/// unless [`Store::set_write_buffer_bytes`] says otherwise.
-pub const DEFAULT_WRITE_BUFFER_BYTES: usize = 4 << 20;
+/// Bytes of buffered upserts a store keeps in memory (and in its trees'
+/// message logs) before applying them to the trees, over all trees, unless
+/// [`Store::set_write_buffer_bytes`] says otherwise.
+pub const DEFAULT_WRITE_BUFFER_BYTES: usize = 16 << 20;
 
 impl Default for Config {
     fn default() -> Self {
@@ -124,6 +127,8 @@ struct TreeState {
     mutable: bool,
     /// Current root.
     root: Root,
+    /// Nodes of the tree at `root`.
+    nodes: u64,
     /// Working generation: blocks allocated for this tree now are born in it.
     wgen: Gen,
     /// Changed since the last commit.
@@ -133,6 +138,8 @@ struct TreeState {
     dead: std::collections::BTreeMap<u64, Vec<crate::ids::BlockAddr>>,
     /// Upserts accepted but not yet applied to the tree.
     wbuf: wbuf::WriteBuf,
+    /// The message log that makes `wbuf` durable.
+    log: msglog::Log,
     /// Holders of the mount ([`Store::mount`] minus [`Store::unmount`]).
     refs: u32,
     /// Retired: nobody holds it and its last change is committed (or its
@@ -141,11 +148,6 @@ struct TreeState {
 }
 
 impl TreeState {
-    /// The write buffer's runs, oldest first.
-    fn wbuf_runs_msgs(&self) -> Vec<&[Msg]> {
-        self.wbuf.run_msgs()
-    }
-
     fn policy(&self) -> ctx::Policy {
         ctx::Policy {
             wgen: self.wgen,
@@ -219,6 +221,9 @@ pub struct StoreStats {
     pub blocks_written: u64,
     /// Commits since open.
     pub commits: u64,
+    /// Messages in the write buffers (accepted, logged or about to be, not
+    /// yet applied to their trees).
+    pub buffered: u64,
 }
 
 /// One device's storage engine.
@@ -329,13 +334,15 @@ impl Store {
             epoch_pending: self.epochs.pending(),
             blocks_written: self.blocks_written.load(Ordering::Relaxed),
             commits: self.commits.load(Ordering::Relaxed),
+            buffered: Self::buffered_msgs(&self.mutlk.lock()),
         }
     }
 
     /// Bound the memory the write buffers may take (bytes of buffered
-    /// messages over all trees, see `store/wbuf.rs`); 0 applies every upsert
-    /// to its tree at once. The default is [`DEFAULT_WRITE_BUFFER_BYTES`].
-    /// A lower bound takes effect at the next upsert.
+    /// messages over all trees, see `store/wbuf.rs`): past it, the buffers
+    /// are applied to their trees. 0 applies every upsert to its tree at
+    /// once. The default is [`DEFAULT_WRITE_BUFFER_BYTES`]. A lower bound
+    /// takes effect at the next upsert.
     pub fn set_write_buffer_bytes(&self, bytes: usize) {
         self.wbuf_cap.store(bytes, Ordering::Relaxed);
     }
@@ -351,7 +358,7 @@ impl Store {
     }
 
     /// The current root of an open tree. Upserts still in the write buffer
-    /// are not in it (they are after a [`Store::sync`]).
+    /// are not in it (they are after a [`Store::checkpoint`]).
     pub fn root(&self, t: TreeId) -> Result<Root> {
         Ok(self.published(t)?.root)
     }
@@ -406,28 +413,37 @@ impl Store {
             bp: rec.root,
             height: rec.ht,
         };
+        // The tree is its root with its message log on top.
+        let (log, run) = self.replay(&rec.log)?;
+        let mut wbuf = wbuf::WriteBuf::default();
+        if !run.is_empty() {
+            wbuf.push(run);
+        }
+        let runs = wbuf.runs();
         let wgen = m.take_gen();
         let st = TreeState {
             label: label.to_string(),
             rec,
             mutable: lv.is_mutable(),
             root,
+            nodes: rec.nodes,
             wgen,
             dirty: false,
             dead: Default::default(),
-            wbuf: Default::default(),
+            wbuf,
+            log,
             refs: 1,
             closed: false,
         };
         match slot {
             Some(i) => {
                 m.trees[i] = st;
-                self.publish(TreeId(i), root, tree::pending::no_runs());
+                self.publish(TreeId(i), root, runs);
                 Ok(TreeId(i))
             }
             None => {
                 m.trees.push(st);
-                self.roots.write().push(Published::bare(root));
+                self.roots.write().push(Published { root, runs });
                 Ok(TreeId(m.trees.len() - 1))
             }
         }
@@ -461,8 +477,9 @@ impl Store {
     /// ordinary writes, [`Tier::Reserve`] for changes that free space
     /// (removes, deletions), which must work on a full device.
     ///
-    /// The batch may be kept in the write buffer until the next sync
-    /// (`store/wbuf.rs`); lookups and scans see it at once either way.
+    /// The batch may be kept in the write buffer (`store/wbuf.rs`), made
+    /// durable by the next sync through the tree's message log; lookups and
+    /// scans see it at once either way.
     pub fn upsert(&self, t: TreeId, msgs: Vec<Msg>, tier: Tier) -> Result<()> {
         self.writable()?;
         let mut m = self.mutlk.lock();
@@ -482,7 +499,8 @@ impl Store {
     /// leaf) while giving the space back at once, instead of when a
     /// `Clearb` would reach its leaf. The caller guarantees each block is
     /// referenced only by the keys this batch removes. Never buffered: the
-    /// batch is applied at once, together with the tree's write buffer.
+    /// batch is applied at once (together with the tree's write buffer if
+    /// that holds a message for one of its keys).
     pub fn upsert_freeing(
         &self,
         t: TreeId,
@@ -498,8 +516,10 @@ impl Store {
         r
     }
 
-    /// Apply tree `t`'s write buffer and then `msgs` to the tree, atomically:
-    /// on error neither the tree nor the buffer has changed.
+    /// Apply `msgs` to tree `t` at once, atomically, with the tree's write
+    /// buffer before them if it holds a message for one of their keys (or
+    /// if `msgs` is empty: a drain): on error neither the tree nor the
+    /// buffer has changed.
     fn upsert_locked(&self, m: &mut Mutation, t: TreeId, msgs: Vec<Msg>, tier: Tier) -> Result<()> {
         self.upsert_frees_locked(m, t, msgs, &[], tier)
     }
@@ -516,11 +536,10 @@ impl Store {
         if !ts.mutable {
             return Err(Error::ReadOnly);
         }
+        let with_buffer = Self::needs_buffer(m, t, &msgs)?;
         let ctx = ctx::WriteCtx::new(self, ts.policy(), tier);
-        let mut parts: Vec<&[Msg]> = ts.wbuf_runs_msgs();
-        parts.push(&msgs);
-        let root = tree::upsert_runs(&ctx, &ts.root, &parts)?;
-        drop(parts);
+        let runs = if with_buffer { ts.wbuf.run_list() } else { &[] };
+        let a = tree::apply(&ctx, &ts.root, runs, &msgs)?;
         for bp in frees {
             use crate::tree::NodeStore;
             // Errors are remembered by the context and reported by finish.
@@ -528,13 +547,18 @@ impl Store {
         }
         let killed = ctx.finish()?;
         let ts = m.tree_mut(t)?;
-        ts.root = root;
+        ts.root = a.root;
+        ts.nodes = ts.nodes.saturating_add_signed(a.nodes);
         ts.dirty = true;
-        ts.wbuf = Default::default();
+        if with_buffer {
+            ts.wbuf = Default::default();
+            ts.log.applied();
+        }
         for bp in killed {
             ts.dead.entry(bp.gen.0).or_default().push(bp.addr);
         }
-        self.publish(t, root, tree::pending::no_runs());
+        let runs = ts.wbuf.runs();
+        self.publish(t, a.root, runs);
         Ok(())
     }
 

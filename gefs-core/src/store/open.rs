@@ -191,15 +191,19 @@ pub(super) fn snap_tree_state(root: Root, wgen: Gen) -> TreeState {
             succ: TreeRec::NONE,
             base: 0,
             root: Bptr::NONE,
+            log: Bptr::NONE,
+            nodes: 0,
         },
         mutable: true,
         root,
+        nodes: 0,
         wgen,
         dirty: false,
         dead: Default::default(),
         refs: 1,
         closed: false,
         wbuf: Default::default(),
+        log: Default::default(),
     }
 }
 

@@ -18,10 +18,12 @@ use std::ops::Deref;
 use std::rc::Rc;
 
 use crate::error::{Error, Result};
-use crate::format::msg::{self, Msg, Op};
+use crate::format::msg::{self, Op};
 use crate::format::node::{child_size, kv_size, LeafBuilder, NodeView, PivotBuilder};
 use crate::format::{Bptr, BLKSZ, BUFSPC, LEAFSPC, MSG_OVERHEAD, PIVSPC, SLOTSZ};
 use crate::ids::BlockAddr;
+
+use super::pending::Rec;
 
 /// A byte string inside a shared, immutable buffer: the copy of a node's
 /// block it was decoded from, or the arena an incoming batch was packed
@@ -123,23 +125,23 @@ impl TMsg {
     }
 }
 
-/// Pack a batch of messages into one shared arena.
-pub(crate) fn pack_msgs(msgs: &[&Msg]) -> Vec<TMsg> {
-    let total: usize = msgs.iter().map(|m| m.key.len() + m.val.len()).sum();
+/// Pack a batch of messages (op, key, argument) into one shared arena.
+pub(crate) fn pack_msgs(msgs: &[Rec<'_>]) -> Vec<TMsg> {
+    let total: usize = msgs.iter().map(|m| m.1.len() + m.2.len()).sum();
     let mut arena = Vec::with_capacity(total);
     for m in msgs {
-        arena.extend_from_slice(&m.key);
-        arena.extend_from_slice(&m.val);
+        arena.extend_from_slice(m.1);
+        arena.extend_from_slice(m.2);
     }
     let arena: Rc<[u8]> = Rc::from(arena);
     let mut at = 0;
     let mut out = Vec::with_capacity(msgs.len());
-    for m in msgs {
-        let (k, v) = (m.key.len(), m.val.len());
+    for &(op, key, val) in msgs {
+        let (k, v) = (key.len(), val.len());
         let key = arena.get(at..at + k).unwrap_or(&[]);
         let val = arena.get(at + k..at + k + v).unwrap_or(&[]);
         out.push(TMsg {
-            op: m.op,
+            op,
             key: Bytes::within(&arena, key),
             val: Bytes::within(&arena, val),
         });

@@ -113,7 +113,7 @@ pub(crate) fn push_child<S: NodeStore>(
     let addr = child.bp.addr;
     let node = decode(&r[..], addr, &child.sep)?;
     drop(r);
-    tx.retire(child.bp);
+    tx.retire_node(child.bp);
     match node {
         Node::Leaf { lo, kvs } => Ok(pack_leaf(lo, apply_leaf(tx, addr, kvs, incoming)?)),
         Node::Pivot(mut p) => {
@@ -315,7 +315,7 @@ fn rebalance<S: NodeStore>(
     let (l, rt) = if sib < idx { (sn, part) } else { (part, sn) };
     let (mut nodes, changed) = rebalance_pair(l, rt)?;
     if changed {
-        tx.retire(sc.bp);
+        tx.retire_node(sc.bp);
         let mut out = Vec::with_capacity(nodes.len());
         for n in nodes {
             out.extend(settle(tx, n, sc.bp.addr)?);

@@ -69,7 +69,7 @@ pub use lookup::lookup;
 pub use owned::owned_data_ptrs;
 pub use scan::scan;
 pub use store::NodeStore;
-pub use upsert::{upsert, upsert_runs, validate};
+pub use upsert::{apply, upsert, validate, Applied};
 pub use walk::{data_ptrs, walk};
 
 use crate::error::Result;

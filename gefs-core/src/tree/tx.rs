@@ -60,6 +60,8 @@ pub(crate) struct Tx<'s, S: NodeStore> {
     pub s: &'s S,
     written: Vec<Bptr>,
     garbage: Vec<Bptr>,
+    /// How many of `garbage` are tree nodes (the rest are data blocks).
+    dead_nodes: usize,
 }
 
 impl<'s, S: NodeStore> Tx<'s, S> {
@@ -68,6 +70,7 @@ impl<'s, S: NodeStore> Tx<'s, S> {
             s,
             written: Vec::new(),
             garbage: Vec::new(),
+            dead_nodes: 0,
         }
     }
 
@@ -87,10 +90,23 @@ impl<'s, S: NodeStore> Tx<'s, S> {
         })
     }
 
-    /// Note that the new tree no longer references `bp` (a replaced node, or
-    /// a data block whose pointer was overwritten or deleted in a leaf).
+    /// Note that the new tree no longer references the data block `bp`
+    /// (its pointer was overwritten or deleted in a leaf).
     pub fn retire(&mut self, bp: Bptr) {
         self.garbage.push(bp);
+    }
+
+    /// Note that the new tree no longer references the node `bp` (replaced
+    /// by copy-on-write, merged away, or written earlier in this operation
+    /// and superseded).
+    pub fn retire_node(&mut self, bp: Bptr) {
+        self.garbage.push(bp);
+        self.dead_nodes += 1;
+    }
+
+    /// Nodes written minus nodes retired so far.
+    pub fn node_delta(&self) -> i64 {
+        self.written.len() as i64 - self.dead_nodes as i64
     }
 
     /// The operation succeeded: free what the new tree no longer references.

@@ -23,9 +23,12 @@ use crate::format::superblock::MAX_HEIGHT;
 use crate::format::PTRSZ;
 use crate::ids::BlockAddr;
 
+use std::sync::Arc;
+
 use super::content::{decode, pack_msgs, Bytes, Node, Pivot, TMsg};
 use super::flush::{apply_leaf, give};
 use super::pack::{pack_leaf, pack_pivot};
+use super::pending::{Rec, Run};
 use super::store::NodeStore;
 use super::tx::{root_level, Tx};
 use super::Root;
@@ -56,28 +59,51 @@ pub fn validate(msgs: &[Msg]) -> Result<()> {
 /// blocks whose `KDAT` pointers were overwritten or deleted in a leaf. On
 /// error the caller still owns any data block the batch pointed to.
 pub fn upsert<S: NodeStore>(s: &S, root: &Root, msgs: Vec<Msg>) -> Result<Root> {
-    upsert_runs(s, root, &[&msgs])
+    apply(s, root, &[], &msgs).map(|a| a.root)
 }
 
-/// [`upsert`] of the concatenation of `parts` (for example a write buffer's
-/// runs, oldest first, then a new batch), which are only read: on error
-/// they are still whole, and on success the caller drops them.
-pub fn upsert_runs<S: NodeStore>(s: &S, root: &Root, parts: &[&[Msg]]) -> Result<Root> {
+/// What [`apply`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    /// The new root.
+    pub root: Root,
+    /// Nodes written minus nodes the new tree no longer references: the
+    /// change in the tree's node count.
+    pub nodes: i64,
+}
+
+/// [`upsert`] of the messages of `runs` (a write buffer's runs, oldest
+/// first, whose messages were validated when they were accepted) followed
+/// by `extra` (validated here). Both are only read: on error they are
+/// still whole, and on success the caller drops them.
+pub fn apply<S: NodeStore>(
+    s: &S,
+    root: &Root,
+    runs: &[Arc<Run>],
+    extra: &[Msg],
+) -> Result<Applied> {
     root_level(root)?;
-    for p in parts {
-        validate(p)?;
+    validate(extra)?;
+    let n = runs.iter().map(|r| r.len()).sum::<usize>() + extra.len();
+    let mut msgs: Vec<Rec<'_>> = Vec::with_capacity(n);
+    for r in runs {
+        msgs.extend(r.iter());
     }
-    let mut msgs: Vec<&Msg> = parts.iter().flat_map(|p| p.iter()).collect();
+    msgs.extend(extra.iter().map(|m| (m.op, &m.key[..], &m.val[..])));
     if msgs.is_empty() {
-        return Ok(*root);
+        return Ok(Applied {
+            root: *root,
+            nodes: 0,
+        });
     }
-    msgs.sort_by(|a, b| a.key.cmp(&b.key));
+    msgs.sort_by(|a, b| a.1.cmp(b.1));
     let msgs = pack_msgs(&msgs);
     let mut tx = Tx::new(s);
     match run(&mut tx, *root, msgs) {
         Ok(r) => {
+            let nodes = tx.node_delta();
             tx.commit();
-            Ok(r)
+            Ok(Applied { root: r, nodes })
         }
         Err(e) => {
             tx.abort();
@@ -116,7 +142,7 @@ fn rebuild_root<S: NodeStore>(
     let r = tx.read(&root.bp, level)?;
     let node = decode(&r[..], addr, &Bytes::empty())?;
     drop(r);
-    tx.retire(root.bp);
+    tx.retire_node(root.bp);
     let parts = match node {
         Node::Leaf { lo, kvs } => pack_leaf(lo, apply_leaf(tx, addr, kvs, incoming)?),
         Node::Pivot(mut p) => {
