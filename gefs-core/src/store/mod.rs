@@ -243,6 +243,8 @@ pub struct Store {
     sb_choice: SbChoice,
     blocks_written: AtomicU64,
     commits: AtomicU64,
+    /// Upserts accepted since open.
+    upserts: AtomicU64,
     /// Allocation attempts (new blocks and commits) since open: while it
     /// does not move, free space can only have grown.
     allocs: AtomicU64,
@@ -322,6 +324,12 @@ impl Store {
         let q = m.nextqid;
         m.nextqid += 1;
         q
+    }
+
+    /// Upserts accepted since open: a caller that sees it unchanged over a
+    /// while knows the store is quiet (a moment to [`Store::checkpoint`]).
+    pub fn upserts(&self) -> u64 {
+        self.upserts.load(Ordering::Relaxed)
     }
 
     /// Current counters.
@@ -482,6 +490,7 @@ impl Store {
     /// scans see it at once either way.
     pub fn upsert(&self, t: TreeId, msgs: Vec<Msg>, tier: Tier) -> Result<()> {
         self.writable()?;
+        self.upserts.fetch_add(1, Ordering::Relaxed);
         let mut m = self.mutlk.lock();
         let r = self.upsert_buffered(&mut m, t, msgs, tier);
         drop(m);

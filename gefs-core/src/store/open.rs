@@ -170,6 +170,7 @@ impl Store {
             },
             blocks_written: AtomicU64::new(0),
             commits: AtomicU64::new(0),
+            upserts: AtomicU64::new(0),
             allocs: AtomicU64::new(1),
             headroom: Mutex::new((0, 0)),
             ops: RwLock::new(()),
