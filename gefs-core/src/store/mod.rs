@@ -573,9 +573,16 @@ impl Store {
 
     /// Look a key up in a tree.
     pub fn lookup(&self, t: TreeId, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.get(t, key)?.map(tree::Found::into_vec))
+    }
+
+    /// Look a key up in a tree without copying its value: the value is read
+    /// in place from the cached leaf (the handle keeps that buffer from
+    /// being reused while it is held), unless buffered messages computed it.
+    pub fn get(&self, t: TreeId, key: &[u8]) -> Result<Option<Value<'_>>> {
         let _g = self.epochs.pin();
         let p = self.published(t)?;
-        tree::lookup(&ctx::ReadCtx::with_runs(self, p.runs), &p.root, key)
+        tree::lookup_ref(&ctx::ReadCtx::with_runs(self, p.runs), &p.root, key)
     }
 
     /// Scan a tree over `[from, to)` for at most `limit` entries. To resume,
@@ -595,6 +602,30 @@ impl Store {
             from,
             to,
             limit,
+        )
+    }
+
+    /// Scan like [`Store::scan`], handing each entry to `f` as slices
+    /// (values no buffered message changed are read in place from the
+    /// cached leaves) instead of collecting copies. Returns the number of
+    /// entries visited; an error from `f` stops the scan.
+    pub fn scan_with(
+        &self,
+        t: TreeId,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+        limit: usize,
+        f: impl FnMut(&[u8], &[u8]) -> Result<()>,
+    ) -> Result<usize> {
+        let _g = self.epochs.pin();
+        let p = self.published(t)?;
+        tree::scan_with(
+            &ctx::ReadCtx::with_runs(self, p.runs),
+            &p.root,
+            from,
+            to,
+            limit,
+            f,
         )
     }
 
@@ -672,6 +703,9 @@ impl Store {
 }
 
 pub use ctx::ReadCtx;
+
+/// A value [`Store::get`] found: in place in the cached leaf, or computed.
+pub type Value<'s> = tree::Found<Block<'s>>;
 
 #[cfg(test)]
 mod snap_tests;

@@ -311,3 +311,70 @@ fn regress_22_root_copies_are_never_written() {
         "{written} blocks written for one commit of a small tree"
     );
 }
+
+/// `get` hands out a value in place in its cached leaf when no buffered
+/// message changed it (and the handle keeps the bytes while the tree moves
+/// on), a computed one otherwise; `scan_with` visits what `scan` returns.
+#[test]
+fn values_are_read_in_place() {
+    let dev = Arc::new(MemDev::new(DEV));
+    drop(fmt(&dev));
+    let s = open(&dev);
+    let t = s.mount("main").unwrap();
+    for i in 0..2000 {
+        s.upsert(t, vec![Msg::insert(k(i), vec![i as u8; 50])], Tier::Normal)
+            .unwrap();
+    }
+    s.checkpoint().unwrap();
+    let v = s.get(t, &k(7)).unwrap().unwrap();
+    assert!(matches!(v, tree::Found::InBlock { .. }), "{v:?}");
+    assert_eq!(&*v, &[7u8; 50][..]);
+    // Buffered messages change the answer: computed.
+    s.upsert(t, vec![Msg::insert(k(8), vec![1, 2, 3])], Tier::Normal)
+        .unwrap();
+    let w = s.get(t, &k(8)).unwrap().unwrap();
+    assert!(matches!(w, tree::Found::Owned(_)));
+    assert_eq!(&*w, &[1, 2, 3][..]);
+    assert!(s.get(t, &k(99_999)).unwrap().is_none());
+    // The held leaf outlives changes to the tree.
+    for i in 0..2000 {
+        s.upsert(t, vec![Msg::delete(k(i))], Tier::Normal).unwrap();
+    }
+    s.checkpoint().unwrap();
+    s.sync().unwrap();
+    assert_eq!(&*v, &[7u8; 50][..]);
+    assert!(s.get(t, &k(7)).unwrap().is_none());
+    drop(v);
+    for i in 0..500 {
+        s.upsert(t, vec![Msg::insert(k(i), vec![i as u8; 20])], Tier::Normal)
+            .unwrap();
+    }
+    s.checkpoint().unwrap();
+    for i in (0..500).step_by(3) {
+        s.upsert(t, vec![Msg::delete(k(i))], Tier::Normal).unwrap();
+    }
+    let want = s
+        .scan(
+            t,
+            Bound::Included(&k(10)[..]),
+            Bound::Excluded(&k(400)[..]),
+            200,
+        )
+        .unwrap();
+    let mut got = Vec::new();
+    let n = s
+        .scan_with(
+            t,
+            Bound::Included(&k(10)[..]),
+            Bound::Excluded(&k(400)[..]),
+            200,
+            |key, val| {
+                got.push((key.to_vec(), val.to_vec()));
+                Ok(())
+            },
+        )
+        .unwrap();
+    assert_eq!(n, want.len());
+    assert_eq!(got, want);
+    assert_eq!(want.len(), 200);
+}

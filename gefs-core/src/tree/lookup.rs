@@ -7,6 +7,10 @@
 //! lookup frees and changes nothing. A non-insert message with no value to
 //! act on leaves the key absent. Messages the store has accepted but not yet
 //! applied ([`NodeStore::pending`]) are applied last: they are the newest.
+//! A value no message changed is returned in place: a handle on the cached
+//! leaf and its position ([`Found::InBlock`]), no copy.
+
+use std::ops::Deref;
 
 use crate::error::{Error, Result};
 use crate::format::msg::{self, Op};
@@ -19,11 +23,55 @@ use super::Root;
 /// The messages one pivot buffers for the key.
 type Run = (BlockAddr, Vec<(Op, Vec<u8>)>);
 
+/// A value a lookup found.
+#[derive(Debug, Clone)]
+pub enum Found<R> {
+    /// `len` bytes at `off` in `block`, the cached leaf that holds them.
+    InBlock {
+        /// The leaf (a cache handle: it stays valid while held).
+        block: R,
+        /// Where the value starts in it.
+        off: usize,
+        /// Its length.
+        len: usize,
+    },
+    /// A value buffered messages computed.
+    Owned(Vec<u8>),
+}
+
+impl<R: Deref<Target = [u8]>> Deref for Found<R> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Found::InBlock { block, off, len } => block.get(*off..*off + *len).unwrap_or(&[]),
+            Found::Owned(v) => v,
+        }
+    }
+}
+
+impl<R: Deref<Target = [u8]>> Found<R> {
+    /// The value as an owned vector.
+    pub fn into_vec(self) -> Vec<u8> {
+        match self {
+            Found::Owned(v) => v,
+            f => f.to_vec(),
+        }
+    }
+}
+
 /// Point lookup: the key's value, with every buffered message on the path
 /// applied in order, or `None` if it is absent (or was deleted).
 pub fn lookup<S: NodeStore>(s: &S, root: &Root, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    Ok(lookup_ref(s, root, key)?.map(Found::into_vec))
+}
+
+/// [`lookup`], returning a value no message changed in place.
+pub fn lookup_ref<S: NodeStore>(s: &S, root: &Root, key: &[u8]) -> Result<Option<Found<S::Ref>>> {
     let mut level = root_level(root)?;
     let mut bp = root.bp;
+    // Pivots with messages for the key, root first (none allocated when
+    // there are none, the common case).
     let mut runs: Vec<Run> = Vec::new();
     let base = loop {
         let r = read_node(s, &bp, level)?;
@@ -31,7 +79,12 @@ pub fn lookup<S: NodeStore>(s: &S, root: &Root, key: &[u8]) -> Result<Option<Vec
         let bad = |e: String| Error::corrupt(bp.addr, e);
         if v.is_leaf() {
             break match v.search(key).map_err(bad)? {
-                Ok(i) => Some(v.kv(i).map_err(bad)?.1.to_vec()),
+                Ok(i) => {
+                    let val = v.kv(i).map_err(bad)?.1;
+                    let off = (val.as_ptr() as usize).wrapping_sub(r.as_ptr() as usize);
+                    let len = val.len();
+                    Some(Found::InBlock { block: r, off, len })
+                }
                 Err(_) => None,
             };
         }
@@ -43,22 +96,28 @@ pub fn lookup<S: NodeStore>(s: &S, root: &Root, key: &[u8]) -> Result<Option<Vec
             }
             run.push((op, arg.to_vec()));
         }
-        runs.push((bp.addr, run));
+        if !run.is_empty() {
+            runs.push((bp.addr, run));
+        }
         let (_, child, _) = v.child(v.route(key).map_err(bad)?).map_err(bad)?;
         bp = child;
         level = level
             .checked_sub(1)
             .ok_or_else(|| Error::corrupt(bp.addr, "pivot at level 0"))?;
     };
-    let mut cur = base;
+    let pending = s.pending();
+    let pend = !pending.is_empty() && super::pending::has_key(pending, key);
+    if runs.is_empty() && !pend {
+        return Ok(base);
+    }
+    let mut cur = base.map(Found::into_vec);
     for (addr, run) in runs.iter().rev() {
         for (op, arg) in run {
             cur = msg::apply(*op, arg, cur).map_err(|e| Error::corrupt(*addr, e))?;
         }
     }
-    let pending = s.pending();
-    if pending.is_empty() {
-        return Ok(cur);
+    if pend {
+        cur = super::pending::apply_key(pending, key, cur)?;
     }
-    super::pending::apply_key(pending, key, cur)
+    Ok(cur.map(Found::Owned))
 }

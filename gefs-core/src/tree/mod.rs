@@ -65,9 +65,9 @@ mod memstore;
 #[cfg(test)]
 mod tests;
 
-pub use lookup::lookup;
+pub use lookup::{lookup, lookup_ref, Found};
 pub use owned::owned_data_ptrs;
-pub use scan::scan;
+pub use scan::{scan, scan_with};
 pub use store::NodeStore;
 pub use upsert::{apply, upsert, validate, Applied};
 pub use walk::{data_ptrs, walk};
