@@ -223,10 +223,12 @@ impl<'a> NodeView<'a> {
     /// Binary search of the key area: `Ok(i)` if key `i` equals `key`, else
     /// `Err(i)` where it would be inserted.
     pub fn search(&self, key: &[u8]) -> R<Result<usize, usize>> {
-        let (mut lo, mut hi) = (0, self.nval);
+        let (area, n) = (self.area(false), self.nval);
+        let (mut lo, mut hi) = (0, n);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            match self.key(mid)?.cmp(key) {
+            let k = key_at(area, n, mid, 2).ok_or_else(|| format!("record {mid} is malformed"))?;
+            match cmp_keys(k, key) {
                 Ordering::Less => lo = mid + 1,
                 Ordering::Greater => hi = mid,
                 Ordering::Equal => return Ok(Ok(mid)),
@@ -246,10 +248,12 @@ impl<'a> NodeView<'a> {
 
     /// Index of the first buffered message whose key is ≥ `key`.
     pub fn msg_lower_bound(&self, key: &[u8]) -> R<usize> {
-        let (mut lo, mut hi) = (0, self.nbuf);
+        let (area, n) = (self.area(true), self.nbuf);
+        let (mut lo, mut hi) = (0, n);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            if self.msg(mid)?.1 < key {
+            let k = key_at(area, n, mid, 3).ok_or_else(|| format!("message {mid} is malformed"))?;
+            if cmp_keys(k, key) == Ordering::Less {
                 lo = mid + 1;
             } else {
                 hi = mid;
@@ -315,6 +319,39 @@ impl<'a> NodeView<'a> {
         }
         Ok(())
     }
+}
+
+/// Byte-wise key order, comparing the first 8 bytes as one word (keys
+/// usually differ there; this saves the call into `memcmp`).
+#[inline]
+pub fn cmp_keys(a: &[u8], b: &[u8]) -> Ordering {
+    let word = |k: &[u8]| k.get(..8).and_then(|w| <[u8; 8]>::try_from(w).ok());
+    if let (Some(x), Some(y)) = (word(a), word(b)) {
+        let (x, y) = (u64::from_be_bytes(x), u64::from_be_bytes(y));
+        if x != y {
+            return x.cmp(&y);
+        }
+    }
+    a.cmp(b)
+}
+
+/// The level a (validated) node's header gives, if it has one.
+#[inline]
+pub fn level_of(buf: &[u8]) -> Option<u16> {
+    get_u16(buf, 2)
+}
+
+/// The key of record `i` of an area of `n` records whose key length sits
+/// `at` bytes into the record (2 in the key area, 3 in a buffer: after the
+/// op), checked as [`NodeView::key`] checks it.
+#[inline]
+fn key_at(area: &[u8], n: usize, i: usize, at: usize) -> Option<&[u8]> {
+    let off = usize::from(get_u16(area, 2 * i)?);
+    if off < 2 * n {
+        return None;
+    }
+    let kl = usize::from(get_u16(area, off + at - 2)?);
+    area.get(off + at..off + at + kl)
 }
 
 fn write_header(buf: &mut [u8; BLKSZ], leaf: bool, level: u16, counts: [usize; 4]) {

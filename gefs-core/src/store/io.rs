@@ -26,7 +26,7 @@ impl Store {
     /// (and, for tree nodes, its structure) on load.
     pub(crate) fn read_block(&self, bp: &Bptr, node: bool) -> Result<Block<'_>> {
         let addr = bp.addr;
-        if bp.is_none() || !addr.0.is_multiple_of(BLKSZ_U64) || self.geo.arena_of(addr).is_none() {
+        if bp.is_none() || !addr.0.is_multiple_of(BLKSZ_U64) || !self.geo.in_arenas(addr) {
             return Err(Error::corrupt(addr, "pointer outside the arenas"));
         }
         self.cache.get(addr, bp.hash, |buf| {
