@@ -313,9 +313,12 @@ impl Cache {
         }
     }
 
-    /// A zeroed buffer for a new block at `addr`, which must not be cached
-    /// (an allocator handing out a live address is reported, not ignored).
-    /// Waits while every buffer of the shard is held.
+    /// A buffer for a new block at `addr`, which must not be cached (an
+    /// allocator handing out a live address is reported, not ignored).
+    /// Waits while every buffer of the shard is held. The buffer holds
+    /// whatever it held before (zeros when the pool's memory is fresh): the
+    /// writer defines every byte before [`BlockMut::finalize`], so no block
+    /// is zeroed only to be overwritten.
     pub fn new_block(&self, addr: BlockAddr) -> Result<BlockMut<'_>> {
         let s = self.shard_of(addr);
         let sh = &self.shards[s];
@@ -334,14 +337,12 @@ impl Cache {
         st.meta[i as usize].addr = addr;
         st.set_state(i, State::Building);
         drop(st);
-        let mut b = BlockMut {
+        Ok(BlockMut {
             cache: self,
             shard: s as u32,
             slot: sh.first + i,
             addr,
-        };
-        b.buf_mut().fill(0);
-        Ok(b)
+        })
     }
 
     /// The address was freed. If it is cached, mark it so that it is never

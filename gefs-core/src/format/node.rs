@@ -381,6 +381,16 @@ impl Area {
         self.len - 2 * self.n - self.sz
     }
 
+    /// Zero the bytes between the offset table and the records: a builder
+    /// works in a buffer that may hold stale bytes, and defines every one.
+    fn zero_gap(&self, buf: &mut [u8; BLKSZ]) {
+        let from = self.start + 2 * self.n;
+        let to = self.start + self.len - self.sz;
+        if let Some(gap) = buf.get_mut(from..to) {
+            gap.fill(0);
+        }
+    }
+
     /// Append a record made of `parts`; the caller has checked it fits.
     fn push(&mut self, buf: &mut [u8; BLKSZ], parts: &[&[u8]]) {
         let rlen: usize = parts.iter().map(|p| p.len()).sum();
@@ -400,7 +410,9 @@ impl Area {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Full;
 
-/// Builds a leaf from records appended in ascending key order.
+/// Builds a leaf from records appended in ascending key order. The buffer
+/// may hold anything: [`LeafBuilder::finish`] defines every byte (header,
+/// offset table, zeros, records).
 pub struct LeafBuilder<'a> {
     buf: &'a mut [u8; BLKSZ],
     area: Area,
@@ -449,14 +461,17 @@ impl<'a> LeafBuilder<'a> {
         Ok(())
     }
 
-    /// Write the header; returns the fill.
+    /// Write the header and zero the free space; returns the fill.
     pub fn finish(self) -> u16 {
         write_header(self.buf, true, 0, [self.area.n, self.area.sz, 0, 0]);
+        self.area.zero_gap(self.buf);
         (2 * self.area.n + self.area.sz) as u16
     }
 }
 
 /// Builds a pivot from children and messages, each appended in key order.
+/// The buffer may hold anything: [`PivotBuilder::finish`] defines every
+/// byte.
 pub struct PivotBuilder<'a> {
     buf: &'a mut [u8; BLKSZ],
     level: u16,
@@ -528,7 +543,7 @@ impl<'a> PivotBuilder<'a> {
         Ok(())
     }
 
-    /// Write the header; returns the fill.
+    /// Write the header and zero the free space; returns the fill.
     pub fn finish(self) -> u16 {
         write_header(
             self.buf,
@@ -536,6 +551,8 @@ impl<'a> PivotBuilder<'a> {
             self.level,
             [self.keys.n, self.keys.sz, self.msgs.n, self.msgs.sz],
         );
+        self.keys.zero_gap(self.buf);
+        self.msgs.zero_gap(self.buf);
         (2 * self.keys.n + self.keys.sz + 2 * self.msgs.n + self.msgs.sz) as u16
     }
 }
@@ -544,6 +561,34 @@ impl<'a> PivotBuilder<'a> {
 mod tests {
     use super::*;
     use crate::ids::{BlockAddr, Gen};
+
+    /// Builders define every byte: in a buffer of stale bytes they write
+    /// exactly what they write in a zeroed one.
+    #[test]
+    fn builders_define_every_byte() {
+        let build = |fill: u8| {
+            let mut l = Box::new([fill; BLKSZ]);
+            let mut lb = LeafBuilder::new(&mut l);
+            for i in 0u32..40 {
+                lb.push(&i.to_be_bytes(), &[i as u8; 30]).unwrap();
+            }
+            lb.finish();
+            let mut p = Box::new([fill; BLKSZ]);
+            let mut pb = PivotBuilder::new(&mut p, 2);
+            let bp = Bptr {
+                addr: BlockAddr(0x4000),
+                hash: 1,
+                gen: Gen(1),
+            };
+            pb.push_child(b"", &bp, 9).unwrap();
+            pb.push_child(b"m", &bp, 9).unwrap();
+            pb.push_msg(Op::Insert, b"k", b"v").unwrap();
+            pb.finish();
+            (l, p)
+        };
+        assert_eq!(build(0), build(0xa5));
+        assert_eq!(build(0), build(0xff));
+    }
 
     #[test]
     fn leaf_round_trip() {

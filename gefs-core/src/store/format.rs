@@ -202,7 +202,7 @@ impl Store {
     fn write_users(&self, m: &mut Mutation, t: TreeId, user: &str, now: u64) -> Result<()> {
         let text = default_users(user);
         let wgen = m.tree(t)?.wgen;
-        let (bp, _b, ()) = self.new_block(
+        let (bp, _b, ()) = self.new_zeroed(
             crate::alloc::Kind::Data {
                 hint: QID_USERS,
                 seq: true,

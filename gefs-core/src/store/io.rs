@@ -55,7 +55,10 @@ impl Store {
     }
 
     /// Allocate a block, let `build` fill it, and seal it into the cache as
-    /// dirty. On failure nothing stays allocated.
+    /// dirty. On failure nothing stays allocated. The buffer `build` gets
+    /// holds stale bytes (a recycled cache buffer): it must define every
+    /// one of the 16 KiB (the node builders zero what their records leave
+    /// free; [`Store::new_zeroed`] is for writers that fill only part).
     pub(crate) fn new_block<R>(
         &self,
         kind: Kind,
@@ -91,6 +94,21 @@ impl Store {
         let interval = self.commits.load(Ordering::Relaxed) + 1;
         let blk = b.finalize(hash, interval)?;
         Ok((Bptr { addr, hash, gen }, blk, r))
+    }
+
+    /// [`Store::new_block`] with a zeroed buffer, for writers that fill only
+    /// part of the block.
+    pub(crate) fn new_zeroed<R>(
+        &self,
+        kind: Kind,
+        tier: Tier,
+        gen: Gen,
+        build: impl FnOnce(&mut [u8; BLKSZ]) -> Result<R>,
+    ) -> Result<(Bptr, Block<'_>, R)> {
+        self.new_block(kind, tier, gen, |buf| {
+            buf.fill(0);
+            build(buf)
+        })
     }
 
     /// Give back a block nobody ever saw.

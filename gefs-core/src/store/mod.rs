@@ -651,6 +651,32 @@ impl Store {
         tier: Tier,
         fill: impl FnOnce(&mut [u8; BLKSZ]),
     ) -> Result<Bptr> {
+        self.write_data_as(t, hint, seq, tier, true, fill)
+    }
+
+    /// [`Store::write_data`] for a `fill` that writes every byte of the
+    /// block (a whole block of file data, or an old block copied and then
+    /// changed): the buffer is not zeroed first, and holds stale bytes.
+    pub fn write_data_whole(
+        &self,
+        t: TreeId,
+        hint: u64,
+        seq: bool,
+        tier: Tier,
+        fill: impl FnOnce(&mut [u8; BLKSZ]),
+    ) -> Result<Bptr> {
+        self.write_data_as(t, hint, seq, tier, false, fill)
+    }
+
+    fn write_data_as(
+        &self,
+        t: TreeId,
+        hint: u64,
+        seq: bool,
+        tier: Tier,
+        zero: bool,
+        fill: impl FnOnce(&mut [u8; BLKSZ]),
+    ) -> Result<Bptr> {
         self.writable()?;
         let mut m = self.mutlk.lock();
         if !m.tree(t)?.mutable {
@@ -659,6 +685,9 @@ impl Store {
         self.keep_margin(&mut m, 1)?;
         let ts = m.tree(t)?;
         let (bp, _b, ()) = self.new_block(Kind::Data { hint, seq }, tier, ts.wgen, |buf| {
+            if zero {
+                buf.fill(0);
+            }
             fill(buf);
             Ok(())
         })?;

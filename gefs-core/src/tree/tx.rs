@@ -81,7 +81,7 @@ impl<'s, S: NodeStore> Tx<'s, S> {
     }
 
     /// Write a node; returns the pointer record its parent keeps.
-    pub fn write(&mut self, n: &Node) -> Result<Child> {
+    pub fn write(&mut self, n: &Node<S::Ref>) -> Result<Child<S::Ref>> {
         let (bp, _, fill) = self.s.write(|buf| encode(n, buf))?;
         self.written.push(bp);
         Ok(Child {

@@ -112,7 +112,7 @@ pub fn apply<S: NodeStore>(
     }
 }
 
-fn run<S: NodeStore>(tx: &mut Tx<'_, S>, root: Root, msgs: Vec<TMsg>) -> Result<Root> {
+fn run<S: NodeStore>(tx: &mut Tx<'_, S>, root: Root, msgs: Vec<TMsg<S::Ref>>) -> Result<Root> {
     let level = root_level(&root)?;
     let (parts, mut level) = rebuild_root(tx, root, level, msgs, false)?;
     let (mut root, mut lonely) = install(tx, parts, level)?;
@@ -135,13 +135,12 @@ fn rebuild_root<S: NodeStore>(
     tx: &mut Tx<'_, S>,
     root: Root,
     level: u16,
-    incoming: Vec<TMsg>,
+    incoming: Vec<TMsg<S::Ref>>,
     drain: bool,
-) -> Result<(Vec<Node>, u16)> {
+) -> Result<(Vec<Node<S::Ref>>, u16)> {
     let addr = root.bp.addr;
     let r = tx.read(&root.bp, level)?;
-    let node = decode(&r[..], addr, &Bytes::empty())?;
-    drop(r);
+    let node = decode(r, addr, &Bytes::empty())?;
     tx.retire_node(root.bp);
     let parts = match node {
         Node::Leaf { lo, kvs } => pack_leaf(lo, apply_leaf(tx, addr, kvs, incoming)?),
@@ -154,7 +153,11 @@ fn rebuild_root<S: NodeStore>(
 }
 
 /// Write the new root from the parts the old root became.
-fn install<S: NodeStore>(tx: &mut Tx<'_, S>, parts: Vec<Node>, level: u16) -> Result<(Root, bool)> {
+fn install<S: NodeStore>(
+    tx: &mut Tx<'_, S>,
+    parts: Vec<Node<S::Ref>>,
+    level: u16,
+) -> Result<(Root, bool)> {
     let Some(n) = grow(tx, parts, level)? else {
         let c = tx.write(&Node::Leaf {
             lo: Bytes::empty(),
@@ -192,9 +195,9 @@ fn install<S: NodeStore>(tx: &mut Tx<'_, S>, parts: Vec<Node>, level: u16) -> Re
 /// written), or `None` if the tree emptied.
 fn grow<S: NodeStore>(
     tx: &mut Tx<'_, S>,
-    mut parts: Vec<Node>,
+    mut parts: Vec<Node<S::Ref>>,
     mut level: u16,
-) -> Result<Option<Node>> {
+) -> Result<Option<Node<S::Ref>>> {
     while parts.len() > 1 {
         let mut children = Vec::with_capacity(parts.len());
         for n in &parts {
