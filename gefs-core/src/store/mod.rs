@@ -425,7 +425,7 @@ impl Store {
         let (log, run) = self.replay(&rec.log)?;
         let mut wbuf = wbuf::WriteBuf::default();
         if !run.is_empty() {
-            wbuf.push(run);
+            wbuf.push(run, usize::MAX);
         }
         let runs = wbuf.runs();
         let wgen = m.take_gen();

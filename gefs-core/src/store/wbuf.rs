@@ -112,13 +112,17 @@ impl WriteBuf {
         self.runs.iter().map(|r| r.encoded().len()).sum()
     }
 
-    /// Add a run, merging runs to keep their lengths halving. Runs fold
-    /// messages (`tree::pending`), so the counts are taken from the runs
-    /// afterwards (there are O(log n) of them).
-    pub(super) fn push(&mut self, run: Run) {
+    /// Add a run, merging runs to keep their lengths halving, but never
+    /// into a run of more than `max` bytes of memory (a merge holds both
+    /// the old runs and the new one until readers let go of the old ones,
+    /// so this bounds what a merge adds; past it, runs of about `max` pile
+    /// up, a few since `max` is a fraction of the buffer's bound). Runs
+    /// fold messages (`tree::pending`), so the counts are taken from the
+    /// runs afterwards.
+    pub(super) fn push(&mut self, run: Run, max: usize) {
         self.runs.push(Arc::new(run));
         while let [.., a, b] = self.runs.as_slice() {
-            if a.len() > 2 * b.len() {
+            if a.len() > 2 * b.len() || a.mem() + b.mem() > max {
                 break;
             }
             let merged = Run::merge(a, b);
@@ -239,7 +243,7 @@ impl Store {
         }
         let ts = m.tree_mut(t)?;
         ts.log.accept(&msgs);
-        ts.wbuf.push(Run::new(&msgs));
+        ts.wbuf.push(Run::new(&msgs), cap / 4);
         ts.dirty = true;
         let (root, runs) = (ts.root, ts.wbuf.runs());
         self.publish(t, root, runs);

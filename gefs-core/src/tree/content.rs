@@ -22,6 +22,7 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::ops::Deref;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::format::msg::{self, Op};
@@ -29,7 +30,7 @@ use crate::format::node::{child_size, kv_size, LeafBuilder, NodeView, PivotBuild
 use crate::format::{Bptr, BLKSZ, BUFSPC, LEAFSPC, MSG_OVERHEAD, PIVSPC, SLOTSZ};
 use crate::ids::BlockAddr;
 
-use super::pending::Rec;
+use super::pending::{Rec, Run};
 
 /// What a block handle must offer to hold decoded records: the bytes, and
 /// a name in debug output ([`NodeStore::Ref`] is such a handle).
@@ -41,6 +42,8 @@ impl<T: Deref<Target = [u8]> + fmt::Debug> Buf for T {}
 enum Source<R> {
     /// A node's cached block, shared by every record decoded from it.
     Block(Rc<R>),
+    /// A write buffer's run, whose messages are being applied.
+    Run(Arc<Run>),
     /// A heap arena: an incoming batch, or a computed value.
     Heap(Rc<[u8]>),
 }
@@ -59,6 +62,7 @@ impl<R> Clone for Bytes<R> {
     fn clone(&self) -> Self {
         let buf = match &self.buf {
             Source::Block(b) => Source::Block(Rc::clone(b)),
+            Source::Run(r) => Source::Run(Arc::clone(r)),
             Source::Heap(h) => Source::Heap(Rc::clone(h)),
         };
         Bytes {
@@ -108,6 +112,16 @@ impl<R: Buf> Bytes<R> {
         }
     }
 
+    /// The part of the run `r`'s records that `part` (a slice of them)
+    /// covers.
+    fn in_run(r: &Arc<Run>, part: &[u8]) -> Bytes<R> {
+        Bytes {
+            off: offset_in(r.encoded(), part),
+            len: part.len() as u32,
+            buf: Source::Run(Arc::clone(r)),
+        }
+    }
+
     /// The part of the block `b` that `part` (a slice of it) covers.
     fn in_block(b: &Rc<R>, part: &[u8]) -> Bytes<R> {
         Bytes {
@@ -125,6 +139,7 @@ impl<R: Buf> Deref for Bytes<R> {
     fn deref(&self) -> &[u8] {
         let whole: &[u8] = match &self.buf {
             Source::Block(b) => b,
+            Source::Run(r) => r.encoded(),
             Source::Heap(h) => h,
         };
         let (o, l) = (self.off as usize, self.len as usize);
@@ -198,6 +213,51 @@ pub(crate) fn pack_msgs<R: Buf>(msgs: &[Rec<'_>]) -> Vec<TMsg<R>> {
         });
         at += k + v;
     }
+    out
+}
+
+/// The messages of `runs` (oldest first, each sorted by key) and then of
+/// `extra`, as one list sorted by key in which a key's messages keep their
+/// order (runs in turn, then `extra` in its order). The runs' messages are
+/// not copied: they stay in the runs, which the result holds.
+pub(crate) fn gather<R: Buf>(runs: &[Arc<Run>], extra: &[Rec<'_>]) -> Vec<TMsg<R>> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    let n: usize = runs.iter().map(|r| r.len()).sum();
+    let mut merged = Vec::with_capacity(n + extra.len());
+    let mut heads: BinaryHeap<Reverse<(&[u8], usize, usize)>> = runs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| r.get(0).map(|m| Reverse((m.1, i, 0))))
+        .collect();
+    while let Some(Reverse((_, i, j))) = heads.pop() {
+        let Some(r) = runs.get(i) else { continue };
+        if let Some((op, key, val)) = r.get(j) {
+            merged.push(TMsg {
+                op,
+                key: Bytes::in_run(r, key),
+                val: Bytes::in_run(r, val),
+            });
+        }
+        if let Some(m) = r.get(j + 1) {
+            heads.push(Reverse((m.1, i, j + 1)));
+        }
+    }
+    if extra.is_empty() {
+        return merged;
+    }
+    let mut ex: Vec<Rec<'_>> = extra.to_vec();
+    ex.sort_by(|a, b| a.1.cmp(b.1));
+    let ex = pack_msgs(&ex);
+    let mut out = Vec::with_capacity(merged.len() + ex.len());
+    let mut old = merged.into_iter().peekable();
+    for m in ex {
+        while let Some(o) = old.next_if(|o| o.key <= m.key) {
+            out.push(o);
+        }
+        out.push(m);
+    }
+    out.extend(old);
     out
 }
 

@@ -25,7 +25,7 @@ use crate::ids::BlockAddr;
 
 use std::sync::Arc;
 
-use super::content::{decode, pack_msgs, Bytes, Node, Pivot, TMsg};
+use super::content::{decode, gather, Bytes, Node, Pivot, TMsg};
 use super::flush::{apply_leaf, give};
 use super::pack::{pack_leaf, pack_pivot};
 use super::pending::{Rec, Run};
@@ -84,20 +84,18 @@ pub fn apply<S: NodeStore>(
 ) -> Result<Applied> {
     root_level(root)?;
     validate(extra)?;
-    let n = runs.iter().map(|r| r.len()).sum::<usize>() + extra.len();
-    let mut msgs: Vec<Rec<'_>> = Vec::with_capacity(n);
-    for r in runs {
-        msgs.extend(r.iter());
-    }
-    msgs.extend(extra.iter().map(|m| (m.op, &m.key[..], &m.val[..])));
+    let extra: Vec<Rec<'_>> = extra
+        .iter()
+        .map(|m| (m.op, &m.key[..], &m.val[..]))
+        .collect();
+    let msgs = gather(runs, &extra);
+    drop(extra);
     if msgs.is_empty() {
         return Ok(Applied {
             root: *root,
             nodes: 0,
         });
     }
-    msgs.sort_by(|a, b| a.1.cmp(b.1));
-    let msgs = pack_msgs(&msgs);
     let mut tx = Tx::new(s);
     match run(&mut tx, *root, msgs) {
         Ok(r) => {
