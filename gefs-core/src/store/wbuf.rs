@@ -30,6 +30,9 @@
 //!   valid on top of the new root: their keys are disjoint from the
 //!   batch's), else together with the whole buffer; on error neither the
 //!   tree nor the buffer changes. Messages for one key keep their order.
+//! - **Overwritten data returns**: buffered `KDAT` inserts keep the blocks
+//!   they replace until they reach a leaf; when those could exceed
+//!   [`RETAIN_FACTOR`] times the memory bound, the buffers are applied.
 //! - **Memory is bounded** by [`Store::set_write_buffer_bytes`] (default
 //!   [`DEFAULT_WRITE_BUFFER_BYTES`](super::DEFAULT_WRITE_BUFFER_BYTES)) over
 //!   all trees (the runs' memory and the unlogged records); a batch that
@@ -52,9 +55,10 @@ use std::sync::Arc;
 use super::{Mutation, Store, TreeId};
 use crate::alloc::Tier;
 use crate::error::{Error, Result};
+use crate::format::key::KDAT;
 use crate::format::msg::{Msg, Op};
 use crate::format::node::NodeView;
-use crate::format::{LEAFSPC, LOGSPC, MLOG_MAX_BLOCKS};
+use crate::format::{BLKSZ, LEAFSPC, LOGSPC, MLOG_MAX_BLOCKS};
 use crate::tree::pending::{self, Run, Runs};
 use crate::tree::{self, Root};
 
@@ -79,6 +83,9 @@ pub(super) struct WriteBuf {
     mem: usize,
     /// Buffer bytes they would take in nodes.
     bytes: usize,
+    /// `KDAT` inserts among them: each may hold on to the data block it
+    /// replaces until it reaches a leaf.
+    dat: usize,
 }
 
 impl WriteBuf {
@@ -120,6 +127,10 @@ impl WriteBuf {
     /// fold messages (`tree::pending`), so the counts are taken from the
     /// runs afterwards.
     pub(super) fn push(&mut self, run: Run, max: usize) {
+        self.dat += run
+            .iter()
+            .filter(|m| m.0 == Op::Insert && m.1.first() == Some(&KDAT))
+            .count();
         self.runs.push(Arc::new(run));
         while let [.., a, b] = self.runs.as_slice() {
             if a.len() > 2 * b.len() || a.mem() + b.mem() > max {
@@ -134,6 +145,13 @@ impl WriteBuf {
         self.bytes = self.runs.iter().map(|r| r.bytes()).sum();
     }
 }
+
+/// The data blocks buffered `KDAT` inserts may keep from reuse (the blocks
+/// they replace are freed only when they reach a leaf), at most, in bytes,
+/// as a multiple of the buffer's memory bound: past it the buffers are
+/// applied, so that overwritten file data returns to the free space every
+/// few commits instead of the allocator moving on through fresh space.
+const RETAIN_FACTOR: usize = 4;
 
 /// Memory a batch is counted as, buffered.
 fn mem_of(msgs: &[Msg]) -> usize {
@@ -238,7 +256,13 @@ impl Store {
         let ts = m.tree(t)?;
         let log_full =
             log_bound(ts.wbuf.log_bytes() + bytes + ts.log.unlogged()) > MLOG_MAX_BLOCKS / 2;
-        if total + mem_of(&msgs) > cap || log_full {
+        let dat = msgs
+            .iter()
+            .filter(|x| x.op == Op::Insert && x.key.first() == Some(&KDAT))
+            .count();
+        let held: usize = m.trees.iter().map(|t| t.wbuf.dat).sum();
+        let retained = (held + dat).saturating_mul(BLKSZ) > RETAIN_FACTOR.saturating_mul(cap);
+        if total + mem_of(&msgs) > cap || log_full || retained {
             self.drain_all(m)?;
         }
         let ts = m.tree_mut(t)?;

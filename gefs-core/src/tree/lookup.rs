@@ -105,19 +105,30 @@ pub fn lookup_ref<S: NodeStore>(s: &S, root: &Root, key: &[u8]) -> Result<Option
             .checked_sub(1)
             .ok_or_else(|| Error::corrupt(bp.addr, "pivot at level 0"))?;
     };
-    let pending = s.pending();
-    let pend = !pending.is_empty() && super::pending::has_key(pending, key);
-    if runs.is_empty() && !pend {
-        return Ok(base);
-    }
-    let mut cur = base.map(Found::into_vec);
+    let mut cur = base;
     for (addr, run) in runs.iter().rev() {
+        let mut v = cur.map(Found::into_vec);
         for (op, arg) in run {
-            cur = msg::apply(*op, arg, cur).map_err(|e| Error::corrupt(*addr, e))?;
+            v = msg::apply(*op, arg, v).map_err(|e| Error::corrupt(*addr, e))?;
         }
+        cur = v.map(Found::Owned);
     }
-    if pend {
-        cur = super::pending::apply_key(pending, key, cur)?;
+    // The pending runs, oldest first, each searched once.
+    for r in s.pending() {
+        let mut hits = r.msgs_for(key).peekable();
+        if hits.peek().is_none() {
+            continue;
+        }
+        let mut v = cur.map(Found::into_vec);
+        for (op, _, arg) in hits {
+            v = msg::apply(op, arg, v).map_err(|e| {
+                Error::corrupt(
+                    BlockAddr::NONE,
+                    format!("buffered message for key {key:02x?}: {e}"),
+                )
+            })?;
+        }
+        cur = v.map(Found::Owned);
     }
-    Ok(cur.map(Found::Owned))
+    Ok(cur)
 }

@@ -180,6 +180,11 @@ impl Run {
         lo
     }
 
+    /// The run's messages for `key`, in order.
+    pub fn msgs_for<'a>(&'a self, key: &'a [u8]) -> impl Iterator<Item = Rec<'a>> + 'a {
+        (self.lower_bound(key)..self.len()).map_while(move |i| self.get(i).filter(|m| m.1 == key))
+    }
+
     /// Whether the run holds a message for `key`.
     pub fn contains(&self, key: &[u8]) -> bool {
         let i = self.lower_bound(key);
@@ -193,23 +198,6 @@ pub type Runs = Arc<[Arc<Run>]>;
 /// The empty buffer.
 pub fn no_runs() -> Runs {
     Arc::from(Vec::new())
-}
-
-/// Apply every buffered message for `key` on top of the tree's answer.
-pub(crate) fn apply_key(
-    runs: &[Arc<Run>],
-    key: &[u8],
-    base: Option<Vec<u8>>,
-) -> Result<Option<Vec<u8>>> {
-    let mut cur = base;
-    for r in runs {
-        let mut i = r.lower_bound(key);
-        while let Some((op, k, arg)) = r.get(i).filter(|m| m.1 == key) {
-            cur = apply(op, k, arg, cur)?;
-            i += 1;
-        }
-    }
-    Ok(cur)
 }
 
 /// Whether any run holds a message for `key`.
@@ -305,12 +293,12 @@ mod tests {
             Arc::new(Run::new(&[ins(b"a", b"1"), ins(b"c", b"1")])),
             Arc::new(Run::new(&[Msg::delete(b"a".to_vec()), ins(b"b", b"2")])),
         ]);
-        assert_eq!(apply_key(&runs, b"a", Some(b"0".to_vec())).unwrap(), None);
-        assert_eq!(apply_key(&runs, b"b", None).unwrap(), Some(b"2".to_vec()));
+        assert_eq!(runs[0].msgs_for(b"a").count(), 1);
         assert_eq!(
-            apply_key(&runs, b"d", Some(b"x".to_vec())).unwrap(),
-            Some(b"x".to_vec())
+            runs[1].msgs_for(b"a").next(),
+            Some((Op::Delete, &b"a"[..], &b""[..]))
         );
+        assert_eq!(runs[0].msgs_for(b"b").count(), 0);
         assert!(has_key(&runs, b"c") && !has_key(&runs, b"d"));
         let mut c = Cursor::new(&runs, Some(b"b"));
         assert_eq!(c.peek(), Some(&b"b"[..]));
