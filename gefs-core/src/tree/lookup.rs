@@ -14,6 +14,7 @@ use std::ops::Deref;
 
 use crate::error::{Error, Result};
 use crate::format::msg::{self, Op};
+use crate::format::KEYMAX;
 use crate::ids::BlockAddr;
 
 use super::store::NodeStore;
@@ -22,6 +23,34 @@ use super::Root;
 
 /// The messages one pivot buffers for the key.
 type Run = (BlockAddr, Vec<(Op, Vec<u8>)>);
+
+/// A separator on the path, copied out of its node (keys are at most
+/// `KEYMAX` bytes).
+struct Bound {
+    buf: [u8; KEYMAX],
+    len: usize,
+}
+
+impl Default for Bound {
+    fn default() -> Bound {
+        Bound {
+            buf: [0; KEYMAX],
+            len: 0,
+        }
+    }
+}
+
+impl Bound {
+    fn set(&mut self, k: &[u8]) {
+        let n = k.len().min(KEYMAX);
+        self.buf[..n].copy_from_slice(&k[..n]);
+        self.len = n;
+    }
+
+    fn get(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
 
 /// A value a lookup found.
 #[derive(Debug, Clone)]
@@ -73,12 +102,20 @@ pub fn lookup_ref<S: NodeStore>(s: &S, root: &Root, key: &[u8]) -> Result<Option
     // Pivots with messages for the key, root first (none allocated when
     // there are none, the common case).
     let mut runs: Vec<Run> = Vec::new();
+    // The range the current node's keys lie in: [lo, hi), from the
+    // separators on the path (hi unknown on the rightmost path).
+    let mut lo = Bound::default();
+    let mut hi: Option<Bound> = None;
     let base = loop {
         let r = read_node(s, &bp, level)?;
         let v = view(&r, bp.addr)?;
         let bad = |e: String| Error::corrupt(bp.addr, e);
         if v.is_leaf() {
-            break match v.search(key).map_err(bad)? {
+            let found = match &hi {
+                Some(h) => v.search_in(key, lo.get(), h.get()),
+                None => v.search(key),
+            };
+            break match found.map_err(bad)? {
                 Ok(i) => {
                     let val = v.kv(i).map_err(bad)?.1;
                     let off = (val.as_ptr() as usize).wrapping_sub(r.as_ptr() as usize);
@@ -99,7 +136,15 @@ pub fn lookup_ref<S: NodeStore>(s: &S, root: &Root, key: &[u8]) -> Result<Option
         if !run.is_empty() {
             runs.push((bp.addr, run));
         }
-        let (_, child, _) = v.child(v.route(key).map_err(bad)?).map_err(bad)?;
+        let i = v.route(key).map_err(bad)?;
+        let (sep, child, _) = v.child(i).map_err(bad)?;
+        if i > 0 {
+            lo.set(sep);
+        }
+        if i + 1 < v.nval() {
+            let next = v.key(i + 1).map_err(bad)?;
+            hi.get_or_insert_with(Bound::default).set(next);
+        }
         bp = child;
         level = level
             .checked_sub(1)
