@@ -7,8 +7,10 @@
 //! Other checkers and read-only tools may run at the same time.
 //!
 //! Output: one line per finding (`problem: block ADDR (ROLE, OWNER): WHAT`
-//! or `warning: ...`), then one summary line. `-q` prints only the problem
-//! lines. A progress bar goes to stderr only when stderr is a terminal.
+//! or `warning: ...`), each damaged block of a file tree followed by the
+//! files it takes with it, indented (`    snapshot main: /home/x/a.pdf,
+//! bytes 0–16383`, as `zpool status -v` lists them), then one summary line.
+//! `-q` prints only the problem lines. A progress bar goes to stderr only when stderr is a terminal.
 //!
 //! `--json` prints one JSON document instead:
 //!
@@ -28,7 +30,8 @@
 //!                     "entry"|"qid"|"uplink"|"data_key",
 //!             "addr": byte address or null, "blocks": count from addr,
 //!             "role": "superblock"|"log"|"deadlist"|"pivot"|"leaf"|"node"|"data"|"unknown",
-//!             "owner": string, "what": string }
+//!             "owner": string, "what": string,
+//!             "files": [string] (only for damaged blocks of file trees) }
 //! ```
 //!
 //! Exit status: 0 the image is consistent (warnings allowed, e.g. a stale
@@ -99,6 +102,11 @@ fn human(bytes: u64) -> String {
 fn print_text(out: &mut impl Write, image: &Path, r: &Report, quiet: bool) -> std::io::Result<()> {
     for p in &r.problems {
         writeln!(out, "problem: {p}")?;
+        if !quiet {
+            for f in &p.files {
+                writeln!(out, "    {f}")?;
+            }
+        }
     }
     if quiet {
         return Ok(());

@@ -75,14 +75,7 @@ fn usage(u: &str) -> Error {
 /// Run a `snap` command, commit, and describe what was done.
 pub fn run_snap(s: &Store, cmd: &Snap) -> Result<String> {
     match cmd {
-        Snap::List => {
-            let mut out = String::new();
-            for l in s.labels()? {
-                let kind = if l.mutable { " [mutable]" } else { "" };
-                out.push_str(&format!("{}{kind}\n", l.name));
-            }
-            Ok(out)
-        }
+        Snap::List => Ok(list_text(&s.labels_space()?)),
         Snap::Take { old, new, mutable } => {
             s.snapshot(old, new, *mutable)?;
             s.sync()?;
@@ -94,6 +87,105 @@ pub fn run_snap(s: &Store, cmd: &Snap) -> Result<String> {
             s.sync()?;
             Ok(format!("deleted: {name}\n"))
         }
+    }
+}
+
+/// `snap -l` as text: one label a line, `[mutable]` after live trees, and
+/// after each snapshot the space deleting it would free now.
+pub fn list_text(labels: &[crate::store::LabelSpace]) -> String {
+    let mut out = String::new();
+    for l in labels {
+        out.push_str(&l.name);
+        if l.mutable {
+            out.push_str(" [mutable]");
+        } else if let Some(b) = l.unique_bytes {
+            out.push_str(&format!("  unique {}", crate::units::human(b)));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// One arena's line of `df`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DfArena {
+    /// Arena number.
+    pub arena: u32,
+    /// Bytes in use.
+    pub used: u64,
+    /// Bytes free.
+    pub free: u64,
+    /// Bytes in the arena.
+    pub size: u64,
+}
+
+/// `df`: the image's space ([`crate::store::Space`], flattened in JSON)
+/// and each arena's.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Df {
+    /// The totals.
+    #[serde(flatten)]
+    pub space: crate::store::Space,
+    /// Per arena.
+    pub arenas: Vec<DfArena>,
+}
+
+/// Gather `df`.
+pub fn df(s: &Store) -> Result<Df> {
+    let bs = crate::format::BLKSZ_U64;
+    let arenas = s
+        .stats()
+        .arenas
+        .iter()
+        .map(|a| DfArena {
+            arena: a.index,
+            used: a.blocks.saturating_sub(a.free) * bs,
+            free: a.free * bs,
+            size: a.blocks * bs,
+        })
+        .collect();
+    Ok(Df {
+        space: s.space()?,
+        arenas,
+    })
+}
+
+impl Df {
+    /// As text: one line per arena, the totals, the reserve and what only
+    /// snapshots hold.
+    pub fn text(&self) -> String {
+        use crate::units::human;
+        let pct = |used: u64, size: u64| (u128::from(used) * 100).checked_div(u128::from(size));
+        let mut out = String::new();
+        for a in &self.arenas {
+            out.push_str(&format!(
+                "arena {}: used {} ({}%), free {}, size {}\n",
+                a.arena,
+                human(a.used),
+                pct(a.used, a.size).unwrap_or(0),
+                human(a.free),
+                human(a.size)
+            ));
+        }
+        let t = &self.space;
+        out.push_str(&format!(
+            "total: used {} ({}%), free {}, size {}\n",
+            human(t.used),
+            pct(t.used, t.size).unwrap_or(0),
+            human(t.free),
+            human(t.size)
+        ));
+        out.push_str(&format!(
+            "reserve: {} of the free space is kept for removes, snapshot deletion and \
+             commits; {} available to writes\n",
+            human(t.reserve),
+            human(t.available)
+        ));
+        out.push_str(&format!(
+            "snapshots: {} held only by snapshots (snap -l shows what deleting each frees)\n",
+            human(t.snapshots)
+        ));
+        out
     }
 }
 

@@ -1,6 +1,6 @@
 //! Image files and block devices as the tools open them: exclusive locks for
 //! writers, shared ones for readers, and the refusal to format over an
-//! existing gefs image unless forced.
+//! existing gefs image, or anything else `probe` recognizes, unless forced.
 
 use std::io;
 use std::path::Path;
@@ -74,7 +74,8 @@ pub struct Made {
 
 /// Format `path`: create it (sparse) if absent, resize a regular file when
 /// `size` is given, or use a block device at its size. Refuses to overwrite
-/// an existing gefs image unless `force`.
+/// an existing gefs image, another file system, a partition table, an
+/// encrypted or RAID volume or swap ([`crate::probe`]) unless `force`.
 pub fn format_image(
     path: &Path,
     size: Option<u64>,
@@ -88,6 +89,13 @@ pub fn format_image(
         if looks_like_gefs(&d) && !force {
             return Err(Error::Exists(format!(
                 "{} already holds a gefs image; use -f to format it anyway",
+                path.display()
+            )));
+        }
+        if let Some(what) = crate::probe::foreign(&d).filter(|_| !force) {
+            return Err(Error::Exists(format!(
+                "{} holds a {what} signature; formatting would destroy it; use -f to format it \
+                 anyway",
                 path.display()
             )));
         }
@@ -136,4 +144,36 @@ pub fn format_image(
         user: user.to_string(),
     };
     Ok((made, s))
+}
+
+/// Grow the image at `path` in place ([`Store::grow`]): a regular file is
+/// first extended to `size` when one is given (never shrunk); a block device
+/// is used at its own size. Holds the image's lock throughout, so an image in
+/// use (served) is refused, and a size that would add nothing is refused
+/// before the file is touched.
+pub fn grow_image(path: &Path, size: Option<u64>) -> Result<crate::store::Grown> {
+    let mut d = FileDev::open(path, OpenMode::ReadWrite).map_err(|e| open_err(path, e))?;
+    if let Some(s) = size {
+        let is_file = d.is_file().map_err(|e| open_err(path, e))?;
+        if !is_file && s != d.size() {
+            return Err(Error::Invalid(format!(
+                "{} is a device of {} bytes; -s cannot resize it (grow the device, then \
+                 run --grow without -s)",
+                path.display(),
+                d.size()
+            )));
+        }
+        if s < d.size() {
+            return Err(Error::Invalid(format!(
+                "{} has {} bytes; --grow cannot shrink it to {s}",
+                path.display(),
+                d.size()
+            )));
+        }
+        if let Ok(sb) = crate::store::read_superblock(&d, crate::ids::BlockAddr(0)) {
+            crate::store::grow_geometry(&sb.geometry, s)?;
+        }
+        d.extend(s).map_err(|e| open_err(path, e))?;
+    }
+    Store::grow(Arc::new(d))
 }

@@ -1,19 +1,16 @@
-//! Populating a tree from a host directory (`gefs-mkfs --from DIR`) and
-//! exporting one back (`gefs-dump export`).
+//! Populating a tree from a host directory (`gefs-mkfs --from DIR`); the
+//! way back is `export.rs`.
 //!
 //! Import copies regular files (contents, mode bits, mtime) and directories
 //! (mode, mtime) depth first; symbolic links, devices, FIFOs and sockets
 //! are skipped, each reported once. Everything is owned by one user (and
 //! that user's group). Directory mtimes are set after their contents, so
-//! the copy keeps the host's. Export writes a snapshot's files and
-//! directories to the host with their modes and mtimes.
+//! the copy keeps the host's.
 
 use std::fs as hostfs;
-use std::io::{Read, Write};
-use std::os::unix::ffi::OsStrExt;
+use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, UNIX_EPOCH};
 
 use crate::error::IoOp;
 use crate::format::value::DMDIR;
@@ -166,91 +163,4 @@ fn finish(fs: &Fs, m: &Mount, e: &Entry, mode: u32, uid: i32, mtime: u64, who: &
     };
     fs.wstat(m, e, &c, who)?;
     Ok(())
-}
-
-/// What an export did.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct Exported {
-    /// Files written.
-    pub files: u64,
-    /// Directories made.
-    pub dirs: u64,
-    /// Bytes written.
-    pub bytes: u64,
-}
-
-/// Copy the tree of `label` into the host directory `dst` (created if
-/// absent; existing files are overwritten).
-pub fn export(fs: &Fs, label: &str, dst: &Path) -> Result<Exported> {
-    let adm = fs.uid("adm")?;
-    let who = Who::permissive(adm);
-    let (m, root) = fs.attach(label)?;
-    let mut out = Exported::default();
-    hostfs::create_dir_all(dst).map_err(|e| host_err(dst, e))?;
-    export_dir(fs, &m, &root, dst, &who, &mut out)?;
-    Ok(out)
-}
-
-fn export_dir(
-    fs: &Fs,
-    m: &Mount,
-    dir: &Entry,
-    dst: &Path,
-    who: &Who,
-    out: &mut Exported,
-) -> Result<()> {
-    let o = fs.open(m, dir, OREAD, who)?;
-    let mut after: Option<Vec<u8>> = None;
-    loop {
-        let batch = fs.readdir(&o, after.as_deref(), 256)?;
-        let Some(last) = batch.last() else { break };
-        after = Some(last.name.clone());
-        for de in batch {
-            let e = fs.walk(m, dir, &de.name, who)?;
-            let p = dst.join(std::ffi::OsStr::from_bytes(&de.name));
-            if e.is_dir() {
-                hostfs::create_dir_all(&p).map_err(|x| host_err(&p, x))?;
-                out.dirs += 1;
-                export_dir(fs, m, &e, &p, who, out)?;
-            } else {
-                export_file(fs, m, &e, &p, who, out)?;
-            }
-            set_meta(&p, e.dir.mode & 0o777, e.dir.mtime)?;
-        }
-    }
-    Ok(())
-}
-
-fn export_file(
-    fs: &Fs,
-    m: &Mount,
-    e: &Entry,
-    p: &Path,
-    who: &Who,
-    out: &mut Exported,
-) -> Result<()> {
-    let o = fs.open(m, e, OREAD, who)?;
-    let mut f = hostfs::File::create(p).map_err(|x| host_err(p, x))?;
-    let mut off = 0u64;
-    while off < e.dir.length {
-        let chunk = fs.read(&o, off, MAX_IO.min(1 << 20))?;
-        if chunk.is_empty() {
-            break;
-        }
-        f.write_all(&chunk).map_err(|x| host_err(p, x))?;
-        off += chunk.len() as u64;
-    }
-    out.files += 1;
-    out.bytes += off;
-    Ok(())
-}
-
-fn set_meta(p: &Path, mode: u32, mtime_ns: u64) -> Result<()> {
-    hostfs::set_permissions(p, hostfs::Permissions::from_mode(mode)).map_err(|x| host_err(p, x))?;
-    let t = UNIX_EPOCH + Duration::from_nanos(mtime_ns);
-    let f = hostfs::File::options()
-        .read(true)
-        .open(p)
-        .map_err(|x| host_err(p, x))?;
-    f.set_modified(t).map_err(|x| host_err(p, x))
 }

@@ -10,18 +10,26 @@
 //!
 //! `doc/DESIGN.md` describes the threads, lock order, epochs and the crash
 //! argument.
+//!
+//! Comments cite documents outside the repository by label: the GEFS
+//! reference's defects (`§13.2 #N`, `defect #N`), its list of improvements
+//! (`§14.3 #N`), sections of its digest (`§N.N`), findings (`F#`),
+//! reliability tests (`T#`) and security checks (`S#`). `doc/REFERENCE.md`
+//! explains each one.
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod device;
 pub mod dump;
 pub mod error;
+pub mod export;
 pub mod format;
 pub mod fs;
 pub mod host;
 pub mod ids;
 pub mod image;
 pub mod import;
+pub mod probe;
 pub mod retain;
 
 pub use error::{Error, Result};

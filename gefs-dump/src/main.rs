@@ -1,7 +1,8 @@
 //! gefs-dump: inspect a gefs-rs image without changing it.
 //!
 //! Exit status: 0 shown, 1 the view failed (the image is damaged where the
-//! view needed it), 2 could not open the image or bad arguments.
+//! view needed it) or `export` skipped entries (each named on standard
+//! error), 2 could not open the image or bad arguments.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,6 +29,8 @@ enum View {
     Super,
     /// Each arena's counters and free ranges.
     Arenas,
+    /// Space: size, used, free, reserve, and what only snapshots hold.
+    Df,
     /// Snapshot records and their labels.
     Snaps,
     /// A tree level by level (the snapshot tree when no label is given).
@@ -142,6 +145,14 @@ fn main() -> ExitCode {
     let r = match &a.view {
         View::Super => gefs_core::dump::superblock(&s).map(|v| show(a.json, &v)),
         View::Arenas => Ok(show(a.json, &gefs_core::dump::arenas(&s))),
+        View::Df => gefs_core::admin::df(&s).map(|d| {
+            if a.json {
+                show(true, &d)
+            } else {
+                print!("{}", d.text());
+                ExitCode::SUCCESS
+            }
+        }),
         View::Snaps => gefs_core::dump::snaps(&s).map(|v| show(a.json, &v)),
         View::Tree { label } => {
             gefs_core::dump::tree_levels(&s, label.as_deref()).map(|v| show(a.json, &v))
@@ -173,8 +184,11 @@ fn files(a: &Args, s: gefs_core::store::Store) -> ExitCode {
             let mut out = std::io::stdout().lock();
             gefs_core::dump::cat(&fs, snap, path, &mut out).map(|_| ExitCode::SUCCESS)
         }
-        View::Export { snap, dir } => gefs_core::import::export(&fs, snap, dir).map(|x| {
-            if a.json {
+        View::Export { snap, dir } => gefs_core::export::export(&fs, snap, dir).map(|x| {
+            for s in &x.skipped {
+                eprintln!("gefs-dump: {s}");
+            }
+            let code = if a.json {
                 show(true, &x)
             } else {
                 println!(
@@ -185,6 +199,15 @@ fn files(a: &Args, s: gefs_core::store::Store) -> ExitCode {
                     dir.display()
                 );
                 ExitCode::SUCCESS
+            };
+            if x.skipped.is_empty() {
+                code
+            } else {
+                eprintln!(
+                    "gefs-dump: export incomplete: {} entries skipped",
+                    x.skipped.len()
+                );
+                ExitCode::from(1)
             }
         }),
         _ => Ok(ExitCode::SUCCESS),

@@ -1,5 +1,6 @@
 //! gefs-mkfs: format an image file or block device for gefs-rs, optionally
-//! populating `main` from a host directory.
+//! populating `main` from a host directory; or (`--grow`) grow an image in
+//! place into a larger file or device.
 //!
 //! Exit status: 0 formatted, 1 refused or failed (the message says why),
 //! 2 bad arguments.
@@ -12,6 +13,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use gefs_core::fs::Fs;
+use gefs_core::retain::Schedule;
 use gefs_core::units::{human, parse_size};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -39,8 +41,46 @@ struct Args {
     /// Owner of the copied files (default: the first administrator).
     #[arg(long = "owner", requires = "from")]
     owner: Option<String>,
+    /// The retention schedule of automatic snapshots, for every mutable
+    /// label (default "60@1m 24@1h @1d"; "" for none). Items are
+    /// [count]@[interval]unit, unit m, h or d; a count of 0 keeps all.
+    #[arg(long = "retain", value_name = "SCHEDULE", value_parser = retain_arg)]
+    retain: Option<Schedule>,
+    /// Grow IMAGE in place instead of formatting it: extend the file to
+    /// -s SIZE (or use the size a file or device already has) and add arenas
+    /// in the new space. The image must not be in use.
+    #[arg(long = "grow", conflicts_with_all = ["user", "force", "from", "owner", "retain"])]
+    grow: bool,
     /// The image file or block device.
     image: PathBuf,
+}
+
+fn retain_arg(s: &str) -> Result<Schedule, String> {
+    s.parse().map_err(|e: gefs_core::Error| e.to_string())
+}
+
+/// Set the global retention schedule (when one was given) and describe the
+/// one in force.
+fn retention(store: &gefs_core::store::Store, given: Option<&Schedule>) -> Result<String, String> {
+    let (sched, whence) = match given {
+        Some(s) => {
+            store
+                .set_conf(None, "retain", s.to_string().as_bytes())
+                .and_then(|()| store.sync().map(drop))
+                .map_err(|e| e.to_string())?;
+            (*s, "")
+        }
+        None => (Schedule::default(), ", the default"),
+    };
+    let what = if sched.is_empty() {
+        sched.describe()
+    } else {
+        format!("{} of each mutable label (main, adm)", sched.describe())
+    };
+    Ok(format!(
+        "retention: \"{sched}\"{whence}: {what}; change it with gefs-snap IMAGE set retain \
+         SCHEDULE"
+    ))
 }
 
 fn size_arg(s: &str) -> Result<u64, String> {
@@ -68,9 +108,12 @@ fn populate(
             b.tick();
         }
     };
-    let r =
-        gefs_core::import::import(&fs, "main", dir, owner, &mut tick).map_err(|e| e.to_string())?;
-    fs.sync().map_err(|e| e.to_string())?;
+    let explain = |e: gefs_core::fs::Error| match e {
+        gefs_core::fs::Error::NoSpace => fs.store().explain_full(),
+        e => e.to_string(),
+    };
+    let r = gefs_core::import::import(&fs, "main", dir, owner, &mut tick).map_err(explain)?;
+    fs.sync().map_err(explain)?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
@@ -89,8 +132,41 @@ fn populate(
     ))
 }
 
+/// `--grow`: grow the image in place and say what was done.
+fn grow(args: &Args) -> ExitCode {
+    match gefs_core::image::grow_image(&args.image, args.size) {
+        Ok(g) => {
+            let unused = match g.unused() {
+                0 => String::new(),
+                n => format!(
+                    "; {} at the end is left for a later grow (less than an arena)",
+                    human(n)
+                ),
+            };
+            println!(
+                "{}: grew from {} to {}: {} to {} arenas of {} (commit {}){unused}",
+                args.image.display(),
+                human(g.old.dev_size),
+                human(g.new.dev_size),
+                g.old.narena,
+                g.new.narena,
+                human(g.new.arena_size),
+                g.commit_gen
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("gefs-mkfs: {}: {e}", args.image.display());
+            ExitCode::from(1)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.grow {
+        return grow(&args);
+    }
     let Some(user) = args.user.or_else(gefs_core::host::login_name) else {
         eprintln!("gefs-mkfs: cannot tell your login name; give one with -u");
         return ExitCode::from(2);
@@ -118,6 +194,13 @@ fn main() -> ExitCode {
         human(m.arena_size),
         m.user
     );
+    match retention(&store, args.retain.as_ref()) {
+        Ok(line) => println!("{line}"),
+        Err(e) => {
+            eprintln!("gefs-mkfs: setting the retention schedule: {e}");
+            return ExitCode::from(1);
+        }
+    }
     if let Some(dir) = &args.from {
         let owner = args.owner.as_deref().unwrap_or(&user);
         match populate(store, dir, owner) {

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -14,17 +15,18 @@ use gefs_core::units::human;
 use crate::console::{run_client, ClientOpts};
 use crate::server::{self, listen, Options, Server};
 
-const ABOUT: &str = "Serve a gefs image over 9P2000.";
+const ABOUT: &str = "Serve a gefs image over 9P2000 and 9P2000.L.";
 
 const LONG_ABOUT: &str = "\
-Serve a gefs image over 9P2000.
+Serve a gefs image over 9P2000 and 9P2000.L (each connection's Tversion chooses).
 
 With no -f, gefsd serves ./gefs.img, creating a 1 GiB sparse image (first administrator: your \
 login name) if there is none. With no -a and no -s it listens on tcp!127.0.0.1!5640.
 
 Authentication is by peer credentials: the kernel tells gefsd which uid made each connection \
 (SO_PEERCRED on unix sockets, /proc/net/tcp for loopback TCP), and Tattach must name that \
-uid's login name, which must be a user in the image's users table (adm's /users). Tauth is \
+uid's login name, which must be a user in the image's users table (adm's /users); a \
+connection made by root (a kernel mount) may attach as any user of the table. Tauth is \
 always refused. For this reason gefsd listens only on loopback and unix sockets; reach it \
 from elsewhere through a tunnel (ssh -L). With -A, anyone who can connect may attach as any \
 user in the table.
@@ -33,13 +35,24 @@ Attach names: '' = main, LABEL = a snapshot or label, %LABEL = permission checks
 members, or anyone with -S or console 'permit on'), dump = every label as a read-only \
 directory, adm = the users file.
 
-Linux kernel mounts (v9fs) connect as root, so attach as root (add root to adm's /users, or \
-format with -u root) or run gefsd with -A: \
-mount -t 9p -o trans=tcp,port=5640,version=9p2000,uname=root 127.0.0.1 /mnt
+Linux (v9fs), see the README's 'Mount it from Linux': \
+mount -t 9p -o trans=tcp,port=5640,version=9p2000.L,uname=alice,access=user 127.0.0.1 /mnt \
+With 9P2000.L a Linux uid is the users-table user of that id (none if there is none; uid 0 \
+is id 0, a superuser only if that user is in adm).
 
 The console (NAME.cmd, mode 0600, beside the first unix! listener or else beside the image) \
-takes commands from 'gefsd console'. SIGINT and SIGTERM stop the server after finishing \
-in-flight requests and committing.";
+takes commands from 'gefsd console'.
+
+SIGINT, SIGTERM and SIGHUP stop the server: it stops accepting, finishes in-flight requests, \
+commits and exits 0. A second one during that stop commits once more and exits at once (0 if \
+that commit succeeded, 1 if not), without waiting for requests still in flight.
+
+Memory: requests in flight (read but not answered, replies not yet written) are bounded per \
+connection (--conn-mem) and server-wide (--server-mem, beyond 64 KiB of each connection's \
+own); while a budget is full gefsd stops reading the connections that want more. A \
+connection that leaves its replies unread for 10 s while others wait for memory, or for 60 s \
+in any case, is closed. The 9P unix socket is created mode 0666 (peers are authenticated by \
+their credentials), the console mode 0600.";
 
 /// The gefsd command line.
 #[derive(Parser, Debug)]
@@ -71,7 +84,8 @@ pub struct ServeArgs {
     /// repeated [default: tcp!127.0.0.1!5640, unless -s].
     #[arg(short = 'a', value_name = "ADDR")]
     pub addrs: Vec<String>,
-    /// Block cache size: N (MiB), NM, NG or N% of RAM [default: 25%, at most 4G].
+    /// Block cache size: N (MiB), NM, NG or N% of RAM, never more than the image [default:
+    /// 25%, at most 4G]. Memory is used only as blocks are cached.
     #[arg(short = 'm', value_name = "CACHE")]
     pub cache: Option<String>,
     /// No authentication: any user in the users table may attach (loopback and unix only).
@@ -90,6 +104,19 @@ pub struct ServeArgs {
     /// Service name: the console socket is NAME.cmd.
     #[arg(short = 'n', value_name = "NAME", default_value = "gefs")]
     pub name: String,
+    /// Connections served at once; more are closed as they arrive.
+    #[arg(long = "max-conns", value_name = "N", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub max_conns: u32,
+    /// Memory for one connection's requests in flight (read but not answered, replies not
+    /// yet written): K, M or G suffix. When it is full gefsd stops reading that connection.
+    #[arg(long = "conn-mem", value_name = "SIZE", default_value = "4M")]
+    pub conn_mem: String,
+    /// Memory for all connections' requests in flight, beyond 64 KiB of each connection's
+    /// own. When it is full, connections that want more are not read until replies are
+    /// written.
+    #[arg(long = "server-mem", value_name = "SIZE", default_value = "16M")]
+    pub server_mem: String,
 }
 
 /// Options of `gefsd console`.
@@ -151,6 +178,26 @@ pub fn parse_cache(s: &str, ram: Option<u64>) -> Result<usize, String> {
         return Err(format!("cache size {s:?}: at least 1M"));
     }
     usize::try_from(bytes).map_err(|_| bad())
+}
+
+/// Parse a memory budget: at least 64 KiB.
+fn parse_budget(flag: &str, s: &str) -> Result<usize, Failure> {
+    let n = gefs_core::units::parse_size(s).map_err(|e| usage(format!("{flag}: {e}")))?;
+    if n < 64 << 10 {
+        return Err(usage(format!("{flag} {s}: at least 64K")));
+    }
+    usize::try_from(n).map_err(|_| usage(format!("{flag} {s}: too large")))
+}
+
+/// Raise the soft limit on open files to the hard one: every connection is a descriptor, and
+/// a soft limit of 1,024 would refuse connections long before `--max-conns`.
+fn raise_fd_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut l = getrlimit(Resource::Nofile);
+    if l.current != l.maximum {
+        l.current = l.maximum;
+        let _ = setrlimit(Resource::Nofile, l);
+    }
 }
 
 /// Run the `gefsd` binary.
@@ -243,11 +290,15 @@ fn serve(a: ServeArgs) -> Result<(), Failure> {
             image.display()
         ))
     })?;
-    let opts = Options {
+    let mut opts = Options {
         noauth: a.noauth,
         read_only: a.read_only,
         ..Options::default()
     };
+    opts.limits.max_conns = a.max_conns as usize;
+    opts.limits.conn_bytes = parse_budget("--conn-mem", &a.conn_mem)?;
+    opts.limits.total_bytes = parse_budget("--server-mem", &a.server_mem)?;
+    raise_fd_limit();
     let mut srv = Server::start(Arc::new(fs), opts).map_err(fail)?;
     let mut bound = Vec::new();
     for addr in &addrs {
@@ -268,21 +319,15 @@ fn serve(a: ServeArgs) -> Result<(), Failure> {
     if a.stdio {
         srv.serve_stdio().map_err(fail)?;
     }
-    let stopper = srv.stopper();
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-    ])
-    .map_err(fail)?;
-    std::thread::Builder::new()
-        .name("gefs-signals".into())
-        .spawn(move || {
-            if let Some(sig) = signals.forever().next() {
-                eprintln!("gefsd: signal {sig}: stopping");
-                stopper.stop();
-            }
+    let mut sockets: Vec<PathBuf> = addrs
+        .iter()
+        .filter_map(|x| match x {
+            server::ListenAddr::Unix(p) => Some(p.clone()),
+            server::ListenAddr::Tcp(..) => None,
         })
-        .map_err(fail)?;
+        .collect();
+    sockets.push(cons.clone());
+    handle_signals(&srv, sockets)?;
     eprintln!(
         "gefsd: serving {}{} on {}{}; console unix!{}{}",
         image.display(),
@@ -308,6 +353,53 @@ fn serve(a: ServeArgs) -> Result<(), Failure> {
         }
         Err(e) => Err(fail(format!("final sync failed: {e}"))),
     }
+}
+
+/// The stop signals: the first stops the server as console `halt` does (finish in-flight
+/// requests, commit, exit 0); a second one during that stop commits once more and exits at
+/// once, without waiting for requests still in flight.
+fn handle_signals(srv: &Server, sockets: Vec<PathBuf>) -> Result<(), Failure> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]).map_err(fail)?;
+    let (stopper, core) = (srv.stopper(), srv.core().clone());
+    let name = |sig| match sig {
+        SIGINT => "SIGINT",
+        SIGTERM => "SIGTERM",
+        SIGHUP => "SIGHUP",
+        _ => "a signal",
+    };
+    std::thread::Builder::new()
+        .name("gefs-signals".into())
+        .spawn(move || {
+            let mut it = signals.forever();
+            if let Some(sig) = it.next() {
+                eprintln!("gefsd: {}: stopping", name(sig));
+                stopper.stop();
+            }
+            if let Some(sig) = it.next() {
+                eprintln!(
+                    "gefsd: {} during the stop: a last commit, then exit now",
+                    name(sig)
+                );
+                let code = match server::last_commit(&core, Duration::from_secs(5)) {
+                    Ok(c) => {
+                        eprintln!("gefsd: exiting after commit {}", c.gen);
+                        0
+                    }
+                    Err(e) => {
+                        eprintln!("gefsd: last commit failed: {e}");
+                        1
+                    }
+                };
+                for p in &sockets {
+                    let _ = std::fs::remove_file(p);
+                }
+                std::process::exit(code);
+            }
+        })
+        .map_err(fail)?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,8 +1,10 @@
-//! A small synchronous 9P2000 client built on the codec, for tests, tools and the fuzz target.
+//! A small synchronous 9P2000 and 9P2000.L client built on the codec, for tests, tools and the
+//! fuzz target (the 9P2000.L calls are in `client_l.rs`).
 //!
 //! [`Client::rpc`] sends one request and waits for its reply; [`Client::send`] and
 //! [`Client::recv`] (and [`Client::send_raw`]) let a test pipeline requests, reuse tags or
-//! send malformed frames. An `Rerror` is returned as [`ClientError::Rerror`].
+//! send malformed frames. An `Rerror` is returned as [`ClientError::Rerror`], an `Rlerror` as
+//! [`ClientError::Errno`].
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -11,8 +13,8 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 
 use crate::proto::{
-    self, decode_r, encode_t, read_frame, Qid, Rmsg, Stat, Tmsg, MSIZE_DEFAULT, MSIZE_LIMIT, NOFID,
-    NOTAG,
+    self, decode_r_in, encode_t, read_frame, Dialect, Qid, Rmsg, RmsgL, Stat, Tmsg, MSIZE_DEFAULT,
+    MSIZE_LIMIT, NOFID, NOTAG,
 };
 
 /// Why a client call failed.
@@ -26,6 +28,8 @@ pub enum ClientError {
     Decode(String),
     /// The server answered `Rerror`.
     Rerror(String),
+    /// The server answered `Rlerror` (9P2000.L) with this errno.
+    Errno(u32),
     /// A reply of the wrong type or tag.
     Unexpected(String),
 }
@@ -37,6 +41,7 @@ impl fmt::Display for ClientError {
             ClientError::Closed => f.write_str("connection closed"),
             ClientError::Decode(e) => write!(f, "bad reply: {e}"),
             ClientError::Rerror(e) => write!(f, "Rerror: {e}"),
+            ClientError::Errno(e) => write!(f, "Rlerror: errno {e}"),
             ClientError::Unexpected(e) => write!(f, "unexpected reply: {e}"),
         }
     }
@@ -58,6 +63,14 @@ impl ClientError {
             _ => None,
         }
     }
+
+    /// The Rlerror errno, if this is one.
+    pub fn errno(&self) -> Option<u32> {
+        match self {
+            ClientError::Errno(e) => Some(*e),
+            _ => None,
+        }
+    }
 }
 
 /// The result type of client calls.
@@ -71,6 +84,7 @@ pub struct Client<S> {
     wbuf: Vec<u8>,
     msize: u32,
     tag: u16,
+    dialect: Dialect,
 }
 
 impl Client<TcpStream> {
@@ -89,9 +103,10 @@ impl Client<UnixStream> {
     }
 }
 
-fn unexpected<T>(r: Rmsg) -> Result<T> {
+pub(crate) fn unexpected<T>(r: Rmsg) -> Result<T> {
     match r {
         Rmsg::Error { ename } => Err(ClientError::Rerror(ename)),
+        Rmsg::L(RmsgL::Lerror { ecode }) => Err(ClientError::Errno(ecode)),
         r => Err(ClientError::Unexpected(r.name().to_string())),
     }
 }
@@ -105,6 +120,7 @@ impl<S: Read + Write> Client<S> {
             wbuf: Vec::new(),
             msize: MSIZE_DEFAULT,
             tag: 0,
+            dialect: Dialect::P9,
         }
     }
 
@@ -142,7 +158,7 @@ impl<S: Read + Write> Client<S> {
                 e => ClientError::Decode(e.to_string()),
             })?
             .ok_or(ClientError::Closed)?;
-        decode_r(f, MSIZE_LIMIT).map_err(|e| ClientError::Decode(e.to_string()))
+        decode_r_in(f, MSIZE_LIMIT, self.dialect).map_err(|e| ClientError::Decode(e.to_string()))
     }
 
     /// A fresh tag (never NOTAG).
@@ -168,18 +184,34 @@ impl<S: Read + Write> Client<S> {
         }
         match r {
             Rmsg::Error { ename } => Err(ClientError::Rerror(ename)),
+            Rmsg::L(RmsgL::Lerror { ecode }) => Err(ClientError::Errno(ecode)),
             r => Ok(r),
         }
     }
 
-    /// Negotiate the version; returns the msize.
+    /// The dialect negotiated.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Negotiate 9P2000; returns the msize.
     pub fn version(&mut self, msize: u32) -> Result<u32> {
+        self.version_in(msize, Dialect::P9)
+    }
+
+    /// Negotiate 9P2000 or 9P2000.L; returns the msize.
+    pub fn version_in(&mut self, msize: u32, dialect: Dialect) -> Result<u32> {
+        let want = match dialect {
+            Dialect::P9 => proto::VERSION_9P2000,
+            Dialect::L => proto::VERSION_9P2000_L,
+        };
         match self.rpc(Tmsg::Version {
             msize,
-            version: proto::VERSION_9P2000.into(),
+            version: want.into(),
         })? {
-            Rmsg::Version { msize, version } if version == proto::VERSION_9P2000 => {
+            Rmsg::Version { msize, version } if version == want => {
                 self.msize = msize;
+                self.dialect = dialect;
                 Ok(msize)
             }
             Rmsg::Version { version, .. } => Err(ClientError::Rerror(version)),

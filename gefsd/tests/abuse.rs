@@ -149,7 +149,7 @@ fn fid_limit() {
         match c.walk(0, fid, &[]) {
             Ok(_) => {}
             Err(e) => {
-                assert_eq!(e.ename(), Some("too many fids"));
+                assert_eq!(e.ename(), Some("Too many open files"));
                 refused += 1;
             }
         }
@@ -339,5 +339,38 @@ fn many_clients_at_once() {
     let mut c = attached(a);
     c.open(0, omode::OREAD).expect("open root");
     assert!(c.read_dir(0).expect("readdir").is_empty());
+    stop(s);
+}
+
+/// Issue 8, finding 8 (plan S8): a Tversion below the msize floor is refused with an Rversion
+/// "unknown" naming the floor, never echoed (the reference answers msize 0 with msize 0), and
+/// the connection stays unversioned until a Tversion it can accept.
+#[test]
+fn msize_below_the_floor_is_refused_with_the_floor() {
+    let (s, a) = start();
+    let mut c = Client::tcp(a).expect("connect");
+    for msize in [0u32, 7, 24, gefsd::proto::MSIZE_MIN - 1] {
+        let m = Tmsg::Version {
+            msize,
+            version: "9P2000".into(),
+        };
+        c.send(gefsd::proto::NOTAG, &m).expect("send");
+        let (_, r) = c.recv().expect("reply");
+        assert_eq!(
+            r,
+            Rmsg::Version {
+                msize: gefsd::proto::MSIZE_MIN,
+                version: "unknown".into()
+            },
+            "Tversion msize {msize}"
+        );
+        let e = ename(c.attach(0, &me(), ""));
+        assert!(e.contains("version"), "{e}");
+    }
+    assert_eq!(
+        c.version(gefsd::proto::MSIZE_MIN).expect("version"),
+        gefsd::proto::MSIZE_MIN
+    );
+    c.attach(0, &me(), "").expect("attach");
     stop(s);
 }

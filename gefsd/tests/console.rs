@@ -69,16 +69,29 @@ fn commands_and_argument_counts() {
         "{df}"
     );
     let j: serde_json::Value = serde_json::from_str(&k.ok("json df")).expect("json");
-    assert!(j.as_array().is_some_and(|a| a.len() > 1));
-    assert_eq!(k.ok("check"), "ok\n");
+    assert!(j["arenas"].as_array().is_some_and(|a| a.len() > 1));
+    assert!(j["snapshots"].is_u64() && j["reserve"].is_u64(), "{j}");
+    let c = k.ok("check");
+    assert!(c.starts_with("commit ") && c.ends_with("; clean\n"), "{c}");
     let j: serde_json::Value = serde_json::from_str(&k.ok("json check")).expect("json");
-    assert_eq!(j["ok"], serde_json::Value::Bool(true));
+    assert_eq!(
+        (j["status"].as_str(), j["exit_code"].as_u64()),
+        (Some("clean"), Some(0)),
+        "{j}"
+    );
+    assert!(k.ok("show check").contains("last check: commit "));
     assert_eq!(k.ok("permit on"), "permit on\n");
     assert_eq!(k.ok("permit off"), "permit off\n");
     assert!(k.ok("snap main s1").contains("labeled: main as s1"));
     assert!(k.ok("snap -m s1 fork").contains("forked: s1 as fork"));
     let l = k.ok("snap -l");
-    assert!(l.contains("s1\n") && l.contains("fork [mutable]") && l.contains("main [mutable]"));
+    // A fork holds s1: deleting s1 would free nothing.
+    assert!(
+        l.contains("s1  unique 0 B\n")
+            && l.contains("fork [mutable]")
+            && l.contains("main [mutable]"),
+        "{l}"
+    );
     assert!(k.ok("snap -d s1").contains("deleted: s1"));
     // main is mounted (attached): refused.
     assert!(k.err("snap -d main").contains("in use"));

@@ -213,7 +213,7 @@ fn read_only_opens_the_image_read_only() {
     let e = c
         .create(1, "x", 0o644, omode::OWRITE)
         .expect_err("create on -R");
-    assert_eq!(e.ename(), Some("file system read only"));
+    assert_eq!(e.ename(), Some("read only file system"));
     c.wstat(0, &Stat::dont_touch())
         .expect("a sync of a read-only server succeeds");
     drop(c);

@@ -63,7 +63,7 @@ fn files_and_directories() {
                 ..Stat::dont_touch()
             }
         )),
-        "user does not exist"
+        "unknown user"
     );
     assert_eq!(
         ename(c.wstat(
@@ -73,15 +73,15 @@ fn files_and_directories() {
                 ..Stat::dont_touch()
             }
         )),
-        "wstat -- attempt to change qid"
+        "wstat prohibited"
     );
     c.remove(4).expect("remove");
-    assert_eq!(ename(c.stat(4)), "unknown fid");
+    assert_eq!(ename(c.stat(4)), "fid unknown or out of range");
     // A directory with an entry cannot be removed; the fid is clunked anyway.
     put(&mut c, 6, "x", b"1");
     c.walk(0, 7, &[]).expect("clone");
-    assert!(ename(c.remove(7)).contains("root"));
-    assert_eq!(ename(c.clunk(7)), "unknown fid");
+    assert_eq!(ename(c.remove(7)), "Device or resource busy");
+    assert_eq!(ename(c.clunk(7)), "fid unknown or out of range");
     stop(s);
 }
 
@@ -120,18 +120,18 @@ fn directory_reads_follow_read5_offsets() {
     // retry with room gets it.
     assert_eq!(
         ename(c.read(2, 0, 10)),
-        "directory entry does not fit in the read count"
+        gefsd::server::err::msg::DIR_ENTRY_TOO_BIG.text
     );
     assert!(!c.read(2, 0, 1000).expect("retry").is_empty());
     let all = c.read_dir(2).expect("read_dir");
     assert_eq!(all.len(), 200);
     // A directory cannot be written, nor opened for writing.
-    assert_eq!(ename(c.write(2, 0, b"x")), "is a directory");
+    assert_eq!(ename(c.write(2, 0, b"x")), "Is a directory");
     c.walk(0, 3, &[]).expect("clone");
-    assert_eq!(ename(c.open(3, omode::OWRITE)), "is a directory");
+    assert_eq!(ename(c.open(3, omode::OWRITE)), "Is a directory");
     // A fid must be open to be read.
     c.walk(0, 4, &[&names[0]]).expect("walk");
-    assert_eq!(ename(c.read(4, 0, 10)), "fid not open");
+    assert_eq!(ename(c.read(4, 0, 10)), "bad use of fid");
     stop(s);
 }
 
@@ -167,12 +167,12 @@ fn append_truncate_exclusive_and_rclose() {
     d.walk(0, 1, &["lock"]).expect("walk");
     assert_eq!(
         ename(d.open(1, omode::OREAD)),
-        "open/create -- file is locked"
+        "exclusive use file already open"
     );
     c.walk(0, 2, &["lock"]).expect("walk");
     assert_eq!(
         ename(c.open(2, omode::OREAD)),
-        "open/create -- file is locked"
+        "exclusive use file already open"
     );
     c.clunk(1).expect("clunk");
     d.open(1, omode::OREAD).expect("open after release");
@@ -221,7 +221,7 @@ fn walks_partial_long_and_dotdot() {
     // Partial: the qids found so far; newfid not bound.
     let q = c.walk(0, 2, &["a", "b", "nope", "x"]).expect("partial");
     assert_eq!(q.len(), 2);
-    assert_eq!(ename(c.stat(2)), "unknown fid");
+    assert_eq!(ename(c.stat(2)), "fid unknown or out of range");
     // First element failing is an error.
     assert!(ename(c.walk(0, 2, &["nope"])).contains("not found"));
     // 16 elements work; 17 are refused by the codec, with an Rerror on the same tag.
@@ -260,10 +260,10 @@ fn walks_partial_long_and_dotdot() {
     assert_eq!(q[3], root);
     // Walking from an open fid is refused.
     c.open(3, omode::OREAD).expect("open");
-    assert_eq!(ename(c.walk(3, 4, &[])), "fid already open");
+    assert_eq!(ename(c.walk(3, 4, &[])), "bad use of fid");
     // newfid in use.
     c.walk(0, 5, &[]).expect("clone");
-    assert_eq!(ename(c.walk(0, 5, &[])), "fid in use");
+    assert_eq!(ename(c.walk(0, 5, &[])), "fid already in use");
     stop(s);
 }
 
@@ -286,7 +286,7 @@ fn attach_specs_dump_percent_adm() {
     // Attach the snapshot by name: read-only.
     c.attach(10, &me(), "snap1").expect("attach snap1");
     c.walk(10, 11, &["f"]).expect("walk");
-    assert_eq!(ename(c.open(11, omode::OWRITE)), "file system read only");
+    assert_eq!(ename(c.open(11, omode::OWRITE)), "read only file system");
     // dump: one directory per label, owned by adm, read-only.
     c.attach(20, &me(), "dump").expect("attach dump");
     let st = c.stat(20).expect("stat dump");
@@ -307,7 +307,7 @@ fn attach_specs_dump_percent_adm() {
     }
     let q = c.walk(20, 22, &["main", "f"]).expect("walk dump/main/f");
     assert_eq!(q.len(), 2);
-    assert_eq!(ename(c.open(22, omode::OWRITE)), "file system read only");
+    assert_eq!(ename(c.open(22, omode::OWRITE)), "read only file system");
     c.open(22, omode::OREAD).expect("open");
     assert_eq!(c.read(22, 0, 100).expect("read"), b"v1");
     // .. from a dump-mounted root returns to the dump directory.
@@ -326,18 +326,15 @@ fn attach_specs_dump_percent_adm() {
     // Bad specs and users.
     assert_eq!(
         ename(c.attach(50, &me(), "no-such-label")),
-        "attach -- bad specifier"
+        "No such file or directory"
     );
     assert_eq!(
         ename(c.attach(50, "nobody-at-all", "")),
-        "attach -- unknown user or failed authentication"
+        "Permission denied"
     );
-    assert_eq!(ename(c.attach(0, &me(), "")), "fid in use");
+    assert_eq!(ename(c.attach(0, &me(), "")), "fid already in use");
     // none: no dump, no %.
-    assert_eq!(
-        ename(c.attach(50, "none", "dump")),
-        "attach -- user none refused"
-    );
+    assert_eq!(ename(c.attach(50, "none", "dump")), "Permission denied");
     assert_eq!(ename(c.attach(50, "none", "%main")), "permission denied");
     c.attach(50, "none", "")
         .expect("none may attach main under -A");
@@ -355,15 +352,16 @@ fn peer_credentials() {
         aname: String::new(),
     });
     assert!(ename(r).contains("peer credentials"));
-    // none before an authenticated attach: refused; another user: refused.
-    assert_eq!(
-        ename(c.attach(1, "none", "")),
-        "attach -- user none refused"
-    );
-    assert_eq!(
-        ename(c.attach(1, "adm", "")),
-        "attach -- unknown user or failed authentication"
-    );
+    // none before an authenticated attach: refused; another user: refused, unless the peer is
+    // root (the rule for kernel mounts; `dotl.rs` tests both peers through sessions).
+    assert_eq!(ename(c.attach(1, "none", "")), "Permission denied");
+    if rustix::process::getuid().is_root() {
+        c.attach(1, "adm", "")
+            .expect("a root peer attaches as anyone");
+        c.clunk(1).expect("clunk");
+    } else {
+        assert_eq!(ename(c.attach(1, "adm", "")), "Permission denied");
+    }
     c.attach(1, &me(), "").expect("attach as myself");
     c.attach(2, "none", "")
         .expect("none after an authenticated attach");
@@ -381,18 +379,18 @@ fn tversion_resets_fids() {
     c.walk(0, 1, &[]).expect("clone");
     for _ in 0..3 {
         c.version(1 << 20).expect("version");
-        assert_eq!(ename(c.stat(0)), "unknown fid");
-        assert_eq!(ename(c.stat(1)), "unknown fid");
+        assert_eq!(ename(c.stat(0)), "fid unknown or out of range");
+        assert_eq!(ename(c.stat(1)), "fid unknown or out of range");
         c.attach(0, &me(), "").expect("attach again");
     }
     // An unknown version is answered "unknown", and the session is unversioned.
     let r = c.rpc(Tmsg::Version {
         msize: 1 << 20,
-        version: "9P2000.L".into(),
+        version: "9P2000.u".into(),
     });
     assert!(
         matches!(r, Ok(gefsd::proto::Rmsg::Version { ref version, .. }) if version == "unknown")
     );
-    assert_eq!(ename(c.stat(0)), "first message must be Tversion");
+    assert_eq!(ename(c.stat(0)), "protocol botch");
     stop(s);
 }

@@ -1,8 +1,9 @@
-//! The oracle for 9P2000 codec inputs, shared by the `decode_9p` fuzz target and the corpus
-//! replay test (`gefsd/tests/proto_corpus.rs`). Any violation panics.
+//! The oracle for 9P2000 and 9P2000.L codec inputs, shared by the `decode_9p` fuzz target and
+//! the corpus replay tests (`gefsd/tests/proto_corpus.rs`, `proto_corpus_l.rs`). Any violation
+//! panics.
 //!
-//! For each input, under several msizes:
-//! - `decode_t` / `decode_r` never panic; what they accept is no larger than the msize and
+//! For each input, under several msizes and in both dialects:
+//! - `decode_t_in` / `decode_r_in` never panic; what they accept is no larger than the msize and
 //!   re-encodes to exactly the input (the decoder is canonical), with `encoded_len` equal to
 //!   the input's length;
 //! - a decoded walk has at most 16 elements and decoded data fits the I/O unit;
@@ -14,8 +15,8 @@
 use std::io::Cursor;
 
 use gefsd::proto::{
-    decode_r, decode_t, encode_r, encode_t, iounit, read_frame, Rmsg, Stat, Tmsg, MAXWELEM,
-    MSIZE_DEFAULT, MSIZE_LIMIT, MSIZE_MIN,
+    decode_r_in, decode_t_in, encode_r, encode_t, iounit, read_frame, Dialect, Rmsg, RmsgL, Stat,
+    Tmsg, MAXWELEM, MSIZE_DEFAULT, MSIZE_LIMIT, MSIZE_MIN,
 };
 
 /// The msizes every input is decoded under: the floor, the default and "no msize yet".
@@ -38,10 +39,16 @@ pub fn check(data: &[u8]) {
     }
 }
 
-/// Checks `data` as one complete frame.
+/// Checks `data` as one complete frame, in both dialects.
 fn check_frame(data: &[u8], msize: u32) {
+    for dialect in [Dialect::P9, Dialect::L] {
+        check_frame_in(data, msize, dialect);
+    }
+}
+
+fn check_frame_in(data: &[u8], msize: u32, dialect: Dialect) {
     let limit = usize::try_from(msize.min(MSIZE_LIMIT)).expect("u32 fits usize");
-    match decode_t(data, msize) {
+    match decode_t_in(data, msize, dialect) {
         Ok((tag, msg)) => {
             assert!(data.len() <= limit, "accepted a frame above msize");
             check_t(&msg, msize);
@@ -52,7 +59,7 @@ fn check_frame(data: &[u8], msize: u32) {
         }
         Err(e) => assert!(!e.to_string().is_empty()),
     }
-    match decode_r(data, msize) {
+    match decode_r_in(data, msize, dialect) {
         Ok((tag, msg)) => {
             assert!(data.len() <= limit, "accepted a frame above msize");
             check_r(&msg, msize);
@@ -76,7 +83,9 @@ fn check_t(msg: &Tmsg, msize: u32) {
 fn check_r(msg: &Rmsg, msize: u32) {
     match msg {
         Rmsg::Walk { wqids } => assert!(wqids.len() <= MAXWELEM),
-        Rmsg::Read { data } => assert!(fits_iounit(data, msize)),
+        Rmsg::Read { data } | Rmsg::L(RmsgL::Readdir { data }) => {
+            assert!(fits_iounit(data, msize))
+        }
         _ => {}
     }
 }

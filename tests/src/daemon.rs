@@ -58,7 +58,7 @@ pub fn check_clean(image: &Path) {
 /// How to start gefsd.
 #[derive(Debug, Clone)]
 pub struct Opts {
-    /// `-m`: the block cache.
+    /// `-m`: the block cache (empty: gefsd's default).
     pub cache: String,
     /// `-A`: attach as any user in the table.
     pub noauth: bool,
@@ -94,22 +94,29 @@ pub struct Daemon {
 impl Daemon {
     /// Start gefsd on `image`, with its sockets in `dir`; wait until it serves.
     pub fn start(dir: &Path, image: &Path, o: &Opts) -> Daemon {
+        Daemon::try_start(dir, image, o).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Daemon::start`], or gefsd's exit status and standard error if it exits before
+    /// serving.
+    pub fn try_start(dir: &Path, image: &Path, o: &Opts) -> Result<Daemon, String> {
         let sock = dir.join("9p.sock");
         let mut args: Vec<String> = vec![
             "-f".into(),
             image.display().to_string(),
-            "-m".into(),
-            o.cache.clone(),
             "-a".into(),
             format!("unix!{}", sock.display()),
             "-a".into(),
             "tcp!127.0.0.1!0".into(),
         ];
+        if !o.cache.is_empty() {
+            args.extend(["-m".into(), o.cache.clone()]);
+        }
         if o.noauth {
             args.push("-A".into());
         }
         args.extend(o.extra.iter().cloned());
-        let mut child = Command::new(bin_path("gefsd"))
+        let mut child = Command::new(gefsd_path())
             .args(&args)
             .current_dir(dir)
             .stdin(Stdio::null())
@@ -143,10 +150,10 @@ impl Daemon {
             }
             if let Ok(Some(st)) = child.try_wait() {
                 std::thread::sleep(Duration::from_millis(100));
-                panic!(
+                return Err(format!(
                     "gefsd exited {st} before serving: {}",
                     stderr.lock().map(|s| s.clone()).unwrap_or_default()
-                );
+                ));
             }
             assert!(
                 t0.elapsed() < Duration::from_secs(120),
@@ -159,14 +166,14 @@ impl Daemon {
             .and_then(|p| p.parse::<u16>().ok())
             .map(|p| SocketAddr::from(([127, 0, 0, 1], p)))
             .unwrap_or_else(|| panic!("no TCP address in {line:?}"));
-        Daemon {
+        Ok(Daemon {
             image: image.to_path_buf(),
             sock,
             tcp,
             console: dir.join("gefs.cmd"),
             child: Some(child),
             stderr,
-        }
+        })
     }
 
     /// The process id.
@@ -257,6 +264,12 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The gefsd binary [`Daemon::start`] runs: the workspace's, or the one `GEFS_TEST_GEFSD`
+/// names (to measure an older build against the same test).
+pub fn gefsd_path() -> PathBuf {
+    std::env::var_os("GEFS_TEST_GEFSD").map_or_else(|| bin_path("gefsd"), PathBuf::from)
 }
 
 /// `gefsd console --socket PATH ARGS...`.

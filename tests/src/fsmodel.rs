@@ -15,6 +15,8 @@ use gefs_core::store::{Config, Store};
 pub struct Node {
     /// A directory.
     pub dir: bool,
+    /// A symbolic link (its data is the target).
+    pub link: bool,
     /// Permission bits.
     pub mode: u32,
     /// Contents (files).
@@ -74,6 +76,21 @@ pub enum FsOp {
         /// New bits.
         mode: u32,
     },
+    /// Make a symbolic link (9P2000.L).
+    Symlink {
+        /// The link.
+        path: String,
+        /// Its target.
+        target: String,
+    },
+    /// Move to another path, replacing what is there as POSIX rename does
+    /// (9P2000.L).
+    Move {
+        /// The entry.
+        path: String,
+        /// Its new path.
+        to: String,
+    },
     /// Snapshot `main`.
     Snap(String),
     /// Delete a snapshot label.
@@ -96,7 +113,9 @@ pub fn valid(t: &Tree, snaps: &BTreeMap<String, Tree>, op: &FsOp) -> bool {
     let file = |p: &str| t.get(p).is_some_and(|n| !n.dir);
     match op {
         FsOp::Mkdir(p) | FsOp::Create(p) => dir_ok(parent(p)) && !t.contains_key(p),
-        FsOp::Write { path, .. } | FsOp::Truncate { path, .. } => file(path),
+        FsOp::Write { path, .. } | FsOp::Truncate { path, .. } => {
+            file(path) && !t.get(path).is_some_and(|n| n.link)
+        }
         FsOp::Remove(p) => match t.get(p) {
             Some(n) if n.dir => !t.keys().any(|k| parent(k) == p),
             Some(_) => true,
@@ -110,7 +129,21 @@ pub fn valid(t: &Tree, snaps: &BTreeMap<String, Tree>, op: &FsOp) -> bool {
             };
             t.contains_key(path) && !t.contains_key(&dest)
         }
-        FsOp::Chmod { path, .. } => t.contains_key(path),
+        FsOp::Chmod { path, .. } => t.get(path).is_some_and(|n| !n.link),
+        FsOp::Symlink { path, target } => {
+            dir_ok(parent(path)) && !t.contains_key(path) && !target.is_empty()
+        }
+        FsOp::Move { path, to } => {
+            let Some(src) = t.get(path) else { return false };
+            let under = to.starts_with(&format!("{path}/"));
+            let fits = match t.get(to) {
+                None => true,
+                Some(_) if to == path => true,
+                Some(x) if x.dir => src.dir && !t.keys().any(|k| parent(k) == to),
+                Some(_) => !src.dir,
+            };
+            dir_ok(parent(to)) && !under && fits
+        }
         FsOp::Snap(n) => !snaps.contains_key(n),
         FsOp::DelSnap(n) => snaps.contains_key(n),
         FsOp::Sync => true,
@@ -120,23 +153,38 @@ pub fn valid(t: &Tree, snaps: &BTreeMap<String, Tree>, op: &FsOp) -> bool {
 /// Apply a valid `op` to the model.
 pub fn model_apply(img: &mut Image, op: &FsOp) {
     let t = &mut img.main;
+    // create(5): a new file's permissions are masked by its directory's,
+    // perm & (~0666 | dir & 0666) for a file and perm & (~0777 | dir & 0777)
+    // for a directory (the root's are 0777 here).
+    let dir_mode = |t: &Tree, p: &str| {
+        let d = parent(p);
+        if d.is_empty() {
+            0o777
+        } else {
+            t.get(d).map_or(0o777, |n| n.mode)
+        }
+    };
     match op {
         FsOp::Mkdir(p) => {
+            let mode = 0o775 & (!0o777 | dir_mode(t, p));
             t.insert(
                 p.clone(),
                 Node {
                     dir: true,
-                    mode: 0o775,
+                    link: false,
+                    mode,
                     data: Vec::new(),
                 },
             );
         }
         FsOp::Create(p) => {
+            let mode = 0o664 & (!0o666 | (dir_mode(t, p) & 0o666));
             t.insert(
                 p.clone(),
                 Node {
                     dir: false,
-                    mode: 0o664,
+                    link: false,
+                    mode,
                     data: Vec::new(),
                 },
             );
@@ -169,14 +217,23 @@ pub fn model_apply(img: &mut Image, op: &FsOp) {
             } else {
                 format!("{}/{to}", parent(path))
             };
-            let moved: Vec<(String, Node)> = t
-                .iter()
-                .filter(|(k, _)| *k == path || k.starts_with(&format!("{path}/")))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            for (k, v) in moved {
-                t.remove(&k);
-                t.insert(format!("{dest}{}", &k[path.len()..]), v);
+            move_subtree(t, path, &dest);
+        }
+        FsOp::Symlink { path, target } => {
+            t.insert(
+                path.clone(),
+                Node {
+                    dir: false,
+                    link: true,
+                    mode: 0o777,
+                    data: target.as_bytes().to_vec(),
+                },
+            );
+        }
+        FsOp::Move { path, to } => {
+            if path != to {
+                t.remove(to);
+                move_subtree(t, path, to);
             }
         }
         FsOp::Chmod { path, mode } => {
@@ -191,6 +248,19 @@ pub fn model_apply(img: &mut Image, op: &FsOp) {
             img.snaps.remove(n);
         }
         FsOp::Sync => {}
+    }
+}
+
+/// Move `path` and everything under it to `dest`.
+fn move_subtree(t: &mut Tree, path: &str, dest: &str) {
+    let moved: Vec<(String, Node)> = t
+        .iter()
+        .filter(|(k, _)| *k == path || k.starts_with(&format!("{path}/")))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for (k, v) in moved {
+        t.remove(&k);
+        t.insert(format!("{dest}{}", &k[path.len()..]), v);
     }
 }
 
@@ -264,6 +334,48 @@ impl Session {
         }
     }
 
+    /// Read `path` through the file system and compare it with the model: a file's length and
+    /// contents, or that a path the model lacks is absent.
+    pub fn check_path(&self, path: &str) -> Result<(), String> {
+        let fs = &self.fs;
+        let w = who(fs);
+        let got = walk(fs, &self.mount, &self.root, path, &w);
+        let want = self.now.main.get(path);
+        let (e, node) = match (got, want) {
+            (Err(_), None) => return Ok(()),
+            (Ok(e), Some(n)) => (e, n),
+            (Ok(_), None) => return Err(format!("/{path} exists; the model has no such entry")),
+            (Err(x), Some(_)) => return Err(format!("/{path}: {x}")),
+        };
+        if e.is_dir() != node.dir {
+            return Err(format!("/{path}: directory {} in the model", node.dir));
+        }
+        if node.dir {
+            return Ok(());
+        }
+        let o = fs
+            .open(&self.mount, &e, OREAD, &w)
+            .map_err(|x| x.to_string())?;
+        let mut data = Vec::new();
+        loop {
+            let chunk = fs
+                .read(&o, data.len() as u64, MAX_IO)
+                .map_err(|x| x.to_string())?;
+            if chunk.is_empty() {
+                break;
+            }
+            data.extend_from_slice(&chunk);
+        }
+        if data != node.data {
+            return Err(format!(
+                "/{path}: read {} bytes, the model has {} (or the contents differ)",
+                data.len(),
+                node.data.len()
+            ));
+        }
+        Ok(())
+    }
+
     fn run(&self, op: &FsOp) -> Result<(), String> {
         let fs = &self.fs;
         let m = &self.mount;
@@ -332,6 +444,19 @@ impl Session {
                     ..Changes::default()
                 };
                 fs.wstat(m, &f, &c, &w).map(drop).map_err(e)
+            }
+            FsOp::Symlink { path, target } => {
+                let dir = at(parent(path))?;
+                let kind = gefs_core::fs::Kind::Symlink(target.as_bytes());
+                fs.make(m, &dir, name(path).as_bytes(), kind, 0o777, None, &w)
+                    .map(drop)
+                    .map_err(e)
+            }
+            FsOp::Move { path, to } => {
+                let f = at(path)?;
+                let dir = at(parent(to))?;
+                fs.rename(m, &f, &dir, name(to).as_bytes(), true, &w)
+                    .map_err(e)
             }
             FsOp::Snap(n) => fs
                 .store()
@@ -414,7 +539,10 @@ fn compare(fs: &Fs, label: &str, want: &Tree) -> Result<(), String> {
             let c = fs.walk(&m, &d, n.as_bytes(), &w).map_err(e)?;
             let node = &want[&p];
             seen += 1;
-            if c.is_dir() != node.dir || c.dir.mode & 0o777 != node.mode {
+            if c.is_dir() != node.dir
+                || c.is_symlink() != node.link
+                || c.dir.mode & 0o777 != node.mode
+            {
                 return Err(format!(
                     "/{p}: mode {:o}, expected {:o} dir {}",
                     c.dir.mode, node.mode, node.dir

@@ -236,12 +236,39 @@ pub fn apply(s: &Store, t: TreeId, m: &mut Model, op: &Op) -> Result<()> {
     Ok(())
 }
 
-/// Check that the store holds exactly `want`: `main`, and every snapshot
-/// label with its contents, nothing more.
+/// How a (possibly damaged) image read back against the model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadBack {
+    /// Every label, key, value and data block exactly as the model says.
+    Exact,
+    /// The store refused: a read failed with an error (corruption, I/O, open).
+    Refused(String),
+    /// The store answered, and the answer differs from the model: silent damage.
+    Wrong(String),
+}
+
+/// Compare the store with `want`: `main`, the set of snapshot labels and every snapshot.
 pub fn verify_state(s: &Store, want: &State) -> std::result::Result<(), String> {
-    let t = s.mount("main").map_err(|e| format!("mount main: {e}"))?;
-    verify(s, t, &want.main)?;
-    let labels = s.labels().map_err(|e| format!("labels: {e}"))?;
+    match read_back(s, want) {
+        ReadBack::Exact => Ok(()),
+        ReadBack::Refused(e) | ReadBack::Wrong(e) => Err(e),
+    }
+}
+
+/// [`verify_state`], telling a refusal from a wrong answer.
+pub fn read_back(s: &Store, want: &State) -> ReadBack {
+    let t = match s.mount("main") {
+        Ok(t) => t,
+        Err(e) => return ReadBack::Refused(format!("mount main: {e}")),
+    };
+    let r = read_tree(s, t, &want.main);
+    if r != ReadBack::Exact {
+        return r;
+    }
+    let labels = match s.labels() {
+        Ok(l) => l,
+        Err(e) => return ReadBack::Refused(format!("labels: {e}")),
+    };
     let have: Vec<&str> = labels
         .iter()
         .map(|l| l.name.as_str())
@@ -249,19 +276,36 @@ pub fn verify_state(s: &Store, want: &State) -> std::result::Result<(), String> 
         .collect();
     let expect: Vec<&str> = want.snaps.keys().map(String::as_str).collect();
     if have != expect {
-        return Err(format!("labels {have:?}, expected {expect:?}"));
+        return ReadBack::Wrong(format!("labels {have:?}, expected {expect:?}"));
     }
     for (name, map) in &want.snaps {
-        let t = s.mount(name).map_err(|e| format!("mount {name}: {e}"))?;
-        verify(s, t, map).map_err(|e| format!("snapshot {name}: {e}"))?;
+        let t = match s.mount(name) {
+            Ok(t) => t,
+            Err(e) => return ReadBack::Refused(format!("mount {name}: {e}")),
+        };
+        match read_tree(s, t, map) {
+            ReadBack::Exact => {}
+            ReadBack::Refused(e) => return ReadBack::Refused(format!("snapshot {name}: {e}")),
+            ReadBack::Wrong(e) => return ReadBack::Wrong(format!("snapshot {name}: {e}")),
+        }
     }
-    Ok(())
+    ReadBack::Exact
 }
 
 /// Check that tree `t` holds exactly `want`, and that every data block it
 /// points to reads back (its hash verified).
 pub fn verify(s: &Store, t: TreeId, want: &Map) -> std::result::Result<(), String> {
-    let got = dump(s, t).map_err(|e| format!("scan: {e}"))?;
+    match read_tree(s, t, want) {
+        ReadBack::Exact => Ok(()),
+        ReadBack::Refused(e) | ReadBack::Wrong(e) => Err(e),
+    }
+}
+
+fn read_tree(s: &Store, t: TreeId, want: &Map) -> ReadBack {
+    let got = match dump(s, t) {
+        Ok(g) => g,
+        Err(e) => return ReadBack::Refused(format!("scan: {e}")),
+    };
     if &got != want {
         let missing = want.keys().filter(|k| !got.contains_key(*k)).count();
         let extra = got.keys().filter(|k| !want.contains_key(*k)).count();
@@ -269,15 +313,19 @@ pub fn verify(s: &Store, t: TreeId, want: &Map) -> std::result::Result<(), Strin
             .iter()
             .filter(|(k, v)| got.get(*k).is_some_and(|g| g != *v))
             .count();
-        return Err(format!(
+        return ReadBack::Wrong(format!(
             "tree differs from the model: {missing} missing, {extra} extra, {differ} changed"
         ));
     }
     for (k, v) in &got {
         if k.first() == Some(&key::KDAT) {
-            let bp = Bptr::from_slice(v).map_err(|_| "bad data pointer".to_string())?;
-            s.read_data(&bp).map_err(|e| format!("data block: {e}"))?;
+            let Ok(bp) = Bptr::from_slice(v) else {
+                return ReadBack::Wrong("bad data pointer".to_string());
+            };
+            if let Err(e) = s.read_data(&bp) {
+                return ReadBack::Refused(format!("data block: {e}"));
+            }
         }
     }
-    Ok(())
+    ReadBack::Exact
 }

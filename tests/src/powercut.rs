@@ -1,88 +1,80 @@
-//! The power-cut crash-state generator (tests T1 and T2).
+//! The power-cut crash-state generator (tests T1 and T2) and its oracle, for file-system
+//! workloads.
 //!
-//! A workload runs against a [`RecordingDev`]; its log is cut into epochs at
-//! the flushes. A power cut during epoch `e` leaves every write of earlier
-//! epochs and any subset of epoch `e`'s writes, each possibly torn at 4 KiB.
-//! For every epoch we build: no writes, all writes, every prefix in issue
-//! order, every "all but one", seeded random subsets, seeded random sector
-//! tears, and every sector mask of each superblock write (alone and with
-//! everything else). Identical images are verified once.
+//! A workload runs through `gefs_core::fs` on a [`RecordingDev`]; its log is cut into epochs
+//! at the flushes. A power cut during epoch `e` leaves every write of earlier epochs and any
+//! subset of epoch `e`'s writes, each possibly torn at 4 KiB. For every epoch we build: no
+//! writes and all writes (T1: every flush point), every prefix in issue order, every "all but
+//! one", seeded random subsets, seeded random sector tears, and every sector mask of each
+//! superblock write (alone and with everything else) (T2). Identical images are verified once:
+//! an image's fingerprint is a sum over its non-zero pages of a hash of (address, contents),
+//! kept up to date page by page, so telling states apart costs only the pages an epoch wrote.
 //!
-//! The oracle: the image opens; its commit is the last acknowledged one or
-//! the one after it; the `main` tree equals the model at that commit
-//! exactly, with every data block verified; and the caller's checker (the
-//! same library gefs-check uses) finds nothing wrong.
+//! The oracle ([`verify_crash`]): the image opens; its commit is the last acknowledged one or
+//! the one after it; every label (`main` and each snapshot) equals the model at that commit —
+//! entries, modes, lengths, contents, listings; and the checker (the library gefs-check uses)
+//! finds nothing wrong. Some states are then opened read-write, changed, committed, reopened
+//! and verified again (use after recovery).
 
-use std::collections::HashSet;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use gefs_core::device::{Device, Epoch, MemDev, RecordingDev};
-use gefs_core::format::BLKSZ_U64;
-use gefs_core::store::{Config, FormatOpts, Store};
+use gefs_core::format::{block_type, BlockType, BLKSZ, BLKSZ_U64};
+use gefs_core::store::{Config, Store};
 
-use crate::model::{apply, verify_state, Model, Op};
+use crate::fsmodel::{verify, FsOp, Image, Session};
 use crate::rng::Rng;
+use crate::workloads::NAMES;
 
-/// A recorded run.
+/// A workload recorded from a base image.
 pub struct Recorded {
-    /// The log of every write and flush after formatting.
+    /// The log of every write and flush.
     pub rec: Arc<RecordingDev>,
-    /// The model at every commit.
-    pub model: Model,
-    /// The commit of the freshly formatted image.
+    /// The commit the base image was at.
     pub first_gen: u64,
+    /// The model at every commit (the base's included).
+    pub at: BTreeMap<u64, Image>,
 }
 
-/// Format a `size`-byte image, then run `ops` on `main` over a recording
-/// device, marking every acknowledged commit.
-pub fn record(size: u64, ops: &[Op]) -> Recorded {
-    let fmt = Arc::new(MemDev::new(size));
-    let opts = FormatOpts {
-        user: "glenda".into(),
-        cache_bytes: 4 << 20,
-    };
-    let first_gen = Store::format(fmt.clone(), &opts)
-        .expect("format")
-        .commit_gen();
-    let rec = Arc::new(RecordingDev::new(&fmt));
-    let s = Store::open(rec.clone(), &cfg(false)).expect("open");
-    let t = s.mount("main").expect("mount");
-    let mut model = Model::start(&s, t).expect("model");
+/// Run `ops` from `base` (whose model is `model`) over a recording device, marking every
+/// acknowledged commit. With `check_reads`, every path of [`NAMES`] is read back and compared
+/// with the model after every operation. Fails if an operation or a read does what the model
+/// does not expect.
+pub fn record(
+    base: &MemDev,
+    model: &Image,
+    ops: &[FsOp],
+    check_reads: bool,
+) -> Result<Recorded, String> {
+    let rec = Arc::new(RecordingDev::new(base));
+    let mut sess = Session::open(rec.clone(), model.clone())?;
+    let first_gen = sess.fs.store().commit_gen();
     for op in ops {
-        apply(&s, t, &mut model, op).expect("workload op");
-        if matches!(op, Op::Sync) {
-            rec.mark(s.commit_gen());
+        sess.apply(op)?;
+        if *op == FsOp::Sync {
+            rec.mark(sess.fs.store().commit_gen());
+        }
+        if check_reads {
+            for p in NAMES {
+                sess.check_path(p)
+                    .map_err(|e| format!("after {op:?}: {e}"))?;
+            }
         }
     }
-    Recorded {
-        rec,
-        model,
-        first_gen,
-    }
+    let at = sess.at.clone();
+    drop(sess);
+    Ok(Recorded { rec, first_gen, at })
 }
 
-fn cfg(read_only: bool) -> Config {
-    Config {
-        cache_bytes: 2 << 20,
-        read_only,
-    }
-}
-
-/// What enumeration found.
-#[derive(Debug, Default)]
-pub struct Tally {
-    /// Crash states built.
-    pub states: u64,
-    /// Distinct images among them (each verified).
-    pub unique: u64,
-    /// States where both superblock copies were torn or stale at once.
-    pub sb_torn: u64,
-    /// Flush epochs.
-    pub epochs: u64,
-    /// States opened read-write and used after recovery.
-    pub reused: u64,
-    /// Every violation, with the state that caused it.
-    pub violations: Vec<String>,
+/// One crash state.
+pub struct Crash {
+    /// Where it comes from: `epoch E <pick>`.
+    pub name: String,
+    /// The last commit acknowledged before the cut.
+    pub acked: u64,
+    /// The image.
+    pub img: MemDev,
 }
 
 /// The per-state selection functions for one epoch: (name, persisted(w, s)).
@@ -140,9 +132,27 @@ fn bit(seed: u64, i: u64) -> bool {
     x & 1 == 1
 }
 
-/// Every distinct crash image of a recorded log, with the last commit
-/// acknowledged before it (the one the image must open at, or the next):
-/// at most `max` images, deduplicated.
+/// A page's share of an image fingerprint: 0 for a zero page (as if never written).
+fn page_fp(dev: &MemDev, page: u64) -> u64 {
+    let mut b = vec![0u8; BLKSZ];
+    if dev.read_at(&mut b, page * BLKSZ_U64).is_err() || b.iter().all(|&x| x == 0) {
+        return 0;
+    }
+    let h = xxhash_rust::xxh3::xxh3_64(&b);
+    xxhash_rust::xxh3::xxh3_64(&[page.to_be_bytes(), h.to_be_bytes()].concat())
+}
+
+/// The fingerprint of a whole image: the wrapping sum of its pages' shares.
+fn image_fp(dev: &MemDev) -> u64 {
+    dev.written_pages()
+        .into_iter()
+        .map(|a| page_fp(dev, a / BLKSZ_U64))
+        .fold(0u64, u64::wrapping_add)
+}
+
+/// Crash images of any recorded run (not only file-system workloads, e.g. a grow): every
+/// pick of every flush epoch, deduplicated by content, at most `max`; each with the last
+/// commit acknowledged (marked) before its cut, starting from `first_gen`.
 pub fn crash_images(
     rec: &RecordingDev,
     first_gen: u64,
@@ -172,161 +182,196 @@ pub fn crash_images(
     out
 }
 
-/// Build and verify crash states until `max_states` have been built (or
-/// the log is exhausted). `check` runs the independent checker on an image
-/// and returns its findings (empty = clean).
-pub fn enumerate(
+/// Every distinct crash state of `r`'s log not already in `seen` (which gains them), at most
+/// `max`; and how many states were built (duplicates included).
+pub fn crash_states(
     r: &Recorded,
     seed: u64,
-    max_states: u64,
-    check: &(dyn Fn(&MemDev) -> Vec<String> + Sync),
-) -> Tally {
+    max: usize,
+    seen: &Mutex<HashSet<u64>>,
+) -> (u64, Vec<Crash>) {
     let mut rng = Rng::new(seed);
     let epochs = r.rec.epochs();
     let sb_b = (r.rec.size() / BLKSZ_U64 - 1) * BLKSZ_U64;
-    let mut t = Tally::default();
-    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    let mut built = 0;
     let mut acked = r.first_gen;
+    let mut start_fp = epochs.epochs.first().map_or(0, |e| image_fp(&e.start));
     for (e, ep) in epochs.epochs.iter().enumerate() {
-        t.epochs += 1;
         for &(_, m) in &ep.marks {
             acked = acked.max(m);
         }
-        let mut todo = Vec::new();
+        let mut touched: Vec<u64> = ep
+            .writes
+            .iter()
+            .flat_map(|(off, d)| {
+                let first = off / BLKSZ_U64;
+                let last = (off + d.len().max(1) as u64 - 1) / BLKSZ_U64;
+                first..=last
+            })
+            .collect();
+        touched.sort_unstable();
+        touched.dedup();
+        let base: u64 = touched
+            .iter()
+            .map(|&p| page_fp(&ep.start, p))
+            .fold(0u64, u64::wrapping_add);
         for (name, pick) in picks(ep, sb_b, &mut rng) {
-            if t.states >= max_states {
-                break;
+            let full = out.len() >= max;
+            if full && name != "all" {
+                continue;
             }
-            t.states += 1;
             let img = ep.state(&*pick);
-            if seen.insert(img.fingerprint()) {
-                todo.push((format!("epoch {e} {name}"), img));
+            let now: u64 = touched
+                .iter()
+                .map(|&p| page_fp(&img, p))
+                .fold(0u64, u64::wrapping_add);
+            let fp = start_fp.wrapping_sub(base).wrapping_add(now);
+            if name == "all" {
+                // The next epoch starts where every write of this one landed.
+                start_fp = fp;
             }
-        }
-        t.unique += todo.len() as u64;
-        let reuse_every = 10;
-        let results: Vec<(Option<String>, bool, bool)> = std::thread::scope(|sc| {
-            let chunks: Vec<_> = todo.chunks(todo.len().div_ceil(2).max(1)).collect();
-            let hs: Vec<_> = chunks
-                .into_iter()
-                .enumerate()
-                .map(|(ci, chunk)| {
-                    sc.spawn(move || {
-                        chunk
-                            .iter()
-                            .enumerate()
-                            .map(|(i, (name, img))| {
-                                let reuse = (ci * 7919 + i) % reuse_every == 0;
-                                let out = verify_image(img, acked, &r.model, check, reuse, sb_b);
-                                (out.0.map(|v| format!("{name}: {v}")), out.1, reuse)
-                            })
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            hs.into_iter()
-                .flat_map(|h| h.join().unwrap_or_default())
-                .collect()
-        });
-        for (v, torn, reused) in results {
-            t.sb_torn += u64::from(torn);
-            t.reused += u64::from(reused);
-            if let Some(v) = v {
-                t.violations.push(v);
+            if full {
+                continue;
             }
-        }
-        if t.states >= max_states {
-            break;
+            built += 1;
+            if seen.lock().map(|mut s| s.insert(fp)).unwrap_or(true) {
+                out.push(Crash {
+                    name: format!("epoch {e} {name}"),
+                    acked,
+                    img,
+                });
+            }
         }
     }
-    t
+    (built, out)
 }
 
-/// Verify one crash image. Returns a violation (if any) and whether both
-/// superblock copies were unusable-or-stale relative to each other.
-fn verify_image(
-    img: &MemDev,
-    acked: u64,
-    model: &Model,
-    check: &(dyn Fn(&MemDev) -> Vec<String> + Sync),
-    reuse: bool,
-    sb_b: u64,
-) -> (Option<String>, bool) {
-    let torn = both_superblocks_damaged_or_differ(img, sb_b);
-    let dev = Arc::new(img.snapshot());
-    let s = match Store::open(dev, &cfg(true)) {
-        Ok(s) => s,
-        Err(e) => return (Some(format!("does not open: {e}")), torn),
+/// Check one crash state against the model at every commit (`at`); with `reuse`, also open it
+/// read-write, run a few operations and a commit, and verify and check the result.
+pub fn verify_crash(c: &Crash, at: &BTreeMap<u64, Image>, reuse: bool) -> Result<(), String> {
+    let dev = Arc::new(c.img.snapshot());
+    let cfg = Config {
+        cache_bytes: 2 << 20,
+        read_only: true,
     };
-    let g = s.commit_gen();
-    if g < acked || g > acked + 1 {
-        return (
-            Some(format!("opened commit {g}, acknowledged {acked}")),
-            torn,
-        );
+    let g = Store::open(dev.clone(), &cfg)
+        .map_err(|e| format!("does not open: {e}"))?
+        .commit_gen();
+    if g < c.acked || g > c.acked + 1 {
+        return Err(format!("opened commit {g}, acknowledged {}", c.acked));
     }
-    let Some(want) = model.at.get(&g) else {
-        return (
-            Some(format!(
-                "opened commit {g}, which no completed sync produced"
-            )),
-            torn,
-        );
-    };
-    if let Err(v) = verify_state(&s, want) {
-        return (Some(format!("commit {g}: {v}")), torn);
-    }
-    drop(s);
-    let found = check(img);
+    let want = at
+        .get(&g)
+        .ok_or_else(|| format!("opened commit {g}, which no completed sync produced"))?;
+    verify(dev, want).map_err(|v| format!("commit {g}: {v}"))?;
+    let found = crate::checker::problems(&c.img);
     if !found.is_empty() {
-        return (
-            Some(format!("commit {g}: check: {}", found.join("; "))),
-            torn,
-        );
+        return Err(format!("commit {g}: check: {}", found.join("; ")));
     }
     if reuse {
-        if let Err(v) = use_after_recovery(img, want, check) {
-            return (Some(format!("commit {g}: after recovery: {v}")), torn);
-        }
+        use_after_recovery(&c.img, want, g)
+            .map_err(|v| format!("commit {g}: after recovery: {v}"))?;
     }
-    (None, torn)
+    Ok(())
 }
 
-fn both_superblocks_damaged_or_differ(img: &MemDev, sb_b: u64) -> bool {
-    let mut a = vec![0u8; 16384];
-    let mut b = vec![0u8; 16384];
-    let _ = img.read_at(&mut a, 0);
-    let _ = img.read_at(&mut b, sb_b);
-    a != b
-}
-
-/// Open the recovered image read-write, change it, commit, reopen, verify.
-fn use_after_recovery(
-    img: &MemDev,
-    want: &crate::model::State,
-    check: &(dyn Fn(&MemDev) -> Vec<String> + Sync),
-) -> Result<(), String> {
+/// Open the recovered image read-write, change it, commit, reopen, verify, check.
+fn use_after_recovery(img: &MemDev, want: &Image, g: u64) -> Result<(), String> {
     let dev = Arc::new(img.snapshot());
-    let s = Store::open(dev.clone(), &cfg(false)).map_err(|e| e.to_string())?;
-    let t = s.mount("main").map_err(|e| e.to_string())?;
-    let mut m = Model {
-        now: want.main.clone(),
-        snaps: want.snaps.clone(),
-        at: Default::default(),
-    };
-    let taken: Vec<String> = want.snaps.keys().cloned().collect();
-    let ops = crate::model::workload_with(0x5eed ^ s.commit_gen(), 30, 4, &taken);
-    for op in &ops {
-        apply(&s, t, &mut m, op).map_err(|e| format!("{op:?}: {e}"))?;
+    let mut sess = Session::open(dev.clone(), want.clone())?;
+    let mut snaps = 0;
+    let mut rng = Rng::new(0x5eed ^ g);
+    for op in crate::workloads::random_ops(&mut rng, 12, "reuse", &mut snaps) {
+        sess.apply(&op)?;
     }
-    drop(s);
-    let s = Store::open(dev.clone(), &cfg(true)).map_err(|e| e.to_string())?;
-    verify_state(&s, &m.state())?;
-    drop(s);
-    let found = check(&dev);
+    let now = sess.now.clone();
+    drop(sess);
+    verify(dev.clone(), &now)?;
+    let found = crate::checker::problems(&dev);
     if found.is_empty() {
         Ok(())
     } else {
         Err(format!("check: {}", found.join("; ")))
+    }
+}
+
+/// How many of a recording's writes carry a message-log block.
+pub fn mlog_writes(rec: &RecordingDev) -> u64 {
+    rec.epochs()
+        .epochs
+        .iter()
+        .flat_map(|ep| ep.writes.iter())
+        .filter(|(_, d)| d.len() >= BLKSZ && block_type(d) == Some(BlockType::Mlog))
+        .count() as u64
+}
+
+/// What verifying a batch of crash states found.
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// States built (duplicates included).
+    pub built: u64,
+    /// Distinct states verified.
+    pub verified: u64,
+    /// States also opened read-write and used after recovery.
+    pub reused: u64,
+    /// Message-log block writes in the recorded workloads (the commits'
+    /// log appends, FORMAT.md §5.6), whose epochs the states cut.
+    pub mlog_writes: u64,
+    /// Every violation, naming its workload and state.
+    pub violations: Vec<String>,
+}
+
+impl Tally {
+    /// Add another tally.
+    pub fn add(&mut self, o: Tally) {
+        self.built += o.built;
+        self.verified += o.verified;
+        self.reused += o.reused;
+        self.mlog_writes += o.mlog_writes;
+        self.violations.extend(o.violations);
+    }
+}
+
+/// Record `ops` from `base`, build its distinct crash states (at most `max`), and verify
+/// them all, in parallel; every `reuse_every`th is also used after recovery (0: none).
+pub fn run_workload(
+    base: &MemDev,
+    model: &Image,
+    ops: &[FsOp],
+    seed: u64,
+    max: usize,
+    reuse_every: usize,
+    seen: &Mutex<HashSet<u64>>,
+) -> Tally {
+    use rayon::prelude::*;
+    let r = match record(base, model, ops, false) {
+        Ok(r) => r,
+        Err(e) => {
+            return Tally {
+                violations: vec![format!("seed {seed}: {e}; workload {ops:?}")],
+                ..Tally::default()
+            }
+        }
+    };
+    let (built, states) = crash_states(&r, seed, max, seen);
+    let mlog_writes = mlog_writes(&r.rec);
+    let results: Vec<(bool, Option<String>)> = states
+        .par_iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let reuse = reuse_every > 0 && i % reuse_every == 0;
+            let v = verify_crash(c, &r.at, reuse)
+                .err()
+                .map(|v| format!("seed {seed} {}: {v}; workload {ops:?}", c.name));
+            (reuse, v)
+        })
+        .collect();
+    Tally {
+        built,
+        verified: states.len() as u64,
+        reused: results.iter().filter(|(r, _)| *r).count() as u64,
+        mlog_writes,
+        violations: results.into_iter().filter_map(|(_, v)| v).collect(),
     }
 }

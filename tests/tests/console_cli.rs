@@ -23,7 +23,7 @@ fn every_console_command_through_the_cli() {
         (&["df"], "total: used"),
         (&["snap", "-l"], "main [mutable]"),
         (&["snap", "main", "s"], "labeled: main as s"),
-        (&["snap", "-l"], "\ns\n"),
+        (&["snap", "-l"], "\ns  unique "),
         (&["snap", "-m", "s", "fork"], "fork"),
         (&["snap", "-d", "fork"], "deleted: fork"),
         (&["snap", "-d", "s"], "deleted: s"),
@@ -39,7 +39,8 @@ fn every_console_command_through_the_cli() {
         (&["users"], "loaded"),
         (&["permit", "on"], "permit on"),
         (&["permit", "off"], "permit off"),
-        (&["check"], "ok"),
+        (&["check"], "; clean"),
+        (&["show", "check"], "last check: commit"),
     ];
     for (args, want) in cases {
         let (ok, out, err) = d.console(args);
@@ -62,7 +63,7 @@ fn every_console_command_through_the_cli() {
     }
     let (ok, out, _) = d.console(&["snap", "-l"]);
     assert!(
-        ok && !out.contains("\ns\n") && !out.contains("fork"),
+        ok && !out.contains("\ns ") && !out.contains("fork"),
         "{out}"
     );
     // JSON where there is data.

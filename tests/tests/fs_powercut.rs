@@ -1,281 +1,241 @@
-//! T3: bounded exhaustive workloads (ACE style) at the file-system level,
-//! through the power-cut harness. Files {A/foo, A/bar, B/foo}; every single
-//! operation (seq-1), and a deterministic sample of operation pairs with and
-//! without a sync between them (seq-2); the last operation is always a
-//! sync. Every crash image of every workload must open at the last
-//! acknowledged commit or the next, hold exactly the model of that commit
-//! in `main` and in every snapshot, and check clean.
+//! T3 and T4: crash tests of file-system workloads through the power-cut harness.
+//!
+//! T3 (ACE style, bounded and exhaustive): from a base of directories `A`, `B` and files
+//! `A/foo`, `A/bar`, `B/foo`, every operation of the T3 set followed by a sync (seq-1), and
+//! every ordered pair of operations with and without a sync between them, then a sync
+//! (seq-2, all 512). Every distinct crash state of every workload must open at the last
+//! acknowledged commit or the next, hold exactly the model of that commit in `main` and every
+//! snapshot, and check clean.
+//!
+//! T4 (fsx style, with crashes): long seeded random sequences (overlapping writes, holes,
+//! truncates up and down, renames, removes, chmods, snapshots taken and deleted), every
+//! written path read back after every operation; after each segment of 25 operations a crash
+//! state of that segment is picked at random (every third time: the clean end of the segment,
+//! a reboot), verified, and the sequence continues from it with the model of its commit. 20
+//! crashes per seed; seeds `GEFS_T4_SEED` (default 1) onwards, `GEFS_T4_SEEDS` of them
+//! (default 8), printed.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::time::Instant;
 
-use gefs_core::device::{MemDev, RecordingDev};
-use gefs_core::store::{FormatOpts, Store};
-use gefs_tests::fsmodel::{verify, FsOp, Image, Session};
-use gefs_tests::powercut::crash_images;
+use gefs_tests::fsmodel::{model_apply, valid, FsOp};
+use gefs_tests::powercut::{crash_states, record, run_workload, verify_crash, Tally};
+use gefs_tests::rng::Rng;
+use gefs_tests::workloads::{ace_ops, base, random_ops, setup};
+
+fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[test]
+fn seq1_and_every_seq2_workload() {
+    use rayon::prelude::*;
+    let t0 = Instant::now();
+    let (img, model) = base(32 << 20, &setup());
+    let ops = ace_ops();
+    let mut workloads: Vec<Vec<FsOp>> = ops.iter().map(|o| vec![o.clone(), FsOp::Sync]).collect();
+    let seq1 = workloads.len();
+    for a in &ops {
+        for b in &ops {
+            for sync_between in [false, true] {
+                let mut w = vec![a.clone()];
+                if sync_between {
+                    w.push(FsOp::Sync);
+                }
+                w.push(b.clone());
+                w.push(FsOp::Sync);
+                workloads.push(w);
+            }
+        }
+    }
+    let seen = Mutex::new(HashSet::new());
+    let tallies: Vec<Tally> = workloads
+        .par_iter()
+        .enumerate()
+        .map(|(i, w)| run_workload(&img, &model, w, i as u64 + 1, usize::MAX, 25, &seen))
+        .collect();
+    let mut t = Tally::default();
+    for x in tallies {
+        t.add(x);
+    }
+    println!(
+        "fs crash (T3): workloads={} (seq-1 {seq1}, seq-2 {}) states_built={} \
+         distinct_verified={} reused_after_recovery={} message_log_block_writes={} \
+         violations={} time={:.1}s",
+        workloads.len(),
+        workloads.len() - seq1,
+        t.built,
+        t.verified,
+        t.reused,
+        t.mlog_writes,
+        t.violations.len(),
+        t0.elapsed().as_secs_f64()
+    );
+    assert!(
+        t.violations.is_empty(),
+        "{} violations, first: {}",
+        t.violations.len(),
+        t.violations[0]
+    );
+    assert_eq!(workloads.len() - seq1, 2 * ops.len() * ops.len());
+    assert!(t.verified >= 5_000, "only {} crash states", t.verified);
+    // Every commit appends its messages to the message logs: the states
+    // above cut those writes too.
+    assert!(t.mlog_writes > 0, "no workload wrote a message-log block");
+}
+
+const SEGMENT: usize = 25;
+const CRASHES: usize = 20;
+
+/// One T4 seed: (operations, crashes, states verified), or the first violation.
+fn t4_seed(seed: u64) -> Result<(usize, usize, u64), String> {
+    let (mut dev, mut model) = base(32 << 20, &setup());
+    let mut rng = Rng::new(seed);
+    let mut snaps = 0;
+    let (mut ops_run, mut verified) = (0, 0u64);
+    for crash in 0..CRASHES {
+        let ops = random_ops(&mut rng, SEGMENT, &format!("t{seed}"), &mut snaps);
+        ops_run += ops.len();
+        // Reads after every operation: every path of the workloads reads back as the model says.
+        let r = record(&dev, &model, &ops, true)
+            .map_err(|e| format!("seed {seed} crash {crash}: {e}"))?;
+        let seen = Mutex::new(HashSet::new());
+        let (_, states) = crash_states(&r, rng.next_u64(), usize::MAX, &seen);
+        if states.is_empty() {
+            return Err(format!("seed {seed} crash {crash}: no crash state"));
+        }
+        let pick = if crash % 3 == 2 {
+            // A reboot: the segment's end, every write on the medium.
+            states
+                .iter()
+                .rposition(|c| c.name.ends_with(" all"))
+                .unwrap_or(states.len() - 1)
+        } else {
+            rng.below(states.len() as u64) as usize
+        };
+        // The state continued from, and a sample of the others.
+        for i in
+            std::iter::once(pick).chain((0..4).map(|_| rng.below(states.len() as u64) as usize))
+        {
+            let c = &states[i];
+            verify_crash(c, &r.at, false)
+                .map_err(|v| format!("seed {seed} crash {crash} {}: {v}", c.name))?;
+            verified += 1;
+        }
+        let c = &states[pick];
+        let g = gefs_core::store::Store::open(
+            std::sync::Arc::new(c.img.snapshot()),
+            &gefs_core::store::Config {
+                cache_bytes: 2 << 20,
+                read_only: true,
+            },
+        )
+        .map_err(|e| e.to_string())?
+        .commit_gen();
+        model =
+            r.at.get(&g)
+                .cloned()
+                .ok_or("no model at the recovered commit")?;
+        dev = c.img.snapshot();
+    }
+    Ok((ops_run, CRASHES, verified))
+}
+
+#[test]
+fn random_sequences_continue_after_power_cuts() {
+    use rayon::prelude::*;
+    let t0 = Instant::now();
+    let first = env("GEFS_T4_SEED", 1);
+    let n = env("GEFS_T4_SEEDS", 8);
+    eprintln!(
+        "T4: seeds {first}..{} (GEFS_T4_SEED, GEFS_T4_SEEDS)",
+        first + n
+    );
+    let results: Vec<Result<(usize, usize, u64), String>> =
+        (first..first + n).into_par_iter().map(t4_seed).collect();
+    let (mut ops, mut crashes, mut states) = (0, 0, 0);
+    let mut bad = Vec::new();
+    for r in results {
+        match r {
+            Ok((o, c, s)) => {
+                ops += o;
+                crashes += c;
+                states += s;
+            }
+            Err(e) => bad.push(e),
+        }
+    }
+    println!(
+        "fs crash (T4): seeds={n} ({first}..{}) ops={ops} crashes_injected={crashes} \
+         ({CRASHES} per seed) states_verified={states} mismatches={} time={:.1}s",
+        first + n,
+        bad.len(),
+        t0.elapsed().as_secs_f64()
+    );
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
 
 fn s(x: &str) -> String {
     x.to_string()
 }
 
-fn setup() -> Vec<FsOp> {
-    vec![
-        FsOp::Mkdir(s("A")),
-        FsOp::Mkdir(s("B")),
-        FsOp::Create(s("A/foo")),
-        FsOp::Write {
-            path: s("A/foo"),
-            off: 0,
-            len: 20_000,
-            byte: b'a',
-        },
-        FsOp::Create(s("A/bar")),
-        FsOp::Create(s("B/foo")),
-        FsOp::Write {
-            path: s("B/foo"),
-            off: 0,
-            len: 100,
-            byte: b'b',
-        },
-        FsOp::Sync,
-    ]
-}
-
-fn ops() -> Vec<FsOp> {
-    vec![
-        FsOp::Create(s("A/baz")),
-        FsOp::Mkdir(s("A/dir")),
-        FsOp::Write {
-            path: s("A/foo"),
-            off: 0,
-            len: 100,
-            byte: b'x',
-        },
-        FsOp::Write {
-            path: s("A/foo"),
-            off: 16_380,
-            len: 10,
-            byte: b'y',
-        },
-        FsOp::Write {
-            path: s("A/bar"),
-            off: 50_000,
-            len: 5,
-            byte: b'z',
-        },
-        FsOp::Write {
-            path: s("A/foo"),
-            off: 20_000,
-            len: 40_000,
-            byte: b'w',
-        },
-        FsOp::Truncate {
-            path: s("A/foo"),
-            len: 5_000,
-        },
-        FsOp::Truncate {
-            path: s("A/foo"),
-            len: 70_000,
-        },
-        FsOp::Remove(s("A/bar")),
-        FsOp::Remove(s("A/foo")),
-        FsOp::Remove(s("B")),
-        FsOp::Rename {
-            path: s("A/foo"),
-            to: s("qux"),
-        },
-        FsOp::Rename {
-            path: s("B"),
-            to: s("C"),
-        },
-        FsOp::Chmod {
-            path: s("A/foo"),
-            mode: 0o600,
-        },
-        FsOp::Snap(s("snap1")),
-        FsOp::Sync,
-    ]
-}
-
-/// The image after `setup()`, formatted and committed, and its model.
-fn base() -> (MemDev, Image) {
-    let dev = Arc::new(MemDev::new(32 << 20));
-    let opts = FormatOpts {
-        user: "glenda".into(),
-        cache_bytes: 4 << 20,
+/// The operations 9P2000.L adds beneath the file system: symbolic links and moves across
+/// directories that replace their target (one batch each), alone and in pairs, through the
+/// same crash images.
+#[test]
+fn links_and_moves_survive_power_cuts() {
+    let (img, model) = base(32 << 20, &setup());
+    let link = |p: &str, t: &str| FsOp::Symlink {
+        path: s(p),
+        target: s(t),
     };
-    drop(Store::format(dev.clone(), &opts).expect("format"));
-    let mut sess = Session::open(dev.clone(), Image::default()).expect("open");
-    for op in setup() {
-        sess.apply(&op).expect("setup");
-    }
-    let now = sess.now.clone();
-    drop(sess);
-    (dev.snapshot(), now)
-}
-
-/// Run one workload over a recording device; check every crash image.
-fn run(base: &MemDev, model: &Image, work: &[FsOp], seed: u64, max: usize) -> (usize, Vec<String>) {
-    let rec = Arc::new(RecordingDev::new(base));
-    let mut sess = Session::open(rec.clone(), model.clone()).expect("open");
-    let first = sess.fs.store().commit_gen();
-    for op in work {
-        sess.apply(op).unwrap_or_else(|e| panic!("{work:?}: {e}"));
-        if *op == FsOp::Sync {
-            rec.mark(sess.fs.store().commit_gen());
-        }
-    }
-    let at = sess.at.clone();
-    drop(sess);
-    let imgs = crash_images(&rec, first, seed, max);
-    let mut bad = Vec::new();
-    for (name, acked, img) in &imgs {
-        let dev: Arc<MemDev> = Arc::new(img.snapshot());
-        let g = match Store::open(
-            dev.clone(),
-            &gefs_core::store::Config {
-                cache_bytes: 2 << 20,
-                read_only: true,
-            },
-        ) {
-            Ok(s) => s.commit_gen(),
-            Err(e) => {
-                bad.push(format!("{work:?} {name}: does not open: {e}"));
-                continue;
-            }
-        };
-        if g < *acked || g > acked + 1 {
-            bad.push(format!(
-                "{work:?} {name}: opened commit {g}, acknowledged {acked}"
-            ));
-            continue;
-        }
-        let Some(want) = at.get(&g) else {
-            bad.push(format!("{work:?} {name}: commit {g} was never completed"));
-            continue;
-        };
-        if let Err(v) = verify(dev.clone(), want) {
-            bad.push(format!("{work:?} {name}: commit {g}: {v}"));
-            continue;
-        }
-        let p = gefs_tests::checker::problems(img);
-        if !p.is_empty() {
-            bad.push(format!("{work:?} {name}: check: {p:?}"));
-        }
-    }
-    (imgs.len(), bad)
-}
-
-#[test]
-fn seq1_and_sampled_seq2() {
-    let (base, model) = base();
-    let ops = ops();
-    let mut workloads: Vec<Vec<FsOp>> = ops.iter().map(|o| vec![o.clone(), FsOp::Sync]).collect();
-    let pairs = std::env::var("GEFS_SEQ2")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(72usize);
-    let mut x = 0x2545_f491_4f6c_dd1du64;
-    for _ in 0..pairs {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let a = ops[(x % ops.len() as u64) as usize].clone();
-        let b = ops[((x >> 20) % ops.len() as u64) as usize].clone();
-        let mut w = vec![a];
-        if (x >> 40) & 1 == 1 {
-            w.push(FsOp::Sync);
-        }
-        w.push(b);
-        w.push(FsOp::Sync);
-        workloads.push(w);
-    }
-    let (mut states, mut bad) = (0, Vec::new());
+    let mv = |p: &str, t: &str| FsOp::Move {
+        path: s(p),
+        to: s(t),
+    };
+    let workloads = [
+        vec![link("A/lnk", "../B/foo"), FsOp::Sync],
+        vec![mv("A/foo", "B/foo"), FsOp::Sync],
+        vec![mv("A/bar", "B/new"), FsOp::Sync],
+        vec![mv("A", "B/A"), FsOp::Sync],
+        vec![mv("B/foo", "A/bar"), mv("A", "C"), FsOp::Sync],
+        vec![link("B/l", "x"), FsOp::Sync, mv("B/l", "A/foo"), FsOp::Sync],
+        vec![mv("A/foo", "A/foo"), FsOp::Remove(s("A/bar")), FsOp::Sync],
+    ];
+    let seen = Mutex::new(HashSet::new());
+    let mut t = Tally::default();
     for (i, w) in workloads.iter().enumerate() {
-        let (n, b) = run(&base, &model, w, i as u64 + 1, 80);
-        states += n;
-        bad.extend(b);
-    }
-    println!(
-        "fs crash: workloads={} states={states} violations={}",
-        workloads.len(),
-        bad.len()
-    );
-    assert!(
-        bad.is_empty(),
-        "{} violations, first: {}",
-        bad.len(),
-        bad[0]
-    );
-    assert!(states >= 2000, "only {states} crash states");
-}
-
-/// T4 with crashes: long seeded random sequences of file-system operations
-/// (overlapping writes, holes, truncates up and down, renames, removes,
-/// chmods, snapshots taken and deleted) over a recording device; sampled
-/// crash images of each must hold the model of their commit exactly.
-#[test]
-fn random_sequences_survive_power_cuts() {
-    let (base, model) = base();
-    let names = ["A/foo", "A/bar", "B/foo", "A/n1", "B/n2", "C", "C/x"];
-    let (mut states, mut bad, mut ops_run) = (0, Vec::new(), 0);
-    for seed in 1..=6u64 {
-        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
-        let mut w = Vec::new();
-        let mut snaps = 0;
-        for _ in 0..120 {
-            let p = s(names[(next() % names.len() as u64) as usize]);
-            let op = match next() % 14 {
-                0 => FsOp::Create(p),
-                1 => FsOp::Mkdir(p),
-                2..=5 => FsOp::Write {
-                    path: p,
-                    off: next() % 90_000,
-                    len: (next() % 40_000) as usize + 1,
-                    byte: next() as u8,
-                },
-                6 => FsOp::Truncate {
-                    path: p,
-                    len: next() % 100_000,
-                },
-                7 => FsOp::Remove(p),
-                8 => FsOp::Rename {
-                    path: p,
-                    to: format!("r{}", next() % 3),
-                },
-                9 => FsOp::Chmod {
-                    path: p,
-                    mode: [0o600, 0o644, 0o755][(next() % 3) as usize],
-                },
-                10 => {
-                    snaps += 1;
-                    FsOp::Snap(format!("s{seed}.{snaps}"))
-                }
-                11 => FsOp::DelSnap(format!("s{seed}.{}", next() % (snaps + 1))),
-                _ => FsOp::Sync,
-            };
-            w.push(op);
+        // Every operation must be one that succeeds, so the images hold its effect.
+        let mut m = model.clone();
+        for op in w {
+            assert!(valid(&m.main, &m.snaps, op), "{op:?} in {w:?}");
+            model_apply(&mut m, op);
         }
-        w.push(FsOp::Sync);
-        ops_run += w.len();
-        let (n, b) = run(&base, &model, &w, seed * 1000, 150);
-        states += n;
-        bad.extend(b);
+        t.add(run_workload(
+            &img,
+            &model,
+            w,
+            7000 + i as u64,
+            usize::MAX,
+            25,
+            &seen,
+        ));
     }
     println!(
-        "fs random crash: ops={ops_run} states={states} violations={}",
-        bad.len()
+        "fs link/move crash: workloads={} distinct_verified={} violations={}",
+        workloads.len(),
+        t.verified,
+        t.violations.len()
     );
     assert!(
-        bad.is_empty(),
+        t.violations.is_empty(),
         "{} violations, first: {}",
-        bad.len(),
-        bad[0]
+        t.violations.len(),
+        t.violations[0]
     );
-    assert!(states >= 500, "only {states} crash states");
+    assert!(t.verified >= 100, "only {} crash states", t.verified);
 }

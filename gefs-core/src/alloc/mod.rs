@@ -98,6 +98,23 @@ impl Allocator {
         })
     }
 
+    /// The first allocation logs of arenas `range` of `geo` (arenas added
+    /// to a grown device, `store/grow.rs`), under commit generation `gen`:
+    /// their records, and the log blocks to write before any superblock
+    /// names them. Each arena is all free but for its log block.
+    pub fn fresh_arenas(
+        geo: &Geometry,
+        range: std::ops::Range<u32>,
+        gen: Gen,
+    ) -> Result<(Vec<ArenaRec>, CommitOut)> {
+        let mut out = CommitOut::default();
+        let mut recs = Vec::new();
+        for i in range {
+            recs.push(Arena::format(geo, i)?.commit(gen, &mut out)?);
+        }
+        Ok((recs, out))
+    }
+
     /// Replay every arena's log as the superblock records it.
     pub fn open(dev: &dyn Device, geo: Geometry, recs: &[ArenaRec]) -> Result<Allocator> {
         if recs.len() != geo.narena as usize {

@@ -1,6 +1,6 @@
 //! The block cache: a fixed pool of 16 KiB buffers, an index by address, and
 //! per-shard LRU lists of idle buffers that *are* the free list (the seed's
-//! design, `../shared/seed/buffer-lifetimes.patch`).
+//! design, `doc/REFERENCE.md`, "The seed").
 //!
 //! Lifetimes are handles: [`Block`] is a shared, immutable, refcounted handle
 //! (hold = `clone`, drop = `Drop`); [`BlockMut`] is the one writer of a block
@@ -49,7 +49,7 @@ use crate::format::BLKSZ;
 use crate::ids::BlockAddr;
 use crate::sync::{AtomicU32, Condvar, Mutex, MutexGuard};
 use pool::Pool;
-use shard::{ShardState, State, PARKED};
+use shard::{Plucked, ShardState, State, PARKED};
 
 /// Fewest buffers per shard.
 const MIN_PER_SHARD: usize = 256;
@@ -279,7 +279,7 @@ impl Cache {
                 }
                 return Ok(self.handle(s, i, addr, hash));
             }
-            let Some(i) = st.pluck(self.refs_of(sh)) else {
+            let Some(Plucked { slot: i, .. }) = st.pluck(self.refs_of(sh)) else {
                 st = self.wait(sh, st);
                 continue;
             };
@@ -316,9 +316,9 @@ impl Cache {
     /// A buffer for a new block at `addr`, which must not be cached (an
     /// allocator handing out a live address is reported, not ignored).
     /// Waits while every buffer of the shard is held. The buffer holds
-    /// whatever it held before (zeros when the pool's memory is fresh): the
-    /// writer defines every byte before [`BlockMut::finalize`], so no block
-    /// is zeroed only to be overwritten.
+    /// whatever it held before (zeros when the pool's memory is fresh,
+    /// [`BlockMut::is_zeroed`]): the writer defines every byte before
+    /// [`BlockMut::finalize`], so no block is zeroed only to be overwritten.
     pub fn new_block(&self, addr: BlockAddr) -> Result<BlockMut<'_>> {
         let s = self.shard_of(addr);
         let sh = &self.shards[s];
@@ -328,12 +328,13 @@ impl Cache {
                 "double allocation of block {addr}"
             )));
         }
-        let i = loop {
+        let p = loop {
             match st.pluck(self.refs_of(sh)) {
-                Some(i) => break i,
+                Some(p) => break p,
                 None => st = self.wait(sh, st),
             }
         };
+        let i = p.slot;
         st.meta[i as usize].addr = addr;
         st.set_state(i, State::Building);
         drop(st);
@@ -342,6 +343,7 @@ impl Cache {
             shard: s as u32,
             slot: sh.first + i,
             addr,
+            zeroed: p.zeroed,
         })
     }
 
@@ -628,12 +630,20 @@ pub struct BlockMut<'c> {
     /// Global slot number.
     slot: u32,
     addr: BlockAddr,
+    /// The buffer was never used: it holds only zeros (`pool.rs`).
+    zeroed: bool,
 }
 
 impl<'c> BlockMut<'c> {
     /// The address the block will live at.
     pub fn addr(&self) -> BlockAddr {
         self.addr
+    }
+
+    /// Whether the buffer is known to hold only zeros (it was never used
+    /// before), so a writer that needs zeros need not clear it.
+    pub fn is_zeroed(&self) -> bool {
+        self.zeroed
     }
 
     /// The contents, writable.

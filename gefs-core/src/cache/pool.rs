@@ -1,21 +1,34 @@
-//! The preallocated buffer pool: one zeroed, 4 KiB-aligned allocation cut into
-//! 16 KiB buffers. It is the only memory the cache ever uses for block
-//! contents, so the cache's footprint is fixed at start-up.
+//! The preallocated buffer pool: one 4 KiB-aligned region cut into 16 KiB
+//! buffers. It is the only memory the cache ever uses for block contents, so
+//! the cache's footprint is bounded at start-up.
+//!
+//! The region is *reserved* up front (an anonymous private mapping, without
+//! swap reservation) and *touched* only when a buffer is first used: the
+//! kernel backs each page with memory at its first write, so a large cache
+//! costs nothing until blocks fill it, and starting is instant whatever its
+//! size. Pages never written read as zeros (the kernel's zero page), so a
+//! buffer that was never used holds only zeros: `cache/shard.rs` hands out
+//! never-used slots as known-zero, and the cache skips the memset that a
+//! recycled buffer needs to keep "a new block never shows stale bytes".
+//! Under loom the region is an ordinary zeroed allocation (same contract).
 //!
 //! The pool hands out raw access; who may read or write a buffer at any
 //! moment is decided by the cache's slot protocol (see `cache/mod.rs`), which
 //! every `unsafe` block here relies on.
 #![allow(unsafe_code)]
 
-use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::ptr::NonNull;
 
 use crate::format::BLKSZ;
 
+/// Alignment of the region (a page; buffers are page-aligned within it).
+const ALIGN: usize = 4096;
+
 /// A fixed array of block buffers.
 pub(crate) struct Pool {
     base: NonNull<u8>,
-    layout: Layout,
+    /// Bytes of the region.
+    bytes: usize,
     nbuf: usize,
     /// Under loom, one tracked cell per buffer: every `get` registers a read
     /// and every `get_mut` a write, so that the model checker reports any
@@ -34,23 +47,70 @@ unsafe impl Send for Pool {}
 // SAFETY: as above.
 unsafe impl Sync for Pool {}
 
+/// Reserve `bytes` (a non-zero multiple of [`ALIGN`]) of zero-filled memory,
+/// page-aligned, without touching it.
+#[cfg(not(loom))]
+fn reserve(bytes: usize) -> NonNull<u8> {
+    // SAFETY: an anonymous private mapping at an address of the kernel's
+    // choosing aliases no existing memory; the arguments are valid (no fd,
+    // offset 0). MAP_NORESERVE: pages are committed as they are touched, so
+    // the pool's size is a bound, not an up-front charge.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            bytes,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    match NonNull::new(p.cast::<u8>()) {
+        Some(b) if p != libc::MAP_FAILED => b,
+        _ => std::alloc::handle_alloc_error(layout(bytes)),
+    }
+}
+
+/// Give back a region from [`reserve`].
+#[cfg(not(loom))]
+fn unreserve(base: NonNull<u8>, bytes: usize) {
+    // SAFETY: `base` and `bytes` are exactly a mapping made by `reserve`, and
+    // the pool that owned it is being dropped, so nothing refers to it.
+    unsafe { libc::munmap(base.as_ptr().cast(), bytes) };
+}
+
+/// Under loom: an ordinary zeroed allocation (small pools only).
+#[cfg(loom)]
+fn reserve(bytes: usize) -> NonNull<u8> {
+    let l = layout(bytes);
+    // SAFETY: the layout has a non-zero size.
+    let p = unsafe { std::alloc::alloc_zeroed(l) };
+    NonNull::new(p).unwrap_or_else(|| std::alloc::handle_alloc_error(l))
+}
+
+/// Give back a region from [`reserve`].
+#[cfg(loom)]
+fn unreserve(base: NonNull<u8>, bytes: usize) {
+    // SAFETY: allocated in `reserve` with this very layout.
+    unsafe { std::alloc::dealloc(base.as_ptr(), layout(bytes)) }
+}
+
+/// The layout of a region of `bytes` (for allocation-failure reports too).
+fn layout(bytes: usize) -> std::alloc::Layout {
+    std::alloc::Layout::from_size_align(bytes, ALIGN)
+        .unwrap_or_else(|_| std::alloc::handle_alloc_error(std::alloc::Layout::new::<u8>()))
+}
+
 impl Pool {
-    /// Allocate `nbuf` zeroed buffers.
+    /// Reserve `nbuf` buffers, all zeros until first written.
     pub(crate) fn new(nbuf: usize) -> Pool {
         let nbuf = nbuf.max(1);
-        let layout = match Layout::from_size_align(nbuf * BLKSZ, 4096) {
-            Ok(l) => l,
-            Err(_) => std::alloc::handle_alloc_error(Layout::new::<u8>()),
-        };
-        // SAFETY: the layout has a non-zero size.
-        let p = unsafe { alloc_zeroed(layout) };
-        let base = match NonNull::new(p) {
-            Some(b) => b,
-            None => std::alloc::handle_alloc_error(layout),
-        };
+        let bytes = nbuf
+            .checked_mul(BLKSZ)
+            .unwrap_or_else(|| std::alloc::handle_alloc_error(std::alloc::Layout::new::<u8>()));
         Pool {
-            base,
-            layout,
+            base: reserve(bytes),
+            bytes,
             nbuf,
             #[cfg(loom)]
             track: (0..nbuf).map(|_| loom::cell::UnsafeCell::new(())).collect(),
@@ -114,7 +174,6 @@ impl Pool {
 
 impl Drop for Pool {
     fn drop(&mut self) {
-        // SAFETY: allocated in `new` with this very layout.
-        unsafe { dealloc(self.base.as_ptr(), self.layout) }
+        unreserve(self.base, self.bytes);
     }
 }

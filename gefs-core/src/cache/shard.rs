@@ -24,6 +24,11 @@
 //!   contents;
 //! - the index maps an address to at most one slot, and only slots whose
 //!   `cached` flag is set are in it; removal checks that flag (by identity);
+//! - slots are first used in order: `meta.len()` slots have been used, the
+//!   rest (up to `cap`) never have, are on no list, and hold zero bytes (the
+//!   pool's untouched pages); their metadata is created at first use, in
+//!   storage reserved up front, so memory follows use and nothing is
+//!   allocated after start;
 //! - the LRU is ordered by last use: a lookup of a linked slot moves it to
 //!   the head, a parked slot's last release links it at the head, and a
 //!   freed slot goes to the tail (at reclaim if linked, at its last release
@@ -188,10 +193,23 @@ impl Meta {
     }
 }
 
+/// A slot taken by [`ShardState::pluck`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Plucked {
+    /// Its local slot number.
+    pub(crate) slot: u32,
+    /// Never used before, so its buffer holds only zeros.
+    pub(crate) zeroed: bool,
+}
+
 /// A shard's lock-protected state. Slot numbers are local to the shard.
 pub(crate) struct ShardState {
+    /// The metadata of the slots used so far (`meta.len()` of them, the
+    /// others never used); capacity for all `cap` reserved at start.
     pub(crate) meta: Vec<Meta>,
     links: Vec<Link>,
+    /// Slots in the shard.
+    cap: usize,
     pub(crate) index: Index,
     head: u32,
     tail: u32,
@@ -214,17 +232,13 @@ pub(crate) struct ShardState {
 }
 
 impl ShardState {
-    /// A shard of `n` free slots, all idle.
+    /// A shard of `n` free slots, all idle and never used. Storage for
+    /// every slot's metadata is reserved (not touched) now.
     pub(crate) fn new(n: usize) -> ShardState {
-        let mut s = ShardState {
-            meta: (0..n).map(|_| Meta::new()).collect(),
-            links: vec![
-                Link {
-                    prev: NIL,
-                    next: NIL
-                };
-                n
-            ],
+        ShardState {
+            meta: Vec::with_capacity(n),
+            links: Vec::with_capacity(n),
+            cap: n,
             index: Index::with_capacity_and_hasher(n, BuildHasherDefault::default()),
             head: NIL,
             tail: NIL,
@@ -236,11 +250,7 @@ impl ShardState {
             misses: 0,
             waits: 0,
             waiters: 0,
-        };
-        for i in 0..n as u32 {
-            s.link_head(i);
         }
-        s
     }
 
     pub(crate) fn set_state(&mut self, i: u32, next: State) {
@@ -352,14 +362,23 @@ impl ShardState {
         prev
     }
 
-    /// Recycle the least recently used idle slot: park the held slots found
-    /// at the tail (each is relinked by its last release), then take the
-    /// first idle one off the LRU and out of the index (only if it is the
-    /// indexed slot for its address), parked with one reference, the
-    /// taker's. `None` when every slot is held.
-    pub(crate) fn pluck(&mut self, refs: &[AtomicU32]) -> Option<u32> {
+    /// Take a slot for new contents, parked with one reference, the
+    /// taker's. In order of preference: an idle slot at the LRU tail that
+    /// holds nothing worth keeping (freed or uncached); a never-used slot;
+    /// the least recently used idle slot. Held slots met at the tail are
+    /// parked on the way (each is relinked by its last release); a recycled
+    /// slot is taken out of the index (only if it is the indexed slot for
+    /// its address). `None` when every slot is held.
+    pub(crate) fn pluck(&mut self, refs: &[AtomicU32]) -> Option<Plucked> {
         loop {
             let i = self.tail;
+            let spare = i != NIL && {
+                let m = &self.meta[i as usize];
+                m.freed || !m.cached
+            };
+            if !spare && self.meta.len() < self.cap {
+                return Some(self.first_use(refs));
+            }
             if i == NIL {
                 return None;
             }
@@ -374,7 +393,30 @@ impl ShardState {
             m.freed = false;
             m.hash = 0;
             m.addr = BlockAddr::NONE;
-            return Some(i);
+            return Some(Plucked {
+                slot: i,
+                zeroed: false,
+            });
+        }
+    }
+
+    /// Start using the next never-used slot: its metadata is created (in
+    /// the reserved storage, so nothing is allocated) and it is parked with
+    /// the taker's reference.
+    fn first_use(&mut self, refs: &[AtomicU32]) -> Plucked {
+        let i = self.meta.len();
+        debug_assert!(i < self.cap && self.meta.capacity() >= self.cap);
+        self.meta.push(Meta::new());
+        self.links.push(Link {
+            prev: NIL,
+            next: NIL,
+        });
+        // Never held, so its word is 0 and nobody else can reach it.
+        debug_assert_eq!(refs[i].load(Ordering::Relaxed), 0);
+        refs[i].store(PARKED | 1, Ordering::Relaxed);
+        Plucked {
+            slot: i as u32,
+            zeroed: true,
         }
     }
 
@@ -401,6 +443,10 @@ impl ShardState {
     /// in flight, so no idle slot may be parked.
     #[cfg(test)]
     pub(crate) fn check(&self, refs: &[AtomicU32], quiet: bool) {
+        assert!(self.meta.len() <= self.cap && self.links.len() == self.meta.len());
+        for (i, r) in refs.iter().enumerate().skip(self.meta.len()) {
+            assert_eq!(r.load(Ordering::Relaxed), 0, "never-used slot {i} held");
+        }
         let mut n = 0;
         let mut prev = NIL;
         let mut i = self.head;

@@ -25,6 +25,7 @@ use crate::format::msg::{self, Op};
 use crate::format::{Bptr, BLKSZ_U64};
 use crate::ids::BlockAddr;
 
+use super::damage::Target;
 use super::files::{tabled, At, Files};
 use super::report::{Kind, Role, TreeInfo};
 use super::summary::{NodeSum, Rec};
@@ -85,14 +86,19 @@ pub(super) fn route(n: &Arc<NodeSum>, addr: BlockAddr, above: Vec<Pend>) -> Vec<
 }
 
 impl Checker<'_> {
-    /// Reach an owned data pointer found at `at`.
-    fn own_data(&mut self, t: &TreeSpec, bp: Bptr, at: At, info: &mut TreeInfo) {
+    /// Reach an owned data pointer found at `at`, the value of
+    /// `KDAT(qid, off)`.
+    fn own_data(&mut self, t: &TreeSpec, bp: Bptr, at: At, info: &mut TreeInfo, key: (u64, u64)) {
         let from = Some((at.addr, at.role));
+        let before = self.problems.len();
         if self
             .reach(&bp, Use::Data, Role::Data, t.owner, &t.name, from)
             .is_some()
         {
             info.data_blocks += 1;
+        } else {
+            let (qid, off) = key;
+            self.lost(before, &Target::Data { qid, off });
         }
     }
 
@@ -128,9 +134,14 @@ impl Checker<'_> {
         if let Some(n) = leaf {
             touched.sort_unstable();
             let untouched = |i: usize| touched.is_empty() || touched.binary_search(&i).is_err();
-            for (i, bp) in n.data.iter().enumerate() {
-                if !bp.is_none() && untouched(i) {
-                    self.own_data(t, *bp, at, info);
+            for r in &n.dat_runs {
+                for j in 0..r.n as usize {
+                    let i = r.first as usize + j;
+                    let Some(bp) = n.data.get(i) else { break };
+                    if !bp.is_none() && untouched(i) {
+                        let off = r.off.saturating_add(j as u64 * BLKSZ_U64);
+                        self.own_data(t, *bp, at, info, (r.qid, off));
+                    }
                 }
             }
             if let Some(f) = files.as_deref_mut() {
@@ -188,7 +199,7 @@ impl Checker<'_> {
             match op {
                 Op::Insert => {
                     if let Some((b, a)) = cur.take() {
-                        self.own_data(t, b, a, info);
+                        self.own_data(t, b, a, info, (qid, off));
                     }
                     let val = p.rec().map_or(&[][..], |r| &r.val);
                     cur = Bptr::from_slice(val)
@@ -199,7 +210,7 @@ impl Checker<'_> {
                 }
                 Op::Delete | Op::Clearb => {
                     if let Some((b, a)) = cur.take() {
-                        self.own_data(t, b, a, info);
+                        self.own_data(t, b, a, info, (qid, off));
                     }
                     exists = None;
                 }
@@ -218,7 +229,7 @@ impl Checker<'_> {
             }
         }
         if let Some((b, a)) = cur {
-            self.own_data(t, b, a, info);
+            self.own_data(t, b, a, info, (qid, off));
         }
         if let (Some(f), Some(a)) = (files, exists) {
             f.dat(qid, off, 1, a);

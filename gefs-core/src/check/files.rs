@@ -7,9 +7,12 @@
 //! consecutive offsets (one run per leaf at most, for a file written in
 //! order). The checks (module [`super`] lists them as "file-system
 //! checks"):
+//! - every entry is of one kind (at most one of `DMDIR`, `DMSYMLINK`,
+//!   `DMNAMEDPIPE`, `DMSOCKET`); a symbolic link's length is a target's
+//!   (1 to [`MAX_TARGET`](crate::fs::MAX_TARGET) bytes), a pipe's or socket's 0;
 //! - every entry's name is valid (`fs::names`), and the root entry
 //!   `KENT(ROOT_PQID, "")` exists and is a directory (no other entry has
-//!   the root marker as parent);
+//!   the root marker as parent); no length is beyond `fs::MAX_LEN`;
 //! - qid paths are unique within the tree and below the superblock's
 //!   `nextqid`;
 //! - every directory has a `KUP` naming its own entry, every `KUP` names a
@@ -26,7 +29,7 @@
 use std::collections::HashMap;
 
 use crate::format::key::{KeyView, KCLEAR, KDAT, KENT, KUP, ROOT_PQID};
-use crate::format::value::Xdir;
+use crate::format::value::{Xdir, DMKIND};
 use crate::format::BLKSZ_U64;
 use crate::ids::BlockAddr;
 
@@ -116,6 +119,23 @@ impl Files {
         }
     }
 
+    /// Entries known.
+    pub(super) fn len(&self) -> usize {
+        self.ents.len()
+    }
+
+    /// The entry of `qid`: parent, name, whether a directory, length.
+    pub(super) fn entry(&self, qid: u64) -> Option<(u64, &[u8], bool, u64)> {
+        self.ents
+            .get(&qid)
+            .map(|e| (e.pqid, &*e.name, e.dir, e.length))
+    }
+
+    /// Every entry's qid, whether a directory, and length.
+    pub(super) fn qids(&self) -> impl Iterator<Item = (u64, bool, u64)> + '_ {
+        self.ents.iter().map(|(&q, e)| (q, e.dir, e.length))
+    }
+
     fn problem(&mut self, kind: Kind, at: At, what: String) {
         self.problems
             .push(Problem::block(kind, at.addr, at.role, &self.owner, what));
@@ -167,6 +187,18 @@ impl Files {
         } else if crate::fs::names::check(name).is_err() {
             let what = format!("{}: invalid name ({} bytes)", key(), name.len());
             self.problem(Kind::Entry, at, what);
+        }
+        if d.length > crate::fs::MAX_LEN {
+            let what = format!(
+                "{}: length {} is beyond the largest file length {}",
+                key(),
+                d.length,
+                crate::fs::MAX_LEN
+            );
+            self.problem(Kind::Entry, at, what);
+        }
+        if let Some(what) = kind_problem(&d) {
+            self.problem(Kind::Entry, at, format!("{}: {what}", key()));
         }
         let q = d.qid_path;
         if q >= self.nextqid {
@@ -449,6 +481,21 @@ pub(super) fn tabled(fam: u8) -> bool {
     matches!(fam, KDAT | KENT | KUP | KCLEAR)
 }
 
+/// What is wrong with the kind of entry `d` says it is, if anything.
+fn kind_problem(d: &Xdir) -> Option<String> {
+    let kinds = (d.mode & DMKIND).count_ones();
+    if kinds > 1 {
+        return Some(format!("mode {:#x} names {kinds} kinds of entry", d.mode));
+    }
+    if d.is_symlink() && !(1..=crate::fs::MAX_TARGET as u64).contains(&d.length) {
+        return Some(format!("symbolic link of length {}", d.length));
+    }
+    if d.is_special() && d.length != 0 {
+        return Some(format!("pipe or socket of length {}", d.length));
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -463,5 +510,23 @@ mod tests {
         assert_eq!(overlap(4 * b, 2, b + 1, None), (2, 4 * b));
         assert_eq!(roundup(1), b);
         assert_eq!(roundup(0), 0);
+    }
+
+    #[test]
+    fn entry_kinds() {
+        use crate::format::value::{DMDIR, DMNAMEDPIPE, DMSOCKET, DMSYMLINK};
+        let d = |mode, length| Xdir {
+            mode,
+            length,
+            ..Xdir::default()
+        };
+        assert_eq!(kind_problem(&d(0o644, 9)), None);
+        assert_eq!(kind_problem(&d(DMDIR | 0o755, 0)), None);
+        assert_eq!(kind_problem(&d(DMSYMLINK | 0o777, 4095)), None);
+        assert!(kind_problem(&d(DMSYMLINK | 0o777, 0)).is_some());
+        assert!(kind_problem(&d(DMSYMLINK | 0o777, 4096)).is_some());
+        assert!(kind_problem(&d(DMNAMEDPIPE, 1)).is_some());
+        assert_eq!(kind_problem(&d(DMSOCKET, 0)), None);
+        assert!(kind_problem(&d(DMDIR | DMSYMLINK, 1)).is_some());
     }
 }

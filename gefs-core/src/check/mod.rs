@@ -10,11 +10,12 @@
 //!    address order (one reader thread, `threads - 1` workers hashing; one
 //!    thread doing both for `threads` ≤ 2), hashed, and — if it is a tree node
 //!    or a chain block — summarized (`summary.rs`).
-//! 3. **Graph** (`walk.rs`, `snaps.rs`): from the roots, every pointer's
-//!    hash is compared with the hash computed in pass 2, and every node is
-//!    checked against its parent (level, fill, key range) and its contents
-//!    (key shapes, `KDAT` pointers, labels naming snapshots, snapshot
-//!    records). A reachable block the scan did not cover is read on its own
+//! 3. **Graph** (`walk.rs`, `snaps.rs`, `records.rs`, `dead.rs`): from the
+//!    roots, every pointer's hash is compared with the hash computed in
+//!    pass 2, and every node is checked against its parent (level, fill, key
+//!    range) and its contents (key shapes, `KDAT` pointers, generations
+//!    below `nextgen`, labels naming snapshots, label names, snapshot
+//!    records' links and counts, deadlist entries against the trees). A reachable block the scan did not cover is read on its own
 //!    and, if its arena's log says it is free, reported. Finally every
 //!    allocated block nothing reached is a leak.
 //! 4. **Message logs** (`mlog.rs`): each snapshot record's chain of
@@ -53,8 +54,12 @@
 //! [`Store::open`]: crate::store::Store::open
 
 mod apply;
+mod damage;
+mod dead;
 mod files;
+mod live;
 mod mlog;
+mod records;
 mod report;
 mod sb;
 mod scan;
@@ -76,6 +81,7 @@ use crate::format::superblock::Geometry;
 use crate::format::BLKSZ_U64;
 use crate::ids::BlockAddr;
 
+pub use live::check_pinned;
 pub use report::{CopyState, Kind, Problem, Report, Role, Stats, SuperInfo, TreeInfo};
 
 use summary::Sum;
@@ -124,12 +130,25 @@ pub(crate) struct Checker<'a> {
     problems: Vec<Problem>,
     stats: Stats,
     trees: Vec<TreeInfo>,
-    /// Addresses named by deadlist entries, with the deadlist block.
-    deadlisted: Vec<(u64, BlockAddr)>,
+    /// Blocks named by deadlist entries, with the listing block and owner.
+    deadlisted: Vec<dead::Dead>,
+    /// For each listed block (by number), the tree owners that reach it.
+    dead_hits: std::collections::HashMap<u64, Vec<u32>>,
+    /// Each file tree's owner id and snapshot id.
+    tree_owners: Vec<(u32, u64)>,
     /// Whether to make the file-system checks on every file tree.
     fs: bool,
     /// The superblock's next qid path.
     nextqid: u64,
+    /// The superblock's next generation.
+    nextgen: u64,
+    /// The highest generation found in use.
+    max_gen: u64,
+    /// Generations found at or above `nextgen`.
+    gen_over: u64,
+    /// Problems of the tree being walked that lost a block, with what the
+    /// block held (named when the walk ends, `damage.rs`).
+    damage: Vec<(usize, damage::Target)>,
 }
 
 /// Check the image on `dev`: blocks, trees, allocation, and the
@@ -194,8 +213,14 @@ fn run(dev: &dyn Device, opts: &CheckOpts, fs: bool) -> Result<Report> {
         },
         trees: Vec::new(),
         deadlisted: Vec::new(),
+        dead_hits: Default::default(),
+        tree_owners: Vec::new(),
         fs,
         nextqid: chosen.sb.nextqid,
+        nextgen: chosen.sb.nextgen,
+        max_gen: 0,
+        gen_over: 0,
+        damage: Vec::new(),
     };
     c.stats.free_blocks = c.free.iter().flatten().map(FreeMap::blocks).sum();
     let snap = TreeSpec {
@@ -213,7 +238,7 @@ fn run(dev: &dyn Device, opts: &CheckOpts, fs: bool) -> Result<Report> {
     let info = c.walk_tree(&snap, &mut found);
     c.trees.push(info);
     c.snapshots(found);
-    c.deadlisted_blocks();
+    c.check_nextgen();
     c.leaks();
     let mut stats = c.stats;
     stats.bytes_checked = stats.blocks_checked * BLKSZ_U64;
@@ -349,6 +374,7 @@ impl Checker<'_> {
                 role,
                 owner: format!("arena {arena}"),
                 what,
+                files: Vec::new(),
             });
         }
     }

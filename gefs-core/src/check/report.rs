@@ -114,6 +114,11 @@ pub struct Problem {
     pub owner: String,
     /// What is wrong, in words.
     pub what: String,
+    /// For a damaged block of a file tree: the files (and directories'
+    /// entries) it takes with it, one per line, e.g. `snapshot main:
+    /// /home/x/report.pdf, bytes 0–16383`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<String>,
 }
 
 impl Problem {
@@ -132,6 +137,7 @@ impl Problem {
             role,
             owner: owner.into(),
             what: what.into(),
+            files: Vec::new(),
         }
     }
 

@@ -6,12 +6,24 @@
 //! the free count it records and its snapshot-tree root reads back with the
 //! right hash and structure. The first usable copy is the one in use.
 //!
-//! Findings: damage, staleness or unusability of the *other* copy is a
-//! warning (a crash between the two superblock writes leaves copy B one
-//! commit behind or torn). When no copy is usable but one decoded, that is a
-//! problem and the check proceeds from the newest decoded copy, so that the
-//! later phases name the damaged log or root blocks. When neither copy
-//! decodes, the image cannot be checked at all (an `Err`).
+//! Findings: a copy B *older* than the copy in use (usable or not) is a
+//! warning: a crash between the two superblock writes leaves copy B one
+//! commit behind, and the next commits may reuse the blocks it names. Copy
+//! A is always written first, so a copy A older than copy B is damage. Any
+//! damage to either copy is a problem, because a crash never causes it: a
+//! copy that does not decode (checksum, magic, fields), bytes past the
+//! checksum that are not zero, a copy at the commit in use that differs
+//! from it, or a newer copy that is unusable. The used bytes of a
+//! superblock (`104 + 48·narena + 8` ≤ 4096 for up to 83 arenas) lie in one
+//! 4 KiB sector, and the media model makes a sector write atomic (a torn
+//! write tears at 4 KiB), so a checksum failure is damage; only a copy whose
+//! used bytes span sectors may be torn by a crash, and its checksum failure
+//! stays a warning. The one other crash state: a copy B that is all zeros
+//! while copy A holds the format's commit 1 (formatting stopped between the
+//! two writes) is a warning. When no copy is usable but one decoded, that
+//! is a problem and the check proceeds from the newest decoded copy, so
+//! that the later phases name the damaged log or root blocks. When neither
+//! copy decodes, the image cannot be checked at all (an `Err`).
 //!
 //! [`Store::open`]: crate::store::Store::open
 
@@ -35,19 +47,29 @@ pub(super) struct Chosen {
 
 const NAMES: [&str; 2] = ["A", "B"];
 
-/// The address of copy B on a device of `size` bytes: its last whole block
-/// (where [`Store::open`](crate::store::Store::open) looks for it).
-pub(crate) fn sb_b_addr(size: u64) -> BlockAddr {
-    BlockAddr((size / BLKSZ_U64).saturating_sub(1) * BLKSZ_U64)
-}
+/// The device's last whole block (tests place copy B there).
+#[cfg(test)]
+pub(crate) use crate::store::sb_b_addr;
 
 fn owner(i: usize) -> String {
     format!("superblock {}", NAMES[i])
 }
 
-/// Read and decode one copy; also whether bytes past its checksum (which
-/// the checksum does not cover, and which are written as zeros) are not zero.
-fn read_copy(dev: &dyn Device, addr: BlockAddr) -> (Result<Superblock>, bool) {
+/// What reading one copy found besides its decoding.
+#[derive(Default)]
+struct Read {
+    /// Bytes past its checksum (not covered by it, written as zeros) are
+    /// not zero.
+    dirty: bool,
+    /// All 16 KiB are zero (never written).
+    blank: bool,
+    /// Its used bytes, by the `narena` it claims, span more than one 4 KiB
+    /// sector (so a crash may have torn it).
+    spans: bool,
+}
+
+/// Read and decode one copy.
+fn read_copy(dev: &dyn Device, addr: BlockAddr) -> (Result<Superblock>, Read) {
     let mut b = vec![0u8; BLKSZ];
     if let Err(e) = dev.read_at(&mut b, addr.0) {
         let e = Error::Io {
@@ -55,18 +77,28 @@ fn read_copy(dev: &dyn Device, addr: BlockAddr) -> (Result<Superblock>, bool) {
             off: addr.0,
             source: e,
         };
-        return (Err(e), false);
+        return (Err(e), Read::default());
     }
     let r = Superblock::decode(&b, addr);
-    let dirty = match &r {
-        Ok(sb) => {
-            let len = Superblock::encoded_len(sb.geometry.narena);
-            b.get(len..).is_some_and(|t| t.iter().any(|&x| x != 0))
-        }
-        Err(_) => false,
+    let narena = b
+        .get(16..20)
+        .and_then(|x| <[u8; 4]>::try_from(x).ok())
+        .map_or(0, u32::from_be_bytes);
+    let mut read = Read {
+        dirty: false,
+        blank: b.iter().all(|&x| x == 0),
+        spans: narena <= crate::format::superblock::MAX_ARENAS
+            && Superblock::encoded_len(narena) > SECTOR,
     };
-    (r, dirty)
+    if let Ok(sb) = &r {
+        let len = Superblock::encoded_len(sb.geometry.narena);
+        read.dirty = b.get(len..).is_some_and(|t| t.iter().any(|&x| x != 0));
+    }
+    (r, read)
 }
+
+/// The unit the media model writes atomically.
+const SECTOR: usize = 4096;
 
 /// Replay every arena and read the snapshot root; the reason the copy is
 /// unusable, if it is.
@@ -130,19 +162,21 @@ struct Tried {
 }
 
 /// Read and decode both copies. Copies that decode are returned newest
-/// first; the others' reasons by copy. `Err` when neither decodes.
+/// first; the others' reasons by copy, with what the read saw. `Err` when
+/// neither decodes.
+#[allow(clippy::type_complexity)]
 fn decode_both(
     dev: &dyn Device,
     addrs: &[BlockAddr; 2],
-    warnings: &mut Vec<Problem>,
-) -> Result<(Vec<Tried>, [Option<String>; 2])> {
+    problems: &mut Vec<Problem>,
+) -> Result<(Vec<Tried>, [Option<(String, Read)>; 2])> {
     let mut tried: Vec<Tried> = Vec::new();
-    let mut bad: [Option<String>; 2] = [None, None];
+    let mut bad: [Option<(String, Read)>; 2] = [None, None];
     let mut versions: [Option<u32>; 2] = [None, None];
     for (i, &addr) in addrs.iter().enumerate() {
-        let (r, dirty) = read_copy(dev, addr);
-        if dirty {
-            warnings.push(Problem::block(
+        let (r, read) = read_copy(dev, addr);
+        if read.dirty {
+            problems.push(Problem::block(
                 Kind::Superblock,
                 addr,
                 Role::Superblock,
@@ -157,12 +191,19 @@ fn decode_both(
                 replays: None,
                 why: None,
             }),
-            Err(Error::NotGefs { why }) => bad[i] = Some(why),
+            Err(Error::NotGefs { why }) => bad[i] = Some((why, read)),
             Err(e) => {
                 if let Error::Version { found } = e {
                     versions[i] = Some(found);
                 }
-                bad[i] = Some(e.to_string());
+                let torn = matches!(e, Error::Checksum { .. }) && read.spans;
+                bad[i] = Some((
+                    e.to_string(),
+                    Read {
+                        spans: torn,
+                        ..read
+                    },
+                ));
             }
         }
     }
@@ -173,8 +214,8 @@ fn decode_both(
         return Err(Error::NotGefs {
             why: format!(
                 "copy A: {}; copy B: {}",
-                bad[0].as_deref().unwrap_or("?"),
-                bad[1].as_deref().unwrap_or("?")
+                bad[0].as_ref().map_or("?", |b| b.0.as_str()),
+                bad[1].as_ref().map_or("?", |b| b.0.as_str())
             ),
         });
     }
@@ -214,8 +255,12 @@ pub(super) fn choose(
             why: format!("device of {} bytes is too small", dev.size()),
         });
     }
-    let addrs = [BlockAddr(0), sb_b_addr(dev.size())];
-    let (mut tried, bad) = decode_both(dev, &addrs, warnings)?;
+    let a = read_copy(dev, BlockAddr(0)).0.ok();
+    let addrs = [
+        BlockAddr(0),
+        crate::store::copy_b_addr(dev.size(), a.as_ref()),
+    ];
+    let (mut tried, bad) = decode_both(dev, &addrs, problems)?;
     let used = pick(dev, &mut tried);
     let base = used.unwrap_or(0);
     let mut copies = addrs.map(|a| CopyState {
@@ -224,19 +269,29 @@ pub(super) fn choose(
         state: "damaged".into(),
         why: String::new(),
     });
-    for (i, why) in bad.iter().enumerate() {
-        if let Some(w) = why {
-            copies[i].why = w.clone();
-            warnings.push(Problem::block(
-                Kind::Superblock,
-                addrs[i],
-                Role::Superblock,
-                owner(i),
-                format!("damaged: {w}"),
-            ));
-        }
-    }
     let base_sb = tried[base].sb.clone();
+    for (i, b) in bad.iter().enumerate() {
+        let Some((w, read)) = b else { continue };
+        copies[i].why = w.clone();
+        let (list, what) = if read.blank && i == 1 && base_sb.commit_gen == 1 {
+            copies[i].state = "unwritten".into();
+            (
+                &mut *warnings,
+                format!("never written (formatting stopped): {w}"),
+            )
+        } else if read.spans {
+            (&mut *warnings, format!("damaged or torn by a crash: {w}"))
+        } else {
+            (&mut *problems, format!("damaged: {w}"))
+        };
+        list.push(Problem::block(
+            Kind::Superblock,
+            addrs[i],
+            Role::Superblock,
+            owner(i),
+            what,
+        ));
+    }
     for t in &tried {
         let c = &mut copies[t.copy];
         c.commit_gen = Some(t.sb.commit_gen);
@@ -244,12 +299,19 @@ pub(super) fn choose(
         c.state = state.into();
         c.why = why.clone();
         if state != "ok" && used.is_some() {
-            warnings.push(Problem::block(
+            // Copy A is written first, so only copy B may lag.
+            let older = t.sb.commit_gen < base_sb.commit_gen && t.copy == 1;
+            let list = if older {
+                &mut *warnings
+            } else {
+                &mut *problems
+            };
+            list.push(Problem::block(
                 Kind::Superblock,
                 addrs[t.copy],
                 Role::Superblock,
                 owner(t.copy),
-                format!("{state}: {why}"),
+                format!("{}: {why}", if older { state } else { "damaged" }),
             ));
         }
     }
@@ -268,6 +330,7 @@ pub(super) fn choose(
                 whys.join("; "),
                 NAMES[tried[base].copy]
             ),
+            files: Vec::new(),
         });
     }
     let replays = take_replays(dev, &mut tried, base);

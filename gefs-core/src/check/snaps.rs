@@ -1,6 +1,7 @@
 //! The snapshot tree's logical contents, and what they lead to: labels must
-//! name existing snapshots, every snapshot record's tree is walked, and every
-//! deadlist chain is followed.
+//! name existing snapshots (`records.rs` checks names, links and counts),
+//! every deadlist chain is followed (`dead.rs`), and every snapshot
+//! record's tree is walked.
 //!
 //! The contents are computed from the records the walk collected, without
 //! the tree code: for each key, the leaf value comes first and the buffered
@@ -13,12 +14,11 @@ use std::collections::BTreeMap;
 use crate::format::key::{KeyView, KDLIST, KLABEL, KSNAP};
 use crate::format::msg;
 use crate::format::value::{DlistVal, LabelVal, TreeRec};
-use crate::format::BlockType;
 use crate::ids::BlockAddr;
 
+use super::records::{show_name, Label};
 use super::report::{Kind, Role};
-use super::summary::Sum;
-use super::table::{owner, Use};
+use super::table::owner;
 use super::walk::{Found, TreeSpec};
 use super::Checker;
 
@@ -67,19 +67,19 @@ impl Checker<'_> {
         out
     }
 
-    /// Check labels and snapshot records, then walk every snapshot's tree
-    /// and every deadlist.
+    /// Check labels and snapshot records, follow every deadlist, then walk
+    /// every snapshot's tree and check what the deadlists list.
     pub(super) fn snapshots(&mut self, found: Vec<Found>) {
         let finals = self.contents(found);
-        let mut labels: Vec<(String, LabelVal, BlockAddr)> = Vec::new();
-        let mut snaps: BTreeMap<u64, TreeRec> = BTreeMap::new();
+        let mut labels: Vec<Label> = Vec::new();
+        let mut snaps: BTreeMap<u64, (TreeRec, BlockAddr)> = BTreeMap::new();
         let mut dlists = Vec::new();
         for f in &finals {
             let kv = KeyView::parse(&f.key);
             let bad = |what: &str| format!("{kv}: value of {} bytes is not {what}", f.val.len());
             match (f.key.first().copied(), &kv) {
                 (Some(KLABEL), KeyView::Label { name }) => match LabelVal::decode(&f.val) {
-                    Ok(l) => labels.push((String::from_utf8_lossy(name).into(), l, f.addr)),
+                    Ok(l) => labels.push((name.to_vec(), l, f.addr)),
                     Err(_) => self.value(f.addr, bad("a label")),
                 },
                 (Some(KSNAP), KeyView::Snap { id }) => match TreeRec::decode(&f.val) {
@@ -87,33 +87,47 @@ impl Checker<'_> {
                         self.value(f.addr, format!("{kv}: record says snapshot {}", r.gen))
                     }
                     Ok(r) => {
-                        snaps.insert(*id, r);
+                        snaps.insert(*id, (r, f.addr));
                     }
                     Err(_) => self.value(f.addr, bad("a snapshot record")),
                 },
-                (Some(KDLIST), KeyView::Dlist { .. }) => match DlistVal::decode(&f.val) {
-                    Ok(d) => dlists.push((kv.to_string(), d, f.addr)),
-                    Err(_) => self.value(f.addr, bad("a deadlist")),
-                },
+                (Some(KDLIST), KeyView::Dlist { owner, birth, seq }) => {
+                    match DlistVal::decode(&f.val) {
+                        Ok(d) => dlists.push((kv.to_string(), d, f.addr, [*owner, *birth, *seq])),
+                        Err(_) => self.value(f.addr, bad("a deadlist")),
+                    }
+                }
                 _ => {}
             }
         }
         self.stats.labels = labels.len() as u64;
         self.stats.snapshots = snaps.len() as u64;
+        self.check_labels(&labels);
         for (name, l, addr) in &labels {
             if !snaps.contains_key(&l.id) {
                 let what = format!(
-                    "label {name:?} names snapshot {}, which does not exist",
+                    "label {} names snapshot {}, which does not exist",
+                    show_name(name),
                     l.id
                 );
                 self.value(*addr, what);
             }
         }
-        for (k, (id, rec)) in snaps.iter().enumerate() {
+        self.check_records(&snaps, &labels);
+        for (name, d, addr, [owner, birth, seq]) in dlists {
+            if !snaps.contains_key(&owner) {
+                let what = format!("{name}: owned by snapshot {owner}, which does not exist");
+                self.value(addr, what);
+            }
+            self.gen_in_use(birth.max(seq), addr, &name);
+            self.deadlist(&name, &d, addr, owner);
+        }
+        self.index_dead();
+        for (k, (id, (rec, _))) in snaps.iter().enumerate() {
             let names: Vec<String> = labels
                 .iter()
                 .filter(|l| l.1.id == *id)
-                .map(|l| l.0.clone())
+                .map(|l| String::from_utf8_lossy(&l.0).into_owned())
                 .collect();
             let name = match names.as_slice() {
                 [] => format!("snap {id}"),
@@ -129,96 +143,16 @@ impl Checker<'_> {
                 height: rec.ht,
                 snap_tree: false,
                 log: rec.log,
-                nodes: Some(rec.nodes),
+                nodes: (rec.nodes != TreeRec::NODES_UNKNOWN).then_some(rec.nodes),
             };
+            self.tree_owners.push((spec.owner, *id));
             let info = self.walk_tree(&spec, &mut Vec::new());
             self.trees.push(info);
         }
-        for (name, d, addr) in dlists {
-            self.deadlist(&name, &d, addr);
-        }
+        self.deadlisted_blocks(&snaps);
     }
 
     fn value(&mut self, addr: BlockAddr, what: String) {
         self.problem(Kind::Value, addr, Role::Node, SNAP_TREE, what);
     }
-
-    /// Blocks named by deadlist entries stay allocated until their list is
-    /// reclaimed: each must be allocated, and is not a leak even if no tree
-    /// reaches it any more.
-    pub(super) fn deadlisted_blocks(&mut self) {
-        let list = std::mem::take(&mut self.deadlisted);
-        for (a, at) in list {
-            let addr = BlockAddr(a);
-            let Some(arena) = self.geo.arena_of(addr) else {
-                let what = format!("entry {addr} lies outside the arenas");
-                self.problem(Kind::Pointer, at, Role::Deadlist, "deadlist", what);
-                continue;
-            };
-            let blk = addr.index();
-            let free = self.free.get(arena as usize).and_then(|f| f.as_ref());
-            if free.is_some_and(|f| f.contains(blk)) {
-                let what = format!("entry {addr} names a block that is free");
-                self.problem(Kind::ReachableFree, at, Role::Deadlist, "deadlist", what);
-                continue;
-            }
-            if let Some(e) = self.table.get_mut(blk) {
-                if e.owner == owner::NONE {
-                    e.owner = owner::DLIST;
-                    self.stats.deadlisted_blocks += 1;
-                }
-            }
-        }
-    }
-
-    /// Follow one deadlist segment from its head back to its tail.
-    fn deadlist(&mut self, name: &str, d: &DlistVal, at: BlockAddr) {
-        let owner_name = format!("deadlist {name}");
-        let mut bp = d.head;
-        let mut from = (at, Role::Node);
-        let mut want: Option<u64> = None;
-        // Each block is entered once per owner, so the walk ends; the bound
-        // is a second guard.
-        for _ in 0..=MAX_CHAIN {
-            let role = Role::Deadlist;
-            let Some(blk) =
-                self.reach(&bp, Use::Dlist, role, owner::DLIST, &owner_name, Some(from))
-            else {
-                return;
-            };
-            let c = match self.table.sums.get(&blk) {
-                Some(Sum::Chain(c)) if c.hdr.kind == BlockType::Dlist => c.clone(),
-                _ => {
-                    let what = "not a deadlist block".to_string();
-                    self.problem(Kind::Structure, bp.addr, role, &owner_name, what);
-                    return;
-                }
-            };
-            self.stats.deadlist_blocks += 1;
-            if let Some(e) = &c.defect {
-                self.problem(Kind::Structure, bp.addr, role, &owner_name, e.clone());
-            }
-            if want.is_some_and(|w| w != c.hdr.seq) {
-                let what = format!("sequence {} where {want:?} belongs", c.hdr.seq);
-                self.problem(Kind::Structure, bp.addr, role, &owner_name, what);
-                return;
-            }
-            self.deadlisted
-                .extend(c.addrs.iter().map(|&a| (a, bp.addr)));
-            if bp == d.tail {
-                return;
-            }
-            if c.hdr.seq == 0 {
-                let what = format!("chain ends here, before its tail {}", d.tail);
-                self.problem(Kind::Structure, bp.addr, role, &owner_name, what);
-                return;
-            }
-            want = Some(c.hdr.seq - 1);
-            from = (bp.addr, role);
-            bp = c.hdr.prev;
-        }
-    }
 }
-
-/// Longest deadlist chain followed.
-const MAX_CHAIN: u64 = 1 << 32;

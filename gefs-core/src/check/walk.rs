@@ -16,6 +16,7 @@ use crate::format::{Bptr, BLKSZ_U64};
 use crate::ids::BlockAddr;
 
 use super::apply::{route, Pend};
+use super::damage::Target;
 use super::files::Files;
 use super::report::{Kind, Problem, Role, TreeInfo};
 use super::summary::{NodeSum, Rec, Sum};
@@ -90,6 +91,16 @@ impl Checker<'_> {
     ) {
         self.problems
             .push(Problem::block(kind, addr, role, owner, what));
+    }
+
+    /// The problems found since `before` lost a block that held `t`: note
+    /// them, to be named once the tree's entries are known.
+    pub(super) fn lost(&mut self, before: usize, t: &Target) {
+        if self.fs {
+            for i in before..self.problems.len() {
+                self.damage.push((i, t.clone()));
+            }
+        }
     }
 
     /// Read one block the scan did not cover and enter it in the table.
@@ -189,7 +200,31 @@ impl Checker<'_> {
             self.problem(Kind::Hash, addr, role, name, what);
             return None;
         }
+        if matches!(used, Use::Node | Use::Data) {
+            self.ptr_gen(bp, from.map_or(addr, |f| f.0), name);
+            if owner >= super::table::owner::FIRST_TREE {
+                self.dead_hit(blk, owner);
+            }
+        }
         Some(blk)
+    }
+
+    /// A tree pointer's birth generation must be below `nextgen` (log
+    /// pointers carry the commit number instead, FORMAT.md Note 2).
+    fn ptr_gen(&mut self, bp: &Bptr, at: BlockAddr, name: &str) {
+        let g = bp.gen.0;
+        self.max_gen = self.max_gen.max(g);
+        if g < self.nextgen {
+            return;
+        }
+        self.gen_over += 1;
+        if self.gen_over <= super::records::GEN_REPORTS {
+            let what = format!(
+                "pointer to {} has generation {g}, not below the superblock's nextgen {}",
+                bp.addr, self.nextgen
+            );
+            self.problem(Kind::Pointer, at, Role::Node, name, what);
+        }
     }
 
     /// Walk one tree; snapshot-tree records go to `found`.
@@ -231,6 +266,7 @@ impl Checker<'_> {
         while let Some(mut v) = stack.pop() {
             seq += 1;
             let above = std::mem::take(&mut v.above);
+            let before = self.problems.len();
             match self.node(t, &v, &mut info) {
                 Some(n) => {
                     let mut w = Walking {
@@ -243,13 +279,29 @@ impl Checker<'_> {
                 }
                 None => {
                     info.damaged = true;
+                    let lost = Target::Range {
+                        lo: v.lo.clone(),
+                        hi: v.hi.clone(),
+                    };
+                    self.lost(before, &lost);
                     if !above.is_empty() {
                         self.resolve(t, v.bp.addr, None, above, &mut info, files.as_mut());
                     }
                 }
             }
         }
+        let damage = std::mem::take(&mut self.damage);
         if let Some(f) = files {
+            let prefix = match t.labels.as_slice() {
+                [] => format!("snapshot {}", t.snap),
+                l => format!("snapshot {}", l.join(", ")),
+            };
+            for (i, target) in damage {
+                let names = f.describe(&prefix, &target);
+                if let Some(p) = self.problems.get_mut(i) {
+                    p.files.extend(names);
+                }
+            }
             let found = f.finish(t.root.addr, info.damaged);
             self.problems.extend(found);
         }

@@ -83,6 +83,18 @@ impl FileDev {
         Ok(self.file.metadata()?.is_file())
     }
 
+    /// Extend a regular file to `size` bytes (sparse; its contents are
+    /// kept), made durable before returning. A file already that large is
+    /// left alone.
+    pub fn extend(&mut self, size: u64) -> io::Result<()> {
+        if size > self.size {
+            self.file.set_len(size)?;
+            self.file.sync_all()?;
+            self.size = size;
+        }
+        Ok(())
+    }
+
     /// Give a regular file a new, sparse size (its contents are discarded),
     /// made durable before returning.
     pub fn resize(&mut self, size: u64) -> io::Result<()> {

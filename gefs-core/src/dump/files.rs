@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::format::value::Xdir;
 use crate::fs::{Entry, Fs, Mount, Who, MAX_IO, OREAD};
 use crate::store::Store;
 
@@ -48,21 +49,25 @@ fn mode_text(mode: u32) -> String {
 }
 
 fn view(fs: &Fs, e: &Entry) -> StatView {
+    view_of(fs, &e.name, &e.dir)
+}
+
+fn view_of(fs: &Fs, name: &[u8], d: &Xdir) -> StatView {
     let u = fs.users();
     StatView {
-        name: if e.name.is_empty() {
+        name: if name.is_empty() {
             "/".into()
         } else {
-            String::from_utf8_lossy(&e.name).into_owned()
+            String::from_utf8_lossy(name).into_owned()
         },
-        qid: e.dir.qid_path,
-        vers: e.dir.qid_vers,
-        mode: mode_text(e.dir.mode),
-        length: e.dir.length,
-        uid: u.name_of(e.dir.uid).to_string(),
-        gid: u.group_name_of(e.dir.gid).to_string(),
-        muid: u.name_of(e.dir.muid).to_string(),
-        mtime: e.dir.mtime,
+        qid: d.qid_path,
+        vers: d.qid_vers,
+        mode: mode_text(d.mode),
+        length: d.length,
+        uid: u.name_of(d.uid).to_string(),
+        gid: u.group_name_of(d.gid).to_string(),
+        muid: u.name_of(d.muid).to_string(),
+        mtime: d.mtime,
     }
 }
 
@@ -82,7 +87,10 @@ pub fn stat(fs: &Fs, label: &str, path: &str) -> crate::fs::Result<StatView> {
     Ok(view(fs, &e))
 }
 
-/// `ls`: a directory's entries in key order (or the one entry of a file).
+/// `ls`: a directory's entries in key order (or the one entry of a file),
+/// as the listing holds them: an entry is shown from its own value, never
+/// walked to, so a damaged entry named `..` shows itself, not the
+/// directory above.
 pub fn ls(fs: &Fs, label: &str, path: &str) -> crate::fs::Result<Vec<StatView>> {
     let (m, e) = resolve(fs, label, path)?;
     if !e.is_dir() {
@@ -96,10 +104,7 @@ pub fn ls(fs: &Fs, label: &str, path: &str) -> crate::fs::Result<Vec<StatView>> 
         let batch = fs.readdir(&o, after.as_deref(), 512)?;
         let Some(last) = batch.last() else { break };
         after = Some(last.name.clone());
-        for de in batch {
-            let c = fs.walk(&m, &e, &de.name, &who)?;
-            out.push(view(fs, &c));
-        }
+        out.extend(batch.iter().map(|de| view_of(fs, &de.name, &de.dir)));
     }
     Ok(out)
 }

@@ -254,7 +254,9 @@ pub fn tree_levels(s: &Store, label: Option<&str>) -> Result<Vec<Vec<NodeLine>>>
 
 fn levels_of(s: &Store, t: TreeId) -> Result<Vec<Vec<NodeLine>>> {
     s.with_reader(t, |ctx, root| {
-        let mut levels: Vec<Vec<NodeLine>> = vec![Vec::new(); root.height as usize];
+        // The height comes from the image: bound it before sizing anything.
+        let top = usize::from(tree::root_level(root)?);
+        let mut levels: Vec<Vec<NodeLine>> = vec![Vec::new(); top + 1];
         tree::walk(ctx, root, |bp, v| {
             let depth = (root.height as usize).saturating_sub(1 + v.level() as usize);
             let first = v

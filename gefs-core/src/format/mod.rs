@@ -19,9 +19,9 @@ pub mod value;
 
 pub use bptr::Bptr;
 
-/// The on-disk format version this build writes and reads (the history is
-/// in `doc/FORMAT.md` §12; an image of any other version is refused).
-pub const FORMAT_VERSION: u32 = 2;
+/// The on-disk format version this build writes. It reads every version from 1 up to this one
+/// (FORMAT.md §3 and FORMAT.md §12: each version only added meanings its predecessors never wrote).
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Block size in bytes. Every block, data or metadata, is this big.
 pub const BLKSZ: usize = 16384;

@@ -186,6 +186,9 @@ pub struct Wstat {
     /// (every wstat bumps it). Set when messages are combined
     /// ([`Wstat::then`]).
     pub bumps: Option<u32>,
+    /// New ctime, ns: when the change happened (format version 2: a trailing u64 after the
+    /// flagged fields, with no flag bit).
+    pub ctime: Option<u64>,
 }
 
 const WS_SIZE: u8 = 1;
@@ -198,7 +201,7 @@ const WS_MUID: u8 = 64;
 const WS_BUMPS: u8 = 128;
 
 impl Wstat {
-    /// Encode: a flag byte, then the present fields in flag-bit order.
+    /// Encode: a flag byte, then the present fields in flag-bit order, then the ctime if any.
     pub fn encode(&self) -> Vec<u8> {
         let mut v = vec![0u8];
         let mut f = 0;
@@ -234,11 +237,14 @@ impl Wstat {
             f |= WS_BUMPS;
             v.put_u32(x);
         }
+        if let Some(x) = self.ctime {
+            v.put_u64(x);
+        }
         v[0] = f;
         v
     }
 
-    /// Decode; missing fields or trailing bytes are errors.
+    /// Decode; missing fields, or trailing bytes other than one u64 ctime, are errors.
     pub fn decode(b: &[u8]) -> std::result::Result<Wstat, Short> {
         let mut r = Reader::new(b);
         let f = r.u8()?;
@@ -266,6 +272,9 @@ impl Wstat {
         }
         if f & WS_BUMPS != 0 {
             w.bumps = Some(r.u32()?);
+        }
+        if r.remaining() == 8 {
+            w.ctime = Some(r.u64()?);
         }
         if r.remaining() != 0 {
             return Err(Short);
@@ -297,6 +306,9 @@ impl Wstat {
         if let Some(x) = self.muid {
             d.muid = x;
         }
+        if let Some(x) = self.ctime {
+            d.ctime = x;
+        }
         d.qid_vers = d.qid_vers.wrapping_add(self.bumps.unwrap_or(1));
     }
 
@@ -311,6 +323,7 @@ impl Wstat {
             uid: later.uid.or(self.uid),
             gid: later.gid.or(self.gid),
             muid: later.muid.or(self.muid),
+            ctime: later.ctime.or(self.ctime),
             bumps: Some(
                 self.bumps
                     .unwrap_or(1)
@@ -443,6 +456,46 @@ mod tests {
         assert_eq!(d2.muid, -1);
         assert!(Wstat::decode(&[0x80]).is_err());
         assert!(Wstat::decode(&[WS_SIZE, 1]).is_err());
+    }
+
+    #[test]
+    fn wstat_ctime_trails_the_flagged_fields() {
+        let w = Wstat {
+            mode: Some(0o644),
+            ctime: Some(77),
+            ..Wstat::default()
+        };
+        let e = w.encode();
+        assert_eq!(e.len(), 1 + 4 + 8);
+        assert_eq!(Wstat::decode(&e), Ok(w));
+        // A version-1 argument (no ctime) still decodes, and leaves ctime alone.
+        let old = Wstat {
+            mode: Some(0o600),
+            ..Wstat::default()
+        };
+        assert_eq!(old.encode().len(), 5);
+        let d = Xdir {
+            ctime: 5,
+            ..Xdir::default()
+        };
+        let out = apply(Op::Wstat, &old.encode(), Some(d.encode()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(Xdir::decode(&out).unwrap().ctime, 5);
+        let out = apply(Op::Wstat, &e, Some(d.encode())).unwrap().unwrap();
+        assert_eq!(Xdir::decode(&out).unwrap().ctime, 77);
+        // Anything but 0 or 8 trailing bytes is malformed.
+        let mut bad = e.clone();
+        bad.push(0);
+        assert!(Wstat::decode(&bad).is_err());
+        assert!(Wstat::decode(&e[..e.len() - 1]).is_err());
+        // Combining keeps the later ctime.
+        let later = Wstat {
+            ctime: Some(99),
+            ..Wstat::default()
+        };
+        assert_eq!(w.then(&later).ctime, Some(99));
+        assert_eq!(w.then(&Wstat::default()).ctime, Some(77));
     }
 
     #[test]

@@ -219,7 +219,7 @@ impl Superblock {
         if version == 0 {
             return Err(Error::corrupt(addr, "superblock version 0"));
         }
-        if version != FORMAT_VERSION {
+        if version > FORMAT_VERSION {
             return Err(Error::Version { found: version });
         }
         let blksz = r.u32().map_err(short)?;

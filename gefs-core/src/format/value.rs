@@ -12,12 +12,28 @@ pub const DMAPPEND: u32 = 0x4000_0000;
 pub const DMEXCL: u32 = 0x2000_0000;
 /// Not backed up.
 pub const DMTMP: u32 = 0x0400_0000;
+/// A symbolic link (9P2000.u): the entry's contents are the target, never followed by the
+/// file system (format version 2).
+pub const DMSYMLINK: u32 = 0x0200_0000;
+/// A named pipe, FIFO (9P2000.u; format version 2). It has no contents here.
+pub const DMNAMEDPIPE: u32 = 0x0020_0000;
+/// A Unix-domain socket (9P2000.u; format version 2). It has no contents here.
+pub const DMSOCKET: u32 = 0x0010_0000;
+/// Set user id on execution (9P2000.u; format version 2).
+pub const DMSETUID: u32 = 0x0008_0000;
+/// Set group id on execution (9P2000.u; format version 2).
+pub const DMSETGID: u32 = 0x0004_0000;
+/// Sticky (9P2000.u `DMSETVTX`; format version 2).
+pub const DMSETVTX: u32 = 0x0001_0000;
+/// The bits that say what kind of entry this is; no change may alter them.
+pub const DMKIND: u32 = DMDIR | DMSYMLINK | DMNAMEDPIPE | DMSOCKET;
 
 /// A directory entry value (`KENT`), 61 bytes. The name lives in the key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Xdir {
-    /// Reserved, 0.
-    pub flag: u64,
+    /// Last status change, ns since the epoch (format version 2; 0, "not recorded", in
+    /// entries written by version 1, where [`Xdir::change_time`] falls back to `mtime`).
+    pub ctime: u64,
     /// qid path: unique, never reused.
     pub qid_path: u64,
     /// qid version: bumped on every change.
@@ -47,7 +63,7 @@ impl Xdir {
     /// Encode.
     pub fn encode(&self) -> Vec<u8> {
         let mut v = Vec::with_capacity(Self::SIZE);
-        v.put_u64(self.flag);
+        v.put_u64(self.ctime);
         v.put_u64(self.qid_path);
         v.put_u32(self.qid_vers);
         v.put_u8(self.qid_type);
@@ -68,7 +84,7 @@ impl Xdir {
         }
         let mut r = Reader::new(b);
         Ok(Xdir {
-            flag: r.u64()?,
+            ctime: r.u64()?,
             qid_path: r.u64()?,
             qid_vers: r.u32()?,
             qid_type: r.u8()?,
@@ -86,10 +102,31 @@ impl Xdir {
     pub fn is_dir(&self) -> bool {
         self.mode & DMDIR != 0
     }
+
+    /// Whether this is a symbolic link.
+    pub fn is_symlink(&self) -> bool {
+        self.mode & DMSYMLINK != 0
+    }
+
+    /// Whether this is a named pipe or a socket: an entry with no contents of its own.
+    pub fn is_special(&self) -> bool {
+        self.mode & (DMNAMEDPIPE | DMSOCKET) != 0
+    }
+
+    /// The last status change: `ctime`, or `mtime` where it was not recorded.
+    pub fn change_time(&self) -> u64 {
+        if self.ctime == 0 {
+            self.mtime
+        } else {
+            self.ctime
+        }
+    }
 }
 
 /// A snapshot record (`KSNAP` value), 104 bytes: a tree is its root plus
-/// the messages of its message log applied on top (`mlog.rs`).
+/// the messages of its message log applied on top (`mlog.rs`). Records
+/// written before format version 3 are 72 bytes (no `log`, no `nodes`) and
+/// decode as a tree with an empty log and an unrecorded node count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TreeRec {
     /// Successors or forks that depend on this snapshot.
@@ -113,13 +150,19 @@ pub struct TreeRec {
     /// Newest block of the tree's message log (messages accepted after the
     /// tree at `root` was written, oldest first), or null when it has none.
     pub log: Bptr,
-    /// Nodes of the tree at `root` (pivots and leaves).
+    /// Nodes of the tree at `root` (pivots and leaves), or
+    /// [`TreeRec::NODES_UNKNOWN`] when not recorded.
     pub nodes: u64,
 }
 
 impl TreeRec {
     /// Encoded size.
     pub const SIZE: usize = 104;
+    /// Encoded size of a record written before format version 3.
+    pub const SIZE_V1: usize = 72;
+    /// `nodes` of a tree whose node count is not recorded (a record of
+    /// [`TreeRec::SIZE_V1`] bytes, or a tree descended from one).
+    pub const NODES_UNKNOWN: u64 = u64::MAX;
     /// "No snapshot" in `pred`/`succ`.
     pub const NONE: u64 = u64::MAX;
 
@@ -140,8 +183,15 @@ impl TreeRec {
         v
     }
 
-    /// Decode; exactly [`TreeRec::SIZE`] bytes.
+    /// Decode; exactly [`TreeRec::SIZE`] bytes, or [`TreeRec::SIZE_V1`]
+    /// (an empty log, nodes unknown).
     pub fn decode(b: &[u8]) -> Result<TreeRec, Short> {
+        if b.len() == Self::SIZE_V1 {
+            let mut v = b.to_vec();
+            v.extend_from_slice(&Bptr::NONE.to_bytes());
+            v.extend_from_slice(&Self::NODES_UNKNOWN.to_be_bytes());
+            return Self::decode(&v);
+        }
         if b.len() != Self::SIZE {
             return Err(Short);
         }

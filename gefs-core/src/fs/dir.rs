@@ -11,14 +11,14 @@ use std::ops::Bound;
 
 use super::error::{Error, Result};
 use super::file::Open;
-use super::nodes::Loc;
+use super::make::Kind;
 use super::perm::{self, READ, WRITE};
 use super::wstat::{touch, MODE_BITS};
-use super::{names, now_ns, DirEntry, Entry, Fs, Mount, Who};
+use super::{names, DirEntry, Entry, Fs, Mount, Who};
 use crate::alloc::Tier;
 use crate::format::key::{self, KeyView};
 use crate::format::msg::{Msg, Op};
-use crate::format::value::{Xdir, DMDIR};
+use crate::format::value::{Xdir, DMDIR, DMSETVTX};
 
 impl Fs {
     /// Create `name` in directory `dir` with permissions `perm` (Plan 9
@@ -39,44 +39,13 @@ impl Fs {
         if perm & !MODE_BITS != 0 {
             return Err(Error::Invalid(format!("create mode {perm:#x}")));
         }
-        let g = self.writer();
-        let (ploc, pd) = self.current(m, dir)?;
-        if !pd.is_dir() {
-            return Err(Error::NotDir);
-        }
-        if !perm::allowed(&self.users(), who, &pd, WRITE) {
-            return Err(Error::Perm);
-        }
-        let ent = key::ent(pd.qid_path, name);
-        if self.store.lookup(m.tree, &ent)?.is_some() {
-            return Err(Error::Exists);
-        }
-        let inherit = if perm & DMDIR != 0 { 0o777 } else { 0o666 };
-        let mode = perm & (!inherit | (pd.mode & inherit));
-        let now = now_ns();
-        let d = Xdir {
-            qid_path: self.store.next_qid(),
-            qid_type: (mode >> 24) as u8,
-            mode,
-            atime: now,
-            mtime: now,
-            uid: who.uid,
-            gid: pd.gid,
-            muid: who.uid,
-            ..Xdir::default()
+        let (kind, inherit) = if perm & DMDIR != 0 {
+            (Kind::Dir, 0o777)
+        } else {
+            (Kind::File, 0o666)
         };
-        let mut msgs = vec![Msg::insert(ent.clone(), d.encode())];
-        if d.is_dir() {
-            msgs.push(Msg::insert(key::up(d.qid_path), ent));
-        }
-        msgs.push(touch(&ploc, who));
-        self.store.upsert(m.tree, msgs, Tier::Normal)?;
-        let loc = Loc::at(pd.qid_path, name);
-        let reg = self
-            .nodes
-            .register(m.tree, d.qid_path, loc.clone(), self.nodes.seq());
-        drop(g);
-        let e = self.entry(reg.node, &loc, d);
+        let mode = |pd: &Xdir| perm & !DMDIR & (!inherit | (pd.mode & inherit));
+        let e = self.make_with(m, dir, name, kind, mode, None, who)?;
         self.opened(m, e, omode)
     }
 
@@ -90,8 +59,12 @@ impl Fs {
             return Err(Error::Root);
         }
         let (ploc, pd) = self.parent_of(m.tree, &loc)?;
-        if !perm::allowed(&self.users(), who, &pd, WRITE) {
+        let users = self.users();
+        if !perm::allowed(&users, who, &pd, WRITE) {
             return Err(Error::Perm);
+        }
+        if !may_unlink(who, &pd, &d) {
+            return Err(Error::NotPermitted);
         }
         if d.is_dir() && !self.dir_empty(m, d.qid_path)? {
             return Err(Error::NotEmpty);
@@ -117,7 +90,7 @@ impl Fs {
 
     /// Whether directory `q` has no entries: a scan of exactly its own
     /// `KENT` prefix.
-    fn dir_empty(&self, m: &Mount, q: u64) -> Result<bool> {
+    pub(super) fn dir_empty(&self, m: &Mount, q: u64) -> Result<bool> {
         let lo = key::ent_prefix(q);
         let hi = key::prefix_end(&lo).ok_or_else(|| Error::Invalid("directory qid".into()))?;
         let one = self
@@ -156,4 +129,11 @@ impl Fs {
         }
         Ok(out)
     }
+}
+
+/// POSIX's sticky directories: an entry of sticky directory `pd` may be
+/// removed or replaced only by its owner, the directory's owner, or the
+/// superuser. Plan 9 has no such rule.
+pub(super) fn may_unlink(who: &Who, pd: &Xdir, d: &Xdir) -> bool {
+    !who.posix || who.permissive || pd.mode & DMSETVTX == 0 || who.uid == d.uid || who.uid == pd.uid
 }

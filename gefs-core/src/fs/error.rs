@@ -1,8 +1,10 @@
 //! The file-system layer's error type.
 //!
-//! Every variant is something a 9P client can be told; [`Error::message`]
-//! gives the Plan 9 error string the server sends in `Rerror` (the
-//! reference's `error.c` wording where it has one). Engine errors pass
+//! Every variant is something a 9P client can be told: [`Error::message`]
+//! gives the string the server sends in a 9P2000 `Rerror`, [`Error::errno`]
+//! the Linux errno of a 9P2000.L `Rlerror`, and the two agree: where Linux's
+//! 9P error table (`net/9p/error.c`) has a string for a condition, the message
+//! is that string, so a Linux client derives the same errno from either. Engine errors pass
 //! through as [`Error::Store`], except the two a client must be able to tell
 //! apart — a full device and a read-only file system — which get variants of
 //! their own. Nothing here is matched by its text.
@@ -47,6 +49,12 @@ pub enum Error {
     NoUser,
     /// A malformed argument (offset overflow, unknown mode bits, ...).
     Invalid(String),
+    /// A length or write end beyond [`MAX_LEN`](super::MAX_LEN).
+    TooBig,
+    /// Not allowed whatever the permissions: writing a symbolic link, pipe or
+    /// socket; removing or replacing another user's entry in a sticky
+    /// directory (POSIX).
+    NotPermitted,
     /// An engine error: I/O, corruption, internal.
     Store(crate::Error),
 }
@@ -69,44 +77,168 @@ pub enum WstatRule {
 }
 
 impl Error {
-    /// The Plan 9 error string for an `Rerror`.
+    /// The error string for an `Rerror`. Where Linux's 9P error table (`net/9p/error.c`) has a
+    /// string for the condition, it is that string, so a Linux client derives the errno
+    /// [`Error::errno`] gives; the rest keep the reference's wording.
     pub fn message(&self) -> &'static str {
         match self {
             Error::NotFound => "directory entry not found",
-            Error::Exists => "create/wstat -- file exists",
+            Error::Exists => "file exists",
             Error::Perm => "permission denied",
             Error::NotDir => "not a directory",
-            Error::IsDir => "is a directory",
+            Error::IsDir => "Is a directory",
             Error::NotEmpty => "directory is not empty",
-            Error::NameTooLong => "name too long",
-            Error::BadName => "create/wstat -- bad character in file name",
-            Error::Gone => "phase error -- use after remove",
-            Error::Root => "cannot remove or rename the root",
-            Error::ReadOnly => "file system read only",
-            Error::NoSpace => "file system full",
-            Error::NotOpen => "file not open for this access",
+            Error::NameTooLong => "File name too long",
+            Error::BadName => "Invalid argument",
+            Error::Gone => "file has been removed",
+            Error::Root => "Device or resource busy",
+            Error::ReadOnly => "read only file system",
+            Error::NoSpace => "file system is full",
+            Error::NotOpen => "bad use of fid",
+            Error::TooBig => "file too big",
+            Error::NotPermitted => "Operation not permitted",
             Error::Wstat(r) => r.message(),
-            Error::NoUser => "user does not exist",
-            Error::Invalid(_) => "invalid argument",
-            Error::Store(e) if e.is_corruption() => "block contents corrupted",
+            Error::NoUser => "unknown user",
+            Error::Invalid(_) => "Invalid argument",
+            Error::Store(e) if e.is_corruption() => "Bad message",
             Error::Store(crate::Error::Io { .. }) => "i/o error",
-            Error::Store(_) => "internal error",
+            Error::Store(_) => "Remote I/O error",
+        }
+    }
+
+    /// The Linux errno of this error: what a 9P2000.L `Rlerror` carries, and what Linux derives
+    /// from [`Error::message`] over 9P2000. The one mapping from file-system errors to errno.
+    pub fn errno(&self) -> u32 {
+        match self {
+            Error::NotFound => errno::ENOENT,
+            Error::Exists => errno::EEXIST,
+            Error::Perm => errno::EACCES,
+            Error::NotDir => errno::ENOTDIR,
+            Error::IsDir => errno::EISDIR,
+            Error::NotEmpty => errno::ENOTEMPTY,
+            Error::NameTooLong => errno::ENAMETOOLONG,
+            Error::BadName | Error::Invalid(_) | Error::NoUser => errno::EINVAL,
+            // The .L dialect says what POSIX clients expect of a handle whose file is gone (as
+            // NFS does): the kernel then looks the path up again. Linux's 9P table has no
+            // string for ESTALE; the 9P2000 string maps to EIDRM.
+            Error::Gone => errno::ESTALE,
+            Error::Root => errno::EBUSY,
+            Error::ReadOnly => errno::EROFS,
+            Error::NoSpace => errno::ENOSPC,
+            Error::NotOpen => errno::EBADF,
+            Error::TooBig => errno::EFBIG,
+            Error::NotPermitted => errno::EPERM,
+            Error::Wstat(r) => r.errno(),
+            Error::Store(e) if e.is_corruption() => errno::EBADMSG,
+            Error::Store(crate::Error::Io { .. }) => errno::EIO,
+            Error::Store(_) => errno::EREMOTEIO,
         }
     }
 }
 
 impl WstatRule {
-    /// The Plan 9 error string.
+    /// The error string (see [`Error::message`]).
     pub fn message(self) -> &'static str {
         match self {
-            WstatRule::NotOwner => "wstat -- not owner",
-            WstatRule::NotInGroup => "wstat -- not in group",
-            WstatRule::NotPermissive => "wstat -- attempt to change owner",
-            WstatRule::DirBit => "wstat -- attempt to change directory bit",
-            WstatRule::UnknownBits => "wstat -- unknown bits in mode",
-            WstatRule::DirLength => "wstat -- attempt to change length of directory",
+            WstatRule::NotOwner => "Operation not permitted",
+            WstatRule::NotInGroup => "not a member of proposed group",
+            WstatRule::NotPermissive => "wstat prohibited",
+            WstatRule::DirBit => "wstat can't convert between files and directories",
+            WstatRule::UnknownBits => "illegal mode",
+            WstatRule::DirLength => "Is a directory",
         }
     }
+
+    /// The Linux errno (see [`Error::errno`]).
+    pub fn errno(self) -> u32 {
+        match self {
+            WstatRule::NotOwner
+            | WstatRule::NotInGroup
+            | WstatRule::NotPermissive
+            | WstatRule::DirBit => errno::EPERM,
+            WstatRule::UnknownBits => errno::EINVAL,
+            WstatRule::DirLength => errno::EISDIR,
+        }
+    }
+}
+
+/// Linux errno values, as 9P2000.L carries them (the x86/arm numbering every Linux 9P client
+/// and server uses on the wire, whatever the host).
+pub mod errno {
+    /// Operation not permitted.
+    pub const EPERM: u32 = 1;
+    /// No such file or directory.
+    pub const ENOENT: u32 = 2;
+    /// Input/output error.
+    pub const EIO: u32 = 5;
+    /// No such device or address.
+    pub const ENXIO: u32 = 6;
+    /// Bad file descriptor.
+    pub const EBADF: u32 = 9;
+    /// Resource temporarily unavailable.
+    pub const EAGAIN: u32 = 11;
+    /// Permission denied.
+    pub const EACCES: u32 = 13;
+    /// Device or resource busy.
+    pub const EBUSY: u32 = 16;
+    /// File exists.
+    pub const EEXIST: u32 = 17;
+    /// Invalid cross-device link.
+    pub const EXDEV: u32 = 18;
+    /// Not a directory.
+    pub const ENOTDIR: u32 = 20;
+    /// Is a directory.
+    pub const EISDIR: u32 = 21;
+    /// Invalid argument.
+    pub const EINVAL: u32 = 22;
+    /// Too many open files.
+    pub const EMFILE: u32 = 24;
+    /// File too large.
+    pub const EFBIG: u32 = 27;
+    /// No space left on device.
+    pub const ENOSPC: u32 = 28;
+    /// Illegal seek.
+    pub const ESPIPE: u32 = 29;
+    /// Read-only file system.
+    pub const EROFS: u32 = 30;
+    /// Too many links.
+    pub const EMLINK: u32 = 31;
+    /// Numerical result out of range.
+    pub const ERANGE: u32 = 34;
+    /// Resource deadlock avoided.
+    pub const EDEADLK: u32 = 35;
+    /// File name too long.
+    pub const ENAMETOOLONG: u32 = 36;
+    /// No locks available.
+    pub const ENOLCK: u32 = 37;
+    /// Function not implemented.
+    pub const ENOSYS: u32 = 38;
+    /// Directory not empty.
+    pub const ENOTEMPTY: u32 = 39;
+    /// Too many levels of symbolic links.
+    pub const ELOOP: u32 = 40;
+    /// Identifier removed.
+    pub const EIDRM: u32 = 43;
+    /// No data available (no such extended attribute).
+    pub const ENODATA: u32 = 61;
+    /// Protocol error.
+    pub const EPROTO: u32 = 71;
+    /// Bad message.
+    pub const EBADMSG: u32 = 74;
+    /// Value too large for defined data type.
+    pub const EOVERFLOW: u32 = 75;
+    /// Message too long.
+    pub const EMSGSIZE: u32 = 90;
+    /// Operation not supported.
+    pub const EOPNOTSUPP: u32 = 95;
+    /// Cannot send after transport endpoint shutdown.
+    pub const ESHUTDOWN: u32 = 108;
+    /// Connection refused.
+    pub const ECONNREFUSED: u32 = 111;
+    /// Stale file handle.
+    pub const ESTALE: u32 = 116;
+    /// Remote I/O error.
+    pub const EREMOTEIO: u32 = 121;
 }
 
 impl fmt::Display for Error {

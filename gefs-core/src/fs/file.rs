@@ -106,6 +106,9 @@ impl Fs {
         if d.is_dir() && want & WRITE != 0 {
             return Err(Error::IsDir);
         }
+        if (d.is_symlink() || d.is_special()) && want & WRITE != 0 {
+            return Err(Error::NotPermitted);
+        }
         if (want & WRITE != 0 || rclose) && !m.mutable {
             return Err(Error::ReadOnly);
         }
@@ -219,6 +222,10 @@ impl Fs {
                 };
                 let bp = Bptr::from_slice(&v)
                     .map_err(|_| crate::Error::corrupt(crate::BlockAddr::NONE, "data pointer"))?;
+                // A null pointer is no block (FORMAT.md §7): a hole.
+                if bp.is_none() {
+                    continue;
+                }
                 let b = ctx.read_data(&bp)?;
                 copy_overlap(&mut buf, off, b.bytes(), boff);
             }
@@ -251,7 +258,7 @@ impl Fs {
             let end = off
                 .checked_add(data.len() as u64)
                 .filter(|&e| e <= MAX_LEN)
-                .ok_or_else(|| Error::Invalid("write past the largest file".into()))?;
+                .ok_or(Error::TooBig)?;
             if end > d.length && !self.ready_to_grow(m, q, d.length, end)? {
                 drop(g);
                 self.settle(m.tree, q)?;
@@ -318,9 +325,11 @@ impl Fs {
             pos += n as u64;
             src += n;
         }
+        let now = now_ns();
         let ws = Wstat {
             size: (pos > d.length).then_some(pos),
-            mtime: Some(now_ns()),
+            mtime: Some(now),
+            ctime: Some(now),
             muid: Some(who.uid),
             ..Wstat::default()
         };
@@ -333,12 +342,15 @@ impl Fs {
         Ok(())
     }
 
-    /// The data pointer at block offset `boff` of `q`, if any.
+    /// The data pointer at block offset `boff` of `q`, if any (a null
+    /// pointer is no block).
     fn data_ptr(&self, tree: TreeId, q: u64, boff: u64) -> Result<Option<Bptr>> {
         match self.store.lookup(tree, &key::dat(q, boff))? {
-            Some(v) => Ok(Some(Bptr::from_slice(&v).map_err(|_| {
-                crate::Error::corrupt(crate::BlockAddr::NONE, "data pointer")
-            })?)),
+            Some(v) => Ok(Some(
+                Bptr::from_slice(&v)
+                    .map_err(|_| crate::Error::corrupt(crate::BlockAddr::NONE, "data pointer"))?,
+            )
+            .filter(|p| !p.is_none())),
             None => Ok(None),
         }
     }

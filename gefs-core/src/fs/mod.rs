@@ -34,9 +34,11 @@ mod clear;
 mod dir;
 pub mod error;
 mod file;
+mod make;
 pub mod names;
 mod nodes;
 mod perm;
+mod rename;
 mod walk;
 mod wstat;
 
@@ -57,8 +59,9 @@ use crate::store::{CommitInfo, Store, TreeId};
 
 pub use crate::users::{Access as Who, Users};
 pub use clear::{SweepStep, CLEAR_CHUNK};
-pub use error::{Error, Result, WstatRule};
+pub use error::{errno, Error, Result, WstatRule};
 pub use file::{Open, OpenInfo, MAX_IO, MAX_LEN, OEXEC, ORCLOSE, ORDWR, OREAD, OTRUNC, OWRITE};
+pub use make::{Kind, MAX_TARGET};
 pub use perm::{EXEC, READ, WRITE};
 pub use wstat::Changes;
 
@@ -108,6 +111,11 @@ impl Entry {
         self.dir.is_dir()
     }
 
+    /// Whether this is a symbolic link.
+    pub fn is_symlink(&self) -> bool {
+        self.dir.is_symlink()
+    }
+
     /// Whether this is the root of its tree.
     pub fn is_root(&self) -> bool {
         self.parent == self.qid.path
@@ -128,6 +136,22 @@ impl DirEntry {
     pub fn qid(&self) -> Qid {
         Qid::of(&self.dir)
     }
+}
+
+/// The file system's size and free space, for `statfs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatFs {
+    /// Block size in bytes.
+    pub bsize: u32,
+    /// Blocks on the device (every arena's).
+    pub blocks: u64,
+    /// Free blocks.
+    pub bfree: u64,
+    /// Free blocks ordinary writes may use (the reserve kept for removes and
+    /// syncs excluded).
+    pub bavail: u64,
+    /// The longest name, in bytes.
+    pub namelen: u32,
 }
 
 /// An attached tree. Clones share one hold on the store's mount of the
@@ -313,7 +337,6 @@ impl Fs {
             tree,
         });
         let loc = Loc::at(key::ROOT_PQID, b"");
-        let seen = self.nodes.seq();
         let d = self
             .xdir_at(tree, &loc)?
             .ok_or_else(|| crate::Error::NotFound(format!("root of {label}")))?;
@@ -329,8 +352,27 @@ impl Fs {
             let _g = self.writer();
             self.resume_clears(&m)?;
         }
-        let reg = self.nodes.register(tree, d.qid_path, loc.clone(), seen);
-        Ok((m, self.entry(reg.node, &loc, d)))
+        // A root never moves.
+        let node = self.nodes.register_current(tree, d.qid_path, loc.clone());
+        Ok((m, self.entry(node, &loc, d)))
+    }
+
+    /// Size and free space, from the allocator's counts.
+    pub fn statfs(&self) -> StatFs {
+        let stats = self.store.stats();
+        let (mut blocks, mut bfree, mut bavail) = (0u64, 0u64, 0u64);
+        for a in &stats.arenas {
+            blocks += a.blocks;
+            bfree += a.free;
+            bavail += a.free.saturating_sub(a.reserve);
+        }
+        StatFs {
+            bsize: crate::format::BLKSZ as u32,
+            blocks,
+            bfree,
+            bavail,
+            namelen: names::MAX_NAME as u32,
+        }
     }
 
     /// Finish every queued clear, then commit: everything done so far is

@@ -145,15 +145,11 @@ impl Fs {
                 let cd = self.xdir_at(m.tree, &cloc)?.ok_or(Error::NotFound)?;
                 (cloc, cd)
             };
-            let reg = self.nodes.register(m.tree, cd.qid_path, cloc.clone(), seen);
-            if reg.recheck {
-                // A rename or remove ran since the lookup: confirm the key.
-                match self.xdir_at(m.tree, &cloc)? {
-                    Some(x) if x.qid_path == cd.qid_path => {}
-                    _ => continue,
-                }
+            // `None`: the entry moved or went since the lookup, which may be
+            // stale; look again rather than publish a stale location.
+            if let Some(node) = self.nodes.register(m.tree, cd.qid_path, cloc.clone(), seen) {
+                return Ok(self.found(node, &cloc, cd));
             }
-            return Ok(self.found(reg.node, &cloc, cd));
         }
         Err(Error::NotFound)
     }

@@ -5,13 +5,18 @@
 //! alone and needs no permission. A rename needs a valid name not yet in
 //! the directory and write permission on the parent, and never applies to a
 //! root; the length needs write permission on the file and is not a
-//! directory's to change; mode and mtime need the owner, the leader of the
-//! file's group, or a permissive requester; DMDIR cannot change and only
-//! DIR, APPEND, EXCL, TMP and 0777 bits are allowed; the owner changes only
-//! for a permissive requester; the group for a permissive requester, the
-//! owner when a member of the new group, or the leader of both groups. New
-//! owners and groups must be in the users table. muid becomes the requester.
-//! A length change sets mtime to now unless the request gives one (the
+//! directory's (nor a symbolic link's, pipe's or socket's) to change; mode
+//! and times need the owner, the leader of the file's group, or a permissive
+//! requester (POSIX: the owner or the superuser; times set to now also
+//! anyone who may write); the kind bits (DMDIR, DMSYMLINK, DMNAMEDPIPE,
+//! DMSOCKET) cannot change, and only DIR, APPEND, EXCL, TMP and 0777 bits
+//! are allowed (POSIX adds set-user-id, set-group-id and sticky, and a
+//! set-group-id bit the owner may not give, not being in the file's group,
+//! is dropped as POSIX says); the owner changes only for a permissive
+//! requester; the group for a permissive requester, the owner when a member
+//! of the new group, or (Plan 9) the leader of both groups. New owners and
+//! groups must be in the users table. muid becomes the requester, ctime
+//! now. A length change sets mtime to now unless the request gives one (the
 //! reference leaves it, defect #30).
 //!
 //! A rename writes the entry under its new key (`Clobber` old, `Insert`
@@ -25,8 +30,9 @@ use super::{names, now_ns, Entry, Fs, Mount, Who};
 use crate::alloc::Tier;
 use crate::format::key;
 use crate::format::msg::{Msg, Op, Wstat};
-use crate::format::value::{Xdir, DMDIR};
+use crate::format::value::{Xdir, DMKIND, DMSETGID};
 use crate::format::BLKSZ_U64;
+use crate::users::POSIX_MODE_BITS;
 
 /// Mode bits a wstat or create may set.
 pub const MODE_BITS: u32 = crate::users::WSTAT_MODE_BITS;
@@ -42,6 +48,11 @@ pub struct Changes {
     pub length: Option<u64>,
     /// New mtime, ns.
     pub mtime: Option<u64>,
+    /// New atime, ns.
+    pub atime: Option<u64>,
+    /// The times given are the current time (POSIX `utimes(NULL)`): write
+    /// permission suffices to set them.
+    pub times_now: bool,
     /// New owner id.
     pub uid: Option<i32>,
     /// New group id.
@@ -160,6 +171,7 @@ impl Fs {
         let mut p = Plan {
             ws: Wstat {
                 muid: Some(who.uid),
+                ctime: Some(now_ns()),
                 ..Wstat::default()
             },
             rename: None,
@@ -177,22 +189,41 @@ impl Fs {
         }
         let chmod = check && !perm::may_chmod(&users, who, d);
         if let Some(md) = c.mode.filter(|&md| md != d.mode) {
-            if (md ^ d.mode) & DMDIR != 0 {
+            if (md ^ d.mode) & DMKIND != 0 {
                 return Err(Error::Wstat(WstatRule::DirBit));
             }
-            if md & !MODE_BITS != 0 {
+            // A Plan 9 requester may keep, but not add, the POSIX bits.
+            let bits = if who.posix {
+                MODE_BITS | POSIX_MODE_BITS | DMKIND
+            } else {
+                MODE_BITS | DMKIND | (d.mode & POSIX_MODE_BITS)
+            };
+            if md & !bits != 0 {
                 return Err(Error::Wstat(WstatRule::UnknownBits));
             }
             if chmod {
                 return Err(Error::Wstat(WstatRule::NotOwner));
             }
-            p.ws.mode = Some(md);
+            let keep_sgid = !who.posix
+                || who.permissive
+                || d.is_dir()
+                || users.is_member(who.uid, c.gid.unwrap_or(d.gid));
+            p.ws.mode = Some(if keep_sgid { md } else { md & !DMSETGID });
         }
+        // Times: the owner's to set, or (set to now) anyone's who may write.
+        let may_touch =
+            || !chmod || (c.times_now && who.posix && perm::allowed(&users, who, d, WRITE));
         if let Some(t) = c.mtime.filter(|&t| t != d.mtime) {
-            if chmod {
+            if !may_touch() {
                 return Err(Error::Wstat(WstatRule::NotOwner));
             }
             p.ws.mtime = Some(t);
+        }
+        if let Some(t) = c.atime.filter(|&t| t != d.atime) {
+            if !may_touch() {
+                return Err(Error::Wstat(WstatRule::NotOwner));
+            }
+            p.ws.atime = Some(t);
         }
         self.plan_owner(d, c, who, check, &mut p.ws)?;
         Ok(p)
@@ -260,8 +291,11 @@ fn plan_length(d: &Xdir, l: u64, p: &mut Plan) -> Result<()> {
     if d.is_dir() {
         return Err(Error::Wstat(WstatRule::DirLength));
     }
+    if d.is_symlink() || d.is_special() {
+        return Err(Error::NotPermitted);
+    }
     if l > super::MAX_LEN {
-        return Err(Error::Invalid(format!("length {l}")));
+        return Err(Error::TooBig);
     }
     p.ws.size = Some(l);
     p.ws.mtime = Some(now_ns());
@@ -282,12 +316,14 @@ pub(super) fn wstat_msg(key: Vec<u8>, ws: &Wstat) -> Msg {
     }
 }
 
-/// Touch directory `ploc`: mtime = now, muid = `who` (and vers + 1).
+/// Touch directory `ploc`: mtime = ctime = now, muid = `who` (and vers + 1).
 pub(super) fn touch(ploc: &Loc, who: &Who) -> Msg {
+    let now = now_ns();
     wstat_msg(
         key::ent(ploc.pqid, &ploc.name),
         &Wstat {
-            mtime: Some(now_ns()),
+            mtime: Some(now),
+            ctime: Some(now),
             muid: Some(who.uid),
             ..Wstat::default()
         },

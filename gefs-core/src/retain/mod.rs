@@ -188,6 +188,30 @@ impl Schedule {
     pub fn is_empty(&self) -> bool {
         self.slots().next().is_none()
     }
+
+    /// In words: "a snapshot every minute (the last 60 kept), every 2 hours
+    /// (the last 24 kept), every day (all kept)", or "no automatic
+    /// snapshots".
+    pub fn describe(&self) -> String {
+        let items: Vec<String> = self
+            .slots()
+            .map(|s| {
+                let every = match s.every {
+                    1 => format!("every {}", s.unit.name()),
+                    n => format!("every {n} {}s", s.unit.name()),
+                };
+                match s.keep {
+                    0 => format!("{every} (all kept)"),
+                    n => format!("{every} (the last {n} kept)"),
+                }
+            })
+            .collect();
+        if items.is_empty() {
+            "no automatic snapshots".into()
+        } else {
+            format!("a snapshot {}", items.join(", "))
+        }
+    }
 }
 
 impl Default for Schedule {

@@ -104,6 +104,14 @@ impl Store {
         self.write_raw(&img[..], 0)?;
         self.flush()?;
         self.write_raw(&img[..], self.geo.sb_b().0)?;
+        // On a device larger than the image (grown since, or a grow cut
+        // short), copy B also goes to the device's last block: that is where
+        // readers look when copy A does not decode, so it must never hold a
+        // stale commit (`grow.rs`).
+        let end = super::open::sb_b_addr(self.dev.size());
+        if end != self.geo.sb_b() {
+            self.write_raw(&img[..], end.0)?;
+        }
         self.flush()?;
         m.commit_gen = gen;
         for (t, w) in m.trees.iter_mut().zip(wgens) {

@@ -24,7 +24,7 @@ use crate::format::key::{self, KeyView};
 use crate::format::log::{decode_addrs, payload, LogHeader};
 use crate::format::msg::Msg;
 use crate::format::value::DlistVal;
-use crate::format::{BlockType, Bptr, LOGSPC};
+use crate::format::{BlockType, Bptr, BLKSZ_U64, LOGSPC};
 use crate::ids::{BlockAddr, Gen};
 
 /// Addresses per deadlist block.
@@ -132,12 +132,14 @@ impl Store {
     /// The addresses a segment lists, and its own chain (each block verified).
     pub fn read_segment(&self, seg: &Segment) -> Result<(Vec<BlockAddr>, Vec<Bptr>)> {
         let mut addrs = Vec::new();
-        let mut chain = Vec::new();
+        let mut chain: Vec<Bptr> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         let mut at = seg.val.head;
-        let mut guard = 0u64;
+        // A chain is at most as long as the image has blocks, and visits
+        // each block once; its sequence numbers count down to 0 at the tail.
+        let mut want: Option<u64> = None;
         while !at.is_none() {
-            guard += 1;
-            if guard > self.geo.dev_size / crate::format::BLKSZ_U64 {
+            if !seen.insert(at.addr) || chain.len() as u64 >= self.geo.dev_size / BLKSZ_U64 {
                 return Err(Error::corrupt(at.addr, "deadlist chain does not end"));
             }
             let b = self.read_block(&at, false)?;
@@ -145,6 +147,10 @@ impl Store {
             if h.kind != BlockType::Dlist {
                 return Err(Error::corrupt(at.addr, "not a deadlist block"));
             }
+            if want.is_some_and(|w| w != h.seq) {
+                return Err(Error::corrupt(at.addr, "deadlist chain out of sequence"));
+            }
+            want = h.seq.checked_sub(1);
             let a = decode_addrs(payload(b.bytes(), &h)).map_err(|e| Error::corrupt(at.addr, e))?;
             addrs.extend(a.into_iter().map(BlockAddr));
             chain.push(at);

@@ -66,6 +66,19 @@ impl Store {
         gen: Gen,
         build: impl FnOnce(&mut [u8; BLKSZ]) -> Result<R>,
     ) -> Result<(Bptr, Block<'_>, R)> {
+        self.alloc_block(kind, tier, gen, false, build)
+    }
+
+    /// [`Store::new_block`], the buffer zeroed first when `zero` (unless the
+    /// cache knows it holds only zeros).
+    fn alloc_block<R>(
+        &self,
+        kind: Kind,
+        tier: Tier,
+        gen: Gen,
+        zero: bool,
+        build: impl FnOnce(&mut [u8; BLKSZ]) -> Result<R>,
+    ) -> Result<(Bptr, Block<'_>, R)> {
         self.writable()?;
         self.allocs.fetch_add(1, Ordering::Relaxed);
         let addr = self.alloc.alloc(kind, tier)?;
@@ -82,6 +95,9 @@ impl Store {
                 return Err(e);
             }
         };
+        if zero && !b.is_zeroed() {
+            b.buf_mut().fill(0);
+        }
         let r = match build(b.buf_mut()) {
             Ok(r) => r,
             Err(e) => {
@@ -105,10 +121,7 @@ impl Store {
         gen: Gen,
         build: impl FnOnce(&mut [u8; BLKSZ]) -> Result<R>,
     ) -> Result<(Bptr, Block<'_>, R)> {
-        self.new_block(kind, tier, gen, |buf| {
-            buf.fill(0);
-            build(buf)
-        })
+        self.alloc_block(kind, tier, gen, true, build)
     }
 
     /// Give back a block nobody ever saw.

@@ -32,11 +32,13 @@ mod commit;
 mod ctx;
 mod deadlist;
 mod format;
+mod grow;
 mod io;
 mod msglog;
 mod open;
 mod reclaim;
 mod snap;
+mod space;
 mod wbuf;
 
 use wbuf::Buffered;
@@ -62,14 +64,19 @@ use crate::tree::{self, Root};
 pub use commit::CommitInfo;
 pub use deadlist::Segment;
 pub use format::{default_users, valid_user, FormatOpts};
-pub use open::{read_superblock, sb_b_addr, SbChoice, SbCopy};
+pub use grow::{grow_geometry, Grown};
+pub use open::{copy_b_addr, read_superblock, sb_b_addr, SbChoice, SbCopy};
 use reclaim::Deferred;
+pub use reclaim::PinnedCommit;
 pub use snap::{valid_label, LabelInfo, RESERVED};
+pub use space::{LabelSpace, Space};
 
 /// How to open a store.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Bytes of block cache (rounded down to whole 16 KiB buffers).
+    /// Bytes of block cache (rounded down to whole 16 KiB buffers; no more
+    /// than the image's size, but at least 16 MiB). Memory is reserved at
+    /// open and backed only as blocks are cached.
     pub cache_bytes: usize,
     /// Refuse every change; nothing is ever written to the device.
     pub read_only: bool,
@@ -255,6 +262,9 @@ pub struct Store {
     /// commit makes a block's allocation durable without the key that
     /// references it.
     ops: RwLock<()>,
+    /// Durable frees held back from reuse while a commit is pinned
+    /// ([`Store::pin_commit`], `reclaim.rs`).
+    held: Mutex<reclaim::Held>,
 }
 
 /// An operation in progress, from [`Store::begin_op`]: commits wait for it.
@@ -421,6 +431,15 @@ impl Store {
             bp: rec.root,
             height: rec.ht,
         };
+        if rec.ht == 0 || rec.ht > crate::format::superblock::MAX_HEIGHT || rec.root.is_none() {
+            return Err(Error::corrupt(
+                snap_addr,
+                format!(
+                    "snapshot record {} of label {label}: tree height {} or root {} out of range",
+                    lv.id, rec.ht, rec.root.addr
+                ),
+            ));
+        }
         // The tree is its root with its message log on top.
         let (log, run) = self.replay(&rec.log)?;
         let mut wbuf = wbuf::WriteBuf::default();
@@ -557,7 +576,9 @@ impl Store {
         let killed = ctx.finish()?;
         let ts = m.tree_mut(t)?;
         ts.root = a.root;
-        ts.nodes = ts.nodes.saturating_add_signed(a.nodes);
+        if ts.nodes != TreeRec::NODES_UNKNOWN {
+            ts.nodes = ts.nodes.saturating_add_signed(a.nodes);
+        }
         ts.dirty = true;
         if with_buffer {
             ts.wbuf = Default::default();
@@ -738,6 +759,8 @@ pub type Value<'s> = tree::Found<Block<'s>>;
 
 #[cfg(test)]
 mod snap_tests;
+#[cfg(test)]
+mod space_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -61,6 +61,18 @@ pub fn sb_b_addr(size: u64) -> BlockAddr {
     BlockAddr((size / BLKSZ_U64).saturating_sub(1) * BLKSZ_U64)
 }
 
+/// Where readers look for copy B on a device of `size` bytes whose copy A
+/// decoded as `a`: the last block of the space copy A describes, which is
+/// the device's last block unless the device has grown since (a grow not
+/// yet made, or cut short); the device's last block if copy A does not
+/// decode or does not fit.
+pub fn copy_b_addr(size: u64, a: Option<&Superblock>) -> BlockAddr {
+    match a {
+        Some(sb) if sb.geometry.dev_size <= size => sb.geometry.sb_b(),
+        _ => sb_b_addr(size),
+    }
+}
+
 impl Store {
     /// Open the store on `dev`.
     pub fn open(dev: Arc<dyn Device>, cfg: &Config) -> Result<Store> {
@@ -72,10 +84,7 @@ impl Store {
         let a = read_superblock(&*dev, BlockAddr(0));
         // Copy B is the last block of the space copy A describes (which is
         // the device's last block unless the device has grown since).
-        let b_at = match &a {
-            Ok(sb) if sb.geometry.dev_size <= dev.size() => sb.geometry.sb_b(),
-            _ => sb_b_addr(dev.size()),
-        };
+        let b_at = copy_b_addr(dev.size(), a.as_ref().ok());
         let b = read_superblock(&*dev, b_at);
         let mut copies = [describe(&a), describe(&b)];
         let mut order: Vec<(usize, Superblock)> = [a, b]
@@ -152,7 +161,7 @@ impl Store {
         Store {
             dev,
             geo,
-            cache: Cache::new(cfg.cache_bytes),
+            cache: Cache::new(cache_for(cfg.cache_bytes, geo.dev_size)),
             alloc,
             epochs: Epochs::new(),
             read_only: cfg.read_only,
@@ -174,6 +183,7 @@ impl Store {
             allocs: AtomicU64::new(1),
             headroom: Mutex::new((0, 0)),
             ops: RwLock::new(()),
+            held: Mutex::new(super::reclaim::Held::default()),
         }
     }
 }
@@ -213,4 +223,13 @@ fn describe(r: &Result<Superblock>) -> SbCopy {
         Ok(sb) => SbCopy::Valid(sb.commit_gen),
         Err(e) => SbCopy::Bad(e.to_string()),
     }
+}
+
+/// The cache a store gets when `asked` bytes are configured for an image of
+/// `dev_size` bytes: never more than the image can hold (a larger one would
+/// only reserve memory no block can use), but at least 16 MiB so that a tiny
+/// image keeps room for its working set.
+pub(crate) fn cache_for(asked: usize, dev_size: u64) -> usize {
+    let image = usize::try_from(dev_size).unwrap_or(usize::MAX);
+    asked.min(image.max(16 << 20))
 }

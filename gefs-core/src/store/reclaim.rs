@@ -16,7 +16,19 @@
 //! that commit is durable (`commit.rs`). Either way reuse happens in
 //! [`Store::collect`], which takes the writeback lock first so that no
 //! write of a block's old contents can still be in flight.
+//!
+//! **Pinning a commit** ([`Store::pin_commit`]): while a [`PinnedCommit`]
+//! lives, the durable frees of every later commit are parked instead of
+//! deferred, so nothing the pinned commit reaches is reused, and the device
+//! keeps holding that commit's blocks unchanged (only commits write the
+//! superblocks, which the pin captures, and new blocks go only to addresses
+//! free in the allocator, which parked blocks are not). Commits, writes and
+//! the reuse of blocks no commit saw carry on; when the last pin goes, the
+//! parked frees are deferred through the epochs as usual. The cost is
+//! space: what commits free meanwhile is reusable only afterwards. The
+//! online check reads a pinned commit (`check::check_pinned`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::Store;
@@ -27,6 +39,56 @@ use crate::ids::{BlockAddr, Gen};
 
 /// Advances attempted after each change.
 const ADVANCES: usize = 3;
+
+/// Durable frees parked while commits are pinned.
+#[derive(Debug, Default)]
+pub(crate) struct Held {
+    /// Live pins.
+    pins: usize,
+    /// Frees of commits made while pinned.
+    parked: Vec<BlockAddr>,
+}
+
+/// A commit whose blocks stay unchanged on the device while this lives
+/// ([`Store::pin_commit`]), with its superblock copies as they were on the
+/// device when it was pinned.
+pub struct PinnedCommit<'s> {
+    store: &'s Store,
+    /// Copy A (block 0) and copy B (the device's last block): where each
+    /// was read, and its bytes.
+    pub superblocks: [(u64, Box<[u8]>); 2],
+    /// The commit's sequence number.
+    pub commit_gen: u64,
+}
+
+impl std::fmt::Debug for PinnedCommit<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PinnedCommit")
+            .field("commit_gen", &self.commit_gen)
+            .finish()
+    }
+}
+
+impl PinnedCommit<'_> {
+    /// The store's device.
+    pub fn device(&self) -> &Arc<dyn crate::device::Device> {
+        self.store.device()
+    }
+}
+
+impl Drop for PinnedCommit<'_> {
+    fn drop(&mut self) {
+        let parked = {
+            let mut h = self.store.held.lock();
+            h.pins -= 1;
+            if h.pins > 0 {
+                return;
+            }
+            std::mem::take(&mut h.parked)
+        };
+        self.store.defer_durable(parked);
+    }
+}
 
 /// What the epochs hold until readers are gone.
 #[derive(Debug)]
@@ -60,11 +122,51 @@ impl Store {
         }
     }
 
-    /// Durable frees of a commit that just completed.
+    /// Durable frees of a commit that just completed (parked while a commit
+    /// is pinned).
     pub(crate) fn defer_durable(&self, addrs: Vec<BlockAddr>) {
-        if !addrs.is_empty() {
-            self.epochs.defer(Deferred::Durable(addrs));
+        if addrs.is_empty() {
+            return;
         }
+        {
+            let mut h = self.held.lock();
+            if h.pins > 0 {
+                h.parked.extend(addrs);
+                return;
+            }
+        }
+        self.epochs.defer(Deferred::Durable(addrs));
+    }
+
+    /// Pin the last commit: until the returned guard drops, no block it
+    /// reaches is reused or overwritten, while commits and writes go on.
+    /// Takes the mutation lock briefly, so that no commit is under way
+    /// while the superblock copies are read.
+    pub fn pin_commit(&self) -> Result<PinnedCommit<'_>> {
+        let m = self.mutlk.lock();
+        self.held.lock().pins += 1;
+        // From here the guard owns the pin, even if a read below fails.
+        let mut pin = PinnedCommit {
+            store: self,
+            superblocks: [(0, Box::default()), (0, Box::default())],
+            commit_gen: m.commit_gen,
+        };
+        let mut copy_a = vec![0u8; crate::format::BLKSZ];
+        let a = self.dev.read_at(&mut copy_a, 0).ok().and_then(|()| {
+            crate::format::superblock::Superblock::decode(&copy_a, BlockAddr(0)).ok()
+        });
+        let b = super::open::copy_b_addr(self.dev.size(), a.as_ref());
+        for (i, at) in [0, b.0].into_iter().enumerate() {
+            let mut buf = vec![0u8; crate::format::BLKSZ].into_boxed_slice();
+            self.dev.read_at(&mut buf, at).map_err(|source| Error::Io {
+                op: crate::error::IoOp::Read,
+                off: at,
+                source,
+            })?;
+            pin.superblocks[i] = (at, buf);
+        }
+        drop(m);
+        Ok(pin)
     }
 
     /// Reuse whatever readers have left behind. Never waits for readers,

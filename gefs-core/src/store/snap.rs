@@ -127,25 +127,31 @@ impl Store {
         }
     }
 
-    /// Every label and the record it names.
+    /// Every label and the record it names. A name that is not UTF-8 (only
+    /// a damaged image has one) is shown lossily.
+    ///
+    /// Each batch resumes after the raw key the previous one ended on, and
+    /// a scan returns strictly ascending keys, so the loop ends after at
+    /// most one pass over the labels.
     pub fn labels(&self) -> Result<Vec<LabelInfo>> {
         let lo = [key::KLABEL];
         let hi = [key::KLABEL + 1];
         let mut out: Vec<LabelInfo> = Vec::new();
+        let mut last: Option<Vec<u8>> = None;
         loop {
-            let last = out.last().map(|l| key::label(l.name.as_bytes()));
             let from = match &last {
                 Some(k) => Bound::Excluded(&k[..]),
                 None => Bound::Included(&lo[..]),
             };
             let batch = self.scan(TreeId::SNAP, from, Bound::Excluded(&hi[..]), 512)?;
-            if batch.is_empty() {
+            let Some((k, _)) = batch.last() else {
                 return Ok(out);
-            }
+            };
+            last = Some(k.clone());
             for (k, v) in batch {
                 let lv = LabelVal::decode(&v).map_err(|_| self.snap_corrupt("label"))?;
                 out.push(LabelInfo {
-                    name: String::from_utf8_lossy(&k[1..]).into_owned(),
+                    name: String::from_utf8_lossy(k.get(1..).unwrap_or_default()).into_owned(),
                     id: lv.id,
                     mutable: lv.is_mutable(),
                 });
@@ -311,8 +317,14 @@ impl Store {
             ..r
         };
         self.rec_put(&mut b, r);
+        // Deleting a fork releases its origin, which may go too: follow the
+        // `base` chain, each record at most once (a damaged image may hold
+        // a cycle).
         let mut next = Some(r.gen);
         while let Some(id) = next.take() {
+            if b.gone.contains(&id) {
+                return Err(self.snap_corrupt("snapshot record (base chain cycle)"));
+            }
             let r = self.record(&b, id)?;
             if r.nlbl == 0 && r.nref == 0 && Self::holders(&m, id) == 0 {
                 next = self.delete_record(&m, &mut b, r)?;

@@ -165,14 +165,18 @@ fn mem_of(msgs: &[Msg]) -> usize {
 /// most 4 blocks per message and level, and at most 4 per node of the tree
 /// plus the nodes the new content needs (leaves at least half full, and
 /// their parents) — plus a new root level. Deliberately generous: when
-/// space is that tight, upserts are simply applied at once.
+/// space is that tight, upserts are simply applied at once. An unknown node
+/// count (`TreeRec::NODES_UNKNOWN`) leaves only the per-message bound.
 pub(super) fn drain_bound(n: usize, bytes: usize, h: u32, nodes: u64) -> u64 {
     if n == 0 {
         return 0;
     }
     let per_msg = 4 * n as u64 * (u64::from(h) + 1);
     let grow = (2 * bytes as u64).div_ceil(LEAFSPC as u64);
-    let per_node = 4 * (nodes + u64::from(h) + 1 + 2 * grow);
+    let per_node = nodes
+        .saturating_add(u64::from(h) + 1)
+        .saturating_add(grow.saturating_mul(2))
+        .saturating_mul(4);
     per_msg.min(per_node) + 16
 }
 

@@ -69,6 +69,7 @@ pub use lookup::{lookup, lookup_ref, Found};
 pub use owned::owned_data_ptrs;
 pub use scan::{scan, scan_with};
 pub use store::NodeStore;
+pub use tx::root_level;
 pub use upsert::{apply, upsert, validate, Applied};
 pub use walk::{data_ptrs, walk};
 

@@ -35,7 +35,12 @@ pub fn owned_data_ptrs<S: NodeStore>(
 ) -> Result<()> {
     // (node, level, messages from ancestors routed here, oldest first)
     let mut stack: Vec<(Bptr, u16, Vec<Pending>)> = vec![(root.bp, root_level(root)?, Vec::new())];
+    // Every node has one parent: a second visit is damage, never repeated.
+    let mut seen = std::collections::HashSet::new();
     while let Some((bp, level, above)) = stack.pop() {
+        if !seen.insert(bp.addr) {
+            return Err(Error::corrupt(bp.addr, "node reached twice in one tree"));
+        }
         let r = read_node(s, &bp, level)?;
         let v = view(&r, bp.addr)?;
         let bad = |e: String| Error::corrupt(bp.addr, e);

@@ -17,10 +17,16 @@
 //! next leaf.
 //!
 //! Invariants kept here: descent is bounded by the root's height and every
-//! level is checked; nothing is pinned between calls (each call re-enters
-//! from the root it is given, so a caller resumes by passing the last key it
-//! got as an excluded start); nothing is modified or freed.
+//! level is checked; one call loads each node at most once (a node reached
+//! twice is [`Error::Corrupt`]: a damaged pivot naming one child twice would
+//! otherwise repeat a subtree, and a chain of such pivots multiply the
+//! work); the entries visited strictly ascend and lie after the start (an
+//! entry that does not is corruption), so a caller resuming from the last
+//! key it got always makes progress; nothing is pinned between calls (each
+//! call re-enters from the root it is given, so a caller resumes by passing
+//! the last key it got as an excluded start); nothing is modified or freed.
 
+use std::collections::HashSet;
 use std::ops::Bound;
 
 use crate::error::{Error, Result};
@@ -84,17 +90,43 @@ pub fn scan_with<S: NodeStore>(
         hi: None,
         pending: pending::Cursor::new(s.pending(), start),
         front: None,
+        loaded: HashSet::new(),
     };
     c.load(0, root.bp, start)?;
     c.frontier()?;
+    // The last key visited (one buffer, reused).
+    let mut prev: Option<Vec<u8>> = None;
+    let mut visit = |k: &[u8], v: &[u8]| {
+        ascending(root, start, prev.as_deref(), k)?;
+        let p = prev.get_or_insert_with(Vec::new);
+        p.clear();
+        p.extend_from_slice(k);
+        f(k, v)
+    };
     let mut n = 0;
     while n < limit {
-        let Some(done) = c.step(skip, &mut f)? else {
+        let Some(done) = c.step(skip, &mut visit)? else {
             break;
         };
         n += usize::from(done);
     }
     Ok(n)
+}
+
+/// An entry about to be visited must come after the start and after the
+/// previous entry; a tree whose keys are out of place breaks this.
+fn ascending(root: &Root, start: Option<&[u8]>, prev: Option<&[u8]>, k: &[u8]) -> Result<()> {
+    let after_prev = prev.is_none_or(|p| p < k);
+    if after_prev && start.is_none_or(|s| s <= k) {
+        return Ok(());
+    }
+    Err(Error::corrupt(
+        root.bp.addr,
+        format!(
+            "scan met key {} out of order (a node below holds keys outside its range)",
+            crate::format::key::KeyView::parse(k)
+        ),
+    ))
 }
 
 fn empty_range(from: Bound<&[u8]>, to: Bound<&[u8]>) -> bool {
@@ -136,6 +168,8 @@ struct Cursor<'a, S: NodeStore> {
     pending: pending::Cursor<'a>,
     /// The smallest unconsumed message key (pivots and pending runs).
     front: Option<Vec<u8>>,
+    /// Every node loaded by this scan.
+    loaded: HashSet<BlockAddr>,
 }
 
 impl<S: NodeStore> Cursor<'_, S> {
@@ -156,6 +190,9 @@ impl<S: NodeStore> Cursor<'_, S> {
                 .ok()
                 .and_then(|d| self.top.checked_sub(d))
                 .ok_or_else(|| Error::corrupt(bp.addr, "tree deeper than its height"))?;
+            if !self.loaded.insert(bp.addr) {
+                return Err(Error::corrupt(bp.addr, "node reached twice in one tree"));
+            }
             let node = read_node(self.s, &bp, level)?;
             let v = view(&node, bp.addr)?;
             let bad = |e: String| Error::corrupt(bp.addr, e);

@@ -22,7 +22,7 @@ use super::store::NodeStore;
 use super::Root;
 
 /// Check a root's height and return the level its node must have.
-pub(crate) fn root_level(root: &Root) -> Result<u16> {
+pub fn root_level(root: &Root) -> Result<u16> {
     if root.height == 0 || root.height > MAX_HEIGHT {
         return Err(Error::corrupt(
             root.bp.addr,

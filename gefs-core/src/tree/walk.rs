@@ -2,9 +2,10 @@
 //!
 //! Invariants kept here: the walk is depth-first, left to right, pre-order;
 //! its depth is bounded by the root's height and each child's level is
-//! checked against its parent's, so a damaged tree cannot make it loop or
-//! recurse without bound. Every undecodable record is an error naming its
-//! block.
+//! checked against its parent's, and a node reached twice is an error (in a
+//! tree every node has one parent), so a damaged tree cannot make it loop,
+//! recurse or repeat work without bound: it visits each block of the image
+//! at most once. Every undecodable record is an error naming its block.
 
 use crate::error::{Error, Result};
 use crate::format::key::KDAT;
@@ -27,7 +28,11 @@ pub fn walk<S: NodeStore>(
     mut visit: impl FnMut(&Bptr, &NodeView<'_>) -> Result<()>,
 ) -> Result<()> {
     let mut stack = vec![(root.bp, root_level(root)?)];
+    let mut seen = std::collections::HashSet::new();
     while let Some((bp, level)) = stack.pop() {
+        if !seen.insert(bp.addr) {
+            return Err(Error::corrupt(bp.addr, "node reached twice in one tree"));
+        }
         let r = read_node(s, &bp, level)?;
         let v = view(&r, bp.addr)?;
         visit(&bp, &v)?;

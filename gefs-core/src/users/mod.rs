@@ -42,7 +42,8 @@ mod tests;
 
 pub use perm::{
     allowed, check_wstat_mode, may_chgrp, may_chmod_or_mtime, may_chown, want_for_open, Access,
-    DMEXEC, DMREAD, DMWRITE, OEXEC, ORCLOSE, ORDWR, OREAD, OTRUNC, OWRITE, WSTAT_MODE_BITS,
+    DMEXEC, DMREAD, DMWRITE, OEXEC, ORCLOSE, ORDWR, OREAD, OTRUNC, OWRITE, POSIX_MODE_BITS,
+    WSTAT_MODE_BITS,
 };
 
 use std::collections::{HashMap, HashSet};

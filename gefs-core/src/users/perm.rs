@@ -16,10 +16,18 @@
 //! `none` therefore only ever gets the "other" bits; in this module it also
 //! never counts as an owner or group leader for wstat (the reference let
 //! `none` chmod files it owned; we do not).
+//!
+//! A 9P2000.L requester ([`Access::posix`]) is checked by POSIX's rules
+//! instead: exactly one class applies (the owner's bits to the owner, the
+//! group's to members, the others' to everyone else, so a member the group
+//! bits deny is denied); only the owner may change mode and times, and may
+//! give the file a group it is a member of. POSIX's superuser
+//! ([`Access::posix_root`]) may do anything but execute a file no one may
+//! execute. `none` and `nogroup` keep their Plan 9 meaning.
 
 use super::Users;
 use crate::error::{Error, Result};
-use crate::format::value::{DMAPPEND, DMDIR, DMEXCL, DMTMP};
+use crate::format::value::{DMAPPEND, DMDIR, DMEXCL, DMSETGID, DMSETUID, DMSETVTX, DMTMP};
 
 /// Read permission (a `want` bit and the "other" read bit of a mode).
 pub const DMREAD: u8 = 4;
@@ -46,14 +54,21 @@ pub const ORCLOSE: u8 = 0x40;
 /// temporary and the nine permission bits.
 pub const WSTAT_MODE_BITS: u32 = DMDIR | DMAPPEND | DMEXCL | DMTMP | 0o777;
 
-/// Who is asking: a user id, and whether the request skips all checks (a
-/// `%` attach by an administrator, or any attach to a permissive server).
+/// The mode bits a 9P2000.L requester may set besides those of [`WSTAT_MODE_BITS`]:
+/// set-user-id, set-group-id and sticky.
+pub const POSIX_MODE_BITS: u32 = DMSETUID | DMSETGID | DMSETVTX;
+
+/// Who is asking: a user id, whether the request skips all checks (a `%`
+/// attach by an administrator, or any attach to a permissive server), and
+/// whose rules apply (Plan 9's, or POSIX's for 9P2000.L).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Access {
     /// The requester's user id.
     pub uid: i32,
-    /// Whether every permission check passes.
+    /// Whether every permission check passes (for POSIX: the superuser's powers).
     pub permissive: bool,
+    /// POSIX's rules (a 9P2000.L attach) instead of Plan 9's.
+    pub posix: bool,
 }
 
 impl Access {
@@ -62,6 +77,25 @@ impl Access {
         Access {
             uid,
             permissive: false,
+            posix: false,
+        }
+    }
+
+    /// A 9P2000.L requester, checked by POSIX's rules.
+    pub fn posix(uid: i32) -> Access {
+        Access {
+            uid,
+            permissive: false,
+            posix: true,
+        }
+    }
+
+    /// A 9P2000.L requester with the powers POSIX gives the superuser.
+    pub fn posix_root(uid: i32) -> Access {
+        Access {
+            uid,
+            permissive: true,
+            posix: true,
         }
     }
 
@@ -70,6 +104,7 @@ impl Access {
         Access {
             uid,
             permissive: true,
+            posix: false,
         }
     }
 }
@@ -112,6 +147,9 @@ pub fn allowed(
     mode: u32,
     want: u8,
 ) -> bool {
+    if who.posix {
+        return allowed_posix(users, who, file_uid, file_gid, mode, want);
+    }
     if who.permissive {
         return true;
     }
@@ -136,12 +174,43 @@ pub fn allowed(
     false
 }
 
+/// [`allowed`] by POSIX's rules: one class of bits applies.
+fn allowed_posix(
+    users: &Users,
+    who: &Access,
+    file_uid: i32,
+    file_gid: i32,
+    mode: u32,
+    want: u8,
+) -> bool {
+    let want = u32::from(want & (DMREAD | DMWRITE | DMEXEC));
+    let dir = mode & DMDIR != 0;
+    if who.permissive {
+        // The superuser executes a file only if someone may.
+        return want & u32::from(DMEXEC) == 0 || dir || mode & 0o111 != 0;
+    }
+    let none = who.uid == users.none_id();
+    let bits = if !none && who.uid == file_uid {
+        mode >> 6
+    } else if !none && users.is_member(who.uid, file_gid) {
+        mode >> 3
+    } else {
+        let search = dir && want == u32::from(DMEXEC);
+        if !search && users.is_member(who.uid, users.nogroup_id()) {
+            return false;
+        }
+        mode
+    };
+    want & bits == want
+}
+
 /// Whether `who` may change a file's mode or mtime: a permissive requester,
-/// the owner, or the leader of the file's group (never `none`).
+/// the owner, or the leader of the file's group (never `none`). By POSIX's
+/// rules, only the owner (or the superuser).
 pub fn may_chmod_or_mtime(users: &Users, who: &Access, file_uid: i32, file_gid: i32) -> bool {
     who.permissive
         || (who.uid != users.none_id()
-            && (who.uid == file_uid || users.is_leader(who.uid, file_gid)))
+            && (who.uid == file_uid || (!who.posix && users.is_leader(who.uid, file_gid))))
 }
 
 /// Whether `who` may change a file's owner: only a permissive requester.
@@ -161,7 +230,7 @@ pub fn may_chgrp(users: &Users, who: &Access, file_uid: i32, old_gid: i32, new_g
         return false;
     }
     (who.uid == file_uid && users.is_member(who.uid, new_gid))
-        || (users.is_leader(who.uid, old_gid) && users.is_leader(who.uid, new_gid))
+        || (!who.posix && users.is_leader(who.uid, old_gid) && users.is_leader(who.uid, new_gid))
 }
 
 /// Check a wstat's new mode against the old one: the directory bit cannot
@@ -348,6 +417,131 @@ mod tests {
         for (who, fu, fg, expect, what) in cases {
             assert_eq!(may_chmod_or_mtime(&users, &who, fu, fg), expect, "{what}");
         }
+    }
+
+    #[test]
+    fn posix_one_class_applies() {
+        let users = users();
+        let (p, root) = (Access::posix, Access::posix_root);
+        let cases: &[Case] = &[
+            (p(ALICE), ALICE, SYS, 0o640, R, true, "owner read"),
+            (
+                p(ALICE),
+                ALICE,
+                SYS,
+                0o004,
+                R,
+                false,
+                "owner denied by its bits",
+            ),
+            (
+                p(ALICE),
+                ALICE,
+                SYS,
+                0o070,
+                R,
+                false,
+                "owner, group bits not its",
+            ),
+            (p(BOB), ALICE, SYS, 0o640, R, true, "member read"),
+            (
+                p(BOB),
+                ALICE,
+                SYS,
+                0o604,
+                R,
+                false,
+                "member denied by group bits",
+            ),
+            (p(GLENDA), ALICE, SYS, 0o644, R, true, "other read"),
+            (p(GLENDA), ALICE, SYS, 0o640, R, false, "other denied"),
+            (
+                p(NONE),
+                NONE,
+                NONE,
+                0o600,
+                R,
+                false,
+                "none is never the owner",
+            ),
+            (p(NONE), ALICE, SYS, 0o604, R, true, "none gets other"),
+            (p(MALLORY), ALICE, SYS, 0o644, R, false, "nogroup read"),
+            (p(MALLORY), ALICE, SYS, D | 0o711, X, true, "nogroup search"),
+            (
+                root(NONE),
+                ALICE,
+                SYS,
+                0,
+                R | W,
+                true,
+                "superuser reads and writes",
+            ),
+            (
+                root(NONE),
+                ALICE,
+                SYS,
+                0o600,
+                X,
+                false,
+                "superuser exec, no x bit",
+            ),
+            (
+                root(NONE),
+                ALICE,
+                SYS,
+                0o001,
+                X,
+                true,
+                "superuser exec, an x bit",
+            ),
+            (root(NONE), ALICE, SYS, D, X, true, "superuser search"),
+        ];
+        for &(who, fu, fg, mode, want, expect, what) in cases {
+            assert_eq!(
+                allowed(&users, &who, fu, fg, mode, want),
+                expect,
+                "{what}: {who:?} on uid {fu} gid {fg} mode {mode:#o} want {want}"
+            );
+        }
+        // Exhaustively: exactly one class.
+        for mode in 0..0o1000u32 {
+            for want in 1..8u8 {
+                let w = u32::from(want);
+                let ok = |uid| allowed(&users, &p(uid), ALICE, SYS, mode, want);
+                assert_eq!(ok(ALICE), w & (mode >> 6) == w, "mode {mode:#o} {want}");
+                assert_eq!(ok(BOB), w & (mode >> 3) == w, "mode {mode:#o} {want}");
+                assert_eq!(ok(GLENDA), w & mode == w, "mode {mode:#o} {want}");
+            }
+        }
+    }
+
+    #[test]
+    fn posix_owner_rules() {
+        let users = users();
+        let p = Access::posix;
+        assert!(may_chmod_or_mtime(&users, &p(ALICE), ALICE, SYS));
+        assert!(
+            !may_chmod_or_mtime(&users, &p(ALICE), GLENDA, SYS),
+            "leader"
+        );
+        assert!(!may_chmod_or_mtime(&users, &p(NONE), NONE, NONE));
+        assert!(may_chmod_or_mtime(
+            &users,
+            &Access::posix_root(NONE),
+            ALICE,
+            SYS
+        ));
+        assert!(may_chgrp(&users, &p(BOB), BOB, BOB, SYS), "owner, member");
+        assert!(
+            !may_chgrp(&users, &p(ALICE), GLENDA, SYS, ALICE),
+            "leader of both"
+        );
+        assert!(
+            !may_chgrp(&users, &p(ALICE), ALICE, STAFF, SYS),
+            "not a member"
+        );
+        assert!(!may_chown(&p(ALICE)));
+        assert!(may_chown(&Access::posix_root(ALICE)));
     }
 
     #[test]

@@ -68,7 +68,7 @@ fn main() -> ExitCode {
     };
     let out = match (&snap, words.as_slice()) {
         (Some(admin::Snap::List), _) if a.json => s
-            .labels()
+            .labels_space()
             .and_then(|l| {
                 serde_json::to_string_pretty(&l)
                     .map_err(|e| gefs_core::Error::Internal(e.to_string()))
@@ -110,6 +110,7 @@ fn main() -> ExitCode {
             print!("{t}");
             ExitCode::SUCCESS
         }
+        Err(gefs_core::Error::NoSpace) => fail(1, s.explain_full()),
         Err(e) => fail(1, e),
     }
 }

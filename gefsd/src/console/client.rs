@@ -30,6 +30,17 @@ pub fn request(
     r: &mut BufReader<UnixStream>,
     line: &str,
 ) -> io::Result<(bool, String)> {
+    request_status(w, r, line).map(|(code, body)| (code == 0, body))
+}
+
+/// Send `line` and read the answer: the exit status it calls for (0 `ok`,
+/// 1 `error`, 2 `unable`: the command could not be carried out) and the
+/// body.
+pub fn request_status(
+    w: &mut UnixStream,
+    r: &mut BufReader<UnixStream>,
+    line: &str,
+) -> io::Result<(i32, String)> {
     w.write_all(line.as_bytes())?;
     w.write_all(b"\n")?;
     w.flush()?;
@@ -45,10 +56,17 @@ pub fn request(
     let len: usize = len.parse().map_err(|_| bad())?;
     let mut body = vec![0u8; len];
     r.read_exact(&mut body)?;
-    Ok((word == "ok", String::from_utf8_lossy(&body).into_owned()))
+    let code = match word {
+        "ok" => 0,
+        "unable" => 2,
+        _ => 1,
+    };
+    Ok((code, String::from_utf8_lossy(&body).into_owned()))
 }
 
-/// Run the client. Exit status: 0 every command succeeded, 1 a command failed, 2 no server.
+/// Run the client. Exit status: 0 every command succeeded, 1 a command failed (or a check
+/// found problems), 2 no server, or a command could not be carried out (a check that could
+/// not read the image).
 pub fn run_client(o: &ClientOpts) -> i32 {
     let s = match UnixStream::connect(&o.socket) {
         Ok(s) => s,
@@ -65,9 +83,9 @@ pub fn run_client(o: &ClientOpts) -> i32 {
     let prefix = if o.json { "json " } else { "" };
     if !o.command.is_empty() {
         let line: Vec<String> = o.command.iter().map(|f| quote(f)).collect();
-        return match request(&mut w, &mut r, &format!("{prefix}{}", line.join(" "))) {
-            Ok((ok, body)) => {
-                if ok {
+        return match request_status(&mut w, &mut r, &format!("{prefix}{}", line.join(" "))) {
+            Ok((code, body)) => {
+                if code == 0 {
                     print!("{body}");
                 } else {
                     eprint!("{body}");
@@ -75,7 +93,7 @@ pub fn run_client(o: &ClientOpts) -> i32 {
                         eprintln!();
                     }
                 }
-                i32::from(!ok)
+                code
             }
             Err(e) => {
                 eprintln!("gefsd console: {e}");
@@ -97,11 +115,11 @@ pub fn run_client(o: &ClientOpts) -> i32 {
             Ok(_) => {}
         }
         let line = line.trim_end_matches('\n');
-        match request(&mut w, &mut r, &format!("{prefix}{line}")) {
-            Ok((ok, body)) => {
+        match request_status(&mut w, &mut r, &format!("{prefix}{line}")) {
+            Ok((code, body)) => {
                 print!("{body}");
-                if !ok {
-                    status = 1;
+                if code != 0 {
+                    status = status.max(code);
                     if !body.ends_with('\n') {
                         println!();
                     }

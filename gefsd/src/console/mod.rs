@@ -4,35 +4,40 @@
 //! Wire format: the client sends one command per line (see `parse`); the server answers each
 //! with a header line `ok LEN` or `error LEN` and then exactly `LEN` bytes of text (or JSON).
 //!
-//! `check` on a live image: the console takes the commit gate, commits, and runs
-//! `gefs_core::check::check` on the device while still holding the gate. Nothing a durable
-//! superblock reaches is ever overwritten, and only a commit writes superblocks and logs, so
-//! with commits held off the device holds exactly the last commit, consistent and unchanging,
-//! even while the server goes on serving: writers keep writing new blocks into space that
-//! commit does not use, readers keep reading. Only syncs wait for the check. The report is
-//! "ok" or "broken" with every problem found.
+//! Wire format: the header word is `ok` (done), `error` (failed, or a check found problems)
+//! or `unable` (could not be carried out: a check that cannot read the image); the client
+//! exits 0, 1 or 2 accordingly.
+//!
+//! `check` on a live image (`scrub.rs`): the console commits, pins that commit
+//! (`Store::pin_commit`: nothing it reaches is reused while pinned, and its superblocks are
+//! captured) and checks it in parallel while the server goes on serving and committing.
+//! `show check` shows the progress. The report lists every problem, each damaged block with
+//! the files it takes with it, and a summary.
 
 mod client;
 pub mod parse;
 mod run;
+mod scrub;
 
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use crate::server::listen::{self, Accepted, Wakeable, Waker};
 use crate::server::{Core, Stopper};
 
-pub use client::{request, run_client, ClientOpts};
+pub use client::{request, request_status, run_client, ClientOpts};
 pub use parse::{parse, Command, Request, Show, HELP, MAX_LINE};
-pub use run::execute;
+pub use run::{answer as answer_request, execute, Answer};
+pub use scrub::{CheckView, ScrubState};
 
 /// A running console listener.
 #[derive(Debug)]
 pub struct Handle {
     path: PathBuf,
+    waker: Waker,
     accept: Option<JoinHandle<()>>,
 }
 
@@ -44,7 +49,7 @@ impl Handle {
 
     /// Stop listening and remove the socket.
     pub fn stop(mut self) {
-        let _ = UnixStream::connect(&self.path);
+        self.waker.wake();
         if let Some(h) = self.accept.take() {
             let _ = h.join();
         }
@@ -54,24 +59,34 @@ impl Handle {
 
 /// Serve the console at `path`.
 pub fn start(core: Arc<Core>, stopper: Stopper, path: PathBuf) -> io::Result<Handle> {
-    let l = crate::server::listen::bind_unix(&path)?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    let l = listen::bind_unix(&path, 0o600)?;
+    l.set_nonblocking(true)?;
+    let (waker, wake) = listen::waker()?;
     let me = rustix::process::getuid().as_raw();
     let accept = std::thread::Builder::new()
         .name("gefs-console".into())
-        .spawn(move || accept_loop(core, stopper, l, me))?;
+        .spawn(move || accept_loop(core, stopper, l, me, wake))?;
     Ok(Handle {
         path,
+        waker,
         accept: Some(accept),
     })
 }
 
-fn accept_loop(core: Arc<Core>, stopper: Stopper, l: UnixListener, me: u32) {
-    for s in l.incoming() {
+fn accept_loop(core: Arc<Core>, stopper: Stopper, l: UnixListener, me: u32, wake: Wakeable) {
+    loop {
+        let s = listen::accept(&l, &wake, listen::accept_unix);
         if core.stopping() {
             return;
         }
-        let Ok(mut s) = s else { continue };
+        let mut s = match s {
+            Ok(Accepted::Conn(s)) => s,
+            Ok(Accepted::Woken) => return,
+            Err(_) => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                continue;
+            }
+        };
         let uid = rustix::net::sockopt::socket_peercred(&s)
             .ok()
             .map(|c| c.uid.as_raw());
@@ -79,7 +94,7 @@ fn accept_loop(core: Arc<Core>, stopper: Stopper, l: UnixListener, me: u32) {
             eprintln!("gefsd: console: refused a connection from uid {uid:?}");
             let _ = answer(
                 &mut s,
-                Err("permission denied: the console is the owner's only"),
+                &Answer::Error("permission denied: the console is the owner's only".into()),
             );
             continue;
         }
@@ -91,12 +106,9 @@ fn accept_loop(core: Arc<Core>, stopper: Stopper, l: UnixListener, me: u32) {
 }
 
 /// Write one framed answer.
-fn answer(w: &mut impl Write, r: Result<&str, &str>) -> io::Result<()> {
-    let (word, body) = match r {
-        Ok(b) => ("ok", b),
-        Err(b) => ("error", b),
-    };
-    write!(w, "{word} {}\n{body}", body.len())?;
+fn answer(w: &mut impl Write, a: &Answer) -> io::Result<()> {
+    let body = a.body();
+    write!(w, "{} {}\n{body}", a.word(), body.len())?;
     w.flush()
 }
 
@@ -134,16 +146,12 @@ fn serve(core: &Arc<Core>, stopper: &Stopper, s: UnixStream) {
     let mut w = w;
     let mut r = BufReader::new(s);
     while let Ok(Some(line)) = read_line(&mut r) {
-        let out = line.and_then(|l| match parse(&l) {
-            Ok(None) => Ok(String::new()),
-            Ok(Some(req)) => execute(core, stopper, &req),
-            Err(e) => Err(e),
-        });
-        let sent = match &out {
-            Ok(b) => answer(&mut w, Ok(b)),
-            Err(e) => answer(&mut w, Err(e)),
+        let out = match line.map(|l| parse(&l)) {
+            Ok(Ok(None)) => Answer::Ok(String::new()),
+            Ok(Ok(Some(req))) => run::answer(core, stopper, &req),
+            Ok(Err(e)) | Err(e) => Answer::Error(e),
         };
-        if sent.is_err() {
+        if answer(&mut w, &out).is_err() {
             return;
         }
     }

@@ -15,16 +15,18 @@ pub const MAX_FIELDS: usize = 8;
 
 /// The help text: every command and its arguments.
 pub const HELP: &str = "\
-check                    check the image (after a sync; the server keeps serving)
+check                    sync, then check that commit while serving (in parallel;
+                         exit 0 clean, 1 problems, 2 could not check)
 clear [snap] key         remove a configuration key (retain)
-df                       space used and free, per arena and in total
+df                       space: size, used, free, reserve, held only by snapshots
 halt                     sync, then stop the server
 help                     this text
 permit on|off            permissive mode (% attaches for everyone) on or off
 set [snap] key value     set a configuration key, e.g. set main retain '60@m 24@h'
 show cache|alloc|free|fid|users   server and store state
+show check               the running check's progress, or the last one's result
 show tree [label]        the tree of a label (default main), level by level
-snap -l                  list labels
+snap -l                  list labels, with what deleting each snapshot would free
 snap [-m] old new        snapshot old as new (-m: a mutable fork)
 snap -d name             delete a label
 sync                     commit; answers once the commit is durable
@@ -47,6 +49,8 @@ pub enum Show {
     Tree(Option<String>),
     /// The users table.
     Users,
+    /// The running check's progress, or the last one's outcome.
+    Check,
 }
 
 /// A parsed console command.
@@ -195,9 +199,14 @@ fn parse_show(args: &[&str]) -> Result<Show, String> {
         ["alloc"] => Show::Alloc,
         ["free"] => Show::Free,
         ["users"] => Show::Users,
+        ["check"] => Show::Check,
         ["tree"] => Show::Tree(None),
         ["tree", l] => Show::Tree(Some((*l).to_string())),
-        _ => return Err(usage("show cache|alloc|free|fid|users | show tree [label]")),
+        _ => {
+            return Err(usage(
+                "show cache|alloc|free|fid|users|check | show tree [label]",
+            ))
+        }
     })
 }
 

@@ -12,15 +12,52 @@ use crossbeam::channel::bounded;
 use serde::Serialize;
 
 use gefs_core::admin::{self, Snap};
-use gefs_core::check::{check, CheckOpts};
-use gefs_core::units::human;
 
 use super::parse::{Command, Request, Show, HELP};
 use crate::server::{Core, Stopper, SweepReq, SyncReq};
 
 type Out = Result<String, String>;
 
-fn json<T: Serialize>(v: &T) -> Out {
+/// A console answer: the header word the client maps to its exit status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// `ok`: done (client exit 0).
+    Ok(String),
+    /// `error`: the command failed, or a check found problems (exit 1).
+    Error(String),
+    /// `unable`: the command could not be carried out at all, as a check
+    /// that cannot read the image (exit 2).
+    Unable(String),
+}
+
+impl Answer {
+    /// The header word.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Answer::Ok(_) => "ok",
+            Answer::Error(_) => "error",
+            Answer::Unable(_) => "unable",
+        }
+    }
+
+    /// The body.
+    pub fn body(&self) -> &str {
+        match self {
+            Answer::Ok(b) | Answer::Error(b) | Answer::Unable(b) => b,
+        }
+    }
+}
+
+impl From<Out> for Answer {
+    fn from(o: Out) -> Answer {
+        match o {
+            Ok(b) => Answer::Ok(b),
+            Err(b) => Answer::Error(b),
+        }
+    }
+}
+
+pub(super) fn json<T: Serialize>(v: &T) -> Out {
     serde_json::to_string_pretty(v)
         .map(|mut s| {
             s.push('\n');
@@ -37,12 +74,29 @@ fn message(text: String, as_json: bool) -> Out {
     }
 }
 
-/// Carry out one console request.
+/// Carry out one console request; a failure of any kind is `Err`.
 pub fn execute(core: &Arc<Core>, stopper: &Stopper, req: &Request) -> Out {
+    match answer(core, stopper, req) {
+        Answer::Ok(b) => Ok(b),
+        Answer::Error(b) | Answer::Unable(b) => Err(b),
+    }
+}
+
+/// Carry out one console request.
+pub fn answer(core: &Arc<Core>, stopper: &Stopper, req: &Request) -> Answer {
+    match &req.cmd {
+        // The only command with three outcomes.
+        Command::Check => super::scrub::run(core, req.json),
+        _ => Answer::from(command(core, stopper, req)),
+    }
+}
+
+/// The commands that succeed or fail.
+fn command(core: &Arc<Core>, stopper: &Stopper, req: &Request) -> Out {
     let j = req.json;
     match &req.cmd {
+        Command::Check => Err("check: answered by `answer`".into()),
         Command::Help => message(HELP.to_string(), j),
-        Command::Check => live_check(core, j),
         Command::Df => df(core, j),
         Command::Halt => {
             eprintln!("gefsd: console: halt");
@@ -64,11 +118,11 @@ pub fn execute(core: &Arc<Core>, stopper: &Stopper, req: &Request) -> Out {
             message(format!("users: {} loaded\n", core.fs.users().len()), j)
         }
         Command::Snap(Snap::List) => {
-            let labels = core.store().labels().map_err(|e| e.to_string())?;
+            let labels = core.store().labels_space().map_err(|e| e.to_string())?;
             if j {
                 return json(&labels);
             }
-            admin::run_snap(core.store(), &Snap::List).map_err(|e| e.to_string())
+            Ok(admin::list_text(&labels))
         }
         Command::Snap(s) => {
             eprintln!("gefsd: console: snap {s:?}");
@@ -99,7 +153,7 @@ pub fn execute(core: &Arc<Core>, stopper: &Stopper, req: &Request) -> Out {
 }
 
 /// Commit through the sync worker; the text once durable.
-fn sync(core: &Core) -> Out {
+pub(super) fn sync(core: &Core) -> Out {
     let (tx, rx) = bounded(1);
     core.queues
         .sync
@@ -134,84 +188,12 @@ fn on_sweeper(
         .unwrap_or_else(|_| Err("the command failed (internal error)".to_string()))
 }
 
-fn live_check(core: &Core, j: bool) -> Out {
-    let s = core.store();
-    let _g = core.commit_gate.lock();
-    if !core.opts.read_only {
-        s.sync()
-            .map_err(|e| format!("sync before check failed: {e}"))?;
-    }
-    let rep = check(
-        s.device().as_ref(),
-        &CheckOpts {
-            threads: 1,
-            progress: None,
-        },
-    )
-    .map_err(|e| format!("check: {e}"))?;
-    if j {
-        return json(&serde_json::json!({
-            "ok": rep.is_clean(),
-            "problems": rep.problems,
-            "warnings": rep.warnings,
-            "stats": rep.stats,
-        }));
-    }
-    let mut out = String::new();
-    for p in rep.problems.iter().chain(&rep.warnings) {
-        let _ = writeln!(out, "{p}");
-    }
-    out.push_str(if rep.is_clean() { "ok\n" } else { "broken\n" });
-    Ok(out)
-}
-
-#[derive(Serialize)]
-struct Df {
-    arena: Option<u32>,
-    used: u64,
-    free: u64,
-    size: u64,
-}
-
 fn df(core: &Core, j: bool) -> Out {
-    let bs = gefs_core::format::BLKSZ_U64;
-    let mut rows: Vec<Df> = core
-        .store()
-        .stats()
-        .arenas
-        .iter()
-        .map(|a| Df {
-            arena: Some(a.index),
-            used: a.blocks.saturating_sub(a.free) * bs,
-            free: a.free * bs,
-            size: a.blocks * bs,
-        })
-        .collect();
-    let total = Df {
-        arena: None,
-        used: rows.iter().map(|r| r.used).sum(),
-        free: rows.iter().map(|r| r.free).sum(),
-        size: rows.iter().map(|r| r.size).sum(),
-    };
-    rows.push(total);
+    let d = admin::df(core.store()).map_err(|e| format!("df: {e}"))?;
     if j {
-        return json(&rows);
+        return json(&d);
     }
-    let mut out = String::new();
-    for r in &rows {
-        let pct = (r.used * 100).checked_div(r.size).unwrap_or(0);
-        let name = r
-            .arena
-            .map_or("total".to_string(), |i| format!("arena {i}"));
-        let _ = writeln!(
-            out,
-            "{name}: used {} ({pct}%), free {}, size {}",
-            human(r.used),
-            human(r.free),
-            human(r.size)
-        );
-    }
-    Ok(out)
+    Ok(d.text())
 }
 
 #[derive(Serialize)]
@@ -256,6 +238,14 @@ fn show(core: &Core, s: &Show, j: bool) -> Out {
             let levels =
                 gefs_core::dump::tree_levels(st, Some(label)).map_err(|e| e.to_string())?;
             text(&levels)
+        }
+        Show::Check => {
+            let v = core.scrub.view();
+            if j {
+                json(&v)
+            } else {
+                Ok(v.text())
+            }
         }
         Show::Users => {
             let u = core.fs.users();

@@ -5,6 +5,8 @@
 //! direction; the body parses field by field with every count checked against the bytes left;
 //! no byte is left over. Errors after the header carry the frame's tag.
 
+use super::dotl::{self, Dialect};
+use super::dotl_codec;
 use super::error::{DecodeError, DecodeErrorKind, EncodeError};
 use super::msg::{Rmsg, Tmsg};
 use super::msgtype::*;
@@ -47,6 +49,44 @@ pub fn decode_r(buf: &[u8], msize: u32) -> Result<(u16, Rmsg), DecodeError> {
     Ok((tag, msg))
 }
 
+/// Decodes one complete T-message frame of `dialect` under the connection's `msize`: for
+/// [`Dialect::P9`] exactly [`decode_t`]; for [`Dialect::L`] the 9P2000.L messages and the 9P2000
+/// ones the dialect keeps. Same guarantees as [`decode_t`].
+pub fn decode_t_in(buf: &[u8], msize: u32, dialect: Dialect) -> Result<(u16, Tmsg), DecodeError> {
+    if dialect == Dialect::P9 {
+        return decode_t(buf, msize);
+    }
+    let (ty, tag, mut r) = header(buf, msize)?;
+    let body = match direction(ty) {
+        Some(Dir::R) => Err(DecodeErrorKind::WrongDirection { ty }),
+        _ if dotl::is_reply(ty) => Err(DecodeErrorKind::WrongDirection { ty }),
+        _ => dotl_codec::decode_t_body(ty, &mut r, msize),
+    };
+    let msg = body
+        .and_then(|m| r.finish().map(|()| m))
+        .map_err(|k| DecodeError::new(Some(tag), k))?;
+    Ok((tag, msg))
+}
+
+/// The counterpart of [`decode_t_in`] for replies (clients and tests).
+pub fn decode_r_in(buf: &[u8], msize: u32, dialect: Dialect) -> Result<(u16, Rmsg), DecodeError> {
+    if dialect == Dialect::P9 {
+        return decode_r(buf, msize);
+    }
+    let (ty, tag, mut r) = header(buf, msize)?;
+    let body = match direction(ty) {
+        Some(Dir::T) => Err(DecodeErrorKind::WrongDirection { ty }),
+        _ if ty % 2 == 0 && dotl::type_name(ty) != "unknown" => {
+            Err(DecodeErrorKind::WrongDirection { ty })
+        }
+        _ => dotl_codec::decode_r_body(ty, &mut r, msize),
+    };
+    let msg = body
+        .and_then(|m| r.finish().map(|()| m))
+        .map_err(|k| DecodeError::new(Some(tag), k))?;
+    Ok((tag, msg))
+}
+
 /// Appends the frame of a T-message to `out`. On error `out` is left as it was.
 pub fn encode_t(tag: u16, msg: &Tmsg, out: &mut Vec<u8>) -> Result<(), EncodeError> {
     encode_frame(out, msg.msg_type(), tag, msg.encoded_len(), |out| {
@@ -62,6 +102,25 @@ pub fn encode_r(tag: u16, msg: &Rmsg, out: &mut Vec<u8>) -> Result<(), EncodeErr
     encode_frame(out, msg.msg_type(), tag, msg.encoded_len(), |out| {
         encode_r_body(msg, out)
     })
+}
+
+/// Appends the head of an `Rread` frame carrying `len` bytes of data: `size[4] type[1] tag[2]
+/// count[4]`, exactly what [`encode_r`] writes before the data of `Rmsg::Read`. A server
+/// writes the head and then the data from where it lies, instead of copying a large reply
+/// into a frame buffer.
+pub fn encode_rread_head(tag: u16, len: usize, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    let total = len.saturating_add(HEADER_LEN + 4);
+    if !u32::try_from(total).is_ok_and(|n| n <= MSIZE_LIMIT) {
+        return Err(EncodeError::FrameTooLarge { len: total });
+    }
+    let (Ok(size), Ok(count)) = (u32::try_from(total), u32::try_from(len)) else {
+        return Err(EncodeError::FrameTooLarge { len: total });
+    };
+    put_u32(out, size);
+    put_u8(out, RREAD);
+    put_u16(out, tag);
+    put_u32(out, count);
+    Ok(())
 }
 
 impl Tmsg {
@@ -85,6 +144,7 @@ impl Tmsg {
             Tmsg::Write { data, .. } => 12usize.saturating_add(data_len(data)),
             Tmsg::Clunk { .. } | Tmsg::Remove { .. } | Tmsg::Stat { .. } => 4,
             Tmsg::Wstat { stat, .. } => 6usize.saturating_add(stat.encoded_len()),
+            Tmsg::L(l) => l.body_len(),
         };
         body.saturating_add(HEADER_LEN)
     }
@@ -104,6 +164,7 @@ impl Rmsg {
             Rmsg::Read { data } => data_len(data),
             Rmsg::Write { .. } => 4,
             Rmsg::Stat { stat } => 2usize.saturating_add(stat.encoded_len()),
+            Rmsg::L(l) => l.body_len(),
         };
         body.saturating_add(HEADER_LEN)
     }
@@ -151,7 +212,11 @@ fn header(buf: &[u8], msize: u32) -> Result<(u8, u16, Reader<'_>), DecodeError> 
     Ok((ty, tag, r))
 }
 
-fn decode_t_body(ty: u8, r: &mut Reader<'_>, msize: u32) -> Result<Tmsg, DecodeErrorKind> {
+pub(super) fn decode_t_body(
+    ty: u8,
+    r: &mut Reader<'_>,
+    msize: u32,
+) -> Result<Tmsg, DecodeErrorKind> {
     Ok(match ty {
         TVERSION => Tmsg::Version {
             msize: r.u32("Tversion msize")?,
@@ -223,7 +288,11 @@ fn decode_t_body(ty: u8, r: &mut Reader<'_>, msize: u32) -> Result<Tmsg, DecodeE
     })
 }
 
-fn decode_r_body(ty: u8, r: &mut Reader<'_>, msize: u32) -> Result<Rmsg, DecodeErrorKind> {
+pub(super) fn decode_r_body(
+    ty: u8,
+    r: &mut Reader<'_>,
+    msize: u32,
+) -> Result<Rmsg, DecodeErrorKind> {
     Ok(match ty {
         RVERSION => Rmsg::Version {
             msize: r.u32("Rversion msize")?,
@@ -379,6 +448,7 @@ fn encode_t_body(msg: &Tmsg, out: &mut Vec<u8>) -> Result<(), EncodeError> {
             put_u32(out, *fid);
             put_counted_stat(out, stat)?;
         }
+        Tmsg::L(l) => dotl_codec::encode_t_body(l, out)?,
     }
     Ok(())
 }
@@ -405,6 +475,7 @@ fn encode_r_body(msg: &Rmsg, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         Rmsg::Read { data } => put_data(out, data)?,
         Rmsg::Write { count } => put_u32(out, *count),
         Rmsg::Stat { stat } => put_counted_stat(out, stat)?,
+        Rmsg::L(l) => dotl_codec::encode_r_body(l, out)?,
     }
     Ok(())
 }

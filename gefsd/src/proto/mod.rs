@@ -35,7 +35,11 @@
 //! - **Walk limit in the codec.** A `Twalk` with 17 or more names (or `Rwalk` with 17 or more
 //!   qids) is a decode error carrying the tag, so the server answers `Rerror` and never sees an
 //!   oversized walk. The encoder refuses to produce one.
-//! - **Version.** See [`negotiate`]: exactly `"9P2000"`, msize floor [`MSIZE_MIN`], clamped to
+//! - **Dialects.** 9P2000 and 9P2000.L ([`dotl`]): the decoder is told which one a connection
+//!   speaks ([`decode_t_in`]); [`decode_t`] is 9P2000's. A 9P2000.L message is one more
+//!   variant of [`Tmsg`] and [`Rmsg`] (`L`), the messages both dialects share are the same
+//!   variants in both.
+//! - **Version.** See [`negotiate`]: exactly `"9P2000"` or `"9P2000.L"`, msize floor [`MSIZE_MIN`], clamped to
 //!   the server's maximum (default [`MSIZE_DEFAULT`], hard ceiling [`MSIZE_LIMIT`]).
 //! - **What the codec does not check.** Tag and fid semantics (`NOTAG` only on `Tversion`,
 //!   duplicate tags, fid state), open-mode bits, permission bits and names are the server's
@@ -43,6 +47,8 @@
 #![deny(clippy::indexing_slicing, clippy::cast_possible_truncation)]
 
 mod codec;
+pub mod dotl;
+mod dotl_codec;
 mod error;
 mod frame;
 mod msg;
@@ -53,14 +59,17 @@ mod wire;
 #[cfg(test)]
 mod tests;
 
-pub use codec::{decode_r, decode_t, encode_r, encode_t};
+pub use codec::{
+    decode_r, decode_r_in, decode_t, decode_t_in, encode_r, encode_rread_head, encode_t,
+};
+pub use dotl::{Dialect, RmsgL, TmsgL, VERSION_9P2000_L};
 pub use error::{DecodeError, DecodeErrorKind, EncodeError};
 pub use frame::{read_frame, ReadFrameError};
 pub use msg::{Frame, Qid, RFrame, Rmsg, TFrame, Tmsg};
 pub use stat::Stat;
 pub use version::{negotiate, VersionError};
 
-/// The only protocol version this server speaks.
+/// Plan 9's protocol version.
 pub const VERSION_9P2000: &str = "9P2000";
 /// The version string of an `Rversion` that refuses the client's version (version(5)).
 pub const VERSION_UNKNOWN: &str = "unknown";

@@ -1,5 +1,6 @@
 //! The 9P2000 messages as Rust values. Field names follow the manual pages of section 5.
 
+use super::dotl::{RmsgL, TmsgL};
 use super::msgtype::*;
 use super::stat::Stat;
 
@@ -117,6 +118,8 @@ pub enum Tmsg {
         /// The new values.
         stat: Stat,
     },
+    /// A 9P2000.L request ([`super::dotl`]).
+    L(TmsgL),
 }
 
 /// A reply from server to client.
@@ -186,6 +189,8 @@ pub enum Rmsg {
     },
     /// The stat was changed (stat(5)).
     Wstat,
+    /// A 9P2000.L reply ([`super::dotl`]).
+    L(RmsgL),
 }
 
 /// A tagged message: what travels in one frame. Convenience pairing for code that keeps the
@@ -220,12 +225,13 @@ impl Tmsg {
             Tmsg::Remove { .. } => TREMOVE,
             Tmsg::Stat { .. } => TSTAT,
             Tmsg::Wstat { .. } => TWSTAT,
+            Tmsg::L(l) => l.msg_type(),
         }
     }
 
     /// The message's name, e.g. `"Twalk"`, for logs and traces.
     pub fn name(&self) -> &'static str {
-        type_name(self.msg_type())
+        super::dotl::type_name(self.msg_type())
     }
 }
 
@@ -247,12 +253,13 @@ impl Rmsg {
             Rmsg::Remove => RREMOVE,
             Rmsg::Stat { .. } => RSTAT,
             Rmsg::Wstat => RWSTAT,
+            Rmsg::L(l) => l.msg_type(),
         }
     }
 
     /// The message's name, e.g. `"Rwalk"`, for logs and traces.
     pub fn name(&self) -> &'static str {
-        type_name(self.msg_type())
+        super::dotl::type_name(self.msg_type())
     }
 }
 

@@ -12,26 +12,31 @@
 //!   Nothing is cancelled: a flushed write still happens, as in the reference.
 //! - The fid table: see `fid.rs`.
 //!
-//! Limits: at most `max_inflight` requests in flight (the reader stops reading the socket until
-//! one completes: back-pressure); a frame must arrive whole within `frame_timeout` of its first
-//! byte; a connection must attach within `frame_timeout` of opening; after that it may idle for
-//! `idle_timeout` (none by default: mounts idle for days). A duplicate in-flight tag or a frame
-//! that cannot be resynchronised closes the connection; every other malformed request gets an
-//! Rerror and the connection goes on.
+//! Limits: at most `max_inflight` requests in flight, and at most the connection's and the
+//! server's memory budgets of bytes in flight (`budget`): while either is full the reader
+//! stops reading the socket until a reply has been written (back-pressure); the buffers a
+//! connection keeps between frames are small. A frame must arrive whole within
+//! `frame_timeout` of its first byte (of the moment its bytes were charged, if it had to wait
+//! for room); a connection must attach within `frame_timeout` of opening; after that it may
+//! idle for `idle_timeout` (none by default: mounts idle for days). A duplicate in-flight tag
+//! or a frame that cannot be resynchronised closes the connection; every other malformed
+//! request gets an Rerror and the connection goes on.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use crossbeam::channel::{unbounded, Receiver, Sender};
+use crossbeam::channel::{unbounded, Receiver};
 use parking_lot::{Condvar, Mutex};
 
+use super::budget::{Budget, Held, SMALL_REPLY};
 use super::core::Core;
 use super::fid::FidTable;
 use super::ops;
-use crate::proto::{self, read_frame, Rmsg, Tmsg, NOTAG};
+use super::outbox::{Out, Outbox};
+use crate::proto::{self, read_frame, Dialect, Rmsg, Tmsg, NOTAG};
 
 /// Who is at the other end, as the transport tells it.
 #[derive(Debug, Clone, Default)]
@@ -64,15 +69,18 @@ pub struct Transport {
 #[derive(Debug)]
 struct ConnState {
     msize: u32,
+    dialect: Dialect,
     versioned: bool,
     authenticated: bool,
     attached: bool,
-    inflight: HashMap<u16, Vec<u16>>,
+    inflight: HashMap<u16, Inflight>,
 }
 
-pub(super) enum Out {
-    Reply(u16, Rmsg),
-    Close,
+/// A request in flight: the flushes waiting on it, and the bytes charged to the budgets for it.
+#[derive(Debug, Default)]
+pub(super) struct Inflight {
+    pub(super) flushes: Vec<u16>,
+    pub(super) bytes: usize,
 }
 
 /// A connection's shared state: what workers need to answer a request.
@@ -85,9 +93,12 @@ pub struct Conn {
     pub fids: FidTable,
     state: Mutex<ConnState>,
     cv: Condvar,
-    out: Sender<Out>,
+    out: Outbox,
+    me: Weak<Conn>,
     shutdown: Option<Box<dyn Fn() + Send + Sync>>,
     broken: AtomicBool,
+    budget: Arc<Budget>,
+    held: Held,
 }
 
 impl std::fmt::Debug for Conn {
@@ -100,38 +111,45 @@ impl std::fmt::Debug for Conn {
 }
 
 impl Conn {
-    /// A new connection and the receiving end of its reply queue.
+    /// A new connection whose replies go to `out`.
     pub(super) fn new(
         core: &Core,
         peer: Peer,
         shutdown: Option<Box<dyn Fn() + Send + Sync>>,
-    ) -> (Arc<Conn>, Receiver<Out>) {
-        let (tx, rx) = unbounded();
-        let conn = Arc::new(Conn {
+        out: Outbox,
+    ) -> Arc<Conn> {
+        Arc::new_cyclic(|me| Conn {
             id: core.next_conn_id(),
             peer,
             fids: FidTable::new(core.opts.limits.max_fids),
             state: Mutex::new(ConnState {
                 msize: proto::MSIZE_MIN,
+                dialect: Dialect::P9,
                 versioned: false,
                 authenticated: false,
                 attached: false,
                 inflight: HashMap::new(),
             }),
             cv: Condvar::new(),
-            out: tx,
+            out,
+            me: me.clone(),
             shutdown,
             broken: AtomicBool::new(false),
-        });
-        (conn, rx)
+            budget: core.budget.clone(),
+            held: Held::default(),
+        })
+    }
+
+    /// A connection without a transport (in-process sessions): its replies come out of the
+    /// returned channel.
+    pub(super) fn new_direct(core: &Core, peer: Peer) -> (Arc<Conn>, Receiver<Out>) {
+        let (tx, rx) = unbounded();
+        (Conn::new(core, peer, None, Outbox::channel(tx)), rx)
     }
 
     /// The reply in a reply-queue item, if it is one.
     pub(super) fn unpack(o: Out) -> Option<(u16, Rmsg)> {
-        match o {
-            Out::Reply(t, r) => Some((t, r)),
-            Out::Close => None,
-        }
+        super::outbox::unpack(o)
     }
 
     /// Tversion (version(5)): every fid is clunked (outstanding requests have finished: the
@@ -143,6 +161,7 @@ impl Conn {
             Ok((m, v)) => {
                 let mut st = conn.state.lock();
                 st.msize = m;
+                st.dialect = Dialect::of(v).unwrap_or_default();
                 st.versioned = true;
                 st.authenticated = false;
                 st.attached = false;
@@ -163,16 +182,65 @@ impl Conn {
         self.state.lock().versioned
     }
 
-    /// Send the reply to request `tag` (any thread).
+    /// Send the reply to request `tag` (any thread). A reply larger than what its request was
+    /// charged for is charged the difference.
     pub fn reply(&self, tag: u16, r: Rmsg) {
-        // The writer lives as long as any request is in flight, so this cannot fail while
-        // `tag` is; a send after teardown is dropped.
-        let _ = self.out.send(Out::Reply(tag, r));
+        let len = r.encoded_len();
+        {
+            let mut st = self.state.lock();
+            if let Some(f) = st.inflight.get_mut(&tag) {
+                let more = len.saturating_sub(f.bytes);
+                if more > 0 {
+                    f.bytes += more;
+                    self.budget.force(&self.held, more);
+                }
+            }
+        }
+        // A connection lives as long as any request is in flight, so this cannot fail while
+        // `tag` is; a reply after teardown is dropped.
+        if let Some(me) = self.me.upgrade() {
+            self.out.push(&me, tag, r);
+        }
+    }
+
+    /// The reply queue.
+    pub(super) fn outbox(&self) -> &Outbox {
+        &self.out
+    }
+
+    /// Whether a write failed (the connection is ending).
+    pub(super) fn is_broken(&self) -> bool {
+        self.broken.load(Ordering::SeqCst)
+    }
+
+    /// Mark the connection as ending: its reader stops and later replies are dropped.
+    pub(super) fn set_broken(&self) {
+        self.broken.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether some connection waits for room in the shared memory budget.
+    pub(super) fn memory_contended(&self) -> bool {
+        self.budget.contended()
+    }
+
+    /// Bytes in flight on this connection, as charged to the budgets.
+    pub fn bytes_in_flight(&self) -> usize {
+        self.held.get()
     }
 
     /// The negotiated msize.
     pub fn msize(&self) -> u32 {
         self.state.lock().msize
+    }
+
+    /// The negotiated dialect (9P2000 until a Tversion says otherwise).
+    pub fn dialect(&self) -> Dialect {
+        self.state.lock().dialect
+    }
+
+    /// The reply for a failed request, in the connection's dialect: `Rerror` or `Rlerror`.
+    pub fn fail(&self, e: &super::err::Error) -> Rmsg {
+        super::err::reply(self.dialect(), e)
     }
 
     /// The I/O unit: `msize − IOHDRSZ`.
@@ -205,12 +273,26 @@ impl Conn {
         }
     }
 
-    /// The writer wrote `tag`'s reply: retire it and return the flushes that waited on it.
-    fn complete(&self, tag: u16) -> Vec<u16> {
+    /// The writer is about to write `tag`'s reply: retire the tag and return the flushes that
+    /// waited on it and the bytes charged for it (released once the reply is written).
+    pub(super) fn complete(&self, tag: u16) -> Inflight {
         let mut st = self.state.lock();
-        let waiters = st.inflight.remove(&tag).unwrap_or_default();
+        let f = st.inflight.remove(&tag).unwrap_or_default();
         self.cv.notify_all();
-        waiters
+        f
+    }
+
+    /// Wait until `n` more bytes fit the budgets; false if the connection or server stops
+    /// first (nothing charged).
+    fn charge(&self, core: &Core, n: usize) -> bool {
+        self.budget.acquire(&self.held, n, || {
+            core.stopping() || self.broken.load(Ordering::SeqCst)
+        })
+    }
+
+    /// Give back `n` bytes charged with [`Conn::charge`].
+    pub(super) fn uncharge(&self, n: usize) {
+        self.budget.release(&self.held, n);
     }
 
     /// Wait until at most `n` requests are in flight.
@@ -260,14 +342,10 @@ impl Read for TimedReader {
 }
 
 /// Serve `t` until the peer goes away or the server stops. Runs on the calling thread (the
-/// connection's reader); spawns the writer.
+/// connection's reader); the outbox runs a writer thread while there are replies to write.
 pub fn serve(core: Arc<Core>, t: Transport) {
-    let (conn, rx) = Conn::new(&core, t.peer, t.shutdown);
+    let conn = Conn::new(&core, t.peer, t.shutdown, Outbox::socket(t.writer));
     core.register(&conn);
-    let wconn = conn.clone();
-    let writer = std::thread::Builder::new()
-        .name(format!("9p-write-{}", conn.id))
-        .spawn(move || write_loop(wconn, t.writer, rx));
     let mut r = TimedReader {
         inner: t.reader,
         set: t.set_timeout,
@@ -276,62 +354,89 @@ pub fn serve(core: Arc<Core>, t: Transport) {
         started: None,
         current: None,
     };
-    if writer.is_ok() {
-        read_loop(&core, &conn, &mut r);
-    }
+    read_loop(&core, &conn, &mut r);
     teardown(&core, &conn);
-    let _ = conn.out.send(Out::Close);
-    if let Ok(w) = writer {
-        let _ = w.join();
-    }
+    conn.out.close();
     core.unregister(conn.id);
 }
+
+/// Capacity a connection keeps in its frame buffer between frames; a larger buffer (after a
+/// large Twrite) is given back, so idle connections hold little.
+const KEEP_BUF: usize = 64 << 10;
 
 fn read_loop(core: &Arc<Core>, conn: &Arc<Conn>, r: &mut TimedReader) {
     let mut buf = Vec::new();
     let max_inflight = core.opts.limits.max_inflight.max(1);
     loop {
         conn.wait_inflight(max_inflight - 1);
-        if core.stopping() || conn.broken.load(Ordering::SeqCst) {
+        if core.stopping() || conn.is_broken() {
             return;
         }
-        let limit = {
+        let (limit, dialect) = {
             let st = conn.state.lock();
             r.idle = if st.attached {
                 core.opts.limits.idle_timeout
             } else {
                 Some(core.opts.limits.frame_timeout)
             };
-            if st.versioned {
+            let limit = if st.versioned {
                 st.msize
             } else {
                 core.opts.msize
-            }
+            };
+            (limit, st.dialect)
         };
         r.started = None;
-        let frame = match read_frame(r, limit, &mut buf) {
-            Ok(Some(f)) => f,
-            Ok(None) | Err(_) => return,
+        // The size field first: the frame's bytes are charged before its body is read.
+        let mut size = [0u8; 4];
+        match read_size(r, &mut size) {
+            Ok(true) => {}
+            Ok(false) | Err(_) => return,
+        }
+        let claimed = u32::from_le_bytes(size).min(limit);
+        let mut cost = usize::try_from(claimed).unwrap_or(usize::MAX);
+        if !conn.charge(core, cost) {
+            return;
+        }
+        // Waiting for room is not the peer's delay: the frame's time starts now.
+        r.started = Some(Instant::now());
+        let got = read_frame(&mut (&size[..]).chain(&mut *r), limit, &mut buf);
+        let decoded = match got {
+            Ok(Some(frame)) => Some(proto::decode_t_in(frame, limit, dialect)),
+            Ok(None) | Err(_) => None,
         };
-        let (tag, msg) = match proto::decode_t(frame, limit) {
-            Ok(x) => x,
-            Err(e) => match e.tag() {
+        if buf.capacity() > KEEP_BUF {
+            buf = Vec::new();
+        }
+        let (tag, msg) = match decoded {
+            Some(Ok(x)) => x,
+            Some(Err(e)) => match e.tag() {
                 Some(tag) if !e.is_framing() => {
-                    if !begin(conn, tag) {
+                    if !begin(conn, tag, cost) {
+                        conn.uncharge(cost);
                         return;
                     }
-                    conn.reply(
-                        tag,
-                        Rmsg::Error {
-                            ename: e.to_string(),
-                        },
-                    );
+                    conn.reply(tag, super::err::decode_reply(dialect, &e));
                     continue;
                 }
-                _ => return,
+                _ => {
+                    conn.uncharge(cost);
+                    return;
+                }
             },
+            None => {
+                conn.uncharge(cost);
+                return;
+            }
         };
-        if !begin(conn, tag) {
+        let reply = reply_cost(&msg, proto::iounit(limit));
+        if !conn.charge(core, reply) {
+            conn.uncharge(cost);
+            return;
+        }
+        cost += reply;
+        if !begin(conn, tag, cost) {
+            conn.uncharge(cost);
             return;
         }
         if !dispatch(core, conn, tag, msg) {
@@ -340,13 +445,51 @@ fn read_loop(core: &Arc<Core>, conn: &Arc<Conn>, r: &mut TimedReader) {
     }
 }
 
-/// Register `tag` as in flight; false (close the connection) if it already is.
-fn begin(conn: &Conn, tag: u16) -> bool {
+/// Read a frame's size field; false if the stream ended cleanly before it.
+fn read_size(r: &mut TimedReader, size: &mut [u8; 4]) -> io::Result<bool> {
+    let mut got = 0;
+    while let Some(dst) = size.get_mut(got..).filter(|d| !d.is_empty()) {
+        let n = match r.read(dst) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            return if got == 0 {
+                Ok(false)
+            } else {
+                Err(io::ErrorKind::UnexpectedEof.into())
+            };
+        }
+        got += n;
+    }
+    Ok(true)
+}
+
+/// What a request's reply is charged before it exists: a read's data (its count, at most the
+/// I/O unit) and header, or a small reply's allowance.
+fn reply_cost(m: &Tmsg, iounit: u32) -> usize {
+    match m {
+        Tmsg::Read { count, .. } | Tmsg::L(proto::TmsgL::Readdir { count, .. }) => {
+            usize::try_from((*count).min(iounit) + proto::IOHDRSZ).unwrap_or(usize::MAX)
+        }
+        _ => SMALL_REPLY,
+    }
+}
+
+/// Register `tag` as in flight, charged `bytes`; false (close the connection) if it already is.
+fn begin(conn: &Conn, tag: u16, bytes: usize) -> bool {
     let mut st = conn.state.lock();
     if st.inflight.contains_key(&tag) {
         return false;
     }
-    st.inflight.insert(tag, Vec::new());
+    st.inflight.insert(
+        tag,
+        Inflight {
+            flushes: Vec::new(),
+            bytes,
+        },
+    );
     true
 }
 
@@ -368,7 +511,7 @@ fn dispatch(core: &Arc<Core>, conn: &Arc<Conn>, tag: u16, msg: Tmsg) -> bool {
             let waiting = oldtag != tag && oldtag != NOTAG && st.inflight.contains_key(&oldtag);
             if waiting {
                 if let Some(w) = st.inflight.get_mut(&oldtag) {
-                    w.push(tag);
+                    w.flushes.push(tag);
                 }
             } else {
                 drop(st);
@@ -381,58 +524,6 @@ fn dispatch(core: &Arc<Core>, conn: &Arc<Conn>, tag: u16, msg: Tmsg) -> bool {
         }
     }
     true
-}
-
-fn write_loop(conn: Arc<Conn>, mut w: Box<dyn Write + Send>, rx: Receiver<Out>) {
-    let mut buf = Vec::new();
-    while let Ok(out) = rx.recv() {
-        let (tag, msg) = match out {
-            Out::Reply(tag, msg) => (tag, msg),
-            Out::Close => break,
-        };
-        // The tag is retired before its reply is written, so a client may reuse it as soon
-        // as it has the reply. A Tflush that arrives after the retirement finds the tag free
-        // and queues its Rflush behind this reply; the flushes that were waiting are written
-        // right after it.
-        let mut queue = vec![(tag, msg)];
-        while let Some((tag, msg)) = queue.pop() {
-            let waiting = conn.complete(tag);
-            send(&conn, &mut w, &mut buf, tag, &msg);
-            for f in waiting.into_iter().rev() {
-                queue.push((f, Rmsg::Flush));
-            }
-        }
-    }
-    let _ = w.flush();
-}
-
-/// Encode and write one reply; a reply over msize becomes an Rerror; a failed write marks the
-/// connection broken (the reader stops) and later replies are dropped.
-fn send(conn: &Conn, w: &mut Box<dyn Write + Send>, buf: &mut Vec<u8>, tag: u16, msg: &Rmsg) {
-    if conn.broken.load(Ordering::SeqCst) {
-        return;
-    }
-    buf.clear();
-    let msize = usize::try_from(conn.msize()).unwrap_or(usize::MAX);
-    let fits = msg.encoded_len() <= msize.max(proto::MSIZE_MIN as usize);
-    let r = if fits {
-        proto::encode_r(tag, msg, buf)
-    } else {
-        Err(proto::EncodeError::FrameTooLarge {
-            len: msg.encoded_len(),
-        })
-    };
-    if r.is_err() {
-        buf.clear();
-        let e = ops::err(super::err::msg::REPLY_TOO_BIG);
-        if proto::encode_r(tag, &e, buf).is_err() {
-            return;
-        }
-    }
-    if w.write_all(buf).and_then(|()| w.flush()).is_err() {
-        conn.broken.store(true, Ordering::SeqCst);
-        conn.shut();
-    }
 }
 
 /// The peer is gone (or the server stops): let in-flight requests finish, then clunk every

@@ -6,9 +6,11 @@
 //!   lock serialises changes, readers take no lock (DESIGN.md §2);
 //! - `excl` counts open fids per exclusive-use file (DMEXCL), across connections;
 //! - `commit_gate` is held by everything that commits (the sync worker, the sweeper's
-//!   snapshot and configuration commands, the retention pass) and by the console's `check`,
-//!   which thereby sees the device hold exactly the last commit (see `console`);
-//! - `conns` maps connection numbers to connections, for `show fid` and for stopping.
+//!   snapshot and configuration commands, the retention pass), so that commits never
+//!   interleave; the console's `check` holds nothing while it checks (it pins a commit,
+//!   `console/scrub.rs`);
+//! - `conns` maps connection numbers to connections, for `show fid` and for stopping;
+//! - `locks` holds 9P2000.L record locks (`locks.rs`), released on clunk and disconnect.
 //!
 //! Lock order: a fid lock, then `excl`; `conns` and `commit_gate` are never held while taking
 //! a fid lock.
@@ -23,10 +25,15 @@ use parking_lot::Mutex;
 use gefs_core::fs::Fs;
 use gefs_core::store::Store;
 
+use super::budget::Budget;
 use super::conn::Conn;
 use super::fid::ExclKey;
+use super::locks::Locks;
 use super::workers::{SweepReq, SyncReq, Work};
 use super::Options;
+
+/// Least seconds between two explanations of a full file system in the log.
+pub const FULL_NOTE_SECS: u64 = 10;
 
 /// The senders of the worker queues.
 #[derive(Debug)]
@@ -53,12 +60,21 @@ pub struct Core {
     pub started: u32,
     /// The worker queues.
     pub queues: Queues,
-    /// Held while committing, and by a live `check`.
+    /// Held while committing.
     pub commit_gate: Mutex<()>,
+    /// The memory budget of bytes in flight, shared by every connection.
+    pub budget: Arc<Budget>,
+    /// 9P2000.L record locks.
+    pub locks: Locks,
+    /// The console's online checks.
+    pub scrub: crate::console::ScrubState,
     excl: Mutex<HashMap<ExclKey, usize>>,
     conns: Mutex<HashMap<u64, Arc<Conn>>>,
     next_conn: AtomicU64,
     stopping: AtomicBool,
+    /// When a full file system was last explained in the log (seconds since
+    /// `started`, plus one; 0: never).
+    full_noted: AtomicU64,
 }
 
 impl std::fmt::Debug for Core {
@@ -73,16 +89,21 @@ impl Core {
         let started = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
+        let budget = Arc::new(Budget::new(opts.limits.conn_bytes, opts.limits.total_bytes));
         Core {
+            budget,
             fs,
             opts,
             started,
             queues,
             commit_gate: Mutex::new(()),
+            locks: Locks::default(),
+            scrub: crate::console::ScrubState::default(),
             excl: Mutex::new(HashMap::new()),
             conns: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
             stopping: AtomicBool::new(false),
+            full_noted: AtomicU64::new(0),
         }
     }
 
@@ -147,6 +168,28 @@ impl Core {
             if *n == 0 {
                 t.remove(&k);
             }
+        }
+    }
+
+    /// A request failed because the file system is full: say in the log how
+    /// much snapshots hold and how to free it (at most once every
+    /// [`FULL_NOTE_SECS`] seconds: a full device fails many requests).
+    pub fn note_full(&self) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+            .saturating_sub(u64::from(self.started))
+            + 1;
+        let last = self.full_noted.load(Ordering::Relaxed);
+        if last != 0 && now < last + FULL_NOTE_SECS {
+            return;
+        }
+        if self
+            .full_noted
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            eprintln!("gefsd: {}", self.store().explain_full());
         }
     }
 

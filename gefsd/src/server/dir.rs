@@ -152,7 +152,7 @@ impl DirCursor {
             for (name, st) in batch {
                 let mut enc = Vec::with_capacity(st.encoded_len());
                 st.encode(&mut enc)
-                    .map_err(|e| Error::Detail(format!("directory entry: {e}")))?;
+                    .map_err(|e| Error::Detail(format!("directory entry: {e}"), fs::errno::EIO))?;
                 self.after = Some(name);
                 if out.len().saturating_add(enc.len()) > count {
                     let empty = out.is_empty();

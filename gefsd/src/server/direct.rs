@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use crossbeam::channel::Receiver;
 
-use super::conn::{Conn, Out, Peer};
+use super::conn::{Conn, Peer};
 use super::core::Core;
 use super::err::msg;
 use super::ops;
+use super::outbox::Out;
 use crate::proto::{Rmsg, Tmsg};
 
 /// An in-process 9P session.
@@ -34,7 +35,12 @@ impl Session {
             user,
             desc: "direct".into(),
         };
-        let (conn, rx) = Conn::new(&core, peer, None);
+        Session::with_peer(core, peer)
+    }
+
+    /// A session whose peer is `peer` (its uid as well as its name).
+    pub fn with_peer(core: Arc<Core>, peer: Peer) -> Session {
+        let (conn, rx) = Conn::new_direct(&core, peer);
         core.register(&conn);
         Session { core, conn, rx }
     }
@@ -64,7 +70,8 @@ impl Session {
                 }
             }
         }
-        ops::err(msg::SHUTTING_DOWN)
+        self.conn
+            .fail(&super::err::Error::Server(msg::SHUTTING_DOWN))
     }
 
     /// Fids in the session's table.

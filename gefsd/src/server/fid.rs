@@ -16,7 +16,9 @@ use parking_lot::Mutex;
 use gefs_core::fs::{Entry, Mount, Open, Who};
 
 use super::dir::DirCursor;
+use super::dir_l::LCursor;
 use super::err::{msg, refuse, Result};
+use crate::proto::Dialect;
 
 /// Where a fid points.
 #[derive(Debug, Clone)]
@@ -41,21 +43,36 @@ pub enum Opened {
     Node {
         /// The file-system layer's open handle.
         open: Box<Open>,
-        /// Directory listing state (directories only).
+        /// 9P2000 directory listing state (directories opened by Topen).
         cursor: Option<DirCursor>,
+        /// 9P2000.L directory listing state (directories opened by Tlopen).
+        lcursor: Option<Box<LCursor>>,
         /// The key under which a DMEXCL open is registered.
         excl: Option<ExclKey>,
     },
-    /// The open dump directory.
+    /// The open dump directory (9P2000).
     Dump(DirCursor),
+    /// The open dump directory (9P2000.L).
+    DumpL(Box<LCursor>),
 }
 
 impl Opened {
+    /// An open file or directory, with the listing state of `dialect` for a directory.
+    pub fn node(open: Box<Open>, excl: Option<ExclKey>, dialect: Dialect) -> Opened {
+        let dir = open.entry().is_dir();
+        Opened::Node {
+            cursor: (dir && dialect == Dialect::P9).then(DirCursor::default),
+            lcursor: (dir && dialect == Dialect::L).then(Box::default),
+            open,
+            excl,
+        }
+    }
+
     /// Whether clunking this fid removes the file (ORCLOSE).
     pub fn rclose(&self) -> bool {
         match self {
             Opened::Node { open, .. } => open.info().rclose,
-            Opened::Dump(_) => false,
+            Opened::Dump(_) | Opened::DumpL(_) => false,
         }
     }
 }
@@ -72,6 +89,8 @@ pub struct Fid {
     pub uname: String,
     /// Where it points.
     pub at: At,
+    /// Its path from the attach point, `/`-separated (for logs).
+    pub path: String,
     /// Open state, once opened.
     pub open: Option<Opened>,
 }
@@ -83,7 +102,23 @@ impl Fid {
             who: self.who,
             uname: self.uname.clone(),
             at: self.at.clone(),
+            path: self.path.clone(),
             open: None,
+        }
+    }
+
+    /// `path` after walking `name` (`..` goes up, never above the attach point).
+    pub fn path_after(path: &str, name: &str) -> String {
+        if name == ".." {
+            return match path.rsplit_once('/') {
+                Some(("", _)) | None => "/".to_string(),
+                Some((up, _)) => up.to_string(),
+            };
+        }
+        if path.ends_with('/') {
+            format!("{path}{name}")
+        } else {
+            format!("{path}/{name}")
         }
     }
 
@@ -106,7 +141,7 @@ impl Fid {
         };
         let open = match &self.open {
             None => "closed".to_string(),
-            Some(Opened::Dump(_)) => "open dir".to_string(),
+            Some(Opened::Dump(_) | Opened::DumpL(_)) => "open dir".to_string(),
             Some(Opened::Node { open, .. }) => {
                 let i = open.info();
                 format!(

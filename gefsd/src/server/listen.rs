@@ -8,10 +8,15 @@
 
 use std::io;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::os::unix::fs::FileTypeExt;
+use std::os::fd::AsFd;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
+
+use rustix::event::{poll, PollFd, PollFlags};
 
 use super::auth;
 use super::conn::{Peer, Transport};
@@ -103,15 +108,27 @@ pub enum Bound {
 }
 
 /// Bind `a`. A stale Unix socket file (nobody answers) is replaced; a live one is refused.
+/// Both are non-blocking, for [`accept`].
 pub fn bind(a: &ListenAddr) -> io::Result<Bound> {
     match a {
-        ListenAddr::Tcp(addrs, _) => Ok(Bound::Tcp(TcpListener::bind(&addrs[..])?)),
-        ListenAddr::Unix(p) => Ok(Bound::Unix(bind_unix(p)?, p.clone())),
+        ListenAddr::Tcp(addrs, _) => {
+            let l = TcpListener::bind(&addrs[..])?;
+            l.set_nonblocking(true)?;
+            Ok(Bound::Tcp(l))
+        }
+        ListenAddr::Unix(p) => {
+            let l = bind_unix(p, 0o666)?;
+            l.set_nonblocking(true)?;
+            Ok(Bound::Unix(l, p.clone()))
+        }
     }
 }
 
-/// Bind a Unix socket at `p`, replacing a stale one.
-pub fn bind_unix(p: &Path) -> io::Result<UnixListener> {
+/// Bind a Unix socket at `p` with permission bits `mode` (whatever the umask), replacing a
+/// stale one. The socket is made in a fresh private directory beside `p`, given its mode
+/// there (where nobody else can swap it for a symbolic link), and renamed into place, so it
+/// appears at `p` with its final mode.
+pub fn bind_unix(p: &Path, mode: u32) -> io::Result<UnixListener> {
     if let Ok(md) = std::fs::symlink_metadata(p) {
         if !md.file_type().is_socket() {
             return Err(io::Error::new(
@@ -127,11 +144,32 @@ pub fn bind_unix(p: &Path) -> io::Result<UnixListener> {
         }
         std::fs::remove_file(p)?;
     }
-    UnixListener::bind(p)
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let dir = p
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let private = dir.join(format!(
+        ".gefsd-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::DirBuilder::new().mode(0o700).create(&private)?;
+    let inner = private.join("s");
+    let made = UnixListener::bind(&inner).and_then(|l| {
+        std::fs::set_permissions(&inner, std::fs::Permissions::from_mode(mode))?;
+        std::fs::rename(&inner, p)?;
+        Ok(l)
+    });
+    if made.is_err() {
+        let _ = std::fs::remove_file(&inner);
+    }
+    let _ = std::fs::remove_dir(&private);
+    made
 }
 
-/// How long a peer may leave a reply unread before the connection is dropped.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+/// A blocked write returns after this, so that the writer can judge the stall (`outbox`).
+const WRITE_TIMEOUT: Duration = super::outbox::WRITE_STEP;
 
 /// A TCP connection as a transport (peer credentials looked up unless `noauth`).
 pub fn tcp_transport(s: TcpStream, noauth: bool) -> io::Result<Transport> {
@@ -146,10 +184,11 @@ pub fn tcp_transport(s: TcpStream, noauth: bool) -> io::Result<Transport> {
     };
     let _ = s.set_nodelay(true);
     s.set_write_timeout(Some(WRITE_TIMEOUT))?;
-    let (r, t, sh) = (s.try_clone()?, s.try_clone()?, s.try_clone()?);
+    let s = Arc::new(s);
+    let (t, sh) = (s.clone(), s.clone());
     Ok(Transport {
-        reader: Box::new(r),
-        writer: Box::new(s),
+        reader: Box::new(Shared(s.clone())),
+        writer: Box::new(Shared(s)),
         set_timeout: Some(Box::new(move |d| t.set_read_timeout(d))),
         shutdown: Some(Box::new(move || {
             let _ = sh.shutdown(Shutdown::Read);
@@ -162,16 +201,47 @@ pub fn tcp_transport(s: TcpStream, noauth: bool) -> io::Result<Transport> {
 pub fn unix_transport(s: UnixStream, desc: String) -> io::Result<Transport> {
     let peer = auth::unix_peer(&s, desc);
     s.set_write_timeout(Some(WRITE_TIMEOUT))?;
-    let (r, t, sh) = (s.try_clone()?, s.try_clone()?, s.try_clone()?);
+    let s = Arc::new(s);
+    let (t, sh) = (s.clone(), s.clone());
     Ok(Transport {
-        reader: Box::new(r),
-        writer: Box::new(s),
+        reader: Box::new(Shared(s.clone())),
+        writer: Box::new(Shared(s)),
         set_timeout: Some(Box::new(move |d| t.set_read_timeout(d))),
         shutdown: Some(Box::new(move || {
             let _ = sh.shutdown(Shutdown::Read);
         })),
         peer,
     })
+}
+
+/// One socket shared by a connection's reader, writer and hooks: a connection costs one file
+/// descriptor.
+struct Shared<S>(Arc<S>);
+
+impl<S> io::Read for Shared<S>
+where
+    for<'a> &'a S: io::Read,
+{
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self.0).read(buf)
+    }
+}
+
+impl<S> io::Write for Shared<S>
+where
+    for<'a> &'a S: io::Write,
+{
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self.0).write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        (&*self.0).write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        (&*self.0).flush()
+    }
 }
 
 /// Standard input and output as a transport; the peer is whoever runs the server.
@@ -190,23 +260,82 @@ pub fn stdio_transport() -> Transport {
     }
 }
 
-/// Make one connection to a bound listener, so that a blocked `accept` returns (stopping).
-pub fn poke(b: &Bound) {
-    match b {
-        Bound::Tcp(l) => {
-            if let Ok(a) = l.local_addr() {
-                let a = if a.ip().is_unspecified() {
-                    SocketAddr::from(([127, 0, 0, 1], a.port()))
-                } else {
-                    a
-                };
-                let _ = TcpStream::connect_timeout(&a, Duration::from_secs(1));
-            }
+/// Wakes a thread blocked in [`accept`] without touching the listener or its path: the
+/// socket file may be gone, and connecting to it is what made stopping hang.
+#[derive(Debug)]
+pub struct Waker(UnixStream);
+
+/// The other end of a [`Waker`], polled beside a listener.
+#[derive(Debug)]
+pub struct Wakeable(UnixStream);
+
+/// A waker and the end an accept loop polls.
+pub fn waker() -> io::Result<(Waker, Wakeable)> {
+    let (a, b) = UnixStream::pair()?;
+    Ok((Waker(a), Wakeable(b)))
+}
+
+impl Waker {
+    /// Wake the accept loop (for good: its end reads as closed).
+    pub fn wake(&self) {
+        let _ = self.0.shutdown(Shutdown::Both);
+    }
+}
+
+/// What [`accept`] returned.
+#[derive(Debug)]
+pub enum Accepted<S> {
+    /// A connection.
+    Conn(S),
+    /// The waker was used.
+    Woken,
+}
+
+/// Wait for a connection on `listener` or a wake-up on `wake`, whichever comes first.
+/// `listener` must be non-blocking; the stream returned is blocking.
+pub fn accept<L: AsFd, S>(
+    listener: &L,
+    wake: &Wakeable,
+    accept_one: impl Fn(&L) -> io::Result<S>,
+) -> io::Result<Accepted<S>> {
+    loop {
+        let mut fds = [
+            PollFd::new(listener, PollFlags::IN),
+            PollFd::new(&wake.0, PollFlags::IN),
+        ];
+        match poll(&mut fds, None) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
         }
-        Bound::Unix(_, p) => {
-            let _ = UnixStream::connect(p);
+        let [l, w] = &fds;
+        if !w.revents().is_empty() {
+            return Ok(Accepted::Woken);
+        }
+        if l.revents().is_empty() {
+            continue;
+        }
+        match accept_one(listener) {
+            Ok(s) => return Ok(Accepted::Conn(s)),
+            // The connection went away between poll and accept.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
         }
     }
+}
+
+/// Accept one TCP connection, as a blocking stream.
+pub fn accept_tcp(l: &TcpListener) -> io::Result<TcpStream> {
+    let (s, _) = l.accept()?;
+    s.set_nonblocking(false)?;
+    Ok(s)
+}
+
+/// Accept one Unix-socket connection, as a blocking stream.
+pub fn accept_unix(l: &UnixListener) -> io::Result<UnixStream> {
+    let (s, _) = l.accept()?;
+    s.set_nonblocking(false)?;
+    Ok(s)
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! The 9P2000 server: connections, fids, request handlers and the worker threads.
+//! The 9P2000 and 9P2000.L server: connections, fids, request handlers and the worker threads.
 //!
 //! Structure (see `workers` for the channel graph):
 //! - [`Server::start`] spawns the workers over a [`Fs`]: read workers, one mutator, the sync
@@ -9,19 +9,27 @@
 //! - [`Server::stop`] stops accepting, lets every in-flight request finish, clunks every fid,
 //!   stops the workers, commits, and returns the last commit.
 //!
-//! The request handlers (`ops`) take decoded messages and return replies, independent of any
-//! transport. [`spawn_for_test`] runs a whole server on an in-memory device.
+//! The request handlers (`ops`, and `ops_l` for 9P2000.L) take decoded messages and return
+//! replies, independent of any transport. [`spawn_for_test`] runs a whole server on an in-memory device.
 
+mod attach;
 mod auth;
+pub mod budget;
 mod conn;
 mod core;
 mod dir;
+mod dir_l;
 mod direct;
 pub mod err;
 mod fid;
 pub mod listen;
+pub mod locks;
 mod ops;
+mod ops_l;
+mod outbox;
+pub mod posix;
 mod workers;
+mod wstat;
 
 use std::io;
 use std::net::SocketAddr;
@@ -41,7 +49,7 @@ pub use self::core::Core;
 pub use conn::{Conn, Peer, SetTimeout, Transport};
 pub use direct::Session;
 pub use listen::{parse_addr, ListenAddr};
-pub use workers::{SweepReq, SyncReq};
+pub use workers::{last_commit, SweepReq, SyncReq};
 
 use listen::Bound;
 use workers::Work;
@@ -56,6 +64,12 @@ pub struct Limits {
     /// Requests in flight per connection; beyond it the connection is not read
     /// (back-pressure).
     pub max_inflight: usize,
+    /// Bytes in flight per connection (requests read but not answered, replies not yet
+    /// written); beyond it the connection is not read (back-pressure). See `budget`.
+    pub conn_bytes: usize,
+    /// Bytes in flight over all connections, beyond each connection's first
+    /// [`budget::CONN_RESERVE`]; beyond it, connections wanting more are not read.
+    pub total_bytes: usize,
     /// A frame must arrive whole within this of its first byte, and a new connection must
     /// attach within it (slowloris).
     pub frame_timeout: Duration,
@@ -69,6 +83,8 @@ impl Default for Limits {
             max_conns: 256,
             max_fids: 4096,
             max_inflight: 64,
+            conn_bytes: 4 << 20,
+            total_bytes: 16 << 20,
             frame_timeout: Duration::from_secs(30),
             idle_timeout: None,
         }
@@ -161,7 +177,7 @@ pub struct Server {
     workers: Vec<JoinHandle<()>>,
     syncer: Option<JoinHandle<()>>,
     clock_stop: Sender<()>,
-    listeners: Vec<(Arc<Bound>, JoinHandle<()>)>,
+    listeners: Vec<(Arc<Bound>, listen::Waker, JoinHandle<()>)>,
     live: Arc<Live>,
     halt_rx: Receiver<()>,
     halt_tx: Sender<()>,
@@ -240,17 +256,18 @@ impl Server {
             Bound::Unix(_, p) => format!("unix!{}", p.display()),
         };
         let (core, live, b2) = (self.core.clone(), self.live.clone(), b.clone());
+        let (waker, wake) = listen::waker()?;
         let h = std::thread::Builder::new()
             .name(format!("gefs-listen {name}"))
-            .spawn(move || accept_loop(core, live, b2))?;
-        self.listeners.push((b, h));
+            .spawn(move || accept_loop(core, live, b2, wake))?;
+        self.listeners.push((b, waker, h));
         self.addrs.push(name.clone());
         Ok(name)
     }
 
     /// The first TCP address listened on.
     pub fn tcp_addr(&self) -> Option<SocketAddr> {
-        self.listeners.iter().find_map(|(b, _)| match &**b {
+        self.listeners.iter().find_map(|(b, _, _)| match &**b {
             Bound::Tcp(l) => l.local_addr().ok(),
             Bound::Unix(..) => None,
         })
@@ -304,6 +321,11 @@ impl Server {
         Session::new(self.core.clone(), user)
     }
 
+    /// An in-process session whose peer credentials are `peer`'s.
+    pub fn session_with(&self, peer: Peer) -> Session {
+        Session::with_peer(self.core.clone(), peer)
+    }
+
     /// A handle that asks the server to stop.
     pub fn stopper(&self) -> Stopper {
         Stopper(self.halt_tx.clone())
@@ -321,8 +343,8 @@ impl Server {
         if let Some(c) = self.console.take() {
             c.stop();
         }
-        for (b, h) in self.listeners.drain(..) {
-            listen::poke(&b);
+        for (b, waker, h) in self.listeners.drain(..) {
+            waker.wake();
             let _ = h.join();
             if let Bound::Unix(_, p) = &*b {
                 let _ = std::fs::remove_file(p);
@@ -331,6 +353,7 @@ impl Server {
         for c in self.core.conns() {
             c.shut();
         }
+        self.core.budget.wake_all();
         // Every socket was shut for reading, so each reader ends once its in-flight requests
         // are answered; the bound only guards against a writer stuck on a peer that does not
         // read (its write times out after a minute).
@@ -357,22 +380,27 @@ impl Server {
     }
 }
 
-fn accept_loop(core: Arc<Core>, live: Arc<Live>, b: Arc<Bound>) {
+fn accept_loop(core: Arc<Core>, live: Arc<Live>, b: Arc<Bound>, wake: listen::Wakeable) {
     loop {
         let t = match &*b {
-            Bound::Tcp(l) => l
-                .accept()
-                .and_then(|(s, _)| listen::tcp_transport(s, core.opts.noauth)),
-            Bound::Unix(l, p) => l
-                .accept()
-                .and_then(|(s, _)| listen::unix_transport(s, format!("unix!{}", p.display()))),
+            Bound::Tcp(l) => listen::accept(l, &wake, listen::accept_tcp).map(|a| match a {
+                listen::Accepted::Conn(s) => Some(listen::tcp_transport(s, core.opts.noauth)),
+                listen::Accepted::Woken => None,
+            }),
+            Bound::Unix(l, p) => listen::accept(l, &wake, listen::accept_unix).map(|a| match a {
+                listen::Accepted::Conn(s) => {
+                    Some(listen::unix_transport(s, format!("unix!{}", p.display())))
+                }
+                listen::Accepted::Woken => None,
+            }),
         };
         if core.stopping() {
             return;
         }
         let t = match t {
-            Ok(t) => t,
-            Err(e) => {
+            Ok(Some(Ok(t))) => t,
+            Ok(None) => return,
+            Ok(Some(Err(e))) | Err(e) => {
                 eprintln!("gefsd: accept: {e}");
                 std::thread::sleep(Duration::from_millis(50));
                 continue;

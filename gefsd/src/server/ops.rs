@@ -6,25 +6,28 @@
 //! with a bare [`Conn`]. [`route`] is what a connection's reader calls: it answers clunks
 //! inline and queues everything else to the worker that owns it (see `workers`).
 //!
-//! Every failure becomes an `Rerror` through [`rerror`](super::err::rerror); a panic in a
-//! handler becomes "internal error" for that request only.
+//! Every failure becomes an `Rerror` or `Rlerror` (the connection's dialect,
+//! [`Conn::fail`]); a panic in a handler becomes "Remote I/O error" for that request only.
+//! The 9P2000.L messages are `ops_l`'s; the messages both dialects share are here.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use gefs_core::fs::{self, Changes, Who};
 
+use super::attach::{attach, dump_qid, Attach};
 use super::conn::Conn;
 use super::core::Core;
-use super::dir::{self, qid, DirCursor, DUMP_QID};
+use super::dir::{self, qid, DirCursor};
 use super::err::{msg, refuse, rerror, Error, Result};
 use super::fid::{At, Fid, FidRef, Opened};
 use super::workers::{SweepReq, SyncReq, Work};
-use crate::proto::{omode, qidtype, Qid, Rmsg, Stat, Tmsg, NOFID};
+use crate::proto::Dialect;
+use crate::proto::{omode, Qid, Rmsg, Stat, Tmsg};
 
 /// An `Rerror` with one of the server's strings.
-pub fn err(s: &'static str) -> Rmsg {
-    rerror(&Error::Server(s))
+pub fn err(r: super::err::Refusal) -> Rmsg {
+    rerror(&Error::Server(r))
 }
 
 /// The answer to every `Tauth`: there are no auth files.
@@ -36,26 +39,20 @@ pub fn auth(core: &Core) -> Rmsg {
     }
 }
 
-fn dump_qid() -> Qid {
-    Qid {
-        ty: qidtype::QTDIR,
-        version: 0,
-        path: DUMP_QID,
-    }
-}
-
-fn kick_sweeper(core: &Core) {
+/// Wake the sweeper: clears were queued.
+pub(super) fn kick_sweeper(core: &Core) {
     let _ = core.queues.sweep.try_send(SweepReq::Kick);
 }
 
 /// Which queue serves a request.
-enum Route {
+pub(super) enum Route {
     Read(u32),
     Mutate,
 }
 
 fn route_of(msg: &Tmsg) -> Route {
     match msg {
+        Tmsg::L(l) => super::ops_l::route_of(l),
         Tmsg::Attach { fid, .. }
         | Tmsg::Walk { fid, .. }
         | Tmsg::Read { fid, .. }
@@ -69,11 +66,8 @@ fn route_of(msg: &Tmsg) -> Route {
 
 /// Run `handle` and catch a panic as "internal error".
 fn guarded(core: &Arc<Core>, conn: &Arc<Conn>, tag: u16, msg: Tmsg) -> Option<Rmsg> {
-    catch_unwind(AssertUnwindSafe(|| handle(core, conn, tag, msg))).unwrap_or_else(|_| {
-        Some(rerror(&Error::Fs(fs::Error::Invalid(
-            "internal error".into(),
-        ))))
-    })
+    catch_unwind(AssertUnwindSafe(|| handle(core, conn, tag, msg)))
+        .unwrap_or_else(|_| Some(conn.fail(&Error::Server(msg::INTERNAL))))
 }
 
 /// Answer or queue one request from a connection's reader. Clunks are done inline unless the
@@ -98,14 +92,91 @@ pub fn route(core: &Arc<Core>, conn: &Arc<Conn>, tag: u16, msg: Tmsg) {
         }
     });
     if q.send(Work::Run(task)).is_err() {
-        conn.reply(tag, err(msg::SHUTTING_DOWN));
+        conn.reply(tag, conn.fail(&Error::Server(msg::SHUTTING_DOWN)));
     }
 }
 
 /// Run one request to completion. `None`: the reply will be sent by another worker.
 pub fn handle(core: &Arc<Core>, conn: &Arc<Conn>, tag: u16, msg: Tmsg) -> Option<Rmsg> {
+    let (name, fid) = (msg.name(), fid_of(&msg));
+    let walked = match &msg {
+        Tmsg::Walk { wnames, .. } if !wnames.is_empty() => format!(" + {}", wnames.join("/")),
+        _ => String::new(),
+    };
+    let attach = match &msg {
+        Tmsg::Attach { aname, .. } => Some(format!(" {aname}:/")),
+        _ => None,
+    };
+    let r = run(core, conn, tag, msg);
+    if let Some(Err(e)) = &r {
+        if let Some(d) = e.damage() {
+            let at = attach.unwrap_or_else(|| {
+                fid.map_or_else(String::new, |f| format!(" {}{walked}", fid_path(conn, f)))
+            });
+            super::err::log_damage(&conn.peer.desc, &format!("{name}{at}"), d);
+        }
+    }
+    r.map(|r| r.unwrap_or_else(|e| conn.fail(&e)))
+}
+
+/// The fid a request acts on (the new one for an attach).
+fn fid_of(msg: &Tmsg) -> Option<u32> {
+    match msg {
+        Tmsg::Attach { fid, .. }
+        | Tmsg::Walk { fid, .. }
+        | Tmsg::Open { fid, .. }
+        | Tmsg::Create { fid, .. }
+        | Tmsg::Read { fid, .. }
+        | Tmsg::Write { fid, .. }
+        | Tmsg::Clunk { fid }
+        | Tmsg::Remove { fid }
+        | Tmsg::Stat { fid }
+        | Tmsg::Wstat { fid, .. } => Some(*fid),
+        _ => None,
+    }
+}
+
+/// `label:path` of fid `f`, for logs.
+fn fid_path(conn: &Conn, f: u32) -> String {
+    let Ok(fr) = conn.fids.get(f) else {
+        return format!("fid {f}");
+    };
+    let g = fr.lock();
+    match &g.at {
+        At::Dump => format!("dump:{}", g.path),
+        At::Node {
+            mount, from_dump, ..
+        } => format!(
+            "{}{}:{}",
+            if *from_dump { "dump/" } else { "" },
+            mount.label(),
+            g.path
+        ),
+    }
+}
+
+fn run(core: &Arc<Core>, conn: &Arc<Conn>, tag: u16, msg: Tmsg) -> Option<Result<Rmsg>> {
+    // The decoder keeps each dialect's messages apart; a message handed in decoded (sessions,
+    // the fuzz target) is held to the same rule.
+    let plan9_only = matches!(
+        msg,
+        Tmsg::Open { .. }
+            | Tmsg::Create { .. }
+            | Tmsg::Stat { .. }
+            | Tmsg::Wstat { .. }
+            | Tmsg::Auth { .. }
+            | Tmsg::Attach { .. }
+    );
+    let foreign = match conn.dialect() {
+        Dialect::P9 => matches!(msg, Tmsg::L(_)),
+        Dialect::L => plan9_only,
+    };
+    if foreign {
+        return Some(Err(Error::Server(msg::NOT_IN_DIALECT)));
+    }
     let r = match msg {
-        Tmsg::Version { .. } => refuse("Tversion is handled by the connection"),
+        // Tversion is the connection's to handle; one that reaches here is misrouted.
+        Tmsg::Version { .. } => refuse(msg::NO_VERSION),
         Tmsg::Auth { .. } => Ok(auth(core)),
         Tmsg::Flush { .. } => Ok(Rmsg::Flush),
         Tmsg::Attach {
@@ -113,7 +184,17 @@ pub fn handle(core: &Arc<Core>, conn: &Arc<Conn>, tag: u16, msg: Tmsg) -> Option
             afid,
             uname,
             aname,
-        } => attach(core, conn, fid, afid, &uname, &aname),
+        } => {
+            let a = Attach {
+                fid,
+                afid,
+                uname: &uname,
+                aname: &aname,
+                n_uname: None,
+                dialect: conn.dialect(),
+            };
+            attach(core, conn, &a).map(|qid| Rmsg::Attach { qid })
+        }
         Tmsg::Walk {
             fid,
             newfid,
@@ -129,6 +210,7 @@ pub fn handle(core: &Arc<Core>, conn: &Arc<Conn>, tag: u16, msg: Tmsg) -> Option
         Tmsg::Read { fid, offset, count } => read(core, conn, fid, offset, count),
         Tmsg::Write { fid, offset, data } => write(core, conn, fid, offset, &data),
         Tmsg::Clunk { fid } => conn.fids.remove(fid).map(|f| {
+            core.locks.release_fid(conn.id, fid);
             finish_clunk(core, &f);
             Rmsg::Clunk
         }),
@@ -139,96 +221,20 @@ pub fn handle(core: &Arc<Core>, conn: &Arc<Conn>, tag: u16, msg: Tmsg) -> Option
             Ok(Some(r)) => Ok(r),
             Err(e) => Err(e),
         },
-    };
-    Some(r.unwrap_or_else(|e| rerror(&e)))
-}
-
-fn attach(core: &Core, conn: &Conn, fid: u32, afid: u32, uname: &str, aname: &str) -> Result<Rmsg> {
-    if afid != NOFID {
-        return refuse(msg::NO_AUTH_FILE);
-    }
-    if conn.fids.contains(fid) {
-        return refuse(msg::FID_IN_USE);
-    }
-    let users = core.fs.users();
-    let Some(user) = users.by_name(uname) else {
-        return refuse(msg::ATTACH_USER);
-    };
-    let mut uid = user.id();
-    let is_none = uid == users.none_id();
-    if !core.opts.noauth {
-        if is_none {
-            if !conn.authenticated() {
-                return refuse(msg::NONE_REFUSED);
-            }
-        } else if conn.peer.user.as_deref() != Some(uname) {
-            return refuse(msg::ATTACH_USER);
-        }
-    }
-    let (permissive, label) = match aname.strip_prefix('%') {
-        Some(l) => (true, l),
-        None => (false, aname),
-    };
-    let label = if label.is_empty() { "main" } else { label };
-    if permissive && (is_none || !core.fs.may_permit(uid)) {
-        return refuse(msg::PERM);
-    }
-    if core.fs.is_permissive() && label == "adm" {
-        // The reference's rule: with permission checks off, whoever attaches `adm` is adm,
-        // so that a broken users file can be fixed.
-        uid = users.adm_id();
-    }
-    if permissive || uid != user.id() {
-        // Audit (reliability plan S4): permission checks are off for this attach.
-        eprintln!(
-            "gefsd: permissive attach: {uname} to {label}{}",
-            if permissive {
-                ""
-            } else {
-                " as adm (permit on)"
-            }
-        );
-    }
-    let who = if permissive {
-        Who::permissive(uid)
-    } else {
-        Who::user(uid)
-    };
-    let (at, q) = if label == "dump" {
-        if is_none {
-            return refuse(msg::NONE_REFUSED);
-        }
-        (At::Dump, dump_qid())
-    } else {
-        let (m, root) = core.fs.attach(label).map_err(|e| match e {
-            fs::Error::Store(gefs_core::Error::NotFound(_)) => Error::Server(msg::BAD_SPEC),
-            e => Error::Fs(e),
-        })?;
-        let q = qid(root.qid);
-        (
-            At::Node {
-                mount: m,
-                entry: root,
-                from_dump: false,
-            },
-            q,
-        )
-    };
-    conn.fids.insert(
-        fid,
-        Fid {
-            who,
-            uname: uname.to_string(),
-            at,
-            open: None,
+        Tmsg::L(l) => match super::ops_l::handle(core, conn, tag, l) {
+            Ok(None) => return None,
+            Ok(Some(r)) => Ok(r),
+            Err(e) => Err(e),
         },
-    )?;
-    conn.set_attached(!is_none);
-    Ok(Rmsg::Attach { qid: q })
+    };
+    if let Err(Error::Fs(fs::Error::NoSpace)) = &r {
+        core.note_full();
+    }
+    Some(r)
 }
 
 /// One walk step from `at`.
-fn step(core: &Core, at: &At, name: &str, who: &Who) -> Result<(At, Qid)> {
+pub(super) fn step(core: &Core, at: &At, name: &str, who: &Who) -> Result<(At, Qid)> {
     match at {
         At::Dump => {
             if name == ".." {
@@ -269,18 +275,32 @@ fn step(core: &Core, at: &At, name: &str, who: &Who) -> Result<(At, Qid)> {
 fn walk(core: &Core, conn: &Conn, fid: u32, newfid: u32, wnames: &[String]) -> Result<Rmsg> {
     let f = conn.fids.get(fid)?;
     let mut g = f.lock();
-    if g.open.is_some() {
+    // walk(5): never from an open fid. 9P2000.L (as diod serves it) allows a walk from an
+    // open directory to a new fid, and takes "." for the directory itself.
+    let dotl = conn.dialect() == Dialect::L;
+    if g.open.is_some() && (!dotl || newfid == fid) {
         return refuse(msg::FID_OPEN);
     }
     if newfid != fid && conn.fids.contains(newfid) {
         return refuse(msg::FID_IN_USE);
     }
     let mut at = g.at.clone();
+    let mut path = g.path.clone();
     let mut wqids = Vec::with_capacity(wnames.len());
     for (i, name) in wnames.iter().enumerate() {
-        match step(core, &at, name, &g.who) {
+        let here = if dotl && name == "." {
+            match &at {
+                At::Dump => Ok((At::Dump, dump_qid())),
+                At::Node { entry, .. } if entry.is_dir() => Ok((at.clone(), qid(entry.qid))),
+                At::Node { .. } => Err(Error::Fs(fs::Error::NotDir)),
+            }
+        } else {
+            step(core, &at, name, &g.who)
+        };
+        match here {
             Ok((next, q)) => {
                 at = next;
+                path = Fid::path_after(&path, name);
                 wqids.push(q);
             }
             // walk(5): an error only if the first element fails; otherwise the qids found
@@ -291,9 +311,11 @@ fn walk(core: &Core, conn: &Conn, fid: u32, newfid: u32, wnames: &[String]) -> R
     }
     if newfid == fid {
         g.at = at;
+        g.path = path;
     } else {
         let mut nf = g.clone_unopened();
         nf.at = at;
+        nf.path = path;
         drop(g);
         conn.fids.insert(newfid, nf)?;
     }
@@ -301,6 +323,19 @@ fn walk(core: &Core, conn: &Conn, fid: u32, newfid: u32, wnames: &[String]) -> R
 }
 
 fn open(core: &Core, conn: &Conn, fid: u32, mode: u8) -> Result<Rmsg> {
+    let (qid, iounit) = open_fid(core, conn, fid, mode, Dialect::P9)?;
+    Ok(Rmsg::Open { qid, iounit })
+}
+
+/// Open `fid` in 9P mode `mode` for `dialect` (whose directory listing state it gets); its
+/// qid and I/O unit. DMEXCL is enforced here, across connections.
+pub(super) fn open_fid(
+    core: &Core,
+    conn: &Conn,
+    fid: u32,
+    mode: u8,
+    dialect: Dialect,
+) -> Result<(Qid, u32)> {
     let f = conn.fids.get(fid)?;
     let mut g = f.lock();
     if g.open.is_some() {
@@ -316,11 +351,12 @@ fn open(core: &Core, conn: &Conn, fid: u32, mode: u8) -> Result<Rmsg> {
             {
                 return refuse(msg::PERM);
             }
+            if dialect == Dialect::L {
+                // The dump directory lists its labels to 9P2000 reads only.
+                return Err(Error::Fs(fs::Error::NotDir));
+            }
             g.open = Some(Opened::Dump(DirCursor::default()));
-            return Ok(Rmsg::Open {
-                qid: dump_qid(),
-                iounit,
-            });
+            return Ok((dump_qid(), iounit));
         }
         At::Node { mount, entry, .. } => (mount.clone(), entry.clone()),
     };
@@ -347,13 +383,8 @@ fn open(core: &Core, conn: &Conn, fid: u32, mode: u8) -> Result<Rmsg> {
         kick_sweeper(core);
     }
     let q = qid(o.entry().qid);
-    let cursor = o.entry().is_dir().then(DirCursor::default);
-    g.open = Some(Opened::Node {
-        open: Box::new(o),
-        cursor,
-        excl,
-    });
-    Ok(Rmsg::Open { qid: q, iounit })
+    g.open = Some(Opened::node(Box::new(o), excl, dialect));
+    Ok((q, iounit))
 }
 
 fn create(core: &Core, conn: &Conn, fid: u32, name: &str, perm: u32, mode: u8) -> Result<Rmsg> {
@@ -377,17 +408,13 @@ fn create(core: &Core, conn: &Conn, fid: u32, name: &str, perm: u32, mode: u8) -
     let key = (mount.tree(), o.entry().qid.path);
     let excl = (o.info().exclusive && core.excl_take(key)).then_some(key);
     let q = qid(o.entry().qid);
-    let cursor = o.entry().is_dir().then(DirCursor::default);
     g.at = At::Node {
         mount,
         entry: o.entry().clone(),
         from_dump,
     };
-    g.open = Some(Opened::Node {
-        open: Box::new(o),
-        cursor,
-        excl,
-    });
+    g.path = Fid::path_after(&g.path, name);
+    g.open = Some(Opened::node(Box::new(o), excl, Dialect::P9));
     Ok(Rmsg::Create {
         qid: q,
         iounit: conn.iounit(),
@@ -401,6 +428,7 @@ fn read(core: &Core, conn: &Conn, fid: u32, offset: u64, count: u32) -> Result<R
     let mut g = f.lock();
     let data = match g.open.as_mut() {
         None => return refuse(msg::FID_NOT_OPEN),
+        Some(Opened::DumpL(_)) => return Err(Error::Fs(fs::Error::IsDir)),
         Some(Opened::Dump(cur)) => {
             let labels = core.store().labels()?;
             let started = core.started;
@@ -453,7 +481,7 @@ fn write(core: &Core, conn: &Conn, fid: u32, offset: u64, data: &[u8]) -> Result
     let g = f.lock();
     match &g.open {
         None => refuse(msg::FID_NOT_OPEN),
-        Some(Opened::Dump(_)) => refuse(msg::READ_ONLY),
+        Some(Opened::Dump(_) | Opened::DumpL(_)) => refuse(msg::READ_ONLY),
         Some(Opened::Node {
             cursor: Some(_), ..
         }) => Err(Error::Fs(fs::Error::IsDir)),
@@ -473,8 +501,9 @@ fn write(core: &Core, conn: &Conn, fid: u32, offset: u64, data: &[u8]) -> Result
 fn clunk(core: &Arc<Core>, conn: &Arc<Conn>, tag: u16, fid: u32) {
     let f = match conn.fids.remove(fid) {
         Ok(f) => f,
-        Err(e) => return conn.reply(tag, rerror(&e)),
+        Err(e) => return conn.reply(tag, conn.fail(&e)),
     };
+    core.locks.release_fid(conn.id, fid);
     if !f.lock().open.as_ref().is_some_and(Opened::rclose) {
         finish_clunk(core, &f);
         return conn.reply(tag, Rmsg::Clunk);
@@ -507,6 +536,7 @@ fn finish_clunk(core: &Core, f: &FidRef) {
 /// Clunk every fid of a connection (Tversion, teardown). ORCLOSE removes are queued to the
 /// mutator, so they run before the mutator stops.
 pub fn clunk_all(core: &Arc<Core>, conn: &Arc<Conn>) {
+    core.locks.release_conn(conn.id);
     for (_, f) in conn.fids.drain() {
         if f.lock().open.as_ref().is_some_and(Opened::rclose) {
             let c = core.clone();
@@ -525,6 +555,7 @@ pub fn clunk_all(core: &Arc<Core>, conn: &Arc<Conn>) {
 fn remove(core: &Core, conn: &Conn, fid: u32) -> Result<Rmsg> {
     // remove(5): the fid is clunked even if the remove fails.
     let f = conn.fids.remove(fid)?;
+    core.locks.release_fid(conn.id, fid);
     let mut g = f.lock();
     let excl = match g.open.take() {
         Some(Opened::Node { excl, .. }) => excl,
@@ -532,22 +563,30 @@ fn remove(core: &Core, conn: &Conn, fid: u32) -> Result<Rmsg> {
     };
     let r = match &g.at {
         At::Dump => refuse(msg::PERM),
-        At::Node { mount, entry, .. } => {
-            let key = (mount.tree(), entry.qid.path);
-            if excl.is_none() && core.excl_held(key) {
-                refuse(msg::LOCKED)
-            } else {
-                core.fs
-                    .remove(mount, entry, &g.who)
-                    .map_err(Error::from)
-                    .map(|()| kick_sweeper(core))
-            }
-        }
+        At::Node { mount, entry, .. } => remove_entry(core, mount, entry, &g.who, excl.is_some()),
     };
     if let Some(k) = excl {
         core.excl_release(k);
     }
     r.map(|()| Rmsg::Remove)
+}
+
+/// Remove `entry`, unless another fid holds it open exclusively (`ours`: the caller's own
+/// exclusive open is the one).
+pub(super) fn remove_entry(
+    core: &Core,
+    mount: &fs::Mount,
+    entry: &fs::Entry,
+    who: &Who,
+    ours: bool,
+) -> Result<()> {
+    let key = (mount.tree(), entry.qid.path);
+    if !ours && core.excl_held(key) {
+        return refuse(msg::LOCKED);
+    }
+    core.fs.remove(mount, entry, who)?;
+    kick_sweeper(core);
+    Ok(())
 }
 
 fn stat(core: &Core, conn: &Conn, fid: u32) -> Result<Rmsg> {
@@ -593,6 +632,14 @@ fn wstat(core: &Core, conn: &Arc<Conn>, tag: u16, fid: u32, st: &Stat) -> Result
         }
         return Ok(None);
     }
+    let g = f.lock();
+    let At::Node { mount, entry, .. } = &g.at else {
+        return refuse(msg::READ_ONLY);
+    };
+    // Fields equal to what a Tstat reports now are no change (see `wstat.rs`).
+    let users = core.fs.users();
+    let now = dir::stat_of_entry(&users, &core.fs.stat(mount, entry)?);
+    let st = super::wstat::normalize(st, &now, &[users.name_of(g.who.uid), &g.uname]);
     if st.wstat_changes_fixed() {
         return refuse(msg::WSTAT_QID);
     }
@@ -606,13 +653,10 @@ fn wstat(core: &Core, conn: &Arc<Conn>, tag: u16, fid: u32, st: &Stat) -> Result
         mtime: st.wstat_mtime().map(|s| u64::from(s) * 1_000_000_000),
         uid: st.wstat_uid().map(|u| user_id(core, u)).transpose()?,
         gid: st.wstat_gid().map(|g| user_id(core, g)).transpose()?,
+        ..Changes::default()
     };
-    let g = f.lock();
-    let At::Node { mount, entry, .. } = &g.at else {
-        return refuse(msg::READ_ONLY);
-    };
-    // A request that changes only the access time (which is not kept) changes nothing; it
-    // must not turn into a sync.
+    // A request that changes nothing kept (the access time is not kept) must not turn into a
+    // sync.
     if changes.is_null() {
         return Ok(Some(Rmsg::Wstat));
     }

@@ -31,7 +31,7 @@ use gefs_core::store::CommitInfo;
 
 use super::conn::Conn;
 use super::core::Core;
-use crate::proto::Rmsg;
+use crate::proto::{Rmsg, RmsgL};
 
 /// A unit of work for a read worker or the mutator.
 pub enum Work {
@@ -56,6 +56,8 @@ pub enum SyncReq {
     Periodic,
     /// A null wstat: answer `tag` on `conn` once durable.
     Reply(Arc<Conn>, u16),
+    /// A 9P2000.L Tfsync: answer `tag` on `conn` once durable.
+    Fsync(Arc<Conn>, u16),
     /// The console (or shutdown): send the outcome.
     Notify(Sender<Result<CommitInfo, String>>),
     /// Finish after one last commit.
@@ -112,6 +114,15 @@ pub fn spawn_syncer(core: Arc<Core>, rx: Receiver<SyncReq>) -> std::io::Result<J
                     Ok(_) => conn.reply(tag, Rmsg::Wstat),
                     Err(e) => conn.reply(tag, Rmsg::Error { ename: e.clone() }),
                 },
+                SyncReq::Fsync(conn, tag) => match &outcome {
+                    Ok(_) => conn.reply(tag, Rmsg::L(RmsgL::Fsync)),
+                    Err(_) => conn.reply(
+                        tag,
+                        Rmsg::L(RmsgL::Lerror {
+                            ecode: gefs_core::fs::errno::EIO,
+                        }),
+                    ),
+                },
                 SyncReq::Notify(tx) => {
                     let _ = tx.send(outcome.clone());
                 }
@@ -129,9 +140,16 @@ pub fn spawn_syncer(core: Arc<Core>, rx: Receiver<SyncReq>) -> std::io::Result<J
     })
 }
 
-/// One commit under the commit gate. A server started read-only (`-R`) has nothing to commit
-/// and succeeds; a store latched read-only by a device failure fails, because earlier changes
-/// may not be durable.
+/// Sweep steps a commit runs first, finishing the clears of removed and truncated files so
+/// that their space comes back with this commit (each step clears up to
+/// `gefs_core::fs::CLEAR_CHUNK` blocks: 256 steps are 1 GiB of file data). Larger clears go on
+/// in the sweeper and come back with later commits.
+pub const COMMIT_SWEEP_STEPS: usize = 256;
+
+/// One commit under the commit gate, after finishing pending clears (up to
+/// [`COMMIT_SWEEP_STEPS`]). A server started read-only (`-R`) has nothing to commit and
+/// succeeds; a store latched read-only by a device failure fails, because earlier changes may
+/// not be durable.
 pub fn commit(core: &Core) -> Result<CommitInfo, String> {
     let s = core.store();
     if core.opts.read_only {
@@ -141,6 +159,33 @@ pub fn commit(core: &Core) -> Result<CommitInfo, String> {
         });
     }
     let _g = core.commit_gate.lock();
+    if core.fs.clears_pending() > 0 && !s.is_read_only() {
+        if let Err(e) = core.fs.sweep(COMMIT_SWEEP_STEPS) {
+            // The commit goes on: it makes durable what was done, and the sweeper retries.
+            eprintln!("gefsd: clearing before a commit: {e}");
+        }
+    }
+    s.sync()
+        .map_err(|e| gefs_core::fs::Error::from(e).message().to_string())
+}
+
+/// A last commit before an immediate exit (a second stop signal): like [`commit`], but gives
+/// up if the commit gate cannot be had within `wait` (a console `check` holding it, or a commit
+/// stuck on the device).
+pub fn last_commit(core: &Core, wait: Duration) -> Result<CommitInfo, String> {
+    let s = core.store();
+    if core.opts.read_only {
+        return Ok(CommitInfo {
+            gen: s.commit_gen(),
+            wrote: false,
+        });
+    }
+    let Some(_g) = core.commit_gate.try_lock_for(wait) else {
+        return Err(format!(
+            "another commit or a check held the image for {} s",
+            wait.as_secs()
+        ));
+    };
     s.sync()
         .map_err(|e| gefs_core::fs::Error::from(e).message().to_string())
 }

@@ -99,12 +99,12 @@ fn classes(img: &Img, l: &Layout) -> Vec<Class> {
         Class {
             name: "superblock A",
             addrs: vec![BlockAddr(0)],
-            warning: true,
+            warning: false,
         },
         Class {
             name: "superblock B",
             addrs: vec![b],
-            warning: true,
+            warning: false,
         },
         c("log", &l.logs),
         c("snap pivot", &l.snap_pivots),
@@ -152,7 +152,12 @@ fn every_fault_in_every_class_is_reported() {
                 dev.write_at(&bytes, a.0).unwrap();
                 let r = run(&dev);
                 trials += 1;
-                if !judged(&r, a, class.warning) {
+                // Copy B one commit behind is what a crash between the two
+                // superblock writes leaves (the torn copy's used bytes are
+                // the stale half here): a warning, not damage.
+                let lagging =
+                    class.name == "superblock B" && matches!(f, Fault::Stale | Fault::Torn);
+                if !judged(&r, a, class.warning || lagging) {
                     failures.push(format!("{} {a} {f:?}:\n{}", class.name, show(&r)));
                 }
             }
@@ -178,16 +183,41 @@ fn copy_b_one_commit_behind_is_a_warning() {
 }
 
 #[test]
-fn copy_a_torn_uses_b() {
+fn copy_a_damaged_uses_b_and_is_a_problem() {
+    // The used bytes fit one 4 KiB sector, which a crash writes whole: a
+    // checksum failure is damage, even when the other copy is intact.
     let img = build();
     let dev = img.dev.snapshot();
     let mut b = block(&img.dev, BlockAddr(0));
     b[100] ^= 0xff;
     dev.write_at(&b, 0).unwrap();
     let r = run(&dev);
-    assert!(r.problems.is_empty(), "{}", show(&r));
+    assert_eq!(r.problems.len(), 1, "{}", show(&r));
+    assert_eq!(r.problems[0].addr, Some(0), "{}", show(&r));
     assert_eq!(r.superblock.used, "B");
     assert_eq!(r.superblock.copies[0].state, "damaged");
+}
+
+#[test]
+fn copy_b_never_written_after_the_format_is_a_warning() {
+    // Formatting stopped between its two superblock writes.
+    let dev = img_fresh();
+    let b = sb_b_addr(dev.size());
+    dev.write_at(&vec![0u8; BLKSZ], b.0).unwrap();
+    let r = run(&dev);
+    assert!(r.problems.is_empty(), "{}", show(&r));
+    assert_eq!(r.warnings.len(), 1, "{}", show(&r));
+    assert_eq!(r.superblock.copies[1].state, "unwritten");
+}
+
+fn img_fresh() -> crate::device::MemDev {
+    let dev = std::sync::Arc::new(crate::device::MemDev::new(32 << 20));
+    let opts = crate::store::FormatOpts {
+        user: "glenda".into(),
+        cache_bytes: 4 << 20,
+    };
+    drop(crate::store::Store::format(dev.clone(), &opts).unwrap());
+    dev.snapshot()
 }
 
 #[test]

@@ -2,9 +2,12 @@
 //! every fault class on every block class is reported at the right address;
 //! hostile images never panic.
 
+mod damage;
 mod faults;
 mod fsck;
+mod hostile;
 mod image;
+mod live;
 mod rehash;
 mod robust;
 

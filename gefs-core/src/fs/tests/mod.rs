@@ -4,6 +4,7 @@
 mod commit_race;
 mod model;
 mod perm;
+mod posix;
 mod regress;
 mod space;
 

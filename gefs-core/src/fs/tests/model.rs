@@ -154,10 +154,7 @@ impl Harness {
             fs: Some(fs),
             rng: Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1),
             trees: BTreeMap::from([("main".to_string(), t)]),
-            who: Who {
-                uid: GLENDA,
-                permissive: true,
-            },
+            who: Who::permissive(GLENDA),
         }
     }
 

@@ -4,10 +4,7 @@ use super::*;
 
 /// Replace the users table (as a permissive adm) and reload it.
 pub(super) fn set_users(fs: &Fs, text: &str) {
-    let adm = Who {
-        uid: -1,
-        permissive: true,
-    };
+    let adm = Who::permissive(-1);
     let (m, root) = fs.attach("adm").unwrap();
     let u = fs.walk(&m, &root, b"users", &adm).unwrap();
     let o = fs.open(&m, &u, OWRITE | OTRUNC, &adm).unwrap();
@@ -40,10 +37,7 @@ fn file(fs: &Fs, m: &Mount, root: &Entry, name: &str, mode: u32, gid: i32) -> En
         gid: Some(gid),
         ..Changes::default()
     };
-    let p = Who {
-        uid: GLENDA,
-        permissive: true,
-    };
+    let p = Who::permissive(GLENDA);
     fs.wstat(m, &f, &c, &p).unwrap()
 }
 
@@ -177,10 +171,7 @@ fn perm_wstat_rules() {
     };
     let r = fs.wstat(&m, &f, &chown, &glenda());
     assert!(matches!(r, Err(Error::Wstat(WstatRule::NotPermissive))));
-    let p = Who {
-        uid: GLENDA,
-        permissive: true,
-    };
+    let p = Who::permissive(GLENDA);
     assert_eq!(fs.wstat(&m, &f, &chown, &p).unwrap().dir.uid, ALICE);
     // Owner alice, member of staff: may give the file to staff, not to adm.
     let chgrp = |gid| Changes {
@@ -223,10 +214,7 @@ fn users_table_load_and_fallback() {
     set_users(&fs, TABLE);
     assert_eq!(fs.uid("carol").unwrap(), CAROL);
     // A broken table: a reload reports it and keeps the old one.
-    let adm = Who {
-        uid: -1,
-        permissive: true,
-    };
+    let adm = Who::permissive(-1);
     let (m, root) = fs.attach("adm").unwrap();
     let u = fs.walk(&m, &root, b"users", &adm).unwrap();
     let o = fs.open(&m, &u, OWRITE | OTRUNC, &adm).unwrap();

@@ -109,17 +109,7 @@ fn regress_05_reads_need_a_handle_opened_for_reading() {
     assert!(matches!(fs.read(&w, 0, 10), Err(Error::NotOpen)));
     let od = fs.open(&m, &root, OEXEC, &glenda()).unwrap();
     assert!(fs.readdir(&od, None, 10).is_ok());
-    let ro = fs
-        .open(
-            &m,
-            &f,
-            OREAD,
-            &Who {
-                uid: GLENDA,
-                permissive: true,
-            },
-        )
-        .unwrap();
+    let ro = fs.open(&m, &f, OREAD, &Who::permissive(GLENDA)).unwrap();
     assert!(matches!(
         fs.write(&ro, 0, b"x", &glenda()),
         Err(Error::NotOpen)
@@ -401,10 +391,7 @@ fn regress_29_root_stays_root() {
         assert_eq!(e.qid.path, root.qid.path);
         assert!(e.is_root());
     }
-    let adm = Who {
-        uid: -1,
-        permissive: true,
-    };
+    let adm = Who::permissive(-1);
     assert!(matches!(fs.remove(&m, &root, &adm), Err(Error::Root)));
     let c = Changes {
         name: Some(b"x".to_vec()),
@@ -429,10 +416,7 @@ fn regress_30_times_follow_changes() {
         mtime: Some(1),
         ..Changes::default()
     };
-    let adm = Who {
-        uid: -1,
-        permissive: true,
-    };
+    let adm = Who::permissive(-1);
     fs.wstat(&m, &root, &old, &adm).unwrap();
     let f = put(&fs, &m, &root, "f", b"data");
     let r = fs.stat(&m, &root).unwrap();
@@ -465,16 +449,7 @@ fn regress_35_created_entry_knows_its_parent() {
         mtime: Some(1),
         ..Changes::default()
     };
-    fs.wstat(
-        &m,
-        &root,
-        &old,
-        &Who {
-            uid: -1,
-            permissive: true,
-        },
-    )
-    .unwrap();
+    fs.wstat(&m, &root, &old, &Who::permissive(-1)).unwrap();
     fs.wstat(&m, d.entry(), &old, &g).unwrap();
     fs.remove(&m, f.entry(), &g).unwrap();
     assert!(fs.stat(&m, d.entry()).unwrap().dir.mtime > 1);

@@ -3,8 +3,8 @@
 
 use crate::proto::qidtype::QTDIR;
 use crate::proto::{
-    decode_r, decode_t, encode_r, encode_t, EncodeError, Qid, Rmsg, Stat, Tmsg, MSIZE_LIMIT, NOFID,
-    NOTAG, STAT_FIXED_LEN,
+    decode_r, decode_t, encode_r, encode_rread_head, encode_t, EncodeError, Qid, Rmsg, Stat, Tmsg,
+    MSIZE_LIMIT, NOFID, NOTAG, STAT_FIXED_LEN,
 };
 
 #[test]
@@ -209,4 +209,20 @@ fn names_and_types() {
         .msg_type(),
         107
     );
+}
+
+#[test]
+fn rread_head_is_the_prefix_of_the_whole_frame() {
+    for len in [0usize, 1, 4096, 1 << 20] {
+        let data = vec![0xa5u8; len];
+        let mut whole = Vec::new();
+        encode_r(9, &Rmsg::Read { data: data.clone() }, &mut whole).expect("encode");
+        let mut head = Vec::new();
+        encode_rread_head(9, len, &mut head).expect("head");
+        head.extend_from_slice(&data);
+        assert_eq!(head, whole, "{len}");
+    }
+    let mut out = Vec::new();
+    assert!(encode_rread_head(1, MSIZE_LIMIT as usize, &mut out).is_err());
+    assert!(out.is_empty());
 }

@@ -1,6 +1,7 @@
 //! Unit tests of the codec: proptest round trips (reliability plan T10), table-driven malformed
 //! frames (T12), the streaming frame reader, version negotiation and the stat helpers.
 
+mod dotl;
 mod encode;
 mod malformed;
 mod roundtrip;

@@ -1,4 +1,4 @@
-//! Version negotiation: exactly "9P2000", the msize floor and clamp (reliability plan S8).
+//! Version negotiation: exactly "9P2000" or "9P2000.L", the msize floor and clamp (reliability plan S8).
 
 use crate::proto::{iounit, negotiate, Rmsg, VersionError, MSIZE_DEFAULT, MSIZE_LIMIT, MSIZE_MIN};
 
@@ -29,9 +29,27 @@ fn exact_9p2000_is_accepted_and_msize_clamped() {
 }
 
 #[test]
+fn linux_dialect_is_accepted() {
+    assert_eq!(
+        negotiate(65536, "9P2000.L", MSIZE_DEFAULT),
+        Ok((65536, "9P2000.L"))
+    );
+    assert_eq!(
+        crate::proto::Dialect::of("9P2000.L"),
+        Some(crate::proto::Dialect::L)
+    );
+    assert_eq!(
+        crate::proto::Dialect::of("9P2000"),
+        Some(crate::proto::Dialect::P9)
+    );
+    assert_eq!(crate::proto::Dialect::of("9P2000.u"), None);
+}
+
+#[test]
 fn other_versions_are_unknown() {
     for v in [
-        "9P2000.L",
+        "9P2000.l",
+        "9P2000.L ",
         "9P2000.u",
         "9P2000.",
         "9P2000.x.y",
@@ -59,10 +77,11 @@ fn small_msizes_are_refused_with_rversion_unknown() {
     for msize in [0, 6, 7, 24, 4096, MSIZE_MIN - 1] {
         let err = negotiate(msize, "9P2000", MSIZE_DEFAULT).expect_err("too small");
         assert_eq!(err, VersionError::MsizeTooSmall { msize });
+        // Never an msize below the floor, msize 0 least of all.
         assert_eq!(
             err.reply(msize, MSIZE_DEFAULT),
             Rmsg::Version {
-                msize,
+                msize: MSIZE_MIN,
                 version: "unknown".into()
             }
         );

@@ -1,0 +1,264 @@
+//! A throwaway Linux guest in QEMU whose kernel mounts gefsd with its own 9P client (v9fs),
+//! for `tests/tests/linux_v9fs.rs`; how it fits together is in `tests/vm/README.md`.
+//!
+//! [`Guest::prepare`] runs `tests/vm/setup`, which fetches Debian's kernel, busybox-static
+//! and QEMU once into the target directory and packs the guest's initramfs.
+//! [`Guest::boot`] starts QEMU with no network device at all: each of [`PORTS`]
+//! virtio-serial ports is a Unix socket served by a [`LazyRelay`], which connects to gefsd's
+//! socket only when the guest first writes to the port. QEMU opens every port's socket when
+//! it starts, and gefsd closes a connection that has not attached within its frame timeout
+//! (30 s); connecting at the first byte keeps ports the guest mounts late, or never, from
+//! being dropped or holding a connection open.
+//!
+//! The guest prints one result per line on its serial console (`ok ...`, `FAIL ...`,
+//! `verified: ...`, `time ...`) and then `GEFSVM-EXIT N`; [`Run`] holds that transcript.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::Shutdown;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Virtio-serial ports the guest gets (`gefs0` ...); each carries one mount.
+pub const PORTS: usize = 6;
+
+/// The kernel and initramfs, ready to boot.
+#[derive(Debug, Clone)]
+pub struct Guest {
+    /// The uncompressed kernel.
+    pub vmlinux: PathBuf,
+    /// The initramfs (newc cpio).
+    pub initrd: PathBuf,
+    /// qboot, QEMU's minimal firmware, when the QEMU package has it (boots faster than
+    /// SeaBIOS).
+    pub bios: Option<PathBuf>,
+}
+
+impl Guest {
+    /// Run `tests/vm/setup` into `vmdir`, with `tree` copied into the guest as
+    /// `/data/tree`. Panics with setup's message when a package cannot be had: the stage
+    /// fails rather than skips.
+    pub fn prepare(repo: &Path, vmdir: &Path, tree: &Path) -> Guest {
+        let t0 = Instant::now();
+        let out = Command::new("bash")
+            .arg(repo.join("tests/vm/setup"))
+            .arg(vmdir)
+            .arg(tree)
+            .stdin(Stdio::null())
+            .output()
+            .expect("bash runs tests/vm/setup");
+        assert!(
+            out.status.success(),
+            "tests/vm/setup failed (it installs QEMU and downloads Debian's kernel and \
+             busybox-static; the guest test cannot run without them):\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        eprintln!(
+            "linux_v9fs: guest prepared in {:.1} s",
+            t0.elapsed().as_secs_f64()
+        );
+        let bios = PathBuf::from("/usr/share/qemu/qboot.rom");
+        Guest {
+            vmlinux: vmdir.join("vmlinux"),
+            initrd: vmdir.join("initrd.cpio"),
+            bios: bios.exists().then_some(bios),
+        }
+    }
+
+    /// Boot the guest with `cmdline` appended to the kernel's command line, its ports
+    /// relayed to the 9P server listening on `server` (a Unix socket); wait for it to power
+    /// off (at most `limit`). Every console line but the `ok ...` ones is echoed to standard
+    /// error as it comes, prefixed with `tag`.
+    pub fn boot(
+        &self,
+        dir: &Path,
+        server: &Path,
+        cmdline: &str,
+        tag: &str,
+        limit: Duration,
+    ) -> Run {
+        let t0 = Instant::now();
+        let mut relays = Vec::new();
+        let mut qemu = Command::new("qemu-system-x86_64");
+        qemu.args(["-accel", "tcg", "-m", "1024", "-smp", "1"])
+            .args([
+                "-nographic",
+                "-nodefaults",
+                "-no-reboot",
+                "-serial",
+                "stdio",
+            ])
+            .arg("-kernel")
+            .arg(&self.vmlinux)
+            .arg("-initrd")
+            .arg(&self.initrd)
+            .arg("-append")
+            .arg(format!("console=ttyS0 loglevel=4 panic=-1 {cmdline}"))
+            .args(["-device", "virtio-serial-pci,id=vs"]);
+        if let Some(b) = &self.bios {
+            qemu.arg("-bios").arg(b);
+        }
+        for i in 0..PORTS {
+            let sock = dir.join(format!("port{i}.sock"));
+            relays.push(LazyRelay::start(&sock, server));
+            qemu.arg("-chardev")
+                .arg(format!("socket,id=c{i},path={}", sock.display()))
+                .arg("-device")
+                .arg(format!("virtserialport,bus=vs.0,chardev=c{i},name=gefs{i}"));
+        }
+        let mut child = qemu
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("qemu-system-x86_64 starts (tests/vm/setup installs it)");
+        let (tx, rx) = mpsc::channel::<String>();
+        let out = child.stdout.take().expect("stdout piped");
+        let err = child.stderr.take().expect("stderr piped");
+        let etx = tx.clone();
+        let tag_out = tag.to_string();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(out).split(b'\n') {
+                let Ok(line) = line else { break };
+                let line = String::from_utf8_lossy(&line)
+                    .trim_end_matches('\r')
+                    .to_string();
+                if !line.starts_with("ok ") {
+                    eprintln!("[{tag_out}] {line}");
+                }
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = BufReader::new(err).read_to_string(&mut s);
+            for l in s.lines() {
+                let _ = etx.send(format!("qemu: {l}"));
+            }
+        });
+        let mut lines = Vec::new();
+        let mut timed_out = false;
+        loop {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            if t0.elapsed() > limit {
+                timed_out = true;
+                let _ = child.kill();
+                break;
+            }
+            while let Ok(l) = rx.try_recv() {
+                lines.push(l);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let status = child.wait().expect("wait for qemu");
+        let _ = reader.join();
+        lines.extend(rx.try_iter());
+        drop(relays);
+        Run {
+            lines,
+            status: status.code(),
+            timed_out,
+            secs: t0.elapsed().as_secs_f64(),
+        }
+    }
+}
+
+/// What one boot printed.
+#[derive(Debug)]
+pub struct Run {
+    /// The console's lines (and QEMU's standard error, prefixed `qemu: `).
+    pub lines: Vec<String>,
+    /// QEMU's exit code.
+    pub status: Option<i32>,
+    /// Whether the guest was killed at the time limit.
+    pub timed_out: bool,
+    /// Wall time, boot to power-off.
+    pub secs: f64,
+}
+
+impl Run {
+    /// The guest script's exit status (`GEFSVM-EXIT N`), if it got that far.
+    pub fn exit(&self) -> Option<u32> {
+        self.lines
+            .iter()
+            .find_map(|l| l.strip_prefix("GEFSVM-EXIT "))
+            .and_then(|n| n.trim().parse().ok())
+    }
+
+    /// Lines starting with `prefix`, without it.
+    pub fn with_prefix<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.lines
+            .iter()
+            .filter_map(move |l| l.strip_prefix(prefix))
+    }
+
+    /// The whole transcript.
+    pub fn transcript(&self) -> String {
+        self.lines.join("\n")
+    }
+}
+
+/// A Unix socket for one QEMU chardev that connects to the server at the first byte.
+#[derive(Debug)]
+pub struct LazyRelay {
+    path: PathBuf,
+    _accept: JoinHandle<()>,
+}
+
+impl LazyRelay {
+    /// Listen on `path`; relay its one connection to `server` once data arrives.
+    pub fn start(path: &Path, server: &Path) -> LazyRelay {
+        let _ = std::fs::remove_file(path);
+        let l = UnixListener::bind(path).expect("bind a port socket");
+        let server = server.to_path_buf();
+        let accept = std::thread::spawn(move || {
+            let Ok((guest, _)) = l.accept() else { return };
+            relay(guest, &server);
+        });
+        LazyRelay {
+            path: path.to_path_buf(),
+            _accept: accept,
+        }
+    }
+}
+
+impl Drop for LazyRelay {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Wait for `guest`'s first bytes, then connect to `server` and copy both ways until either
+/// side closes.
+fn relay(mut guest: UnixStream, server: &Path) {
+    let mut first = vec![0u8; 64 * 1024];
+    let n = match guest.read(&mut first) {
+        Ok(0) | Err(_) => return,
+        Ok(n) => n,
+    };
+    let Ok(mut srv) = UnixStream::connect(server) else {
+        eprintln!("linux_v9fs: relay cannot connect to {}", server.display());
+        return;
+    };
+    if srv.write_all(&first[..n]).is_err() {
+        return;
+    }
+    let (Ok(mut g2), Ok(mut s2)) = (guest.try_clone(), srv.try_clone()) else {
+        return;
+    };
+    let up = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut guest, &mut srv);
+        let _ = srv.shutdown(Shutdown::Write);
+    });
+    let _ = std::io::copy(&mut s2, &mut g2);
+    let _ = g2.shutdown(Shutdown::Both);
+    let _ = up.join();
+}
