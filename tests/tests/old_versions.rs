@@ -1,4 +1,5 @@
-//! Images of older format versions (FORMAT.md §3 "Version semantics", §12):
+//! Images of older format versions (FORMAT.md §3 "Version semantics" and
+//! FORMAT.md §12):
 //! a version-1 or version-2 image — 72-byte snapshot records, no message
 //! logs — opens in this build, checks clean with `gefs-check`, reads back
 //! through `gefs-dump`, and its next commit records version 3 and stays

@@ -164,6 +164,11 @@ pub fn commit(core: &Core) -> Result<CommitInfo, String> {
             // The commit goes on: it makes durable what was done, and the sweeper retries.
             eprintln!("gefsd: clearing before a commit: {e}");
         }
+        // Cleared blocks are freed when the clears reach the leaves: apply the write buffers
+        // so that their space comes back with this commit.
+        if let Err(e) = s.checkpoint() {
+            eprintln!("gefsd: applying the write buffers before a commit: {e}");
+        }
     }
     s.sync()
         .map_err(|e| gefs_core::fs::Error::from(e).message().to_string())
