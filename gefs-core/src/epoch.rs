@@ -207,7 +207,7 @@ impl<T> std::fmt::Debug for Guard<'_, T> {
 }
 
 #[cfg(test)]
-#[cfg(not(loom))]
+#[cfg(not(feature = "loom"))]
 mod tests {
     use super::*;
 
@@ -298,7 +298,7 @@ mod tests {
 }
 
 #[cfg(test)]
-#[cfg(loom)]
+#[cfg(feature = "loom")]
 mod loom_tests {
     use super::*;
     use loom::sync::atomic::{AtomicBool, AtomicUsize};

@@ -1,10 +1,10 @@
 //! Synchronisation primitives used by the cache and the epoch layer.
 //!
-//! Normal builds use `parking_lot` and `std` atomics; `--cfg loom` builds swap
+//! Normal builds use `parking_lot` and `std` atomics; the `loom` feature builds swap
 //! in loom's model-checked versions so that the cache and epoch protocols can
 //! be explored exhaustively (test T14). The API is the small common subset.
 
-#[cfg(not(loom))]
+#[cfg(not(feature = "loom"))]
 mod imp {
     pub use std::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicUsize};
 
@@ -51,7 +51,7 @@ mod imp {
     }
 }
 
-#[cfg(loom)]
+#[cfg(feature = "loom")]
 mod imp {
     pub use loom::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicUsize};
 

@@ -248,12 +248,23 @@ fn relay(mut guest: UnixStream, server: &Path) {
         eprintln!("linux_v9fs: relay cannot connect to {}", server.display());
         return;
     };
-    if srv.write_all(&first[..n]).is_err() {
-        return;
-    }
     let (Ok(mut g2), Ok(mut s2)) = (guest.try_clone(), srv.try_clone()) else {
         return;
     };
+    if let Some(dir) = std::env::var_os("GEFS_VM_TRACE") {
+        first.truncate(n);
+        trace::relay(
+            std::io::Cursor::new(first).chain(guest),
+            srv,
+            g2,
+            s2,
+            Path::new(&dir),
+        );
+        return;
+    }
+    if srv.write_all(&first[..n]).is_err() {
+        return;
+    }
     let up = std::thread::spawn(move || {
         let _ = std::io::copy(&mut guest, &mut srv);
         let _ = srv.shutdown(Shutdown::Write);
@@ -261,4 +272,83 @@ fn relay(mut guest: UnixStream, server: &Path) {
     let _ = std::io::copy(&mut s2, &mut g2);
     let _ = g2.shutdown(Shutdown::Both);
     let _ = up.join();
+}
+
+/// `GEFS_VM_TRACE=DIR`: every relayed connection also writes the 9P messages it carries,
+/// decoded, one a line, to `DIR/conn-N.trace` (for debugging by hand; see the README).
+mod trace {
+    use std::fs::File;
+    use std::io::{BufWriter, Read, Write};
+    use std::net::Shutdown;
+    use std::os::unix::net::UnixStream;
+    use std::path::Path;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use gefsd::proto::{decode_r_in, decode_t_in, read_frame, Dialect, Tmsg, MSIZE_LIMIT};
+
+    static CONNS: AtomicUsize = AtomicUsize::new(0);
+
+    /// Copy frames both ways, writing each one decoded to the connection's trace file.
+    pub fn relay<G: Read + Send + 'static>(
+        guest: G,
+        srv: UnixStream,
+        g2: UnixStream,
+        s2: UnixStream,
+        dir: &Path,
+    ) {
+        let n = CONNS.fetch_add(1, Ordering::Relaxed);
+        let Ok(f) = File::create(dir.join(format!("conn-{n}.trace"))) else {
+            return;
+        };
+        let out = Arc::new(Mutex::new(BufWriter::new(f)));
+        let dotl = Arc::new(AtomicBool::new(false));
+        let (o2, d2) = (out.clone(), dotl.clone());
+        let up = std::thread::spawn(move || pump(guest, srv, true, &o2, &d2));
+        pump(s2, g2, false, &out, &dotl);
+        let _ = up.join();
+        let flushed = out.lock().map(|mut o| o.flush());
+        drop(flushed);
+    }
+
+    fn pump<R: Read>(
+        mut from: R,
+        mut to: UnixStream,
+        tmsg: bool,
+        out: &Mutex<BufWriter<File>>,
+        dotl: &AtomicBool,
+    ) {
+        let mut buf = Vec::new();
+        while let Ok(Some(frame)) = read_frame(&mut from, MSIZE_LIMIT, &mut buf) {
+            if to.write_all(frame).is_err() {
+                break;
+            }
+            let dialect = if dotl.load(Ordering::Relaxed) {
+                Dialect::L
+            } else {
+                Dialect::P9
+            };
+            let line = if tmsg {
+                match decode_t_in(frame, MSIZE_LIMIT, dialect) {
+                    Ok((tag, m)) => {
+                        if let Tmsg::Version { version, .. } = &m {
+                            dotl.store(version == "9P2000.L", Ordering::Relaxed);
+                        }
+                        format!("-> {tag} {m:?}")
+                    }
+                    Err(e) => format!("-> undecodable: {e}"),
+                }
+            } else {
+                match decode_r_in(frame, MSIZE_LIMIT, dialect) {
+                    Ok((tag, m)) => format!("<- {tag} {m:?}"),
+                    Err(e) => format!("<- undecodable: {e}"),
+                }
+            };
+            let line: String = line.chars().take(400).collect();
+            if let Ok(mut o) = out.lock() {
+                let _ = writeln!(o, "{line}");
+            }
+        }
+        let _ = to.shutdown(Shutdown::Write);
+    }
 }

@@ -700,8 +700,8 @@ impl Drop for BlockMut<'_> {
 }
 
 #[cfg(test)]
-#[cfg(loom)]
+#[cfg(feature = "loom")]
 mod loom_tests;
 #[cfg(test)]
-#[cfg(not(loom))]
+#[cfg(not(feature = "loom"))]
 mod tests;

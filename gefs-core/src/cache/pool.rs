@@ -35,7 +35,7 @@ pub(crate) struct Pool {
     /// access to a buffer that the slot protocol does not order after the
     /// previous writer or before the next one (the refcount's Release
     /// decrement and the pluck's Acquire read, the shard lock).
-    #[cfg(loom)]
+    #[cfg(feature = "loom")]
     track: Box<[loom::cell::UnsafeCell<()>]>,
 }
 
@@ -49,7 +49,7 @@ unsafe impl Sync for Pool {}
 
 /// Reserve `bytes` (a non-zero multiple of [`ALIGN`]) of zero-filled memory,
 /// page-aligned, without touching it.
-#[cfg(not(loom))]
+#[cfg(not(feature = "loom"))]
 fn reserve(bytes: usize) -> NonNull<u8> {
     // SAFETY: an anonymous private mapping at an address of the kernel's
     // choosing aliases no existing memory; the arguments are valid (no fd,
@@ -72,7 +72,7 @@ fn reserve(bytes: usize) -> NonNull<u8> {
 }
 
 /// Give back a region from [`reserve`].
-#[cfg(not(loom))]
+#[cfg(not(feature = "loom"))]
 fn unreserve(base: NonNull<u8>, bytes: usize) {
     // SAFETY: `base` and `bytes` are exactly a mapping made by `reserve`, and
     // the pool that owned it is being dropped, so nothing refers to it.
@@ -80,7 +80,7 @@ fn unreserve(base: NonNull<u8>, bytes: usize) {
 }
 
 /// Under loom: an ordinary zeroed allocation (small pools only).
-#[cfg(loom)]
+#[cfg(feature = "loom")]
 fn reserve(bytes: usize) -> NonNull<u8> {
     let l = layout(bytes);
     // SAFETY: the layout has a non-zero size.
@@ -89,7 +89,7 @@ fn reserve(bytes: usize) -> NonNull<u8> {
 }
 
 /// Give back a region from [`reserve`].
-#[cfg(loom)]
+#[cfg(feature = "loom")]
 fn unreserve(base: NonNull<u8>, bytes: usize) {
     // SAFETY: allocated in `reserve` with this very layout.
     unsafe { std::alloc::dealloc(base.as_ptr(), layout(bytes)) }
@@ -112,7 +112,7 @@ impl Pool {
             base: reserve(bytes),
             bytes,
             nbuf,
-            #[cfg(loom)]
+            #[cfg(feature = "loom")]
             track: (0..nbuf).map(|_| loom::cell::UnsafeCell::new(())).collect(),
         }
     }
@@ -129,7 +129,7 @@ impl Pool {
     /// (ready, dirty, writing or clean), so that no thread can be writing it.
     pub(crate) unsafe fn get(&self, i: usize) -> &[u8; BLKSZ] {
         debug_assert!(i < self.nbuf);
-        #[cfg(loom)]
+        #[cfg(feature = "loom")]
         self.track[i].with(|_| ());
         // SAFETY: i < nbuf keeps the pointer inside the allocation; the
         // caller guarantees no concurrent writer.
@@ -141,7 +141,7 @@ impl Pool {
     /// an access: it reads nothing and can race with nothing.
     #[inline]
     pub(crate) fn prefetch(&self, i: usize) {
-        #[cfg(all(target_arch = "x86_64", not(loom)))]
+        #[cfg(all(target_arch = "x86_64", not(feature = "loom")))]
         {
             debug_assert!(i < self.nbuf);
             let p = self.base.as_ptr().wrapping_add(i * BLKSZ);
@@ -153,7 +153,7 @@ impl Pool {
                 )
             };
         }
-        #[cfg(not(all(target_arch = "x86_64", not(loom))))]
+        #[cfg(not(all(target_arch = "x86_64", not(feature = "loom"))))]
         let _ = i;
     }
 
@@ -165,7 +165,7 @@ impl Pool {
     #[allow(clippy::mut_from_ref)]
     pub(crate) unsafe fn get_mut(&self, i: usize) -> &mut [u8; BLKSZ] {
         debug_assert!(i < self.nbuf);
-        #[cfg(loom)]
+        #[cfg(feature = "loom")]
         self.track[i].with_mut(|_| ());
         // SAFETY: inside the allocation; exclusivity is the caller's promise.
         unsafe { &mut *(self.base.as_ptr().add(i * BLKSZ) as *mut [u8; BLKSZ]) }

@@ -492,7 +492,7 @@ impl ShardState {
 
     /// Walk the LRU from head to tail (tests and statistics).
     #[cfg(test)]
-    #[cfg(not(loom))]
+    #[cfg(not(feature = "loom"))]
     pub(crate) fn lru_order(&self) -> Vec<u32> {
         let mut v = Vec::new();
         let mut i = self.head;

@@ -326,7 +326,9 @@ impl Fs {
             src += n;
         }
         let now = now_ns();
+        let lost = perm::setid_lost(&self.users(), who, d, perm::SetIdLoss::Write);
         let ws = Wstat {
+            mode: (lost != 0).then_some(d.mode & !lost),
             size: (pos > d.length).then_some(pos),
             mtime: Some(now),
             ctime: Some(now),

@@ -7,8 +7,9 @@
 //!
 //! Rules (the requester's permission to write the parent was checked; a POSIX requester also
 //! needs search):
-//! - the group is the one asked for if the requester may give it (it is the parent's, or the
-//!   requester is a member, or permissive), otherwise the parent's; under a set-group-id
+//! - the group is the one asked for if the requester may give it (it is the parent's, or it is
+//!   a group of the users table and the requester is a member of it or permissive), otherwise
+//!   the parent's; under a set-group-id
 //!   directory (POSIX) it is always the parent's, and a new directory keeps the bit;
 //! - a symbolic link's target is 1 to [`MAX_TARGET`] bytes with no NUL; it is stored as the
 //!   link's contents and never interpreted;
@@ -114,7 +115,13 @@ impl Fs {
         let sgid_dir = who.posix && pd.mode & DMSETGID != 0;
         let gid = match gid {
             _ if sgid_dir => pd.gid,
-            Some(g) if g == pd.gid || who.permissive || users.is_member(who.uid, g) => g,
+            Some(g)
+                if g == pd.gid
+                    || (users.by_id(g).is_some()
+                        && (who.permissive || users.is_member(who.uid, g))) =>
+            {
+                g
+            }
             _ => pd.gid,
         };
         let mut mode = kind.bits() | perm_of(&pd);

@@ -8,10 +8,41 @@
 //! `none`), and failing both, the other bits, which members of `nogroup` get
 //! only for directory search. As in Plan 9, a member the group bits deny
 //! still gets the other bits.
+//!
+//! Set-id bits (POSIX requesters only, regular files only): a write or a change of length by a
+//! requester without the superuser's powers clears set-user-id, and set-group-id when the
+//! group may execute the file or the requester is not in its group, as Linux does for a
+//! writer without `CAP_FSETID`; a change of owner or group clears set-user-id whoever makes
+//! it, and set-group-id on the same terms (Linux's `chown`). The group is the users table's:
+//! a client's supplementary groups never reach the server.
 
 use super::Who;
-use crate::format::value::Xdir;
+use crate::format::value::{Xdir, DMSETGID, DMSETUID};
 use crate::users::{self, Users};
+
+/// Why set-id bits may be cleared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetIdLoss {
+    /// A write or a change of length.
+    Write,
+    /// A change of owner or group.
+    Chown,
+}
+
+/// The set-id bits (`DMSETUID`, `DMSETGID`) of `d` that `why`, done by `who`, clears (module
+/// doc); 0 for a Plan 9 requester or anything but a regular file.
+pub fn setid_lost(t: &Users, who: &Who, d: &Xdir, why: SetIdLoss) -> u32 {
+    if !who.posix || d.is_dir() || d.is_symlink() || d.is_special() {
+        return 0;
+    }
+    if why == SetIdLoss::Write && who.permissive {
+        return 0;
+    }
+    let group_exec = d.mode & 0o010 != 0;
+    let in_group = who.permissive || t.is_member(who.uid, d.gid);
+    let sgid = if group_exec || !in_group { DMSETGID } else { 0 };
+    d.mode & (DMSETUID | sgid)
+}
 
 /// Read permission.
 pub const READ: u8 = users::DMREAD;

@@ -12,12 +12,15 @@
 //! DMSOCKET) cannot change, and only DIR, APPEND, EXCL, TMP and 0777 bits
 //! are allowed (POSIX adds set-user-id, set-group-id and sticky, and a
 //! set-group-id bit the owner may not give, not being in the file's group,
-//! is dropped as POSIX says); the owner changes only for a permissive
+//! is dropped as POSIX says; a POSIX requester who may write the file may clear its set-id
+//! bits, as Linux's kernel does before a write); the owner changes only for a permissive
 //! requester; the group for a permissive requester, the owner when a member
 //! of the new group, or (Plan 9) the leader of both groups. New owners and
 //! groups must be in the users table. muid becomes the requester, ctime
 //! now. A length change sets mtime to now unless the request gives one (the
-//! reference leaves it, defect #30).
+//! reference leaves it, defect #30). For a POSIX requester, a length change
+//! or a new owner or group without a mode clears set-id bits as `perm.rs`
+//! says.
 //!
 //! A rename writes the entry under its new key (`Clobber` old, `Insert`
 //! new with the updated `Xdir`), moves a directory's `KUP`, and touches the
@@ -25,12 +28,12 @@
 
 use super::error::{Error, Result, WstatRule};
 use super::nodes::Loc;
-use super::perm::{self, WRITE};
+use super::perm::{self, SetIdLoss, WRITE};
 use super::{names, now_ns, Entry, Fs, Mount, Who};
 use crate::alloc::Tier;
 use crate::format::key;
 use crate::format::msg::{Msg, Op, Wstat};
-use crate::format::value::{Xdir, DMKIND, DMSETGID};
+use crate::format::value::{Xdir, DMKIND, DMSETGID, DMSETUID};
 use crate::format::BLKSZ_U64;
 use crate::users::POSIX_MODE_BITS;
 
@@ -181,11 +184,16 @@ impl Fs {
         if let Some(name) = c.name.as_ref().filter(|n| **n != loc.name) {
             p.rename = Some(self.plan_rename(m, loc, name, who, check)?);
         }
-        if let Some(l) = c.length.filter(|&l| l != d.length) {
+        // POSIX's truncate needs write permission and clears set-id bits even when the
+        // length stays as it is.
+        let truncate = c.length.filter(|&l| l != d.length || who.posix);
+        if let Some(l) = truncate {
             if check && !d.is_dir() && !perm::allowed(&users, who, d, WRITE) {
                 return Err(Error::Perm);
             }
-            plan_length(d, l, &mut p)?;
+            if l != d.length {
+                plan_length(d, l, &mut p)?;
+            }
         }
         let chmod = check && !perm::may_chmod(&users, who, d);
         if let Some(md) = c.mode.filter(|&md| md != d.mode) {
@@ -201,7 +209,14 @@ impl Fs {
             if md & !bits != 0 {
                 return Err(Error::Wstat(WstatRule::UnknownBits));
             }
-            if chmod {
+            // Linux's kernel clears set-id bits (forced, `ATTR_KILL_SUID`) before a cached
+            // write or a truncate by whoever does it: anyone who may write the file may.
+            let setid = DMSETUID | DMSETGID;
+            let clears_setid = who.posix
+                && md & !setid == d.mode & !setid
+                && md & !d.mode == 0
+                && perm::allowed(&users, who, d, WRITE);
+            if chmod && !clears_setid {
                 return Err(Error::Wstat(WstatRule::NotOwner));
             }
             let keep_sgid = !who.posix
@@ -226,6 +241,18 @@ impl Fs {
             p.ws.atime = Some(t);
         }
         self.plan_owner(d, c, who, check, &mut p.ws)?;
+        if c.mode.is_none() {
+            let mut lost = 0;
+            if truncate.is_some() {
+                lost |= perm::setid_lost(&users, who, d, SetIdLoss::Write);
+            }
+            if p.ws.uid.is_some() || p.ws.gid.is_some() {
+                lost |= perm::setid_lost(&users, who, d, SetIdLoss::Chown);
+            }
+            if lost != 0 {
+                p.ws.mode = Some(d.mode & !lost);
+            }
+        }
         Ok(p)
     }
 

@@ -2,11 +2,12 @@
 //! that user.
 //!
 //! The user: in 9P2000 (and in 9P2000.L without a numeric id) the `uname`, which must be in
-//! the users table. In 9P2000.L with `n_uname` (a Linux uid), the user of the table whose id is
-//! that number; a number no user has is `none`, never another user. Linux's uid 0 is therefore
-//! the table's id 0: by default `none` (the root squash of NFS), and only if the administrator
-//! makes id 0 a member of `adm` does it get the powers POSIX gives the superuser (documented in
-//! the README, "Mount it from Linux").
+//! the users table. In 9P2000.L with `n_uname` (a Linux uid), the user of the table whose id
+//! that number carries (`posix::table_id`: the number itself, or a negative id for numbers of
+//! 2147483648 and up); a number no user has is `none`, never another user. Linux's uid 0 is
+//! therefore the table's id 0: by default `none` (the root squash of NFS), and only if the
+//! administrator makes id 0 a member of `adm` does it get the powers POSIX gives the
+//! superuser (documented in the README, "Mount it from Linux").
 //!
 //! Who may attach as whom (unless `-A`): a peer whose uid is 0 (a kernel mounting for its local
 //! users with `access=user`) as any user of the table; any other peer only as the user of its
@@ -61,8 +62,8 @@ pub fn attach(core: &Core, conn: &Conn, a: &Attach<'_>) -> Result<Qid> {
     }
     let users = core.fs.users();
     let user = match a.n_uname {
-        Some(n) => users
-            .by_id(n as i32)
+        Some(n) => super::posix::table_id(n)
+            .and_then(|id| users.by_id(id))
             .or_else(|| users.by_id(users.none_id())),
         None => users.by_name(a.uname),
     };

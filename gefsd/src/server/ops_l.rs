@@ -249,9 +249,15 @@ fn make(
     gid: u32,
 ) -> Result<Qid> {
     let (m, d, who) = node(conn, dfid)?;
-    let e = core
-        .fs
-        .make(&m, &d, name.as_bytes(), kind, perm, Some(gid as i32), &who)?;
+    let e = core.fs.make(
+        &m,
+        &d,
+        name.as_bytes(),
+        kind,
+        perm,
+        posix::table_id(gid),
+        &who,
+    )?;
     Ok(qid(e.qid))
 }
 
@@ -328,7 +334,7 @@ fn lcreate(
         entry,
         name.as_bytes(),
         perm,
-        Some(gid as i32),
+        posix::table_id(gid),
         omode & !fs::OTRUNC,
         &g.who,
     )?;
@@ -388,8 +394,9 @@ fn setattr(core: &Core, conn: &Conn, fid: u32, a: &SetAttr) -> Result<RmsgL> {
         || (v(setattr::MTIME) && v(setattr::MTIME_SET));
     let changes = Changes {
         mode: v(setattr::MODE).then(|| posix::chmod(&cur.dir, a.mode)),
-        uid: v(setattr::UID).then_some(a.uid as i32),
-        gid: v(setattr::GID).then_some(a.gid as i32),
+        // chown(2)'s -1 ("leave it") never reaches the server, but NO_ID means the same.
+        uid: v(setattr::UID).then(|| posix::table_id(a.uid)).flatten(),
+        gid: v(setattr::GID).then(|| posix::table_id(a.gid)).flatten(),
         length: v(setattr::SIZE).then_some(a.size),
         atime,
         mtime,
@@ -497,13 +504,19 @@ fn lock_range(core: &Core, conn: &Conn, fid: u32, l: &Flock) -> Result<RmsgL> {
     Ok(RmsgL::Lock { status })
 }
 
+/// `F_GETLK`: the first lock of another owner that a lock of the type asked for on the range
+/// would conflict with, or the request back with type `UNLCK`. Linux asks with type `UNLCK`
+/// whatever the program asked (v9fs overwrites the type after testing its own locks), so
+/// `UNLCK` tests as a write lock would: any other owner's lock on the range is reported.
 fn getlock(core: &Core, conn: &Conn, fid: u32, l: &Flock) -> Result<RmsgL> {
     let (key, owner) = lock_target(conn, fid, l)?;
     let end = end_of(l.start, l.length);
-    let found = match l.ty {
-        lock::RDLCK | lock::WRLCK => core.locks.test(key, &owner, l.ty, l.start, end),
+    let ty = match l.ty {
+        lock::RDLCK => lock::RDLCK,
+        lock::WRLCK | lock::UNLCK => lock::WRLCK,
         _ => return Err(Error::Fs(fs::Error::Invalid("lock type".into()))),
     };
+    let found = core.locks.test(key, &owner, ty, l.start, end);
     Ok(RmsgL::Getlock(match found {
         Some(h) => Flock {
             ty: h.ty,

@@ -7,8 +7,15 @@
 //! exclusive and temporary bits have no POSIX form and are kept out of sight: a POSIX chmod
 //! leaves them as they are.
 //!
-//! Numbers a 9P2000 stat gives as names: uid and gid are the users table's ids, as unsigned
-//! 32-bit numbers (so `adm`, id −1, is 4294967295, which Linux shows as its overflow id).
+//! Numbers a 9P2000 stat gives as names: uid and gid are the users table's ids ([`linux_id`],
+//! [`table_id`]). A table id is a signed 32-bit number and `adm` is −1 in every new image,
+//! but Linux keeps 4294967295 (`(uid_t)-1`) for "no id": the kernel shows a file with it as
+//! its overflow id and denies even root its overriding powers over it
+//! (`privileged_wrt_inode_uidgid` wants both ids mapped). So a negative id −n travels as
+//! 4294967295 − n: adm's −1 is 4294967294. Ids 0 to 2147483647 travel as themselves. The
+//! mapping is one to one between table ids above −2147483648 and Linux ids below 4294967295;
+//! −2147483648 has no Linux form (it travels as 4294967295, which means no id), and
+//! 4294967295 from a client names no user.
 //! A directory's link count is 1, "not counted", as btrfs reports it (counting subdirectories
 //! would cost a scan per stat; `find` knows 1 means "do not use the count").
 
@@ -60,6 +67,27 @@ pub mod oflags {
     pub const O_TRUNC: u32 = 0o1000;
     /// Must be a directory.
     pub const O_DIRECTORY: u32 = 0o200_000;
+}
+
+/// Linux's "no id", `(uid_t)-1`: in `Tsetattr`, "leave it as it is".
+pub const NO_ID: u32 = u32::MAX;
+
+/// The Linux id (uid or gid) that carries users-table id `id` (module doc).
+pub fn linux_id(id: i32) -> u32 {
+    match u32::try_from(id) {
+        Ok(n) => n,
+        Err(_) if id == i32::MIN => NO_ID,
+        Err(_) => id.cast_unsigned().wrapping_sub(1),
+    }
+}
+
+/// The users-table id that Linux id `n` carries; `None` for [`NO_ID`] (module doc).
+pub fn table_id(n: u32) -> Option<i32> {
+    match i32::try_from(n) {
+        Ok(id) => Some(id),
+        Err(_) if n == NO_ID => None,
+        Err(_) => Some(n.wrapping_add(1).cast_signed()),
+    }
 }
 
 /// `AT_REMOVEDIR` of `Tunlinkat`.
@@ -165,10 +193,10 @@ pub fn attr_of(d: &Xdir, mask: u64) -> Attr {
         a.nlink = 1;
     }
     if want(getattr::UID) {
-        a.uid = d.uid as u32;
+        a.uid = linux_id(d.uid);
     }
     if want(getattr::GID) {
-        a.gid = d.gid as u32;
+        a.gid = linux_id(d.gid);
     }
     let size = if d.is_dir() { 0 } else { d.length };
     if want(getattr::SIZE) {
@@ -233,6 +261,27 @@ mod tests {
     }
 
     #[test]
+    fn ids_linux_can_represent() {
+        for (id, n) in [
+            (0, 0),
+            (1000, 1000),
+            (i32::MAX, 2_147_483_647),
+            (-1, 4_294_967_294),
+            (-2, 4_294_967_293),
+            (i32::MIN + 1, 2_147_483_648),
+        ] {
+            assert_eq!(linux_id(id), n, "table id {id}");
+            assert_eq!(table_id(n), Some(id), "Linux id {n}");
+        }
+        // One to one over everything but the two ends.
+        for id in [i32::MIN + 1, -65_536, -3, 3, 65_534, i32::MAX - 1] {
+            assert_eq!(table_id(linux_id(id)), Some(id));
+        }
+        assert_eq!(linux_id(i32::MIN), NO_ID);
+        assert_eq!(table_id(NO_ID), None);
+    }
+
+    #[test]
     fn getattr_honours_the_mask() {
         let d = Xdir {
             mode: 0o640,
@@ -249,7 +298,7 @@ mod tests {
         assert_eq!(a.valid, GETATTR_VALID);
         assert_eq!(
             (a.mode, a.uid, a.gid, a.nlink),
-            (S_IFREG | 0o640, 1000, u32::MAX, 1)
+            (S_IFREG | 0o640, 1000, 4_294_967_294, 1)
         );
         assert_eq!((a.size, a.blocks, a.blksize), (20_000, 64, 16_384));
         assert_eq!((a.atime_sec, a.atime_nsec), (5, 1));

@@ -6,8 +6,28 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use gefsd::client::Client;
-use gefsd::proto::{omode, Stat};
+use gefsd::proto::dotl::{getattr, Attr};
+use gefsd::proto::{omode, Dialect, Stat, MSIZE_DEFAULT};
 use gefsd::server::{self, Options, Server};
+
+/// Linux open flags (9P2000.L `Tlopen`, `Tlcreate`).
+pub const O_RDONLY: u32 = 0;
+/// Write only.
+pub const O_WRONLY: u32 = 1;
+/// Read and write.
+pub const O_RDWR: u32 = 2;
+/// Create.
+pub const O_CREAT: u32 = 0o100;
+/// With `O_CREAT`: the file must not exist.
+pub const O_EXCL: u32 = 0o200;
+/// Truncate.
+pub const O_TRUNC: u32 = 0o1000;
+/// Must be a directory.
+pub const O_DIRECTORY: u32 = 0o200_000;
+/// `Tunlinkat` of a directory.
+pub const AT_REMOVEDIR: u32 = 0x200;
+/// The first administrator's id in a new image (and its group's).
+pub const ME: u32 = 1;
 
 /// The user the in-process server knows (its first administrator).
 pub fn me() -> String {
@@ -99,4 +119,42 @@ pub fn rename_to(name: &str) -> Stat {
 /// Stop a server, asserting a clean final commit.
 pub fn stop(s: Server) {
     s.stop().unwrap_or_else(|e| panic!("stop: {e}"));
+}
+
+/// A TCP client that negotiated 9P2000.L.
+pub fn lclient(a: SocketAddr) -> Client<TcpStream> {
+    let mut c = Client::tcp(a).expect("connect");
+    c.version_in(MSIZE_DEFAULT, Dialect::L).expect("9P2000.L");
+    c
+}
+
+/// A 9P2000.L client attached as the first administrator on fid 0.
+pub fn lattached(a: SocketAddr) -> Client<TcpStream> {
+    let mut c = lclient(a);
+    c.attach_l(0, &me(), "", None).expect("attach");
+    c
+}
+
+/// The errno of a failed 9P2000.L call, or a panic.
+pub fn errno<T: std::fmt::Debug>(r: gefsd::client::Result<T>) -> u32 {
+    match r {
+        Err(e) => e.errno().unwrap_or_else(|| panic!("not an Rlerror: {e}")),
+        Ok(v) => panic!("expected an Rlerror, got {v:?}"),
+    }
+}
+
+/// Every attribute of `fid`.
+pub fn attr(c: &mut Client<TcpStream>, fid: u32) -> Attr {
+    c.getattr(fid, getattr::ALL).expect("getattr")
+}
+
+/// Replace the users table (as `%adm`, over 9P2000) and reload it.
+pub fn set_users(s: &Server, a: SocketAddr, table: &str) {
+    let mut p = client(a);
+    p.attach(0, &me(), "%adm").expect("attach %adm");
+    p.walk(0, 1, &["users"]).expect("walk");
+    p.open(1, omode::OWRITE | omode::OTRUNC).expect("open");
+    p.write(1, 0, table.as_bytes()).expect("write");
+    p.clunk(1).expect("clunk");
+    s.core().fs.reload_users().expect("reload");
 }
