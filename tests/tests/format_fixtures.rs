@@ -86,7 +86,7 @@ fn exercise(version: u32) {
     let dir = tempfile::tempdir().expect("tempdir");
     let img = unpack(version, dir.path());
     assert_eq!(version_of(&img), version, "fixture's own version");
-    if version < OLDEST_READ || version > FORMAT_VERSION {
+    if !(OLDEST_READ..=FORMAT_VERSION).contains(&version) {
         let (c, out) = code(bin("gefs-check").arg(&img));
         assert_eq!(c, Some(2), "v{version}: {out}");
         assert!(out.contains("format version"), "v{version}: {out}");
