@@ -280,7 +280,9 @@ impl Store {
     /// Write every tree's log (a commit's first step).
     pub(super) fn write_logs(&self, m: &mut Mutation) -> Result<()> {
         for i in 0..m.trees.len() {
-            if !m.trees[i].closed {
+            // A dirty tree's record is written with its log head, closed
+            // or not; a deleted tree is closed and clean.
+            if !m.trees[i].closed || m.trees[i].dirty {
                 self.write_log(m, TreeId(i))?;
             }
         }

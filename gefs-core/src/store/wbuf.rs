@@ -313,10 +313,17 @@ impl Store {
         self.upsert_locked(m, t, Vec::new(), tier)
     }
 
-    /// Apply every tree's buffer: at `Normal`, then at `Reserve` for a tree
-    /// that ran out of space. Nothing changes for a tree whose buffer fails.
+    /// Apply every open tree's buffer: at `Normal`, then at `Reserve` for a
+    /// tree that ran out of space. Nothing changes for a tree whose buffer
+    /// fails. A closed tree (retired, clean: its buffer is all in its log)
+    /// is left alone: applying it would give it a root its record could
+    /// not be written with (no log write for a closed tree), and its
+    /// messages are applied when it is next mounted.
     pub(super) fn drain_all(&self, m: &mut Mutation) -> Result<()> {
         for i in 0..m.trees.len() {
+            if m.trees[i].closed {
+                continue;
+            }
             let t = TreeId(i);
             match self.drain(m, t, Tier::Normal) {
                 Err(Error::NoSpace) => self.drain(m, t, Tier::Reserve)?,
@@ -344,7 +351,7 @@ impl Store {
     pub fn checkpoint(&self) -> Result<bool> {
         self.writable()?;
         let mut m = self.mutlk.lock();
-        let any = m.trees.iter().any(|t| !t.wbuf.is_empty());
+        let any = m.trees.iter().any(|t| !t.closed && !t.wbuf.is_empty());
         if any {
             self.drain_all(&mut m)?;
         }
