@@ -8,6 +8,12 @@
 //! `Block`, so "only the writer mutates a block before finalizing it" is
 //! enforced by the types. Memory never grows: a new buffer is plucked from the
 //! LRU tail, and when every buffer is held the taker waits (back-pressure).
+//! Only the writer creates pins (dirty blocks, and *limbo* blocks: freed
+//! before they were ever written), so only the writer can remove them: its
+//! takers ([`Cache::get_relieving`], [`Cache::new_block_relieving`]) make
+//! room themselves (write the shard's pinned blocks, [`Cache::take_for_room`])
+//! before they wait, and so never wait for a buffer that only they could
+//! free (`writeback.rs` says why writing a limbo block early is safe).
 //!
 //! Protocol and invariants (see also `shard.rs`):
 //! 1. A slot is idle (count 0) or held (count > 0), and either linked (on its
@@ -17,8 +23,12 @@
 //! 2. Each address maps to at most one slot; the index is per shard.
 //! 3. Only idle slots are recycled; recycling unindexes them by identity. A
 //!    pluck walks from the LRU tail, parking the held slots it meets.
-//! 4. A dirty slot is pinned until written (or freed), so unwritten contents
-//!    are never evicted and readers see their own writes.
+//! 4. A dirty slot is pinned until written, or freed; a freed slot that was
+//!    never written stays pinned (limbo) until reclaimed or written, so
+//!    unwritten contents are never evicted and readers see their own writes.
+//!    A freed slot whose bytes are on the device is not pinned: it is
+//!    recycled first, and a reader that still reaches it reads the same
+//!    bytes back (the address is reused only after its reclaim).
 //! 5. The LRU is ordered by last use: a lookup moves a linked slot to the
 //!    head, a parked slot's last release links it at the head, and a freed
 //!    slot goes to the tail (at reclaim, or at its last release if parked).
@@ -41,6 +51,7 @@
 
 mod pool;
 mod shard;
+mod writeback;
 
 use std::sync::atomic::Ordering;
 
@@ -50,6 +61,11 @@ use crate::ids::BlockAddr;
 use crate::sync::{AtomicU32, Condvar, Mutex, MutexGuard};
 use pool::Pool;
 use shard::{Plucked, ShardState, State, PARKED};
+
+/// What a taker does when its shard has no buffer to recycle: `None`, wait
+/// for a holder to release one (readers); `Some`, first make room itself
+/// and look again (the writer, whose pins only it can remove).
+type Relief<'r> = Option<&'r mut dyn FnMut() -> Result<()>>;
 
 /// Fewest buffers per shard.
 const MIN_PER_SHARD: usize = 256;
@@ -87,7 +103,7 @@ pub struct CacheStats {
     pub waits: u64,
     /// Dirty buffers now.
     pub dirty: usize,
-    /// Buffers pinned by pending frees now.
+    /// Freed blocks never written, pinned until reclaimed or written.
     pub limbo: usize,
     /// Idle buffers now.
     pub idle: usize,
@@ -199,16 +215,68 @@ impl Cache {
         st
     }
 
+    /// The shard has no buffer to recycle. With a relief, and some buffer
+    /// of the shard pinned, run it once (unlocked) before waiting: the
+    /// caller then looks again. Otherwise, or if it already ran since the
+    /// last wait, wait for a release.
+    fn no_room<'a>(
+        &self,
+        sh: &'a Shard,
+        st: MutexGuard<'a, ShardState>,
+        relief: &mut Relief<'_>,
+        relieved: &mut bool,
+    ) -> Result<MutexGuard<'a, ShardState>> {
+        if let Some(relieve) = relief.as_mut() {
+            if !*relieved && st.ndirty + st.nlimbo > 0 {
+                *relieved = true;
+                drop(st);
+                relieve()?;
+                return Ok(sh.st.lock());
+            }
+        }
+        *relieved = false;
+        Ok(self.wait(sh, st))
+    }
+
     /// Find `addr` or read it in. `load` fills the buffer from the device and
     /// verifies it against `hash`; it runs at most once per miss, outside any
     /// lock, while other readers of the same address wait for it. A cached
     /// block whose hash differs from `hash` is reported as a checksum error.
+    /// A reader's lookup: when the shard has no buffer to recycle, it waits
+    /// for one.
     #[inline]
     pub fn get(
         &self,
         addr: BlockAddr,
         hash: u64,
         load: impl FnOnce(&mut [u8; BLKSZ]) -> Result<()>,
+    ) -> Result<Block<'_>> {
+        self.get_inner(addr, hash, load, None)
+    }
+
+    /// [`Cache::get`] for the writer: when the shard has no buffer to
+    /// recycle and some of its buffers are pinned, `relieve` runs first (it
+    /// should write the shard's pinned blocks, [`Cache::take_for_room`]);
+    /// the lookup waits only if that left nothing to recycle. An error from
+    /// `relieve` is returned.
+    #[inline]
+    pub fn get_relieving(
+        &self,
+        addr: BlockAddr,
+        hash: u64,
+        load: impl FnOnce(&mut [u8; BLKSZ]) -> Result<()>,
+        relieve: &mut dyn FnMut() -> Result<()>,
+    ) -> Result<Block<'_>> {
+        self.get_inner(addr, hash, load, Some(relieve))
+    }
+
+    #[inline(always)]
+    fn get_inner(
+        &self,
+        addr: BlockAddr,
+        hash: u64,
+        load: impl FnOnce(&mut [u8; BLKSZ]) -> Result<()>,
+        relief: Relief<'_>,
     ) -> Result<Block<'_>> {
         let s = self.shard_of(addr);
         let sh = &self.shards[s];
@@ -232,7 +300,7 @@ impl Cache {
                 return Ok(self.handle(s, i, addr, hash));
             }
         }
-        self.get_slow(s, st, addr, hash, load)
+        self.get_slow(s, st, addr, hash, load, relief)
     }
 
     /// The rest of [`Cache::get`]: waiting for another thread's read, a
@@ -245,8 +313,10 @@ impl Cache {
         addr: BlockAddr,
         hash: u64,
         load: impl FnOnce(&mut [u8; BLKSZ]) -> Result<()>,
+        mut relief: Relief<'_>,
     ) -> Result<Block<'a>> {
         let sh = &self.shards[s];
+        let mut relieved = false;
         loop {
             if let Some(&i) = st.index.get(&addr.0) {
                 if st.meta[i as usize].state == State::Loading {
@@ -280,7 +350,7 @@ impl Cache {
                 return Ok(self.handle(s, i, addr, hash));
             }
             let Some(Plucked { slot: i, .. }) = st.pluck(self.refs_of(sh)) else {
-                st = self.wait(sh, st);
+                st = self.no_room(sh, st, &mut relief, &mut relieved)?;
                 continue;
             };
             st.misses += 1;
@@ -320,6 +390,20 @@ impl Cache {
     /// [`BlockMut::is_zeroed`]): the writer defines every byte before
     /// [`BlockMut::finalize`], so no block is zeroed only to be overwritten.
     pub fn new_block(&self, addr: BlockAddr) -> Result<BlockMut<'_>> {
+        self.new_block_inner(addr, None)
+    }
+
+    /// [`Cache::new_block`] for the writer: when the shard has no buffer to
+    /// recycle, `relieve` runs first, as in [`Cache::get_relieving`].
+    pub fn new_block_relieving(
+        &self,
+        addr: BlockAddr,
+        relieve: &mut dyn FnMut() -> Result<()>,
+    ) -> Result<BlockMut<'_>> {
+        self.new_block_inner(addr, Some(relieve))
+    }
+
+    fn new_block_inner(&self, addr: BlockAddr, mut relief: Relief<'_>) -> Result<BlockMut<'_>> {
         let s = self.shard_of(addr);
         let sh = &self.shards[s];
         let mut st = sh.st.lock();
@@ -328,10 +412,18 @@ impl Cache {
                 "double allocation of block {addr}"
             )));
         }
+        let mut relieved = false;
         let p = loop {
-            match st.pluck(self.refs_of(sh)) {
-                Some(p) => break p,
-                None => st = self.wait(sh, st),
+            if let Some(p) = st.pluck(self.refs_of(sh)) {
+                break p;
+            }
+            st = self.no_room(sh, st, &mut relief, &mut relieved)?;
+            // The relief ran unlocked: the allocator's address must still
+            // be free in the cache.
+            if st.index.contains_key(&addr.0) {
+                return Err(Error::Internal(format!(
+                    "double allocation of block {addr}"
+                )));
             }
         };
         let i = p.slot;
@@ -348,8 +440,15 @@ impl Cache {
     }
 
     /// The address was freed. If it is cached, mark it so that it is never
-    /// written and pin it until [`Cache::reclaim`], so that readers still in
-    /// an older epoch keep finding it. Returns whether it was cached.
+    /// written and is recycled first, and leave it findable until
+    /// [`Cache::reclaim`]: readers still in an older epoch may reach it.
+    /// A block never written stays pinned meanwhile, in *limbo* (its dirty
+    /// pin becomes the limbo pin: the buffer is its only copy). Any other —
+    /// written, being written, or read from the device — needs no pin: its
+    /// bytes stay on the device until the address is reused, which is only
+    /// after its reclaim, so a reader that finds it evicted reads them back.
+    /// So frees never pin a buffer that was not pinned already. Returns
+    /// whether it was cached.
     pub fn free(&self, addr: BlockAddr) -> Result<bool> {
         let sh = &self.shards[self.shard_of(addr)];
         let mut st = sh.st.lock();
@@ -357,29 +456,27 @@ impl Cache {
             return Ok(false);
         };
         let m = &mut st.meta[i as usize];
-        if m.limbo {
+        // Only a free sets `freed` on an indexed slot (reclaims, failed
+        // loads and abandoned builders unindex it).
+        if m.freed {
             return Err(Error::Internal(format!("block {addr} freed twice")));
         }
-        m.limbo = true;
         m.freed = true;
-        st.nlimbo += 1;
-        // The limbo pin replaces the dirty pin of an unwritten block.
-        if st.meta[i as usize].state == State::Dirty {
+        if m.state == State::Dirty {
+            m.limbo = true;
+            st.nlimbo += 1;
             st.set_state(i, State::Clean);
             st.ndirty -= 1;
-        } else {
-            self.rc(sh, i).fetch_add(1, Ordering::Relaxed);
-            // Pinned until reclaim: park it now rather than leave it for a
-            // pluck to skip.
-            if st.meta[i as usize].in_lru {
-                st.park(i, self.refs_of(sh));
-            }
+        } else if st.meta[i as usize].in_lru {
+            // To the tail; a parked one goes there at its last release.
+            st.unlink(i);
+            st.link_tail(i);
         }
         Ok(true)
     }
 
     /// Readers can no longer reach `addr`: drop it from the index and release
-    /// the pin [`Cache::free`] took. Its buffer is recycled first.
+    /// its limbo pin, if it has one. Its buffer is recycled first.
     pub fn reclaim(&self, addr: BlockAddr) {
         let sh = &self.shards[self.shard_of(addr)];
         let mut st = sh.st.lock();
@@ -400,68 +497,6 @@ impl Cache {
             st.unlink(i);
             st.link_tail(i);
         }
-    }
-
-    /// Take up to `max` dirty blocks produced in commit intervals ≤ `upto`,
-    /// marking them as being written. Hand each back with
-    /// [`Cache::written`] once it is on the device.
-    pub fn take_dirty(&self, upto: u64, max: usize) -> Vec<Block<'_>> {
-        let mut out = Vec::new();
-        for (s, sh) in self.shards.iter().enumerate() {
-            let mut st = sh.st.lock();
-            let list = std::mem::take(&mut st.dirty);
-            let mut keep = Vec::with_capacity(list.len());
-            for i in list {
-                let m = &mut st.meta[i as usize];
-                m.listed = false;
-                if m.state != State::Dirty {
-                    continue;
-                }
-                if m.interval > upto || out.len() >= max {
-                    m.listed = true;
-                    keep.push(i);
-                    continue;
-                }
-                let (addr, hash) = (m.addr, m.hash);
-                st.set_state(i, State::Writing);
-                self.rc(sh, i).fetch_add(1, Ordering::Relaxed);
-                out.push(self.handle(s, i, addr, hash));
-            }
-            st.dirty = keep;
-        }
-        out
-    }
-
-    /// A block taken with [`Cache::take_dirty`] is on the device.
-    pub fn written(&self, b: &Block<'_>) {
-        let sh = &self.shards[b.shard as usize];
-        let i = b.slot - sh.first;
-        let mut st = sh.st.lock();
-        if st.meta[i as usize].state == State::Writing {
-            st.set_state(i, State::Clean);
-            st.ndirty -= 1;
-            // Release the dirty pin (a free during the write took its own).
-            self.release_locked(sh, &mut st, i);
-        }
-    }
-
-    /// Whether the shard that would hold `addr` has at least half its
-    /// buffers dirty or pinned by pending frees (writeback should run before
-    /// adding more).
-    pub fn under_pressure(&self, addr: BlockAddr) -> bool {
-        let sh = &self.shards[self.shard_of(addr)];
-        let st = sh.st.lock();
-        2 * (st.ndirty + st.nlimbo) >= sh.len as usize
-    }
-
-    /// Dirty buffers in all shards.
-    pub fn dirty_count(&self) -> usize {
-        self.shards.iter().map(|s| s.st.lock().ndirty).sum()
-    }
-
-    /// Buffers pinned by pending frees.
-    pub fn limbo_count(&self) -> usize {
-        self.shards.iter().map(|s| s.st.lock().nlimbo).sum()
     }
 
     /// Current counters.

@@ -19,9 +19,10 @@
 //!   the head but leaves it linked); [`ShardState::pluck`] parks the held
 //!   slots it meets at the tail and recycles the first idle one, so only
 //!   idle slots are recycled and each slot is skipped at most once per hold;
-//! - plucked slots (`Building`, `Loading`) and dirty or writing slots (held
-//!   by the cache's dirty pin) are parked, so the LRU never offers unwritten
-//!   contents;
+//! - plucked slots (`Building`, `Loading`), dirty or writing slots (held
+//!   by the cache's dirty pin) and limbo slots (freed before they were
+//!   written, held by their limbo pin) are parked, so the LRU never offers
+//!   unwritten contents;
 //! - the index maps an address to at most one slot, and only slots whose
 //!   `cached` flag is set are in it; removal checks that flag (by identity);
 //! - slots are first used in order: `meta.len()` slots have been used, the
@@ -158,7 +159,8 @@ pub(crate) struct Meta {
     pub(crate) cached: bool,
     /// Its address was freed: never write it, recycle it first.
     pub(crate) freed: bool,
-    /// Pinned by a pending free (released at reclaim).
+    /// Freed before it was ever written, so pinned (the buffer is its only
+    /// copy) until reclaimed or written.
     pub(crate) limbo: bool,
     /// On the LRU list.
     pub(crate) in_lru: bool,
@@ -476,6 +478,16 @@ impl ShardState {
                     "slot {i}: dirty unpinned"
                 );
             }
+            if m.limbo {
+                assert!(
+                    w & PARKED != 0 && w & !PARKED > 0,
+                    "slot {i}: limbo unpinned"
+                );
+                assert!(
+                    m.freed && m.cached && m.state == State::Clean,
+                    "slot {i}: limbo but {m:?}"
+                );
+            }
             if m.cached {
                 assert_eq!(
                     self.index.get(&m.addr.0),
@@ -484,6 +496,14 @@ impl ShardState {
                 );
             }
         }
+        let dirty = self
+            .meta
+            .iter()
+            .filter(|m| matches!(m.state, State::Dirty | State::Writing))
+            .count();
+        assert_eq!(dirty, self.ndirty, "dirty count");
+        let limbo = self.meta.iter().filter(|m| m.limbo).count();
+        assert_eq!(limbo, self.nlimbo, "limbo count");
         for (&a, &i) in &self.index {
             let m = &self.meta[i as usize];
             assert!(m.cached && m.addr.0 == a, "index {a:#x} -> slot {i}");

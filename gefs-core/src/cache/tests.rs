@@ -241,6 +241,116 @@ fn freed_while_writing() {
 }
 
 #[test]
+fn freeing_a_block_on_the_device_pins_nothing() {
+    let c = Cache::with_buffers(16);
+    drop(load_into(&c, addr(1)));
+    assert!(c.free(addr(1)).unwrap());
+    let s = c.stats();
+    assert_eq!((s.idle, s.limbo), (16, 0));
+    // Still findable until reclaimed, and recycled first.
+    drop(c.get(addr(1), 1, |_| panic!("must hit")).unwrap());
+    drop(load_into(&c, addr(2)));
+    assert!(c.get(addr(2), 1, |_| panic!("must hit")).is_ok());
+    c.check(true);
+}
+
+/// Fill a 16-buffer cache with 8 dirty and 8 limbo blocks (the writer's
+/// pins): nothing is left to recycle.
+fn pinned_by_the_writer() -> Cache {
+    let c = Cache::with_buffers(16);
+    for i in 0..16 {
+        let mut m = c.new_block(addr(i)).unwrap();
+        m.buf_mut()[0] = i as u8;
+        drop(m.finalize(100 + i, 1).unwrap());
+    }
+    for i in 0..8 {
+        assert!(c.free(addr(i)).unwrap());
+    }
+    let s = c.stats();
+    assert_eq!((s.dirty, s.limbo, s.idle), (8, 8, 0));
+    c
+}
+
+/// What the store's relief does: write every pinned block of the shard.
+fn relief<'c>(c: &'c Cache, runs: &'c AtomicUsize) -> impl FnMut() -> Result<()> + 'c {
+    move || {
+        runs.fetch_add(1, Ordering::SeqCst);
+        let t = c.take_for_room(addr(0), true, 0);
+        assert_eq!(t.len(), 16, "every dirty and limbo block");
+        for b in &t {
+            c.written(b);
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn the_writer_makes_room_from_its_own_pins() {
+    let c = pinned_by_the_writer();
+    let runs = AtomicUsize::new(0);
+    // A reader would wait here for ever; the writer writes its pins first.
+    let b = c
+        .get_relieving(addr(20), 1, |b| fill(b, addr(20)), &mut relief(&c, &runs))
+        .unwrap();
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    assert_eq!(&b[..8], &addr(20).0.to_be_bytes());
+    drop(b);
+    let s = c.stats();
+    assert_eq!((s.dirty, s.limbo), (0, 0));
+    // The freed blocks went first; the live ones are still cached.
+    for i in 8..16 {
+        assert_eq!(
+            c.get(addr(i), 100 + i, |_| panic!("must hit")).unwrap()[0],
+            i as u8
+        );
+    }
+    c.check(true);
+
+    let c = pinned_by_the_writer();
+    let runs = AtomicUsize::new(0);
+    let m = c
+        .new_block_relieving(addr(20), &mut relief(&c, &runs))
+        .unwrap();
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    drop(m.finalize(7, 1).unwrap());
+    // A written limbo block stays findable (its bytes are on the device)
+    // until reclaimed, unpinned.
+    for i in 0..8 {
+        if let Ok(b) = c.get(addr(i), 100 + i, |_| Err(Error::ReadOnly)) {
+            assert_eq!(b[0], i as u8);
+        }
+        c.reclaim(addr(i));
+    }
+    let s = c.stats();
+    assert_eq!((s.dirty, s.limbo, s.idle), (1, 0, 15));
+    c.check(true);
+}
+
+#[test]
+fn relief_writes_limbo_blocks_only_when_needed() {
+    let c = Cache::with_buffers(16);
+    for i in 0..4 {
+        drop(c.new_block(addr(i)).unwrap().finalize(i, 1).unwrap());
+    }
+    assert!(c.free(addr(0)).unwrap());
+    // Not full, limbo below half, dirty blocks to write: only those.
+    let t = c.take_for_room(addr(0), false, 0);
+    assert_eq!(t.len(), 3);
+    for b in &t {
+        c.written(b);
+    }
+    drop(t);
+    // Nothing dirty left: the limbo block is what pins.
+    let t = c.take_for_room(addr(0), false, 0);
+    assert_eq!(t.iter().map(|b| b.addr()).collect::<Vec<_>>(), [addr(0)]);
+    c.written(&t[0]);
+    drop(t);
+    let s = c.stats();
+    assert_eq!((s.dirty, s.limbo, s.idle), (0, 0, 16));
+    c.check(true);
+}
+
+#[test]
 fn concurrent_hold_drop_pluck() {
     // 4 threads, 64 addresses, 32 buffers (2 shards' worth would need 512;
     // this is one shard): every handle must show its own address.

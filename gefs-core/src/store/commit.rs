@@ -67,9 +67,8 @@ impl Store {
         if r.is_err() {
             self.latch();
         }
-        drop(m);
         let gen = r?;
-        self.collect()?;
+        self.collect(m)?;
         Ok(CommitInfo { gen, wrote: true })
     }
 

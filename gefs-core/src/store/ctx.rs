@@ -127,7 +127,7 @@ impl<'s> NodeStore for WriteCtx<'s> {
     type Ref = Block<'s>;
 
     fn read(&self, bp: &Bptr) -> Result<Block<'s>> {
-        self.s.read_block(bp, true)
+        self.s.read_block_writer(bp, true)
     }
 
     fn write<R>(

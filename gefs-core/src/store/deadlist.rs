@@ -131,6 +131,12 @@ impl Store {
 
     /// The addresses a segment lists, and its own chain (each block verified).
     pub fn read_segment(&self, seg: &Segment) -> Result<(Vec<BlockAddr>, Vec<Bptr>)> {
+        self.segment(seg, false)
+    }
+
+    /// [`Store::read_segment`], by a reader or (`writer`) by the writer,
+    /// which makes room in the cache itself (`io.rs`).
+    fn segment(&self, seg: &Segment, writer: bool) -> Result<(Vec<BlockAddr>, Vec<Bptr>)> {
         let mut addrs = Vec::new();
         let mut chain: Vec<Bptr> = Vec::new();
         let mut seen = std::collections::HashSet::new();
@@ -142,7 +148,11 @@ impl Store {
             if !seen.insert(at.addr) || chain.len() as u64 >= self.geo.dev_size / BLKSZ_U64 {
                 return Err(Error::corrupt(at.addr, "deadlist chain does not end"));
             }
-            let b = self.read_block(&at, false)?;
+            let b = if writer {
+                self.read_block_writer(&at, false)?
+            } else {
+                self.read_block(&at, false)?
+            };
             let h = LogHeader::decode(b.bytes()).map_err(|e| Error::corrupt(at.addr, e))?;
             if h.kind != BlockType::Dlist {
                 return Err(Error::corrupt(at.addr, "not a deadlist block"));
@@ -174,7 +184,7 @@ impl Store {
     /// Free a segment: the blocks it lists and its own chain. Returns the
     /// message deleting its key.
     pub(crate) fn free_segment(&self, seg: &Segment) -> Result<Msg> {
-        let (addrs, chain) = self.read_segment(seg)?;
+        let (addrs, chain) = self.segment(seg, true)?;
         for a in addrs {
             self.release_block(a)?;
         }
@@ -185,7 +195,7 @@ impl Store {
     /// Drop a segment whose blocks are still used elsewhere: only its chain
     /// is freed.
     pub(crate) fn drop_segment(&self, seg: &Segment) -> Result<Msg> {
-        let (_, chain) = self.read_segment(seg)?;
+        let (_, chain) = self.segment(seg, true)?;
         self.drop_chain(&chain)?;
         Ok(Msg::delete(seg.key()))
     }

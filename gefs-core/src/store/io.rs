@@ -5,6 +5,18 @@
 //! pointer that led to it before anyone sees it (the reference never checks,
 //! §13.2 #1); tree nodes are also structurally validated once, on load. A
 //! mismatch is a typed error naming the block and both hashes.
+//!
+//! Cache pressure (DESIGN.md §3 item 7): only the writer pins buffers (dirty
+//! blocks, and limbo blocks: freed before they were written), so only the
+//! writer can unpin them, and it never waits for a buffer without first
+//! making room itself. Before each new block it writes the block's shard's
+//! dirty blocks if half of the shard is pinned; when one of its reads or
+//! new blocks finds the shard with nothing to recycle, it writes every
+//! block pinned there before waiting. Making room waits for nobody (not
+//! for readers, who may be waiting for the mutation lock inside an epoch
+//! guard), so what the writer may then wait for is a reader's hold, which
+//! ends (its own holds during one change, a tree path and the nodes
+//! replacing it, are far fewer than a shard's buffers).
 
 use std::sync::atomic::Ordering;
 
@@ -14,22 +26,49 @@ use crate::cache::Block;
 use crate::error::{Error, IoOp, Result};
 use crate::format::node::NodeView;
 use crate::format::{block_hash, Bptr, BLKSZ, BLKSZ_U64};
-use crate::ids::Gen;
+use crate::ids::{BlockAddr, Gen};
 
 /// Most bytes written by one device call during writeback.
 const MAX_WRITE: usize = 1 << 20;
-/// Dirty blocks written per writeback round when the cache is under pressure.
+/// Dirty blocks of the other shards written along with a pressured shard's.
 const PRESSURE_BATCH: usize = 256;
 
 impl Store {
     /// Read the block `bp` points to through the cache, verifying its hash
-    /// (and, for tree nodes, its structure) on load.
+    /// (and, for tree nodes, its structure) on load. Waits for a buffer if
+    /// its shard has none to recycle: for readers.
     pub(crate) fn read_block(&self, bp: &Bptr, node: bool) -> Result<Block<'_>> {
+        self.check_ptr(bp)?;
+        self.cache.get(bp.addr, bp.hash, self.loader(bp, node))
+    }
+
+    /// [`Store::read_block`] for the writer (under the mutation lock): if
+    /// the block's shard has no buffer to recycle, make room there first.
+    pub(crate) fn read_block_writer(&self, bp: &Bptr, node: bool) -> Result<Block<'_>> {
+        self.check_ptr(bp)?;
+        let addr = bp.addr;
+        self.cache
+            .get_relieving(addr, bp.hash, self.loader(bp, node), &mut || {
+                self.make_room(addr)
+            })
+    }
+
+    fn check_ptr(&self, bp: &Bptr) -> Result<()> {
         let addr = bp.addr;
         if bp.is_none() || !addr.0.is_multiple_of(BLKSZ_U64) || !self.geo.in_arenas(addr) {
             return Err(Error::corrupt(addr, "pointer outside the arenas"));
         }
-        self.cache.get(addr, bp.hash, |buf| {
+        Ok(())
+    }
+
+    /// Fill a buffer with the block `bp` points to, verified.
+    fn loader<'a>(
+        &'a self,
+        bp: &'a Bptr,
+        node: bool,
+    ) -> impl FnOnce(&mut [u8; BLKSZ]) -> Result<()> + 'a {
+        let addr = bp.addr;
+        move |buf| {
             self.dev
                 .read_at(&mut buf[..], addr.0)
                 .map_err(|e| Error::Io {
@@ -51,7 +90,7 @@ impl Store {
                     .map_err(|e| Error::corrupt(addr, e))?;
             }
             Ok(())
-        })
+        }
     }
 
     /// Allocate a block, let `build` fill it, and seal it into the cache as
@@ -83,12 +122,15 @@ impl Store {
         self.allocs.fetch_add(1, Ordering::Relaxed);
         let addr = self.alloc.alloc(kind, tier)?;
         if self.cache.under_pressure(addr) {
-            if let Err(e) = self.relieve_pressure() {
+            if let Err(e) = self.relieve(addr) {
                 self.undo_alloc(addr);
                 return Err(e);
             }
         }
-        let mut b = match self.cache.new_block(addr) {
+        let mut b = match self
+            .cache
+            .new_block_relieving(addr, &mut || self.make_room(addr))
+        {
             Ok(b) => b,
             Err(e) => {
                 self.undo_alloc(addr);
@@ -125,29 +167,49 @@ impl Store {
     }
 
     /// Give back a block nobody ever saw.
-    fn undo_alloc(&self, addr: crate::ids::BlockAddr) {
+    fn undo_alloc(&self, addr: BlockAddr) {
         if self.alloc.free(addr).is_ok() {
             let _ = self.alloc.release(&[addr]);
         }
     }
 
-    /// Make room in the cache: write some dirty blocks and reclaim what
-    /// readers have left behind.
-    fn relieve_pressure(&self) -> Result<()> {
-        self.collect()?;
-        let n = self.writeback(PRESSURE_BATCH)?;
-        if n == 0 {
-            // Everything pinned is waiting for readers: wait for them.
-            self.collect_blocking()?;
-        }
-        Ok(())
+    /// The shard serving `addr` is at least half pinned: write its dirty
+    /// blocks (and its limbo blocks if they are the pressure).
+    fn relieve(&self, addr: BlockAddr) -> Result<()> {
+        self.write_for_room(addr, false)
+    }
+
+    /// The shard serving `addr` has no buffer left to recycle: write every
+    /// block pinned there, dirty or in limbo
+    /// ([`crate::cache::Cache::take_for_room`]), so that only readers' and
+    /// the writer's own holds remain. Never waits for anyone, and never
+    /// advances the epochs: it runs in the middle of changes, whose frees
+    /// are deferred before the new root that drops them is published (see
+    /// [`Store::collect`]).
+    fn make_room(&self, addr: BlockAddr) -> Result<()> {
+        self.write_for_room(addr, true)
+    }
+
+    /// Writer only: it writes back, which a commit relies on nobody else
+    /// doing.
+    fn write_for_room(&self, addr: BlockAddr, all: bool) -> Result<()> {
+        let _wb = self.wb.lock();
+        let blocks = self.cache.take_for_room(addr, all, PRESSURE_BATCH);
+        self.write_taken(blocks).map(drop)
     }
 
     /// Write up to `max` dirty blocks to the device (not flushed). Returns
     /// how many were written. A failure latches the store read-only.
     pub(crate) fn writeback(&self, max: usize) -> Result<usize> {
         let _wb = self.wb.lock();
-        let mut blocks = self.cache.take_dirty(u64::MAX, max);
+        let blocks = self.cache.take_dirty(u64::MAX, max);
+        self.write_taken(blocks)
+    }
+
+    /// Write blocks taken from the cache (the caller holds `wb`) in address
+    /// order and hand them back as written. A failure latches the store
+    /// read-only.
+    fn write_taken(&self, mut blocks: Vec<Block<'_>>) -> Result<usize> {
         blocks.sort_by_key(|b| b.addr());
         let n = blocks.len();
         let r = self.write_runs(&blocks);

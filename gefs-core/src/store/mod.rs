@@ -512,10 +512,9 @@ impl Store {
         self.upserts.fetch_add(1, Ordering::Relaxed);
         let mut m = self.mutlk.lock();
         let r = self.upsert_buffered(&mut m, t, msgs, tier);
-        drop(m);
         // A buffered batch freed nothing: no epoch work to do.
         if !matches!(r, Ok(Buffered::Yes)) {
-            self.collect()?;
+            self.collect(m)?;
         }
         r.map(|_| ())
     }
@@ -539,8 +538,7 @@ impl Store {
         self.writable()?;
         let mut m = self.mutlk.lock();
         let r = self.upsert_frees_locked(&mut m, t, msgs, frees, tier);
-        drop(m);
-        self.collect()?;
+        self.collect(m)?;
         r
     }
 
@@ -730,9 +728,8 @@ impl Store {
     pub fn discard_data(&self, t: TreeId, bp: &Bptr) -> Result<()> {
         let m = self.mutlk.lock();
         let wgen = m.tree(t)?.wgen;
-        drop(m);
         self.free_block(bp, wgen)?;
-        self.collect()
+        self.collect(m)
     }
 
     /// Run `f` inside an epoch guard with a reader context over tree `t`:
@@ -757,6 +754,8 @@ pub use ctx::ReadCtx;
 /// A value [`Store::get`] found: in place in the cached leaf, or computed.
 pub type Value<'s> = tree::Found<Block<'s>>;
 
+#[cfg(test)]
+mod pressure_tests;
 #[cfg(test)]
 mod snap_tests;
 #[cfg(test)]

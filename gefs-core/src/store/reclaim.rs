@@ -9,8 +9,9 @@
 //!    its free — has completed both superblock writes and flushes.
 //!
 //! Class 1 blocks (born in the working generation) are marked freed in the
-//! cache at once (their unwritten contents are never written; the buffer
-//! stays pinned so that readers in older epochs still find it) and deferred.
+//! cache at once and deferred: their unwritten contents are not written
+//! (unless the writer needs the buffer back, `io.rs`), and stay findable for
+//! readers in older epochs (pinned while the buffer is their only copy).
 //! Class 2 blocks are handed to the allocator, which logs their free at the
 //! next commit and returns them from it; the store defers them only after
 //! that commit is durable (`commit.rs`). Either way reuse happens in
@@ -31,7 +32,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::Store;
+use parking_lot::MutexGuard;
+
+use super::{Mutation, Store};
 use crate::alloc::Freed;
 use crate::error::{Error, Result};
 use crate::format::Bptr;
@@ -169,29 +172,58 @@ impl Store {
         Ok(pin)
     }
 
-    /// Reuse whatever readers have left behind. Never waits for readers,
-    /// unless the backlog has grown past a quarter of the cache.
-    pub(crate) fn collect(&self) -> Result<()> {
+    /// Reuse whatever readers have left behind, at the end of a change:
+    /// with the mutation lock `m` held, after the change published its new
+    /// roots, a few epoch advances that no reader blocks; then, the lock
+    /// released, if the backlog has grown past a quarter of the cache
+    /// (blocks, not buffers: only limbo blocks pin buffers, and the writer
+    /// writes them when it needs their buffers), wait for readers until
+    /// everything deferred so far is reused. Readers may wait for the
+    /// mutation lock inside their guard, so nobody waits for them with it.
+    ///
+    /// Every epoch advance happens under the mutation lock and outside any
+    /// change. A change defers the blocks it frees as the tree reports
+    /// them, before the root that drops them is published, and a reader
+    /// that pins an epoch in between still reaches them from the old root.
+    /// Two advances between the deferral and the publish (by the writer's
+    /// own cache relief, or by a thread collecting after its change while
+    /// another thread's change is under way) would let that reader's epoch
+    /// pass without blocking the advance that hands them back. With every
+    /// advance after the publish, a reader that pinned before it is in the
+    /// deferral's epoch and blocks the hand-back: the `epoch.rs` argument.
+    pub(super) fn collect(&self, m: MutexGuard<'_, Mutation>) -> Result<()> {
         for _ in 0..ADVANCES {
             match self.epochs.try_advance() {
                 Some(items) => self.reuse(items)?,
                 None => break,
             }
         }
+        drop(m);
         if self.epochs.pending() > self.cache.capacity() / 4 {
             self.collect_blocking()?;
         }
         Ok(())
     }
 
-    /// Wait for readers until everything deferred so far is reusable.
-    pub(crate) fn collect_blocking(&self) -> Result<()> {
+    /// Wait for readers until everything deferred so far is reusable; each
+    /// advance under the mutation lock (see [`Store::collect`]), the waits
+    /// outside it.
+    fn collect_blocking(&self) -> Result<()> {
         let mut nap = 0u64;
-        let items = self.epochs.drain(|| {
+        let mut advanced = 0;
+        while advanced < 3 {
+            if !self.epochs.is_blocked() {
+                let _m = self.mutlk.lock();
+                if let Some(items) = self.epochs.try_advance() {
+                    advanced += 1;
+                    self.reuse(items)?;
+                    continue;
+                }
+            }
             nap = (nap + 1).min(1000);
             std::thread::sleep(Duration::from_micros(nap * 10));
-        });
-        self.reuse(items)
+        }
+        Ok(())
     }
 
     fn reuse(&self, items: Vec<Deferred>) -> Result<()> {

@@ -280,7 +280,7 @@ impl Store {
 
     /// Read a tree's root as an upsert would: verified, at its level.
     fn check_root(&self, root: &Root) -> Result<()> {
-        let b = self.read_block(&root.bp, true)?;
+        let b = self.read_block_writer(&root.bp, true)?;
         let level = NodeView::new(&b[..])
             .map_err(|e| Error::corrupt(root.bp.addr, e))?
             .level();
@@ -355,8 +355,7 @@ impl Store {
         if any {
             self.drain_all(&mut m)?;
         }
-        drop(m);
-        self.collect()?;
+        self.collect(m)?;
         Ok(any)
     }
 
