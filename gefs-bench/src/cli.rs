@@ -58,7 +58,9 @@ pub enum Cmd {
     /// Store inserts, lookups and scans on an image file, against redb.
     Tree(TreeArgs),
     /// File-system figures: import (against cp -r), snapshot create and
-    /// delete on a big image, walks in a huge directory (against a small one).
+    /// delete on a big image, walks in a huge directory (against a small
+    /// one), and sequential, random-overwrite and small-file workloads
+    /// against the host file system.
     Fs(FsArgs),
 }
 
@@ -80,6 +82,33 @@ pub struct FsArgs {
     /// Walks timed per directory.
     #[arg(long, default_value_t = 20_000)]
     pub walks: u64,
+    /// Size of the file of the seq-write, seq-read and overwrite phases, MiB.
+    #[arg(long, default_value_t = 1024)]
+    pub file_mb: u64,
+    /// Random 4 KiB overwrites in the overwrite phase.
+    #[arg(long, default_value_t = 100_000)]
+    pub overwrites: u64,
+    /// Overwrites per durable commit (ours: sync; host: fdatasync).
+    #[arg(long, default_value_t = 1000)]
+    pub commit_every: u64,
+    /// Files the creates phase makes in one directory.
+    #[arg(long, default_value_t = 10_000)]
+    pub creates: u64,
+    /// Bytes written to each created file.
+    #[arg(long, default_value_t = 1024)]
+    pub create_bytes: usize,
+    /// Our cache for the file-level phases, in MiB.
+    #[arg(long, default_value_t = 256)]
+    pub cache_mb: usize,
+    /// Phases to run (comma-separated): import, snapshot, walk, seq-write,
+    /// seq-read, overwrite, creates.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "import,snapshot,walk,seq-write,seq-read,overwrite,creates",
+        value_parser = clap::builder::PossibleValuesParser::new(fsbench::PHASES)
+    )]
+    pub phases: Vec<String>,
 }
 
 /// Options of `cache`.
@@ -225,6 +254,15 @@ pub fn execute(cli: &Cli, progress: &dyn Fn(&str)) -> BenchResult<Report> {
                 cycles: a.cycles,
                 big_dir: a.big_dir,
                 walks: a.walks,
+                phases: a.phases.clone(),
+                files: crate::fsfiles::FileOpts {
+                    file_mb: a.file_mb,
+                    overwrites: a.overwrites,
+                    commit_every: a.commit_every,
+                    creates: a.creates,
+                    create_bytes: a.create_bytes,
+                    cache_mb: a.cache_mb,
+                },
             };
             with_dir(c, |dir| fsbench::run(&o, dir, progress))
         }

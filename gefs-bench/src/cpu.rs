@@ -51,6 +51,42 @@ impl Mark {
     }
 }
 
+/// CPU nanoseconds (run, wait) of every thread of this process now, from
+/// `/proc/self/task/*/schedstat`: background threads (a peer's flushes
+/// and compactions) included. Threads that exit between two readings take
+/// their time with them, so compare readings around work done by
+/// long-lived threads.
+pub fn process_now() -> Option<(u64, u64)> {
+    let mut total = (0u64, 0u64);
+    for e in std::fs::read_dir("/proc/self/task").ok()? {
+        let Ok(e) = e else { continue };
+        let Ok(s) = std::fs::read_to_string(e.path().join("schedstat")) else {
+            continue;
+        };
+        let mut f = s.split_whitespace().map(str::parse::<u64>);
+        if let (Some(Ok(r)), Some(Ok(w))) = (f.next(), f.next()) {
+            total = (total.0 + r, total.1 + w);
+        }
+    }
+    Some(total)
+}
+
+/// The CPU time every thread of the process used since `start` (a
+/// [`process_now`] reading).
+pub fn process_since(start: Option<(u64, u64)>) -> Cpu {
+    match (start, process_now()) {
+        (Some((r0, w0)), Some((r1, w1))) => Cpu {
+            run_ns: r1.saturating_sub(r0),
+            wait_ns: w1.saturating_sub(w0),
+            known: true,
+        },
+        _ => Cpu {
+            known: false,
+            ..Cpu::default()
+        },
+    }
+}
+
 impl Default for Cpu {
     fn default() -> Cpu {
         Cpu {

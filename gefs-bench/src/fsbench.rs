@@ -7,7 +7,9 @@
 //!   take a snapshot (tree work only, and with its commit) and to delete one
 //!   that holds blocks main has since overwritten (with its commit);
 //! - `walk`: the time to walk one name in a directory of 100,000 entries,
-//!   against one of 1,000 entries (the baseline; the goal is ≤ 2×).
+//!   against one of 1,000 entries (the baseline; the goal is ≤ 2×);
+//! - `seq-write`, `seq-read`, `overwrite`, `creates`: file-level workloads
+//!   against the host file system (`fsfiles.rs`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -35,7 +37,22 @@ pub struct FsOpts {
     pub big_dir: u64,
     /// Walks timed per directory.
     pub walks: u64,
+    /// Phases to run.
+    pub phases: Vec<String>,
+    /// The file-level phases' parameters.
+    pub files: crate::fsfiles::FileOpts,
 }
+
+/// The phases, in the order they run.
+pub const PHASES: [&str; 7] = [
+    "import",
+    "snapshot",
+    "walk",
+    "seq-write",
+    "seq-read",
+    "overwrite",
+    "creates",
+];
 
 fn store_on(path: &Path, size: u64) -> BenchResult<Arc<Store>> {
     let dev = Arc::new(FileDev::create(path, size)?);
@@ -299,8 +316,27 @@ pub fn run(o: &FsOpts, dir: &Path, progress: &dyn Fn(&str)) -> BenchResult<Repor
     rep.param("cycles", o.cycles);
     rep.param("big_dir", o.big_dir);
     rep.param("walks", o.walks);
-    import(o, dir, &mut rep, progress)?;
-    snapshots(o, dir, &mut rep, progress)?;
-    walks(o, dir, &mut rep, progress)?;
+    rep.param("phases", &o.phases);
+    let f = &o.files;
+    rep.param("file_mb", f.file_mb);
+    rep.param("overwrites", f.overwrites);
+    rep.param("commit_every", f.commit_every);
+    rep.param("creates", f.creates);
+    rep.param("create_bytes", f.create_bytes);
+    rep.param("cache_mb", f.cache_mb);
+    if let Some(p) = o.phases.iter().find(|p| !PHASES.contains(&p.as_str())) {
+        return Err(format!("unknown fs phase {p:?} ({})", PHASES.join(", ")).into());
+    }
+    let want = |p: &str| o.phases.iter().any(|x| x == p);
+    if want("import") {
+        import(o, dir, &mut rep, progress)?;
+    }
+    if want("snapshot") {
+        snapshots(o, dir, &mut rep, progress)?;
+    }
+    if want("walk") {
+        walks(o, dir, &mut rep, progress)?;
+    }
+    crate::fsfiles::run(f, &want, dir, &mut rep, progress)?;
     Ok(rep)
 }

@@ -5,8 +5,8 @@
 //! |---|---|---|
 //! | `cache` | [`gefs_core::cache::Cache`] | [`cache::MutexLru`]: one mutex over a map and an LRU list |
 //! | `alloc` | [`gefs_core::alloc::Allocator`] on a `MemDev` and a file | [`alloc::BTreeAlloc`]: one mutex over a `BTreeSet` of free blocks |
-//! | `tree` | [`gefs_core::store::Store`] on an image file | redb 4 on the same disk |
-//! | `fs` | [`gefs_core::fs::Fs`]: import, snapshots, walks | `cp -r`; a 1k-entry directory |
+//! | `tree` | [`gefs_core::store::Store`] on an image file | redb 4 on the same disk; fjall 3 beside it |
+//! | `fs` | [`gefs_core::fs::Fs`]: import, snapshots, walks, files | `cp -r`; a 1k-entry directory; the host file system |
 //!
 //! The machine these run on is shared and noisy: compare the ratio
 //! ours/baseline measured in one run, never absolute figures across runs.
@@ -17,7 +17,9 @@ pub mod cache;
 pub mod cli;
 pub mod cpu;
 pub mod fsbench;
+pub mod fsfiles;
 pub mod hist;
+pub mod peers;
 pub mod report;
 pub mod rng;
 pub mod tree;

@@ -10,7 +10,9 @@
 //!   "phases": [ { "name", "description",
 //!                 "ours": Run, "baseline": Run | null,
 //!                 "ratio": ours.ops_per_sec / baseline.ops_per_sec | null,
-//!                 "cpu_ratio": the same per CPU second | null } ],
+//!                 "cpu_ratio": the same per CPU second | null,
+//!                 "peers": [ { "run": Run, "ratio": ours/peer | null,
+//!                              "cpu_ratio": ... | null } ] } ],
 //!   "goals": [ { "name", "description", "threshold", "ratio", "applicable", "met" } ],
 //!   "notes": [ "..." ] }
 //! Run = { "implementation", "ops", "seconds", "ops_per_sec",
@@ -114,20 +116,37 @@ pub struct Phase {
     /// both runs know their CPU time: the cost per operation, which other
     /// load on the machine disturbs less than wall-clock rates.
     pub cpu_ratio: Option<f64>,
+    /// Further implementations measured beside the baseline (fjall beside
+    /// redb), each with ours/it.
+    pub peers: Vec<Peer>,
+}
+
+/// Another implementation run in a phase, with our ratio to it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Peer {
+    /// Its figures.
+    pub run: Run,
+    /// `ours.ops_per_sec / run.ops_per_sec`.
+    pub ratio: Option<f64>,
+    /// The same per CPU second.
+    pub cpu_ratio: Option<f64>,
+}
+
+/// `ours / base` by ops/s and by ops per CPU second.
+fn ratios(ours: &Run, base: &Run) -> (Option<f64>, Option<f64>) {
+    let ratio = (base.ops_per_sec > 0.0).then(|| ours.ops_per_sec / base.ops_per_sec);
+    let per_cpu = |r: &Run| r.counters.get("ops_per_cpu_sec").copied();
+    let cpu = match (per_cpu(ours), per_cpu(base)) {
+        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+        _ => None,
+    };
+    (ratio, cpu)
 }
 
 impl Phase {
     /// A phase; the ratio is computed from the two runs.
     pub fn new(name: &str, description: &str, ours: Run, baseline: Option<Run>) -> Phase {
-        let ratio = baseline
-            .as_ref()
-            .filter(|b| b.ops_per_sec > 0.0)
-            .map(|b| ours.ops_per_sec / b.ops_per_sec);
-        let per_cpu = |r: &Run| r.counters.get("ops_per_cpu_sec").copied();
-        let cpu_ratio = match (per_cpu(&ours), baseline.as_ref().and_then(per_cpu)) {
-            (Some(a), Some(b)) if b > 0.0 => Some(a / b),
-            _ => None,
-        };
+        let (ratio, cpu_ratio) = baseline.as_ref().map_or((None, None), |b| ratios(&ours, b));
         Phase {
             name: name.to_string(),
             description: description.to_string(),
@@ -135,7 +154,30 @@ impl Phase {
             baseline,
             ratio,
             cpu_ratio,
+            peers: Vec::new(),
         }
+    }
+
+    /// Add another implementation's run of the same workload.
+    pub fn peer(mut self, run: Run) -> Phase {
+        let (ratio, cpu_ratio) = ratios(&self.ours, &run);
+        self.peers.push(Peer {
+            run,
+            ratio,
+            cpu_ratio,
+        });
+        self
+    }
+
+    /// Our ratio to the implementation named `name` (baseline or peer).
+    pub fn ratio_to(&self, name: &str) -> Option<f64> {
+        if let Some(b) = self.baseline.as_ref().filter(|b| b.implementation == name) {
+            return ratios(&self.ours, b).0;
+        }
+        self.peers
+            .iter()
+            .find(|p| p.run.implementation == name)
+            .and_then(|p| p.ratio)
     }
 }
 
@@ -249,6 +291,10 @@ impl Report {
                 rows.push(row("", b, "", ""));
                 push_kinds(&mut rows, b);
             }
+            for q in &p.peers {
+                rows.push(row("", &q.run, &x(q.ratio), &x(q.cpu_ratio)));
+                push_kinds(&mut rows, &q.run);
+            }
         }
         out.push_str(&align(&rows));
         self.footer(&mut out);
@@ -259,7 +305,11 @@ impl Report {
     fn footer(&self, out: &mut String) {
         for p in &self.phases {
             let mut c: Vec<String> = Vec::new();
-            for r in std::iter::once(&p.ours).chain(p.baseline.as_ref()) {
+            let peers = p.peers.iter().map(|q| &q.run);
+            for r in std::iter::once(&p.ours)
+                .chain(p.baseline.as_ref())
+                .chain(peers)
+            {
                 for (k, v) in &r.counters {
                     c.push(format!("{}.{k}={}", r.implementation, fmt_num(*v)));
                 }
@@ -406,16 +456,24 @@ mod tests {
             .kind("hit", &h)
             .counter("hits", 10.0);
         let base = Run::new("base", 5, 2.0, &h);
+        let other = Run::new("other", 20, 2.0, &h);
         let mut r = Report::new("cache");
         r.param("threads", 2);
-        r.phases.push(Phase::new("hit", "d", ours, Some(base)));
+        r.phases
+            .push(Phase::new("hit", "d", ours, Some(base)).peer(other));
+        assert_eq!(r.phases[0].ratio_to("other"), Some(0.5));
+        assert_eq!(r.phases[0].ratio_to("base"), Some(2.0));
         r.goals.push(Goal::new("g", "d", 1.0, 2.0, true));
         assert_eq!(r.phases[0].ratio, Some(2.0));
         let t = r.to_table();
-        assert!(t.contains("2.00x") && t.contains("1.5us") && t.contains("MET"));
+        assert!(
+            t.contains("2.00x") && t.contains("0.50x") && t.contains("1.5us") && t.contains("MET")
+        );
         let v: serde_json::Value = serde_json::from_str(&r.to_json().unwrap()).unwrap();
         assert_eq!(v["phases"][0]["ours"]["latency_ns"]["p50"], 1500);
         assert_eq!(v["goals"][0]["met"], true);
+        assert_eq!(v["phases"][0]["peers"][0]["run"]["implementation"], "other");
+        assert_eq!(v["phases"][0]["peers"][0]["ratio"], 0.5);
         assert_eq!(fmt_ns(2_500_000), "2.50ms");
         assert_eq!(fmt_num(1234.0), "1.23k");
     }

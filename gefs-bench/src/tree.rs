@@ -1,15 +1,15 @@
-//! `gefs-bench tree`: the store's Bε tree on an image file against redb on
-//! the same disk.
+//! `gefs-bench tree`: the store's Bε tree on an image file against redb (the
+//! baseline) and fjall (a peer), on the same disk.
 //!
-//! Both get the same 16-byte keys and `--value-size` values in the same
+//! All get the same 16-byte keys and `--value-size` values in the same
 //! order (`rng::random_key` / `rng::seq_key`), and the same cache size.
 //! Writes: ours is one `Store::upsert` per `--batch` keys (default one) and
-//! a durable `Store::sync` every `--commit-every` keys; redb is one write
-//! transaction per `--commit-every` keys with `Durability::Immediate` and one
-//! `insert` per key. Reads run on the randomly loaded store and database
-//! with `--threads` threads for `--seconds`: ours calls `Store::lookup` and
-//! `Store::scan`; each redb thread opens one read transaction and table and
-//! calls `get` and `range` on it. Every value read is checked.
+//! a durable `Store::sync` every `--commit-every` keys; the peers' write
+//! paths are in [`crate::peers`]. Reads run on the randomly loaded stores
+//! with `--threads` threads for `--seconds`: ours calls `Store::get` (a
+//! value in place in the cached leaf, as redb's guard into its page) and
+//! `Store::scan_with` (entries visited in place, as redb's range iterator).
+//! Every value read is checked.
 
 use std::ops::Bound;
 use std::path::Path;
@@ -22,15 +22,14 @@ use gefs_core::device::{FileDev, OpenMode};
 use gefs_core::format::msg::Msg;
 use gefs_core::format::BLKSZ;
 use gefs_core::store::{FormatOpts, Store, TreeId};
-use redb::{Database, Durability, ReadableDatabase, TableDefinition};
+use redb::Database;
 
 use crate::cpu::{Cpu, Mark};
 use crate::hist::Histogram;
+use crate::peers::{self, Fjall};
 use crate::report::{Goal, Phase, Report, Run};
 use crate::rng::{random_key, seq_key, value, value_ok, Rng, KEY_LEN};
 use crate::BenchResult;
-
-const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("bench");
 
 /// Parameters of the tree benchmark.
 #[derive(Debug, Clone)]
@@ -64,41 +63,102 @@ pub struct TreeOpts {
 /// The phases, in the order they run.
 pub const PHASES: [&str; 4] = ["random-insert", "seq-insert", "lookup", "scan"];
 
-type KeyFn = fn(u64) -> [u8; KEY_LEN];
+/// Key number to key.
+pub type KeyFn = fn(u64) -> [u8; KEY_LEN];
 
 /// Bytes this process has caused to be written to storage (Linux
 /// `/proc/self/io`), if known.
-fn io_write_bytes() -> Option<u64> {
+pub fn io_write_bytes() -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/io").ok()?;
     s.lines()
         .find_map(|l| l.strip_prefix("write_bytes:"))
         .and_then(|v| v.trim().parse().ok())
 }
 
-/// Bytes of disk a (possibly sparse) file takes.
+/// The process's peak resident set so far (Linux `VmHWM`), in bytes.
+pub fn peak_rss() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: u64 = s
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
+/// Bytes of disk a (possibly sparse) file, or a directory's files, take.
 fn disk_bytes(p: &Path) -> f64 {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(p).map_or(0.0, |m| (m.blocks() * 512) as f64)
+    let Ok(m) = std::fs::metadata(p) else {
+        return 0.0;
+    };
+    if !m.is_dir() {
+        return (m.blocks() * 512) as f64;
+    }
+    std::fs::read_dir(p).map_or(0.0, |d| d.flatten().map(|e| disk_bytes(&e.path())).sum())
 }
 
 /// What a write phase measured.
-struct Load {
-    ops: Histogram,
-    commit: Histogram,
+pub struct Load {
+    /// Latency of each insert call.
+    pub ops: Histogram,
+    /// Latency of each durable commit.
+    pub commit: Histogram,
+    /// Latency of the final checkpoint (ours only).
+    pub checkpoint: Histogram,
     secs: f64,
-    commits: u64,
+    /// Commits made.
+    pub commits: u64,
+    io0: Option<u64>,
     io_bytes: Option<u64>,
     cpu: Cpu,
+    proc0: Option<(u64, u64)>,
+    proc: Cpu,
 }
 
 impl Load {
+    /// Start measuring a write phase.
+    pub fn start() -> Load {
+        Load {
+            ops: Histogram::new(),
+            commit: Histogram::new(),
+            checkpoint: Histogram::new(),
+            secs: 0.0,
+            commits: 0,
+            io0: io_write_bytes(),
+            io_bytes: None,
+            cpu: Cpu::default(),
+            proc0: crate::cpu::process_now(),
+            proc: Cpu::default(),
+        }
+    }
+
+    /// The phase ended: record its wall time, the loading thread's CPU
+    /// time since `m`, the process's and the bytes written.
+    pub fn finish(&mut self, start: Instant, m: Mark) {
+        self.secs = start.elapsed().as_secs_f64();
+        self.cpu = m.since();
+        self.proc = crate::cpu::process_since(self.proc0);
+        self.io_bytes = self
+            .io0
+            .zip(io_write_bytes())
+            .map(|(a, b)| b.saturating_sub(a));
+    }
+
     fn run(&self, name: &str, o: &TreeOpts, file: &Path) -> Run {
         let n = o.keys.max(1) as f64;
         let mut r = Run::new(name, o.keys, self.secs, &self.ops)
             .kind("commit", &self.commit)
+            .kind("checkpoint", &self.checkpoint)
             .counter("commits", self.commits as f64)
             .counter("disk_bytes", disk_bytes(file))
             .cpu(&self.cpu);
+        if self.proc.known {
+            r = r.counter("process_cpu_seconds", self.proc.run_ns as f64 / 1e9);
+        }
         if let Some(b) = self.io_bytes {
             let payload = n * (KEY_LEN + o.value_size) as f64;
             r = r
@@ -110,15 +170,7 @@ impl Load {
 }
 
 fn gefs_load(s: &Store, t: TreeId, o: &TreeOpts, key: KeyFn) -> BenchResult<Load> {
-    let io0 = io_write_bytes();
-    let mut l = Load {
-        ops: Histogram::new(),
-        commit: Histogram::new(),
-        secs: 0.0,
-        commits: 0,
-        io_bytes: None,
-        cpu: Cpu::default(),
-    };
+    let mut l = Load::start();
     let m = Mark::now();
     let start = Instant::now();
     let (mut i, mut since) = (0, 0);
@@ -140,48 +192,15 @@ fn gefs_load(s: &Store, t: TreeId, o: &TreeOpts, key: KeyFn) -> BenchResult<Load
             since = 0;
         }
     }
-    l.secs = start.elapsed().as_secs_f64();
-    l.cpu = m.since();
-    l.io_bytes = io0.zip(io_write_bytes()).map(|(a, b)| b.saturating_sub(a));
-    Ok(l)
-}
-
-fn redb_load(db: &Database, o: &TreeOpts, key: KeyFn) -> BenchResult<Load> {
-    let io0 = io_write_bytes();
-    let mut l = Load {
-        ops: Histogram::new(),
-        commit: Histogram::new(),
-        secs: 0.0,
-        commits: 0,
-        io_bytes: None,
-        cpu: Cpu::default(),
-    };
-    let m = Mark::now();
-    let start = Instant::now();
-    let mut i = 0;
-    while i < o.keys {
-        let end = (i + o.commit_every).min(o.keys);
-        let mut tx = db.begin_write()?;
-        tx.set_durability(Durability::Immediate)?;
-        {
-            let mut tb = tx.open_table(TABLE)?;
-            for j in i..end {
-                let k = key(j);
-                let v = value(j, o.value_size);
-                let t0 = Instant::now();
-                tb.insert(k.as_slice(), v.as_slice())?;
-                l.ops.record_since(t0);
-            }
-        }
-        let t0 = Instant::now();
-        tx.commit()?;
-        l.commit.record_since(t0);
-        l.commits += 1;
-        i = end;
+    // The quiet moment after the load: apply what the write buffer holds
+    // to the tree and commit that, as gefsd's clock would. Counted in the
+    // load's time.
+    let t0 = Instant::now();
+    if s.checkpoint()? {
+        s.sync()?;
     }
-    l.secs = start.elapsed().as_secs_f64();
-    l.cpu = m.since();
-    l.io_bytes = io0.zip(io_write_bytes()).map(|(a, b)| b.saturating_sub(a));
+    l.checkpoint.record_since(t0);
+    l.finish(start, m);
     Ok(l)
 }
 
@@ -222,19 +241,8 @@ fn preallocate(path: &Path, size: u64) -> BenchResult<()> {
     Ok(())
 }
 
-fn redb_open(path: &Path, o: &TreeOpts) -> BenchResult<Database> {
-    let db = redb::Builder::new()
-        .set_cache_size(o.cache_bytes)
-        .create(path)?;
-    // Create the table, so that readers find it even with zero keys.
-    let tx = db.begin_write()?;
-    tx.open_table(TABLE)?;
-    tx.commit()?;
-    Ok(db)
-}
-
 /// One thread's reader: one operation per call, returning entries read.
-type Reader<'a> = Box<dyn FnMut(&mut Rng) -> BenchResult<u64> + 'a>;
+pub type Reader<'a> = Box<dyn FnMut(&mut Rng) -> BenchResult<u64> + 'a>;
 
 /// Run a reader per thread for `seconds`; every operation is timed.
 fn read_phase<'a>(
@@ -300,7 +308,8 @@ fn named(mut r: Run, name: &str, entries: u64) -> Run {
     r.counter("entries_per_sec", per)
 }
 
-fn missing(who: &str, i: u64) -> Box<dyn std::error::Error + Send + Sync> {
+/// The error of a reader that did not find what it wrote.
+pub fn missing(who: &str, i: u64) -> Box<dyn std::error::Error + Send + Sync> {
     format!("{who}: key number {i} is missing or has a wrong value").into()
 }
 
@@ -309,15 +318,25 @@ fn gefs_reader<'a>(s: &'a Store, t: TreeId, o: &'a TreeOpts, scan: bool) -> Read
         let i = rng.below(o.keys);
         let k = random_key(i);
         if scan {
-            let v = s.scan(t, Bound::Included(&k[..]), Bound::Unbounded, o.scan_len)?;
-            match v.first() {
-                Some((fk, fv)) if fk[..] == k[..] && value_ok(i, o.value_size, fv) => {
-                    Ok(v.len() as u64)
-                }
+            let mut first = None;
+            let n = s.scan_with(
+                t,
+                Bound::Included(&k[..]),
+                Bound::Unbounded,
+                o.scan_len,
+                |fk, fv| {
+                    if first.is_none() {
+                        first = Some(fk[..] == k[..] && value_ok(i, o.value_size, fv));
+                    }
+                    Ok(())
+                },
+            )?;
+            match first {
+                Some(true) => Ok(n as u64),
                 _ => Err(missing("gefs scan", i)),
             }
         } else {
-            match s.lookup(t, &k)? {
+            match s.get(t, &k)? {
                 Some(v) if value_ok(i, o.value_size, &v) => Ok(1),
                 _ => Err(missing("gefs lookup", i)),
             }
@@ -325,48 +344,26 @@ fn gefs_reader<'a>(s: &'a Store, t: TreeId, o: &'a TreeOpts, scan: bool) -> Read
     })
 }
 
-fn redb_reader<'a>(db: &Database, o: &'a TreeOpts, scan: bool) -> BenchResult<Reader<'a>> {
-    let tb = db.begin_read()?.open_table(TABLE)?;
-    Ok(Box::new(move |rng| {
-        let i = rng.below(o.keys);
-        let k = random_key(i);
-        if scan {
-            let mut it = tb.range(k.as_slice()..)?;
-            let mut n = 0;
-            while n < o.scan_len as u64 {
-                let Some(e) = it.next() else { break };
-                let (ek, ev) = e?;
-                if n == 0 && (ek.value() != k.as_slice() || !value_ok(i, o.value_size, ev.value()))
-                {
-                    return Err(missing("redb scan", i));
-                }
-                n += 1;
-            }
-            if n == 0 {
-                return Err(missing("redb scan", i));
-            }
-            Ok(n)
-        } else {
-            match tb.get(k.as_slice())? {
-                Some(g) if value_ok(i, o.value_size, g.value()) => Ok(1),
-                _ => Err(missing("redb lookup", i)),
-            }
-        }
-    }))
+/// The stores a write phase loaded, open for the read phases.
+struct Loaded {
+    store: Store,
+    tree: TreeId,
+    redb: Database,
+    fjall: Fjall,
 }
 
-/// One write phase: a fresh image and a fresh database in `dir`, loaded
-/// with `key`. Returns the runs and, when `keep`, the open store and
-/// database.
+/// One write phase: a fresh image, redb database and fjall database in
+/// `dir`, each loaded with `key`. Returns the phase and the open stores.
 fn write_phase(
     o: &TreeOpts,
     dir: &Path,
     tag: &str,
     key: KeyFn,
     progress: &dyn Fn(&str),
-) -> BenchResult<(Run, Run, Store, TreeId, Database)> {
+) -> BenchResult<(Phase, Loaded)> {
     let img = dir.join(format!("{tag}.gefs"));
     let rdb = dir.join(format!("{tag}.redb"));
+    let fj = dir.join(format!("{tag}.fjall"));
     progress(&format!("tree {tag}-insert: gefs"));
     let (s, t) = gefs_open(&img, o)?;
     let st0 = s.stats();
@@ -381,18 +378,42 @@ fn write_phase(
         )
         .counter("cache_hits", (st1.cache.hits - st0.cache.hits) as f64)
         .counter("cache_misses", (st1.cache.misses - st0.cache.misses) as f64);
+    // Ours runs first: the process's peak so far is ours (and the bench's).
+    let ours = match peak_rss() {
+        Some(p) if tag == "random" => ours.counter("peak_rss_bytes", p as f64).counter(
+            "peak_rss_over_cache_bytes",
+            p.saturating_sub(o.cache_bytes as u64) as f64,
+        ),
+        _ => ours,
+    };
     progress(&format!("tree {tag}-insert: redb"));
-    let db = redb_open(&rdb, o)?;
-    let l = redb_load(&db, o, key)?;
-    let base = l.run("redb", o, &rdb);
-    Ok((ours, base, s, t, db))
+    let db = peers::redb_open(&rdb, o)?;
+    let base = peers::redb_load(&db, o, key)?.run("redb", o, &rdb);
+    progress(&format!("tree {tag}-insert: fjall"));
+    let f = peers::fjall_open(&fj, o)?;
+    let fjall = peers::fjall_load(&f, o, key)?.run("fjall", o, &fj);
+    let order = if tag == "seq" {
+        "ascending"
+    } else {
+        "random-order"
+    };
+    let desc = insert_desc(order, o);
+    let phase = Phase::new(&format!("{tag}-insert"), &desc, ours, Some(base)).peer(fjall);
+    let loaded = Loaded {
+        store: s,
+        tree: t,
+        redb: db,
+        fjall: f,
+    };
+    Ok((phase, loaded))
 }
 
 fn insert_desc(order: &str, o: &TreeOpts) -> String {
     format!(
         "{} {order} inserts of {KEY_LEN}-byte keys and {}-byte values into a fresh image / \
          database; durable commit every {} keys (ours: Store::sync; redb: Durability::Immediate \
-         transaction); ours upserts {} key(s) per call; latency = one upsert/insert call",
+         transaction; fjall: persist(SyncData)); ours upserts {} key(s) per call; latency = one \
+         upsert/insert call",
         o.keys, o.value_size, o.commit_every, o.batch
     )
 }
@@ -415,7 +436,7 @@ fn new_report(o: &TreeOpts) -> Report {
     if o.preallocate {
         rep.notes.push(
             "--preallocate: our image files were written out before formatting; \
-             redb's file grows as it goes"
+             redb's and fjall's files grow as they go"
                 .into(),
         );
     }
@@ -423,31 +444,38 @@ fn new_report(o: &TreeOpts) -> Report {
         "ops/s of insert phases is keys over wall time, commits included; \
          bytes_written_per_op (ours) counts the blocks the store wrote; \
          io_write_bytes_per_op is the kernel's write_bytes accounting from /proc/self/io \
-         (pages dirtied, file-system metadata included), the only figure redb has"
+         (pages dirtied, file-system metadata included), the only figure the peers have"
             .into(),
     );
     rep.notes.push(
-        "gefs lookups return an owned Vec per value; redb returns a guard into its page".into(),
+        "cpu_seconds counts the loading thread; process_cpu_seconds every thread of the \
+         process, which includes fjall's background flushes and compactions"
+            .into(),
+    );
+    rep.notes.push(
+        "ours ends each insert phase at a quiet moment: the write buffer is applied to the \
+         tree (Store::checkpoint) and committed, as gefsd's clock does; that time is in the \
+         phase's"
+            .into(),
+    );
+    rep.notes.push(
+        "fjall runs with its defaults (lz4 block compression; these values compress well)".into(),
     );
     rep
 }
 
-/// The lookup or scan phase on the randomly loaded store and database.
-fn read_pair(
-    o: &TreeOpts,
-    store: &Store,
-    tree: TreeId,
-    db: &Database,
-    scan: bool,
-    progress: &dyn Fn(&str),
-) -> BenchResult<Phase> {
+/// The lookup or scan phase on the randomly loaded stores.
+fn read_pair(o: &TreeOpts, l: &Loaded, scan: bool, progress: &dyn Fn(&str)) -> BenchResult<Phase> {
     let name = if scan { "scan" } else { "lookup" };
     progress(&format!("tree {name}: gefs"));
-    let (r, e) = read_phase(o, &|| Ok(gefs_reader(store, tree, o, scan)))?;
+    let (r, e) = read_phase(o, &|| Ok(gefs_reader(&l.store, l.tree, o, scan)))?;
     let ours = named(r, "gefs", e);
     progress(&format!("tree {name}: redb"));
-    let (r, e) = read_phase(o, &|| redb_reader(db, o, scan))?;
+    let (r, e) = read_phase(o, &|| peers::redb_reader(&l.redb, o, scan))?;
     let base = named(r, "redb", e);
+    progress(&format!("tree {name}: fjall"));
+    let (r, e) = read_phase(o, &|| Ok(peers::fjall_reader(&l.fjall, o, scan)))?;
+    let fjall = named(r, "fjall", e);
     let desc = if scan {
         format!(
             "range scans of {} entries from a random existing key, {} threads, on the \
@@ -461,7 +489,61 @@ fn read_pair(
             o.threads
         )
     };
-    Ok(Phase::new(name, &desc, ours, Some(base)))
+    Ok(Phase::new(name, &desc, ours, Some(base)).peer(fjall))
+}
+
+/// The goals of issue 10, judged on this run's phases.
+fn goals(o: &TreeOpts, rep: &mut Report) {
+    let stated = o.value_size == 100 && o.commit_every == 1000 && o.batch == 1;
+    let phase = |n: &str| rep.phases.iter().find(|p| p.name == n);
+    let ratio = |n: &str, peer: &str| phase(n).and_then(|p| p.ratio_to(peer));
+    let mut goals = Vec::new();
+    if let Some(r) = ratio("random-insert", "redb") {
+        goals.push(Goal::new(
+            "tree-random-insert-redb",
+            "random upserts (16-byte keys, 100-byte values, durable commit every 1000) >= 5x redb",
+            5.0,
+            r,
+            stated,
+        ));
+    }
+    if let Some(r) = ratio("random-insert", "fjall") {
+        goals.push(Goal::new(
+            "tree-random-insert-fjall",
+            "random upserts (16-byte keys, 100-byte values, durable commit every 1000) >= 1x fjall",
+            1.0,
+            r,
+            stated,
+        ));
+    }
+    if let Some(p) = phase("random-insert") {
+        let wa = |r: &Run| r.counters.get("write_amplification").copied();
+        if let (Some(ours), Some(base)) = (wa(&p.ours), p.baseline.as_ref().and_then(wa)) {
+            goals.push(Goal::new(
+                "tree-write-amplification",
+                "write amplification of random upserts <= redb's (ratio = redb's / ours)",
+                1.0,
+                base / ours.max(1e-9),
+                stated,
+            ));
+        }
+    }
+    for (name, what) in [
+        ("lookup", "point lookups"),
+        ("scan", "range scans"),
+        ("seq-insert", "sequential inserts"),
+    ] {
+        if let Some(r) = ratio(name, "redb") {
+            goals.push(Goal::new(
+                &format!("tree-{name}"),
+                &format!("{what} >= 1x redb"),
+                1.0,
+                r,
+                true,
+            ));
+        }
+    }
+    rep.goals.extend(goals);
 }
 
 /// Run the tree benchmark, with image and database files in `dir`.
@@ -476,33 +558,22 @@ pub fn run(o: &TreeOpts, dir: &Path, progress: &dyn Fn(&str)) -> BenchResult<Rep
     }
     let mut rep = new_report(o);
     let want = |p: &str| o.phases.iter().any(|x| x == p);
-    let (a, b, store, tree, db) = write_phase(o, dir, "random", random_key, progress)?;
-    let desc = insert_desc("random-order", o);
-    rep.phases
-        .push(Phase::new("random-insert", &desc, a, Some(b)));
+    let (phase, loaded) = write_phase(o, dir, "random", random_key, progress)?;
+    rep.phases.push(phase);
     if want("seq-insert") {
-        let (a, b, s2, _, d2) = write_phase(o, dir, "seq", seq_key, progress)?;
-        drop((s2, d2));
+        let (phase, l2) = write_phase(o, dir, "seq", seq_key, progress)?;
+        drop(l2);
         std::fs::remove_file(dir.join("seq.gefs"))?;
         std::fs::remove_file(dir.join("seq.redb"))?;
-        let desc = insert_desc("ascending", o);
-        rep.phases.push(Phase::new("seq-insert", &desc, a, Some(b)));
+        std::fs::remove_dir_all(dir.join("seq.fjall"))?;
+        rep.phases.push(phase);
     }
     for scan in [false, true] {
         if want(if scan { "scan" } else { "lookup" }) {
-            rep.phases
-                .push(read_pair(o, &store, tree, &db, scan, progress)?);
+            rep.phases.push(read_pair(o, &loaded, scan, progress)?);
         }
     }
-    drop(store);
-    drop(db);
-    let ratio = rep.phases.first().and_then(|p| p.ratio).unwrap_or(0.0);
-    rep.goals.push(Goal::new(
-        "tree-random-insert",
-        "random upserts (16-byte keys, 100-byte values, durable commit every 1000) >= 3x redb",
-        3.0,
-        ratio,
-        o.value_size == 100 && o.commit_every == 1000 && o.batch == 1,
-    ));
+    drop(loaded);
+    goals(o, &mut rep);
     Ok(rep)
 }

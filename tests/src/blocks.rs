@@ -1,6 +1,6 @@
 //! Every reachable block of an image, by class (tests T6): both superblock copies, the
 //! allocation-log blocks, the snapshot tree's and the file trees' leaves and pivots, the file
-//! data blocks and the deadlist heads, found by walking from the superblock with the store's
+//! data blocks, the deadlist heads and the message-log blocks, found by walking from the superblock with the store's
 //! own readers.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -9,8 +9,9 @@ use std::sync::Arc;
 use gefs_core::alloc::replay;
 use gefs_core::device::Device;
 use gefs_core::format::key::{self, KeyView};
+use gefs_core::format::log::LogHeader;
 use gefs_core::format::superblock::Superblock;
-use gefs_core::format::value::DlistVal;
+use gefs_core::format::value::{DlistVal, TreeRec};
 use gefs_core::format::BLKSZ;
 use gefs_core::store::{Config, Store, TreeId};
 use gefs_core::tree;
@@ -20,7 +21,7 @@ pub type Classes = BTreeMap<&'static str, BTreeSet<u64>>;
 
 /// Every reachable block of the (undamaged) image on `dev`, by class: `superblock A`,
 /// `superblock B`, `log`, `snap leaf`, `snap pivot`, `fs leaf`, `fs pivot`, `data`,
-/// `deadlist`. Panics if the image does not open.
+/// `deadlist`, `message log`. Panics if the image does not open.
 pub fn classes(dev: Arc<dyn Device>) -> Classes {
     let mut c = Classes::new();
     let mut sbb = vec![0u8; BLKSZ];
@@ -43,7 +44,7 @@ pub fn classes(dev: Arc<dyn Device>) -> Classes {
         cache_bytes: 2 << 20,
         read_only: true,
     };
-    let s = Store::open(dev, &cfg).expect("open");
+    let s = Store::open(dev.clone(), &cfg).expect("open");
     let mut trees = vec![("snap", TreeId::SNAP)];
     for l in s.labels().expect("labels") {
         trees.push(("fs", s.mount(&l.name).expect("mount")));
@@ -79,6 +80,27 @@ pub fn classes(dev: Arc<dyn Device>) -> Classes {
         assert!(matches!(KeyView::parse(&k), KeyView::Dlist { .. }));
         let d = DlistVal::decode(&v).expect("dlist");
         c.entry("deadlist").or_default().insert(d.head.addr.0);
+    }
+    let recs = s
+        .scan(
+            TreeId::SNAP,
+            std::ops::Bound::Included(&[key::KSNAP][..]),
+            std::ops::Bound::Excluded(&[key::KSNAP + 1][..]),
+            10_000,
+        )
+        .expect("scan");
+    for (_, v) in recs {
+        let mut at = TreeRec::decode(&v).expect("record").log;
+        while !at.is_none() {
+            c.entry("message log").or_default().insert(at.addr.0);
+            let mut b = vec![0u8; BLKSZ];
+            dev.read_at(&mut b, at.addr.0).expect("read");
+            let h = LogHeader::decode(&b).expect("header");
+            if h.seq == 0 {
+                break;
+            }
+            at = h.prev;
+        }
     }
     c
 }

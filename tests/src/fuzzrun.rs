@@ -4,8 +4,10 @@
 //! multi-block and sparse files, a directory big enough to give `main` a
 //! pivot with buffered messages, global settings enough to give the
 //! snapshot tree a pivot, two snapshots and a fork (so snapshot records
-//! link by `pred`, `succ` and `base`), and rewrites after each snapshot (so
-//! there are deadlists).
+//! link by `pred`, `succ` and `base`), rewrites after each snapshot (so
+//! there are deadlists), and changes after the last apply of the write
+//! buffers (so `main` has a message log, one of whose records points to a
+//! data block).
 //!
 //! [`in_process`] runs every reader on a mutant through the library: the
 //! checker, open, every `gefs-dump` view of every label (superblock, arenas,
@@ -97,7 +99,18 @@ pub fn base_image() -> MemDev {
         let e = fs.walk(&m, &many, name.as_bytes(), &who).expect("walk");
         fs.wstat(&m, &e, &c, &who).expect("wstat");
     }
-    drop((m, root, d, b, sub, sp, many));
+    // Apply the write buffers: the trees get their pivots, the wstats ride
+    // in main's root buffer. What follows stays in main's message log (a
+    // new entry, its data pointer, a wstat) for the mutator's `message-log`
+    // class.
+    fs.store().checkpoint().expect("checkpoint");
+    fs.sync().expect("sync");
+    file(&fs, &m, &root, b"late", &[5u8; 3000], &who);
+    let e = fs
+        .walk(&m, &many, long_name(40).as_bytes(), &who)
+        .expect("walk");
+    fs.wstat(&m, &e, &c, &who).expect("wstat");
+    drop((m, root, d, b, sub, sp, many, e));
     fs.sync().expect("sync");
     drop(fs);
     dev.snapshot()

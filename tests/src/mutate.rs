@@ -2,12 +2,12 @@
 //!
 //! [`Indexed::new`] walks a pristine image from its superblock and records
 //! every reachable block with its class (superblock, allocation log,
-//! snapshot-tree or file-tree pivot and leaf, deadlist, data) and every
+//! snapshot-tree or file-tree pivot and leaf, deadlist, message log, data) and every
 //! pointer to it (the block holding the pointer, and the pointer). A
 //! [`Mutant`] changes **one field of one block** — a header field, an offset
 //! slot, a key, a value field (entries, snapshot records, labels, deadlist
 //! heads), a message op or argument, a child pointer or fill, a log or
-//! deadlist entry, a data byte — chosen by parsing the block per FORMAT.md,
+//! deadlist entry, a message-log record, a data byte — chosen by parsing the block per FORMAT.md,
 //! then recomputes that block's hash in every pointer to it, and so on up to
 //! both superblock copies (whose checksums are recomputed too). The damage
 //! therefore passes every hash check: only structural checks stand between
@@ -20,6 +20,7 @@ use std::collections::{HashMap, HashSet};
 use gefs_core::device::{Device, MemDev};
 use gefs_core::format::key::{KDAT, KDLIST, KENT, KLABEL, KSNAP};
 use gefs_core::format::log::LogHeader;
+use gefs_core::format::mlog;
 use gefs_core::format::msg::Op;
 use gefs_core::format::node::NodeView;
 use gefs_core::format::superblock::{Superblock, ARENA_REC, OFF_ARENAS};
@@ -48,13 +49,15 @@ pub enum Class {
     FsLeaf,
     /// A deadlist block.
     Dlist,
+    /// A message-log block (a tree's messages not yet applied to it).
+    Mlog,
     /// A data block.
     Data,
 }
 
 impl Class {
     /// Every class.
-    pub const ALL: [Class; 8] = [
+    pub const ALL: [Class; 9] = [
         Class::Super,
         Class::Log,
         Class::SnapPivot,
@@ -62,6 +65,7 @@ impl Class {
         Class::FsPivot,
         Class::FsLeaf,
         Class::Dlist,
+        Class::Mlog,
         Class::Data,
     ];
 
@@ -75,6 +79,7 @@ impl Class {
             Class::FsPivot => "fs-pivot",
             Class::FsLeaf => "fs-leaf",
             Class::Dlist => "deadlist",
+            Class::Mlog => "message-log",
             Class::Data => "data",
         }
     }
@@ -140,7 +145,12 @@ impl Indexed {
             self.blocks.push((bp.addr.0, class));
             let b = read(&self.base, bp.addr.0);
             let Ok(h) = LogHeader::decode(&b) else { return };
-            if h.prev.is_none() {
+            if class == Class::Mlog {
+                self.mlog_data(bp.addr.0, &b, h.nbytes, seen);
+            }
+            // A message log's oldest block (seq 0) ends its chain whatever
+            // its `prev` holds.
+            if h.prev.is_none() || (class == Class::Mlog && h.seq == 0) {
                 return;
             }
             parent = bp.addr.0;
@@ -183,6 +193,9 @@ impl Indexed {
                 (true, Some(KSNAP)) => {
                     if let Ok(r) = TreeRec::decode(&x) {
                         self.node(me, r.root, false, seen);
+                        if !r.log.is_none() {
+                            self.chain(me, r.log, Class::Mlog, seen);
+                        }
                     }
                 }
                 (true, Some(KDLIST)) => {
@@ -201,6 +214,28 @@ impl Indexed {
                     _ => {}
                 },
                 _ => {}
+            }
+        }
+    }
+
+    /// The data blocks that a message-log block's inserts of `KDAT` keys
+    /// point to (messages not yet applied to the tree).
+    fn mlog_data(&mut self, me: u64, b: &[u8], nbytes: usize, seen: &mut HashSet<u64>) {
+        let end = LOG_HDR + nbytes.min(BLKSZ - LOG_HDR);
+        let mut at = LOG_HDR;
+        let mut ptrs = Vec::new();
+        while let Some((op, k, x, next)) = mlog::record(&b[..end], at) {
+            if op == Op::Insert && k.first() == Some(&KDAT) {
+                if let Ok(p) = Bptr::from_slice(x) {
+                    ptrs.push(p);
+                }
+            }
+            at = next;
+        }
+        for p in ptrs.into_iter().filter(|p| !p.is_none()) {
+            self.link(me, p);
+            if seen.insert(p.addr.0) {
+                self.blocks.push((p.addr.0, Class::Data));
             }
         }
     }
@@ -293,7 +328,7 @@ fn super_fields(b: &[u8]) -> Vec<Field> {
 fn value_fields(fam: u8, off: usize, len: usize, what: &str, out: &mut Vec<Field>) {
     let layout: &[(usize, usize, Kind, &str)] = match (fam, len) {
         (KENT, 61) => &[
-            (0, 8, Kind::Int, "entry flag"),
+            (0, 8, Kind::Int, "entry ctime"),
             (8, 8, Kind::Int, "entry qid_path"),
             (16, 4, Kind::Int, "entry qid_vers"),
             (20, 1, Kind::Int, "entry qid_type"),
@@ -303,7 +338,7 @@ fn value_fields(fam: u8, off: usize, len: usize, what: &str, out: &mut Vec<Field
             (49, 4, Kind::Int, "entry uid"),
             (53, 4, Kind::Int, "entry gid"),
         ],
-        (KSNAP, 72) => &[
+        (KSNAP, 72 | 104) => &[
             (0, 4, Kind::Int, "snapshot record nref"),
             (4, 4, Kind::Int, "snapshot record nlbl"),
             (8, 4, Kind::Int, "snapshot record ht"),
@@ -312,6 +347,8 @@ fn value_fields(fam: u8, off: usize, len: usize, what: &str, out: &mut Vec<Field
             (32, 8, Kind::Int, "snapshot record succ"),
             (40, 8, Kind::Int, "snapshot record base"),
             (48, 24, Kind::Ptr, "snapshot record root"),
+            (72, 24, Kind::Ptr, "snapshot record log"),
+            (96, 8, Kind::Int, "snapshot record nodes"),
         ],
         (KLABEL, 12) => &[
             (0, 8, Kind::Int, "label id"),
@@ -456,6 +493,34 @@ fn chain_fields(b: &[u8], dlist: bool) -> Vec<Field> {
     v
 }
 
+/// The fields of a message-log block: its header, and each record's op,
+/// lengths, key and argument (`format/mlog.rs`).
+fn mlog_fields(b: &[u8]) -> Vec<Field> {
+    let mut v = vec![
+        f(0, 2, Kind::Int, "message log header: type"),
+        f(2, 2, Kind::Int, "message log header: nbytes"),
+        f(4, 4, Kind::Int, "message log header: flags"),
+        f(8, 8, Kind::Int, "message log header: seq"),
+        f(16, 24, Kind::Ptr, "message log header: prev"),
+    ];
+    let end = LOG_HDR + (be(b, 2, 2) as usize).min(BLKSZ - LOG_HDR);
+    let mut at = LOG_HDR;
+    while let Some((_, key, arg, next)) = mlog::record(&b[..end], at) {
+        let ks = at + 3;
+        let vs = ks + key.len() + 2;
+        v.push(f(at, 1, Kind::Int, "message log record: op"));
+        v.push(f(at + 1, 2, Kind::Int, "message log record: klen"));
+        key_fields(b, ks, key.len(), &mut v);
+        v.push(f(vs - 2, 2, Kind::Int, "message log record: vlen"));
+        if let Some(&fam) = key.first() {
+            value_fields(fam, vs, arg.len(), "message log record argument", &mut v);
+        }
+        at = next;
+    }
+    v.retain(|x| x.off + x.len <= BLKSZ);
+    v
+}
+
 impl Indexed {
     /// Make the `i`-th mutant of a run: a class chosen evenly among the
     /// classes the image has, a block of it, one of its fields.
@@ -478,6 +543,7 @@ impl Indexed {
             Class::Super => super_fields(&b),
             Class::Log => chain_fields(&b, false),
             Class::Dlist => chain_fields(&b, true),
+            Class::Mlog => mlog_fields(&b),
             Class::Data => vec![f(rng.below(BLKSZ_U64) as usize, 1, Kind::Int, "data byte")],
             _ => node_fields(&b),
         };

@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use gefs_core::device::{Device, Epoch, MemDev, RecordingDev};
-use gefs_core::format::{BLKSZ, BLKSZ_U64};
+use gefs_core::format::{block_type, BlockType, BLKSZ, BLKSZ_U64};
 use gefs_core::store::{Config, Store};
 
 use crate::fsmodel::{verify, FsOp, Image, Session};
@@ -296,6 +296,16 @@ fn use_after_recovery(img: &MemDev, want: &Image, g: u64) -> Result<(), String> 
     }
 }
 
+/// How many of a recording's writes carry a message-log block.
+pub fn mlog_writes(rec: &RecordingDev) -> u64 {
+    rec.epochs()
+        .epochs
+        .iter()
+        .flat_map(|ep| ep.writes.iter())
+        .filter(|(_, d)| d.len() >= BLKSZ && block_type(d) == Some(BlockType::Mlog))
+        .count() as u64
+}
+
 /// What verifying a batch of crash states found.
 #[derive(Debug, Default)]
 pub struct Tally {
@@ -305,6 +315,9 @@ pub struct Tally {
     pub verified: u64,
     /// States also opened read-write and used after recovery.
     pub reused: u64,
+    /// Message-log block writes in the recorded workloads (the commits'
+    /// log appends, FORMAT.md §5.6), whose epochs the states cut.
+    pub mlog_writes: u64,
     /// Every violation, naming its workload and state.
     pub violations: Vec<String>,
 }
@@ -315,6 +328,7 @@ impl Tally {
         self.built += o.built;
         self.verified += o.verified;
         self.reused += o.reused;
+        self.mlog_writes += o.mlog_writes;
         self.violations.extend(o.violations);
     }
 }
@@ -341,6 +355,7 @@ pub fn run_workload(
         }
     };
     let (built, states) = crash_states(&r, seed, max, seen);
+    let mlog_writes = mlog_writes(&r.rec);
     let results: Vec<(bool, Option<String>)> = states
         .par_iter()
         .enumerate()
@@ -356,6 +371,7 @@ pub fn run_workload(
         built,
         verified: states.len() as u64,
         reused: results.iter().filter(|(r, _)| *r).count() as u64,
+        mlog_writes,
         violations: results.into_iter().filter_map(|(_, v)| v).collect(),
     }
 }

@@ -199,7 +199,7 @@ fn alloc_reports_per_op_costs_and_commits() {
 }
 
 #[test]
-fn tree_reports_inserts_lookups_and_scans_against_redb() {
+fn tree_reports_inserts_lookups_and_scans_against_redb_and_fjall() {
     let dir = tempfile::tempdir().expect("tempdir");
     let v = run_json(
         &[
@@ -223,8 +223,14 @@ fn tree_reports_inserts_lookups_and_scans_against_redb() {
         &["random-insert", "seq-insert", "lookup", "scan"],
         Some("redb"),
     );
+    for p in &ps {
+        let peers = p["peers"].as_array().expect("peers is an array");
+        assert_eq!(peers.len(), 1, "{p}");
+        check_run(&peers[0]["run"], "fjall", "fjall");
+        assert!(num(&peers[0]["ratio"], "ratio to fjall") > 0.0);
+    }
     for p in &ps[..2] {
-        for r in [&p["ours"], &p["baseline"]] {
+        for r in [&p["ours"], &p["baseline"], &p["peers"][0]["run"]] {
             assert_eq!(num(&r["ops"], "ops"), 1500.0);
             assert_eq!(num(&r["counters"]["commits"], "commits"), 3.0);
             assert!(num(&r["latency_by_kind_ns"]["commit"]["count"], "commit") == 3.0);
@@ -235,11 +241,63 @@ fn tree_reports_inserts_lookups_and_scans_against_redb() {
         assert!(num(&p["ours"]["counters"]["entries_per_sec"], "entries") > 0.0);
     }
     assert_eq!(v["params"]["keys"], 1500);
-    check_goal(&v, "tree-random-insert", 3.0);
+    check_goal(&v, "tree-random-insert-redb", 5.0);
+    check_goal(&v, "tree-random-insert-fjall", 1.0);
+    check_goal(&v, "tree-write-amplification", 1.0);
+    for g in ["tree-lookup", "tree-scan", "tree-seq-insert"] {
+        check_goal(&v, g, 1.0);
+    }
     assert_eq!(
         v["goals"][0]["applicable"], false,
         "--commit-every 500 is not the goal's setting"
     );
+}
+
+#[test]
+fn fs_file_phases_against_the_host_file_system() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let v = run_json(
+        &[
+            "fs",
+            "--phases",
+            "seq-write,seq-read,overwrite,creates",
+            "--file-mb",
+            "4",
+            "--overwrites",
+            "300",
+            "--commit-every",
+            "100",
+            "--creates",
+            "50",
+            "--cache-mb",
+            "16",
+        ],
+        dir.path(),
+    );
+    let ps = check_report(
+        &v,
+        "fs",
+        &["seq-write", "seq-read", "overwrite", "creates"],
+        Some("host"),
+    );
+    for p in &ps[..2] {
+        for r in [&p["ours"], &p["baseline"]] {
+            assert_eq!(num(&r["counters"]["bytes"], "bytes"), (4 << 20) as f64);
+        }
+    }
+    for r in [&ps[2]["ours"], &ps[2]["baseline"]] {
+        assert_eq!(num(&r["ops"], "ops"), 300.0);
+        assert_eq!(
+            num(&r["latency_by_kind_ns"]["commit"]["count"], "commits"),
+            3.0
+        );
+    }
+    for r in [&ps[3]["ours"], &ps[3]["baseline"]] {
+        assert_eq!(num(&r["ops"], "ops"), 50.0);
+    }
+    check_goal(&v, "fs-overwrite", 1.5);
+    assert_eq!(v["goals"][0]["applicable"], false, "4 MiB is not 1 GiB");
+    assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0);
 }
 
 #[test]
@@ -279,6 +337,7 @@ fn table_output_and_usage_errors() {
     for bad in [
         &["cache", "--hit-percent", "101"][..],
         &["tree", "--phases", "nope"],
+        &["fs", "--phases", "nope"],
         &["frobnicate"],
         &["alloc", "--seconds", "soon"],
     ] {

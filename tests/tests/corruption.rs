@@ -1,5 +1,6 @@
 //! T6 through the store: on a populated image (trees of height ≥ 2, data
-//! blocks, snapshots with deadlists, several commits), damage one block of
+//! blocks, snapshots with deadlists, message logs, several commits), damage
+//! one block of
 //! every class — bit flip, zero, stale copy, misdirected copy, torn write —
 //! and require that the checker names the block (a warning for a redundant
 //! superblock copy) and that reading everything back through the store
@@ -40,8 +41,13 @@ fn build() -> Image {
     let t = s.mount("main").expect("mount");
     let mut m = Model::start(&s, t).expect("model");
     let mut history = Vec::new();
-    for op in workload_with(77, 400, 25, &[]) {
-        apply(&s, t, &mut m, &op).expect("op");
+    for (i, op) in workload_with(77, 400, 25, &[]).iter().enumerate() {
+        // Apply the buffered messages now and then, so that the trees grow
+        // pivots; what follows the last apply stays in message logs.
+        if i % 80 == 79 {
+            s.checkpoint().expect("checkpoint");
+        }
+        apply(&s, t, &mut m, op).expect("op");
         if matches!(op, Op::Sync) {
             history.push(dev.snapshot());
         }
@@ -74,6 +80,7 @@ fn every_fault_in_every_class_is_detected() {
         "fs pivot",
         "data",
         "deadlist",
+        "message log",
     ] {
         assert!(
             cls.get(want).is_some_and(|s| !s.is_empty()),

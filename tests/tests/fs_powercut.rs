@@ -64,12 +64,14 @@ fn seq1_and_every_seq2_workload() {
     }
     println!(
         "fs crash (T3): workloads={} (seq-1 {seq1}, seq-2 {}) states_built={} \
-         distinct_verified={} reused_after_recovery={} violations={} time={:.1}s",
+         distinct_verified={} reused_after_recovery={} message_log_block_writes={} \
+         violations={} time={:.1}s",
         workloads.len(),
         workloads.len() - seq1,
         t.built,
         t.verified,
         t.reused,
+        t.mlog_writes,
         t.violations.len(),
         t0.elapsed().as_secs_f64()
     );
@@ -81,6 +83,9 @@ fn seq1_and_every_seq2_workload() {
     );
     assert_eq!(workloads.len() - seq1, 2 * ops.len() * ops.len());
     assert!(t.verified >= 5_000, "only {} crash states", t.verified);
+    // Every commit appends its messages to the message logs: the states
+    // above cut those writes too.
+    assert!(t.mlog_writes > 0, "no workload wrote a message-log block");
 }
 
 const SEGMENT: usize = 25;

@@ -383,9 +383,12 @@ impl Cache {
         }
     }
 
-    /// A zeroed buffer for a new block at `addr`, which must not be cached
-    /// (an allocator handing out a live address is reported, not ignored).
-    /// Waits while every buffer of the shard is held.
+    /// A buffer for a new block at `addr`, which must not be cached (an
+    /// allocator handing out a live address is reported, not ignored).
+    /// Waits while every buffer of the shard is held. The buffer holds
+    /// whatever it held before (zeros when the pool's memory is fresh,
+    /// [`BlockMut::is_zeroed`]): the writer defines every byte before
+    /// [`BlockMut::finalize`], so no block is zeroed only to be overwritten.
     pub fn new_block(&self, addr: BlockAddr) -> Result<BlockMut<'_>> {
         self.new_block_inner(addr, None)
     }
@@ -427,19 +430,13 @@ impl Cache {
         st.meta[i as usize].addr = addr;
         st.set_state(i, State::Building);
         drop(st);
-        let mut b = BlockMut {
+        Ok(BlockMut {
             cache: self,
             shard: s as u32,
             slot: sh.first + i,
             addr,
-        };
-        // A new block never shows stale bytes: a recycled buffer is cleared;
-        // a never-used one is still all zeros (pool.rs), and clearing it
-        // would only make the kernel back its pages sooner.
-        if !p.zeroed {
-            b.buf_mut().fill(0);
-        }
-        Ok(b)
+            zeroed: p.zeroed,
+        })
     }
 
     /// The address was freed. If it is cached, mark it so that it is never
@@ -668,12 +665,20 @@ pub struct BlockMut<'c> {
     /// Global slot number.
     slot: u32,
     addr: BlockAddr,
+    /// The buffer was never used: it holds only zeros (`pool.rs`).
+    zeroed: bool,
 }
 
 impl<'c> BlockMut<'c> {
     /// The address the block will live at.
     pub fn addr(&self) -> BlockAddr {
         self.addr
+    }
+
+    /// Whether the buffer is known to hold only zeros (it was never used
+    /// before), so a writer that needs zeros need not clear it.
+    pub fn is_zeroed(&self) -> bool {
+        self.zeroed
     }
 
     /// The contents, writable.

@@ -63,6 +63,12 @@ fn own(n: &Arc<NodeSum>, addr: BlockAddr, role: Role) -> impl Iterator<Item = Pe
     })
 }
 
+/// The carried messages of a message-log block's summary `n` (at `addr`),
+/// in order.
+pub(super) fn log_pends(n: &Arc<NodeSum>, addr: BlockAddr) -> impl Iterator<Item = Pend> + '_ {
+    own(n, addr, Role::Mlog)
+}
+
 /// Split the messages a pivot `n` (at `addr`) passes to its children: for
 /// each child, in order, its own buffered messages that route there (older),
 /// then those of `above` (its ancestors', already in application order).

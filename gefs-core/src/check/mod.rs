@@ -18,7 +18,10 @@
 //!    records' links and counts, deadlist entries against the trees). A reachable block the scan did not cover is read on its own
 //!    and, if its arena's log says it is free, reported. Finally every
 //!    allocated block nothing reached is a leak.
-//! 4. **File-system checks** (`apply.rs`, `files.rs`), per file tree, during
+//! 4. **Message logs** (`mlog.rs`): each snapshot record's chain of
+//!    message-log blocks is followed and verified; its messages are the
+//!    newest of the tree and ride down from the root with the buffered ones.
+//! 5. **File-system checks** (`apply.rs`, `files.rs`), per file tree, during
 //!    its walk: buffered messages are carried down each path and applied at
 //!    the leaves, which gives each key's current value and which data
 //!    pointers the tree owns (a value a later `Clobber` removes is not
@@ -55,6 +58,7 @@ mod damage;
 mod dead;
 mod files;
 mod live;
+mod mlog;
 mod records;
 mod report;
 mod sb;
@@ -227,6 +231,8 @@ fn run(dev: &dyn Device, opts: &CheckOpts, fs: bool) -> Result<Report> {
         root: chosen.sb.snap_root,
         height: chosen.sb.snap_height,
         snap_tree: true,
+        log: crate::format::Bptr::NONE,
+        nodes: None,
     };
     let mut found = Vec::new();
     let info = c.walk_tree(&snap, &mut found);
@@ -332,6 +338,7 @@ impl Checker<'_> {
             (Some(Sum::Node(_)), _) => Role::Pivot,
             (Some(Sum::BadNode(_)), _) => Role::Node,
             (Some(Sum::Chain(c)), _) if c.hdr.kind == crate::format::BlockType::Log => Role::Log,
+            (Some(Sum::Chain(c)), _) if c.hdr.kind == crate::format::BlockType::Mlog => Role::Mlog,
             (Some(Sum::Chain(_)), _) => Role::Deadlist,
             (None, Tag::Unreadable) => Role::Unknown,
             (None, _) => Role::Data,

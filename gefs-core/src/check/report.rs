@@ -20,6 +20,8 @@ pub enum Role {
     Log,
     /// A deadlist block.
     Deadlist,
+    /// A message-log block.
+    Mlog,
     /// An inner tree node.
     Pivot,
     /// A leaf tree node.
@@ -39,6 +41,7 @@ impl Role {
             Role::Superblock => "superblock",
             Role::Log => "log",
             Role::Deadlist => "deadlist",
+            Role::Mlog => "message log",
             Role::Pivot => "pivot",
             Role::Leaf => "leaf",
             Role::Node => "node",
@@ -227,6 +230,10 @@ pub struct TreeInfo {
     pub leaves: u64,
     /// Data blocks reached.
     pub data_blocks: u64,
+    /// Blocks of the tree's message log.
+    pub log_blocks: u64,
+    /// Messages in the tree's message log (applied on top of the tree).
+    pub log_msgs: u64,
     /// Some of the tree could not be descended (damage).
     pub damaged: bool,
 }
@@ -254,6 +261,9 @@ pub struct Stats {
     pub log_blocks: u64,
     /// Deadlist blocks reached.
     pub deadlist_blocks: u64,
+    /// Message-log blocks reached, over all trees (a block shared by
+    /// snapshots counted once per tree).
+    pub mlog_blocks: u64,
     /// Allocated blocks no tree reaches that a deadlist keeps.
     pub deadlisted_blocks: u64,
     /// Blocks reached from more than one tree (snapshot sharing).

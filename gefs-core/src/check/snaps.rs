@@ -142,6 +142,8 @@ impl Checker<'_> {
                 root: rec.root,
                 height: rec.ht,
                 snap_tree: false,
+                log: rec.log,
+                nodes: (rec.nodes != TreeRec::NODES_UNKNOWN).then_some(rec.nodes),
             };
             self.tree_owners.push((spec.owner, *id));
             let info = self.walk_tree(&spec, &mut Vec::new());

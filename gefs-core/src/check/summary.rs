@@ -123,6 +123,9 @@ pub(super) struct ChainSum {
     pub defect: Option<String>,
     /// A deadlist block's entries: addresses of blocks it keeps allocated.
     pub addrs: Vec<u64>,
+    /// A message-log block's messages, as a node's buffered messages are
+    /// summarized (records, families, defects).
+    pub msgs: Option<Arc<NodeSum>>,
 }
 
 /// A block's summary.
@@ -144,17 +147,30 @@ pub(super) fn summarize(buf: &[u8]) -> Option<Sum> {
             Ok(n) => Sum::Node(Arc::new(n)),
             Err(e) => Sum::BadNode(e.into()),
         }),
-        BlockType::Log | BlockType::Dlist => {
+        BlockType::Log | BlockType::Dlist | BlockType::Mlog => {
             let hdr = LogHeader::decode(buf).ok()?;
             let p = payload(buf, &hdr);
+            let mut msgs = None;
             let (defect, addrs) = match hdr.kind {
                 BlockType::Log => (decode_entries(p).err(), Vec::new()),
+                BlockType::Mlog => match mlog(p) {
+                    Ok(n) => {
+                        msgs = Some(Arc::new(n));
+                        (None, Vec::new())
+                    }
+                    Err(e) => (Some(e), Vec::new()),
+                },
                 _ => match decode_addrs(p) {
                     Ok(a) => (None, a),
                     Err(e) => (Some(e), Vec::new()),
                 },
             };
-            Some(Sum::Chain(Arc::new(ChainSum { hdr, defect, addrs })))
+            Some(Sum::Chain(Arc::new(ChainSum {
+                hdr,
+                defect,
+                addrs,
+                msgs,
+            })))
         }
         _ => None,
     }
@@ -237,6 +253,17 @@ fn record(n: &mut NodeSum, k: &[u8], op: Option<Op>, v: &[u8]) {
             val: v.into(),
         }),
     }
+}
+
+/// Validate and summarize a message-log payload: its messages, kept as a
+/// node's buffered messages are (families, defects, and every record but
+/// `KCONF` ones, in order).
+fn mlog(p: &[u8]) -> Result<NodeSum, String> {
+    let mut n = NodeSum::default();
+    for (op, k, arg) in crate::format::mlog::decode(p)? {
+        record(&mut n, k, Some(op), arg);
+    }
+    Ok(n)
 }
 
 /// Validate and summarize a tree node.

@@ -52,6 +52,8 @@ pub(super) enum Use {
     Log,
     /// A deadlist block.
     Dlist,
+    /// A message-log block.
+    Mlog,
 }
 
 /// One block's state.

@@ -40,6 +40,10 @@ pub(super) struct TreeSpec {
     pub height: u32,
     /// Whether this is the snapshot tree.
     pub snap_tree: bool,
+    /// Newest block of its message log (null: none).
+    pub log: Bptr,
+    /// The node count its record gives (none for the snapshot tree).
+    pub nodes: Option<u64>,
 }
 
 /// A snapshot-tree record with where it was found, for ordering messages.
@@ -234,6 +238,8 @@ impl Checker<'_> {
             pivots: 0,
             leaves: 0,
             data_blocks: 0,
+            log_blocks: 0,
+            log_msgs: 0,
             damaged: false,
         };
         let level = if t.height == 0 || t.height > MAX_HEIGHT {
@@ -243,6 +249,9 @@ impl Checker<'_> {
         } else {
             Some((t.height - 1) as u16)
         };
+        // The message log's messages are the newest of all: they ride
+        // above the root.
+        let above = self.msg_log(t, &mut info);
         let mut stack = vec![Visit {
             bp: t.root,
             level,
@@ -250,7 +259,7 @@ impl Checker<'_> {
             hi: None,
             fill: None,
             parent: None,
-            above: Vec::new(),
+            above,
         }];
         let mut files = (self.fs && !t.snap_tree).then(|| Files::new(&t.name, self.nextqid));
         let mut seq = 0u64;
@@ -295,6 +304,11 @@ impl Checker<'_> {
             }
             let found = f.finish(t.root.addr, info.damaged);
             self.problems.extend(found);
+        }
+        let have = info.pivots + info.leaves;
+        if let Some(n) = t.nodes.filter(|&n| n != have && !info.damaged) {
+            let what = format!("the snapshot record counts {n} nodes, the tree has {have}");
+            self.problem(Kind::Structure, t.root.addr, Role::Node, &t.name, what);
         }
         self.stats.pivots += info.pivots;
         self.stats.leaves += info.leaves;

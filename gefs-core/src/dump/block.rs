@@ -51,7 +51,7 @@ pub fn decode_block(dev: &dyn Device, addr: u64) -> Result<BlockView> {
     };
     let r = match block_type(&b) {
         Some(BlockType::Pivot | BlockType::Leaf) => node(&b, &mut v),
-        Some(t @ (BlockType::Log | BlockType::Dlist)) => log(&b, t, &mut v),
+        Some(t @ (BlockType::Log | BlockType::Dlist | BlockType::Mlog)) => log(&b, t, &mut v),
         Some(BlockType::Super) => superblock(&b, addr, &mut v),
         _ => {
             v.kind = "data?".into();
@@ -115,6 +115,15 @@ fn log(b: &[u8], t: BlockType, v: &mut BlockView) -> std::result::Result<(), Str
     if t == BlockType::Log {
         for e in decode_entries(p)? {
             v.lines.push(format!("{e:?}"));
+        }
+    } else if t == BlockType::Mlog {
+        for (op, k, a) in crate::format::mlog::decode(p)? {
+            v.lines.push(format!(
+                "msg {} {} {}",
+                op.name(),
+                KeyView::parse(k),
+                short(a)
+            ));
         }
     } else {
         for a in decode_addrs(p)? {

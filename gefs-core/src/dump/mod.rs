@@ -166,6 +166,10 @@ pub struct SnapView {
     pub root: Ptr,
     /// Previous snapshot in its history, if any.
     pub pred: Option<u64>,
+    /// Newest block of its message log, if it has one.
+    pub log: Option<Ptr>,
+    /// Nodes of its tree.
+    pub nodes: u64,
 }
 
 /// Every snapshot record, with the labels that name it.
@@ -193,6 +197,8 @@ pub fn snaps(s: &Store) -> Result<Vec<SnapView>> {
             height: r.ht,
             root: Ptr::from(&r.root),
             pred: (r.pred != TreeRec::NONE).then_some(r.pred),
+            log: (!r.log.is_none()).then(|| Ptr::from(&r.log)),
+            nodes: r.nodes,
         });
     }
     Ok(out)

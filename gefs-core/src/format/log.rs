@@ -1,8 +1,10 @@
-//! Log and deadlist blocks: a header with a back pointer, then 8-byte entries.
+//! Log, deadlist and message-log blocks: a header with a back pointer, then
+//! 8-byte entries (allocation logs, deadlists) or messages (message logs,
+//! `mlog.rs`).
 //!
 //! ```text
-//! 0  type u16        3 = allocation log, 4 = deadlist
-//! 2  nbytes u16      payload bytes in use (a multiple of 8)
+//! 0  type u16        3 = allocation log, 4 = deadlist, 5 = message log
+//! 2  nbytes u16      payload bytes in use (a multiple of 8, but for message logs)
 //! 4  flags u32       0
 //! 8  seq u64         position in the chain (the oldest block is 0)
 //! 16 prev Bptr[24]   the previous (older) block, with its hash; none for seq 0
@@ -121,7 +123,7 @@ pub fn decode_entries(payload: &[u8]) -> Result<Vec<LogEntry>, String> {
     Ok(out)
 }
 
-/// The decoded header of a log or deadlist block.
+/// The decoded header of a log, deadlist or message-log block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogHeader {
     /// Log or deadlist.
@@ -138,11 +140,11 @@ impl LogHeader {
     /// Parse and validate the header of a (hash-verified) block.
     pub fn decode(buf: &[u8]) -> Result<LogHeader, String> {
         let kind = match super::block_type(buf) {
-            Some(t @ (BlockType::Log | BlockType::Dlist)) => t,
-            _ => return Err("not a log or deadlist block".into()),
+            Some(t @ (BlockType::Log | BlockType::Dlist | BlockType::Mlog)) => t,
+            _ => return Err("not a log, deadlist or message-log block".into()),
         };
         let nbytes = usize::from(get_u16(buf, 2).ok_or("truncated")?);
-        if nbytes > LOGSPC || nbytes % 8 != 0 {
+        if nbytes > LOGSPC || (kind != BlockType::Mlog && nbytes % 8 != 0) {
             return Err(format!("bad payload size {nbytes}"));
         }
         if get_u32(buf, 4) != Some(0) {

@@ -11,6 +11,7 @@ pub mod bptr;
 pub mod codec;
 pub mod key;
 pub mod log;
+pub mod mlog;
 pub mod msg;
 pub mod node;
 pub mod superblock;
@@ -20,7 +21,7 @@ pub use bptr::Bptr;
 
 /// The on-disk format version this build writes. It reads every version from 1 up to this one
 /// (FORMAT.md §3 and FORMAT.md §12: each version only added meanings its predecessors never wrote).
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Block size in bytes. Every block, data or metadata, is this big.
 pub const BLKSZ: usize = 16384;
@@ -57,10 +58,14 @@ pub const KPMAX: usize = SLOTSZ + KV_OVERHEAD + KEYMAX + PIVVALSZ;
 /// The largest message record, slot included.
 pub const MSGMAX: usize = SLOTSZ + MSG_OVERHEAD + KEYMAX + VALMAX;
 
-/// Header of a log or deadlist block.
+/// Header of a log, deadlist or message-log block.
 pub const LOG_HDR: usize = 40;
-/// Payload bytes of a log or deadlist block.
+/// Payload bytes of a log, deadlist or message-log block.
 pub const LOGSPC: usize = BLKSZ - LOG_HDR;
+/// Most blocks in one tree's message log (64 MiB): replay refuses a longer
+/// chain, and the store applies a tree's messages before its log would grow
+/// past it.
+pub const MLOG_MAX_BLOCKS: u64 = 4096;
 
 // A pivot can always absorb a split of one child and still split itself into
 // halves of at least two children each; a buffer always holds two messages; a
@@ -70,6 +75,8 @@ const _: () = assert!(2 * MSGMAX < BUFSPC);
 const _: () = assert!(4 * KVMAX < LEAFSPC);
 const _: () = assert!(PIVSPC + BUFSPC + NODE_HDR == BLKSZ);
 const _: () = assert!(LEAFSPC <= u16::MAX as usize);
+// A message record always fits a message-log block.
+const _: () = assert!(MSGMAX < LOGSPC);
 
 /// The type of a block, stored in its first two bytes (except data blocks,
 /// which carry no header and whose type is known from the pointer's context).
@@ -85,6 +92,8 @@ pub enum BlockType {
     Log,
     /// A deadlist block.
     Dlist,
+    /// A message-log block: a tree's messages not yet applied to it.
+    Mlog,
     /// A superblock copy.
     Super,
 }
@@ -98,6 +107,7 @@ impl BlockType {
             BlockType::Leaf => 2,
             BlockType::Log => 3,
             BlockType::Dlist => 4,
+            BlockType::Mlog => 5,
             BlockType::Super => 0x6765,
         }
     }
@@ -109,6 +119,7 @@ impl BlockType {
             2 => BlockType::Leaf,
             3 => BlockType::Log,
             4 => BlockType::Dlist,
+            5 => BlockType::Mlog,
             0x6765 => BlockType::Super,
             _ => return None,
         })
@@ -122,6 +133,7 @@ impl BlockType {
             BlockType::Leaf => "leaf",
             BlockType::Log => "log",
             BlockType::Dlist => "deadlist",
+            BlockType::Mlog => "message log",
             BlockType::Super => "superblock",
         }
     }

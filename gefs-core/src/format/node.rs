@@ -223,16 +223,64 @@ impl<'a> NodeView<'a> {
     /// Binary search of the key area: `Ok(i)` if key `i` equals `key`, else
     /// `Err(i)` where it would be inserted.
     pub fn search(&self, key: &[u8]) -> R<Result<usize, usize>> {
-        let (mut lo, mut hi) = (0, self.nval);
+        let (area, n) = (self.area(false), self.nval);
+        let (mut lo, mut hi) = (0, n);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            match self.key(mid)?.cmp(key) {
+            let k = key_at(area, n, mid, 2).ok_or_else(|| format!("record {mid} is malformed"))?;
+            match cmp_keys(k, key) {
                 Ordering::Less => lo = mid + 1,
                 Ordering::Greater => hi = mid,
                 Ordering::Equal => return Ok(Ok(mid)),
             }
         }
         Ok(Err(lo))
+    }
+
+    /// [`NodeView::search`] of a node whose keys all lie in `[lo, hi)` (the
+    /// separators its parent records): interpolation steps first, which
+    /// find keys spread evenly over the range in a few probes instead of
+    /// `log2(nval)` (each probe of a cold node is a cache miss), then a
+    /// binary search of what is left; the answer is the same.
+    pub fn search_in(&self, key: &[u8], lo: &[u8], hi: &[u8]) -> R<Result<usize, usize>> {
+        let (area, n) = (self.area(false), self.nval);
+        if n < 16 {
+            return self.search(key);
+        }
+        // The answer lies in [l, r); every key below l is < key, every key
+        // from r on is > key. `blo` and `bhi` bound the keys of [l, r).
+        let (mut l, mut r) = (0, n);
+        let (mut blo, mut bhi) = (lo, hi);
+        for _ in 0..3 {
+            if r - l < 8 {
+                break;
+            }
+            let Some(est) = interpolate(blo, bhi, key, l, r) else {
+                break;
+            };
+            let k = key_at(area, n, est, 2).ok_or_else(|| format!("record {est} is malformed"))?;
+            match cmp_keys(k, key) {
+                Ordering::Less => {
+                    l = est + 1;
+                    blo = k;
+                }
+                Ordering::Greater => {
+                    r = est;
+                    bhi = k;
+                }
+                Ordering::Equal => return Ok(Ok(est)),
+            }
+        }
+        while l < r {
+            let mid = l + (r - l) / 2;
+            let k = key_at(area, n, mid, 2).ok_or_else(|| format!("record {mid} is malformed"))?;
+            match cmp_keys(k, key) {
+                Ordering::Less => l = mid + 1,
+                Ordering::Greater => r = mid,
+                Ordering::Equal => return Ok(Ok(mid)),
+            }
+        }
+        Ok(Err(l))
     }
 
     /// The child of a pivot whose range holds `key`: the last one whose
@@ -246,10 +294,12 @@ impl<'a> NodeView<'a> {
 
     /// Index of the first buffered message whose key is ≥ `key`.
     pub fn msg_lower_bound(&self, key: &[u8]) -> R<usize> {
-        let (mut lo, mut hi) = (0, self.nbuf);
+        let (area, n) = (self.area(true), self.nbuf);
+        let (mut lo, mut hi) = (0, n);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            if self.msg(mid)?.1 < key {
+            let k = key_at(area, n, mid, 3).ok_or_else(|| format!("message {mid} is malformed"))?;
+            if cmp_keys(k, key) == Ordering::Less {
                 lo = mid + 1;
             } else {
                 hi = mid;
@@ -317,6 +367,63 @@ impl<'a> NodeView<'a> {
     }
 }
 
+/// Byte-wise key order, comparing the first 8 bytes as one word (keys
+/// usually differ there; this saves the call into `memcmp`).
+#[inline]
+pub fn cmp_keys(a: &[u8], b: &[u8]) -> Ordering {
+    let word = |k: &[u8]| k.get(..8).and_then(|w| <[u8; 8]>::try_from(w).ok());
+    if let (Some(x), Some(y)) = (word(a), word(b)) {
+        let (x, y) = (u64::from_be_bytes(x), u64::from_be_bytes(y));
+        if x != y {
+            return x.cmp(&y);
+        }
+    }
+    a.cmp(b)
+}
+
+/// Where `key` should sit among the `r - l` keys of `[l, r)`, all in
+/// `[lo, hi)`, if they were spread evenly: the 8 bytes after the common
+/// prefix of `lo` and `hi` are read as numbers. `None` when that says
+/// nothing (the key outside the bounds, or bounds too close).
+fn interpolate(lo: &[u8], hi: &[u8], key: &[u8], l: usize, r: usize) -> Option<usize> {
+    let c = lo.iter().zip(hi).take_while(|(a, b)| a == b).count();
+    let word = |k: &[u8]| {
+        let mut w = [0u8; 8];
+        for (d, s) in w.iter_mut().zip(k.iter().skip(c)) {
+            *d = *s;
+        }
+        u64::from_be_bytes(w)
+    };
+    if key.get(..c)? != lo.get(..c)? {
+        return None;
+    }
+    let (a, b, x) = (word(lo), word(hi), word(key));
+    if !(a <= x && x < b) || b - a < (r - l) as u64 {
+        return None;
+    }
+    let off = (u128::from(x - a) * (r - l) as u128 / u128::from(b - a)) as usize;
+    Some((l + off).min(r - 1))
+}
+
+/// The level a (validated) node's header gives, if it has one.
+#[inline]
+pub fn level_of(buf: &[u8]) -> Option<u16> {
+    get_u16(buf, 2)
+}
+
+/// The key of record `i` of an area of `n` records whose key length sits
+/// `at` bytes into the record (2 in the key area, 3 in a buffer: after the
+/// op), checked as [`NodeView::key`] checks it.
+#[inline]
+fn key_at(area: &[u8], n: usize, i: usize, at: usize) -> Option<&[u8]> {
+    let off = usize::from(get_u16(area, 2 * i)?);
+    if off < 2 * n {
+        return None;
+    }
+    let kl = usize::from(get_u16(area, off + at - 2)?);
+    area.get(off + at..off + at + kl)
+}
+
 fn write_header(buf: &mut [u8; BLKSZ], leaf: bool, level: u16, counts: [usize; 4]) {
     let t = if leaf {
         BlockType::Leaf
@@ -344,6 +451,16 @@ impl Area {
         self.len - 2 * self.n - self.sz
     }
 
+    /// Zero the bytes between the offset table and the records: a builder
+    /// works in a buffer that may hold stale bytes, and defines every one.
+    fn zero_gap(&self, buf: &mut [u8; BLKSZ]) {
+        let from = self.start + 2 * self.n;
+        let to = self.start + self.len - self.sz;
+        if let Some(gap) = buf.get_mut(from..to) {
+            gap.fill(0);
+        }
+    }
+
     /// Append a record made of `parts`; the caller has checked it fits.
     fn push(&mut self, buf: &mut [u8; BLKSZ], parts: &[&[u8]]) {
         let rlen: usize = parts.iter().map(|p| p.len()).sum();
@@ -363,7 +480,9 @@ impl Area {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Full;
 
-/// Builds a leaf from records appended in ascending key order.
+/// Builds a leaf from records appended in ascending key order. The buffer
+/// may hold anything: [`LeafBuilder::finish`] defines every byte (header,
+/// offset table, zeros, records).
 pub struct LeafBuilder<'a> {
     buf: &'a mut [u8; BLKSZ],
     area: Area,
@@ -412,14 +531,17 @@ impl<'a> LeafBuilder<'a> {
         Ok(())
     }
 
-    /// Write the header; returns the fill.
+    /// Write the header and zero the free space; returns the fill.
     pub fn finish(self) -> u16 {
         write_header(self.buf, true, 0, [self.area.n, self.area.sz, 0, 0]);
+        self.area.zero_gap(self.buf);
         (2 * self.area.n + self.area.sz) as u16
     }
 }
 
 /// Builds a pivot from children and messages, each appended in key order.
+/// The buffer may hold anything: [`PivotBuilder::finish`] defines every
+/// byte.
 pub struct PivotBuilder<'a> {
     buf: &'a mut [u8; BLKSZ],
     level: u16,
@@ -491,7 +613,7 @@ impl<'a> PivotBuilder<'a> {
         Ok(())
     }
 
-    /// Write the header; returns the fill.
+    /// Write the header and zero the free space; returns the fill.
     pub fn finish(self) -> u16 {
         write_header(
             self.buf,
@@ -499,6 +621,8 @@ impl<'a> PivotBuilder<'a> {
             self.level,
             [self.keys.n, self.keys.sz, self.msgs.n, self.msgs.sz],
         );
+        self.keys.zero_gap(self.buf);
+        self.msgs.zero_gap(self.buf);
         (2 * self.keys.n + self.keys.sz + 2 * self.msgs.n + self.msgs.sz) as u16
     }
 }
@@ -507,6 +631,34 @@ impl<'a> PivotBuilder<'a> {
 mod tests {
     use super::*;
     use crate::ids::{BlockAddr, Gen};
+
+    /// Builders define every byte: in a buffer of stale bytes they write
+    /// exactly what they write in a zeroed one.
+    #[test]
+    fn builders_define_every_byte() {
+        let build = |fill: u8| {
+            let mut l = Box::new([fill; BLKSZ]);
+            let mut lb = LeafBuilder::new(&mut l);
+            for i in 0u32..40 {
+                lb.push(&i.to_be_bytes(), &[i as u8; 30]).unwrap();
+            }
+            lb.finish();
+            let mut p = Box::new([fill; BLKSZ]);
+            let mut pb = PivotBuilder::new(&mut p, 2);
+            let bp = Bptr {
+                addr: BlockAddr(0x4000),
+                hash: 1,
+                gen: Gen(1),
+            };
+            pb.push_child(b"", &bp, 9).unwrap();
+            pb.push_child(b"m", &bp, 9).unwrap();
+            pb.push_msg(Op::Insert, b"k", b"v").unwrap();
+            pb.finish();
+            (l, p)
+        };
+        assert_eq!(build(0), build(0xa5));
+        assert_eq!(build(0), build(0xff));
+    }
 
     #[test]
     fn leaf_round_trip() {
@@ -527,6 +679,65 @@ mod tests {
         );
         assert_eq!(v.search(&50u32.to_be_bytes()).unwrap(), Ok(50));
         assert_eq!(v.search(&[0, 0, 0, 200]).unwrap(), Err(100));
+    }
+
+    /// The interpolating search gives the same answer as the binary one
+    /// for evenly spread, skewed and variable-length keys, and for bounds
+    /// that are tight, loose, or wrong (they only steer the probes).
+    #[test]
+    fn search_in_matches_search() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for shape in 0..4 {
+            let mut keys: Vec<Vec<u8>> = (0..150)
+                .map(|i| match shape {
+                    0 => (i as u64 * 0x0101_0101_0101).to_be_bytes().to_vec(),
+                    1 => (next() >> (next() % 60)).to_be_bytes().to_vec(),
+                    2 => {
+                        let mut k = b"prefix/".to_vec();
+                        k.extend_from_slice(&next().to_be_bytes()[..(next() % 8) as usize]);
+                        k
+                    }
+                    _ => next().to_be_bytes()[..3].to_vec(),
+                })
+                .collect();
+            keys.sort();
+            keys.dedup();
+            let mut b = Box::new([0u8; BLKSZ]);
+            let mut lb = LeafBuilder::new(&mut b);
+            for k in &keys {
+                lb.push(k, b"").unwrap();
+            }
+            lb.finish();
+            let v = NodeView::new(&b[..]).unwrap();
+            let (first, last) = (keys[0].clone(), keys[keys.len() - 1].clone());
+            let mut above = last.clone();
+            above.push(0xff);
+            let bounds: [(&[u8], &[u8]); 4] = [
+                (&first, &above),
+                (b"", &[0xff; 9]),
+                (&last, &first),
+                (&keys[keys.len() / 2], &keys[keys.len() / 2 + 1]),
+            ];
+            let mut probes = keys.clone();
+            for _ in 0..300 {
+                probes.push(next().to_be_bytes()[..(1 + next() % 8) as usize].to_vec());
+            }
+            for (lo, hi) in bounds {
+                for k in &probes {
+                    assert_eq!(
+                        v.search_in(k, lo, hi).unwrap(),
+                        v.search(k).unwrap(),
+                        "shape {shape} key {k:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

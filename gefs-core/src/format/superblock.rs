@@ -93,6 +93,12 @@ impl Geometry {
         self.arena_start + u64::from(i) * self.arena_size
     }
 
+    /// Whether `addr` lies in some arena (no division: for every read).
+    pub fn in_arenas(&self, addr: BlockAddr) -> bool {
+        addr.0 >= self.arena_start
+            && addr.0 - self.arena_start < u64::from(self.narena).saturating_mul(self.arena_size)
+    }
+
     /// The arena holding `addr`, if any.
     pub fn arena_of(&self, addr: BlockAddr) -> Option<u32> {
         if addr.0 < self.arena_start {

@@ -123,7 +123,10 @@ impl Xdir {
     }
 }
 
-/// A snapshot record (`KSNAP` value), 72 bytes.
+/// A snapshot record (`KSNAP` value), 104 bytes: a tree is its root plus
+/// the messages of its message log applied on top (`mlog.rs`). Records
+/// written before format version 3 are 72 bytes (no `log`, no `nodes`) and
+/// decode as a tree with an empty log and an unrecorded node count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TreeRec {
     /// Successors or forks that depend on this snapshot.
@@ -144,11 +147,22 @@ pub struct TreeRec {
     pub base: u64,
     /// Root of the tree.
     pub root: Bptr,
+    /// Newest block of the tree's message log (messages accepted after the
+    /// tree at `root` was written, oldest first), or null when it has none.
+    pub log: Bptr,
+    /// Nodes of the tree at `root` (pivots and leaves), or
+    /// [`TreeRec::NODES_UNKNOWN`] when not recorded.
+    pub nodes: u64,
 }
 
 impl TreeRec {
     /// Encoded size.
-    pub const SIZE: usize = 72;
+    pub const SIZE: usize = 104;
+    /// Encoded size of a record written before format version 3.
+    pub const SIZE_V1: usize = 72;
+    /// `nodes` of a tree whose node count is not recorded (a record of
+    /// [`TreeRec::SIZE_V1`] bytes, or a tree descended from one).
+    pub const NODES_UNKNOWN: u64 = u64::MAX;
     /// "No snapshot" in `pred`/`succ`.
     pub const NONE: u64 = u64::MAX;
 
@@ -164,11 +178,20 @@ impl TreeRec {
         v.put_u64(self.succ);
         v.put_u64(self.base);
         v.extend_from_slice(&self.root.to_bytes());
+        v.extend_from_slice(&self.log.to_bytes());
+        v.put_u64(self.nodes);
         v
     }
 
-    /// Decode; exactly [`TreeRec::SIZE`] bytes.
+    /// Decode; exactly [`TreeRec::SIZE`] bytes, or [`TreeRec::SIZE_V1`]
+    /// (an empty log, nodes unknown).
     pub fn decode(b: &[u8]) -> Result<TreeRec, Short> {
+        if b.len() == Self::SIZE_V1 {
+            let mut v = b.to_vec();
+            v.extend_from_slice(&Bptr::NONE.to_bytes());
+            v.extend_from_slice(&Self::NODES_UNKNOWN.to_be_bytes());
+            return Self::decode(&v);
+        }
         if b.len() != Self::SIZE {
             return Err(Short);
         }
@@ -183,6 +206,8 @@ impl TreeRec {
             succ: r.u64()?,
             base: r.u64()?,
             root: Bptr::read(&mut r)?,
+            log: Bptr::read(&mut r)?,
+            nodes: r.u64()?,
         })
     }
 }
@@ -304,6 +329,12 @@ mod tests {
                 hash: 5,
                 gen: Gen(4),
             },
+            log: Bptr {
+                addr: BlockAddr(32768),
+                hash: 9,
+                gen: Gen(4),
+            },
+            nodes: 7,
         };
         let e = t.encode();
         assert_eq!(e.len(), TreeRec::SIZE);

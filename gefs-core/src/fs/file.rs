@@ -305,14 +305,21 @@ impl Fs {
                 Some(bp) => Some(self.store.read_data(&bp)?),
                 None => None,
             };
-            let bp = self
-                .store
-                .write_data(tree, q, fo + n == BLKSZ, Tier::Normal, |buf| {
-                    if let Some(b) = &old {
-                        buf.copy_from_slice(b.bytes());
-                    }
-                    buf[fo..fo + n].copy_from_slice(piece);
-                })?;
+            let fill = |buf: &mut [u8; BLKSZ]| {
+                if let Some(b) = &old {
+                    buf.copy_from_slice(b.bytes());
+                }
+                buf[fo..fo + n].copy_from_slice(piece);
+            };
+            // A block copied whole, or written whole, needs no zeroing.
+            let whole = old.is_some() || n == BLKSZ;
+            let seq = fo + n == BLKSZ;
+            let bp = if whole {
+                self.store
+                    .write_data_whole(tree, q, seq, Tier::Normal, fill)?
+            } else {
+                self.store.write_data(tree, q, seq, Tier::Normal, fill)?
+            };
             bps.push(bp);
             msgs.push(Msg::insert(key::dat(q, boff), bp.to_bytes().to_vec()));
             pos += n as u64;

@@ -378,7 +378,14 @@ impl Fs {
     /// Finish every queued clear, then commit: everything done so far is
     /// durable when this returns.
     pub fn sync(&self) -> Result<CommitInfo> {
+        let clearing = self.clears_pending() > 0;
         while self.sweep(usize::MAX)? {}
+        if clearing {
+            // The clears' messages free their blocks when they reach the
+            // leaves: apply the write buffers so the space comes back with
+            // this commit.
+            self.store.checkpoint()?;
+        }
         Ok(self.store.sync()?)
     }
 

@@ -1,9 +1,10 @@
 //! The commit (sync) protocol.
 //!
-//! Under the mutation lock, after every tree's write buffer is applied to
-//! the tree (`wbuf.rs`):
-//! 1. every changed tree's root is recorded in its snapshot record, in the
-//!    snapshot tree (which is itself copy-on-write);
+//! Under the mutation lock:
+//! 0. every tree's messages accepted since its last log write are appended
+//!    to its message log (`msglog.rs`), in new blocks;
+//! 1. every changed tree's root and log are recorded in its snapshot
+//!    record, in the snapshot tree (which is itself copy-on-write);
 //! 2. the allocator appends this interval's allocations and frees to each
 //!    changed arena's log, ending with a barrier, in newly allocated blocks;
 //! 3. every dirty block and every new log block is written, then **flush**;
@@ -59,13 +60,13 @@ impl Store {
                 wrote: false,
             });
         }
-        // Apply the write buffers first; if one cannot be applied, nothing
-        // has changed and the sync fails without latching.
-        self.drain_all(&mut m)?;
         let (t0, written0) = (
             std::time::Instant::now(),
             self.blocks_written.load(Ordering::Relaxed),
         );
+        // Log the write buffers first; if a log cannot be written, nothing
+        // durable has changed and the sync fails without latching.
+        self.write_logs(&mut m)?;
         let r = self.commit_locked(&mut m);
         if let Err(e) = &r {
             self.latch(e);
@@ -132,12 +133,14 @@ impl Store {
         Ok(gen)
     }
 
-    /// Write each changed tree's root into its snapshot record.
+    /// Write each changed tree's root and log into its snapshot record.
     fn record_roots(&self, m: &mut Mutation) -> Result<()> {
         let mut msgs = Vec::new();
         for t in m.trees.iter_mut().skip(1).filter(|t| t.dirty) {
             t.rec.root = t.root.bp;
             t.rec.ht = t.root.height;
+            t.rec.log = t.log.head_ptr();
+            t.rec.nodes = t.nodes;
             msgs.push(Msg::insert(key::snap(t.rec.gen), t.rec.encode()));
         }
         msgs.extend(self.flush_deadlists(m)?);

@@ -55,7 +55,7 @@ impl Store {
         let mut prev = Bptr::NONE;
         let mut tail = Bptr::NONE;
         for (i, chunk) in addrs.chunks(PER_BLOCK).enumerate() {
-            let (bp, _b, ()) = self.new_block(Kind::Meta, Tier::Reserve, wgen, |buf| {
+            let (bp, _b, ()) = self.new_zeroed(Kind::Meta, Tier::Reserve, wgen, |buf| {
                 let h = LogHeader {
                     kind: BlockType::Dlist,
                     nbytes: chunk.len() * 8,

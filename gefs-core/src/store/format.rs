@@ -169,6 +169,8 @@ impl Store {
                 succ: TreeRec::NONE,
                 base: 0,
                 root: ts.root.bp,
+                log: Bptr::NONE,
+                nodes: ts.nodes,
             };
             let flags = if mutable { LABEL_MUTABLE } else { 0 };
             snap_msgs.push(Msg::insert(
@@ -191,6 +193,7 @@ impl Store {
         ))?;
         let mut st = super::open::snap_tree_state(root, id);
         st.label = label.to_string();
+        st.nodes = 1;
         m.trees.push(st);
         self.roots.write().push(super::Published::bare(root));
         Ok(TreeId(m.trees.len() - 1))
@@ -199,7 +202,7 @@ impl Store {
     fn write_users(&self, m: &mut Mutation, t: TreeId, user: &str, now: u64) -> Result<()> {
         let text = default_users(user);
         let wgen = m.tree(t)?.wgen;
-        let (bp, _b, ()) = self.new_block(
+        let (bp, _b, ()) = self.new_zeroed(
             crate::alloc::Kind::Data {
                 hint: QID_USERS,
                 seq: true,

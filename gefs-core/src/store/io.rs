@@ -64,7 +64,7 @@ impl Store {
 
     fn check_ptr(&self, bp: &Bptr) -> Result<()> {
         let addr = bp.addr;
-        if bp.is_none() || !addr.0.is_multiple_of(BLKSZ_U64) || self.geo.arena_of(addr).is_none() {
+        if bp.is_none() || !addr.0.is_multiple_of(BLKSZ_U64) || !self.geo.in_arenas(addr) {
             return Err(Error::corrupt(addr, "pointer outside the arenas"));
         }
         Ok(())
@@ -103,12 +103,28 @@ impl Store {
     }
 
     /// Allocate a block, let `build` fill it, and seal it into the cache as
-    /// dirty. On failure nothing stays allocated.
+    /// dirty. On failure nothing stays allocated. The buffer `build` gets
+    /// holds stale bytes (a recycled cache buffer): it must define every
+    /// one of the 16 KiB (the node builders zero what their records leave
+    /// free; [`Store::new_zeroed`] is for writers that fill only part).
     pub(crate) fn new_block<R>(
         &self,
         kind: Kind,
         tier: Tier,
         gen: Gen,
+        build: impl FnOnce(&mut [u8; BLKSZ]) -> Result<R>,
+    ) -> Result<(Bptr, Block<'_>, R)> {
+        self.alloc_block(kind, tier, gen, false, build)
+    }
+
+    /// [`Store::new_block`], the buffer zeroed first when `zero` (unless the
+    /// cache knows it holds only zeros).
+    fn alloc_block<R>(
+        &self,
+        kind: Kind,
+        tier: Tier,
+        gen: Gen,
+        zero: bool,
         build: impl FnOnce(&mut [u8; BLKSZ]) -> Result<R>,
     ) -> Result<(Bptr, Block<'_>, R)> {
         self.writable()?;
@@ -130,6 +146,9 @@ impl Store {
                 return Err(e);
             }
         };
+        if zero && !b.is_zeroed() {
+            b.buf_mut().fill(0);
+        }
         let r = match build(b.buf_mut()) {
             Ok(r) => r,
             Err(e) => {
@@ -142,6 +161,18 @@ impl Store {
         let interval = self.commits.load(Ordering::Relaxed) + 1;
         let blk = b.finalize(hash, interval)?;
         Ok((Bptr { addr, hash, gen }, blk, r))
+    }
+
+    /// [`Store::new_block`] with a zeroed buffer, for writers that fill only
+    /// part of the block.
+    pub(crate) fn new_zeroed<R>(
+        &self,
+        kind: Kind,
+        tier: Tier,
+        gen: Gen,
+        build: impl FnOnce(&mut [u8; BLKSZ]) -> Result<R>,
+    ) -> Result<(Bptr, Block<'_>, R)> {
+        self.alloc_block(kind, tier, gen, true, build)
     }
 
     /// Give back a block nobody ever saw.

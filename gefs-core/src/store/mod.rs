@@ -20,9 +20,10 @@
 //! durable state, so its free is logged by the next commit and it is
 //! reusable only once that commit is durable *and* no reader can see it.
 //!
-//! Upserts are buffered per tree between syncs and applied in large
-//! batches (`wbuf.rs`); lookups and scans apply the buffer on top of the
-//! tree.
+//! Upserts are buffered per tree and applied in large batches (`wbuf.rs`);
+//! a commit makes the buffered messages durable by appending them to the
+//! tree's message log (`msglog.rs`), and mounting a tree replays its log.
+//! Lookups and scans apply the buffer on top of the tree.
 //!
 //! The first failed device write or flush latches the store read-only; a
 //! commit that saw an error is never reported as done (`commit.rs`).
@@ -33,6 +34,7 @@ mod deadlist;
 mod format;
 mod grow;
 mod io;
+mod msglog;
 mod open;
 mod reclaim;
 mod snap;
@@ -80,9 +82,10 @@ pub struct Config {
     pub read_only: bool,
 }
 
-/// Bytes of upserts a store keeps in memory between syncs, over all trees,
-/// unless [`Store::set_write_buffer_bytes`] says otherwise.
-pub const DEFAULT_WRITE_BUFFER_BYTES: usize = 4 << 20;
+/// Bytes of buffered upserts a store keeps in memory (and in its trees'
+/// message logs) before applying them to the trees, over all trees, unless
+/// [`Store::set_write_buffer_bytes`] says otherwise.
+pub const DEFAULT_WRITE_BUFFER_BYTES: usize = 16 << 20;
 
 impl Default for Config {
     fn default() -> Self {
@@ -131,6 +134,8 @@ struct TreeState {
     mutable: bool,
     /// Current root.
     root: Root,
+    /// Nodes of the tree at `root`.
+    nodes: u64,
     /// Working generation: blocks allocated for this tree now are born in it.
     wgen: Gen,
     /// Changed since the last commit.
@@ -140,6 +145,8 @@ struct TreeState {
     dead: std::collections::BTreeMap<u64, Vec<crate::ids::BlockAddr>>,
     /// Upserts accepted but not yet applied to the tree.
     wbuf: wbuf::WriteBuf,
+    /// The message log that makes `wbuf` durable.
+    log: msglog::Log,
     /// Holders of the mount ([`Store::mount`] minus [`Store::unmount`]).
     refs: u32,
     /// Retired: nobody holds it and its last change is committed (or its
@@ -148,11 +155,6 @@ struct TreeState {
 }
 
 impl TreeState {
-    /// The write buffer's runs, oldest first.
-    fn wbuf_runs_msgs(&self) -> Vec<&[Msg]> {
-        self.wbuf.run_msgs()
-    }
-
     fn policy(&self) -> ctx::Policy {
         ctx::Policy {
             wgen: self.wgen,
@@ -226,6 +228,9 @@ pub struct StoreStats {
     pub blocks_written: u64,
     /// Commits since open.
     pub commits: u64,
+    /// Messages in the write buffers (accepted, logged or about to be, not
+    /// yet applied to their trees).
+    pub buffered: u64,
 }
 
 /// One device's storage engine.
@@ -245,6 +250,8 @@ pub struct Store {
     sb_choice: SbChoice,
     blocks_written: AtomicU64,
     commits: AtomicU64,
+    /// Upserts accepted since open.
+    upserts: AtomicU64,
     /// Allocation attempts (new blocks and commits) since open: while it
     /// does not move, free space can only have grown.
     allocs: AtomicU64,
@@ -336,6 +343,12 @@ impl Store {
         q
     }
 
+    /// Upserts accepted since open: a caller that sees it unchanged over a
+    /// while knows the store is quiet (a moment to [`Store::checkpoint`]).
+    pub fn upserts(&self) -> u64 {
+        self.upserts.load(Ordering::Relaxed)
+    }
+
     /// Current counters.
     pub fn stats(&self) -> StoreStats {
         StoreStats {
@@ -346,13 +359,15 @@ impl Store {
             epoch_pending: self.epochs.pending(),
             blocks_written: self.blocks_written.load(Ordering::Relaxed),
             commits: self.commits.load(Ordering::Relaxed),
+            buffered: Self::buffered_msgs(&self.mutlk.lock()),
         }
     }
 
     /// Bound the memory the write buffers may take (bytes of buffered
-    /// messages over all trees, see `store/wbuf.rs`); 0 applies every upsert
-    /// to its tree at once. The default is [`DEFAULT_WRITE_BUFFER_BYTES`].
-    /// A lower bound takes effect at the next upsert.
+    /// messages over all trees, see `store/wbuf.rs`): past it, the buffers
+    /// are applied to their trees. 0 applies every upsert to its tree at
+    /// once. The default is [`DEFAULT_WRITE_BUFFER_BYTES`]. A lower bound
+    /// takes effect at the next upsert.
     pub fn set_write_buffer_bytes(&self, bytes: usize) {
         self.wbuf_cap.store(bytes, Ordering::Relaxed);
     }
@@ -368,7 +383,7 @@ impl Store {
     }
 
     /// The current root of an open tree. Upserts still in the write buffer
-    /// are not in it (they are after a [`Store::sync`]).
+    /// are not in it (they are after a [`Store::checkpoint`]).
     pub fn root(&self, t: TreeId) -> Result<Root> {
         Ok(self.published(t)?.root)
     }
@@ -432,28 +447,37 @@ impl Store {
                 ),
             ));
         }
+        // The tree is its root with its message log on top.
+        let (log, run) = self.replay(&rec.log)?;
+        let mut wbuf = wbuf::WriteBuf::default();
+        if !run.is_empty() {
+            wbuf.push(run, usize::MAX);
+        }
+        let runs = wbuf.runs();
         let wgen = m.take_gen();
         let st = TreeState {
             label: label.to_string(),
             rec,
             mutable: lv.is_mutable(),
             root,
+            nodes: rec.nodes,
             wgen,
             dirty: false,
             dead: Default::default(),
-            wbuf: Default::default(),
+            wbuf,
+            log,
             refs: 1,
             closed: false,
         };
         match slot {
             Some(i) => {
                 m.trees[i] = st;
-                self.publish(TreeId(i), root, tree::pending::no_runs());
+                self.publish(TreeId(i), root, runs);
                 Ok(TreeId(i))
             }
             None => {
                 m.trees.push(st);
-                self.roots.write().push(Published::bare(root));
+                self.roots.write().push(Published { root, runs });
                 Ok(TreeId(m.trees.len() - 1))
             }
         }
@@ -487,10 +511,12 @@ impl Store {
     /// ordinary writes, [`Tier::Reserve`] for changes that free space
     /// (removes, deletions), which must work on a full device.
     ///
-    /// The batch may be kept in the write buffer until the next sync
-    /// (`store/wbuf.rs`); lookups and scans see it at once either way.
+    /// The batch may be kept in the write buffer (`store/wbuf.rs`), made
+    /// durable by the next sync through the tree's message log; lookups and
+    /// scans see it at once either way.
     pub fn upsert(&self, t: TreeId, msgs: Vec<Msg>, tier: Tier) -> Result<()> {
         self.writable()?;
+        self.upserts.fetch_add(1, Ordering::Relaxed);
         let mut m = self.mutlk.lock();
         let r = self.upsert_buffered(&mut m, t, msgs, tier);
         // A buffered batch freed nothing: no epoch work to do.
@@ -507,7 +533,8 @@ impl Store {
     /// leaf) while giving the space back at once, instead of when a
     /// `Clearb` would reach its leaf. The caller guarantees each block is
     /// referenced only by the keys this batch removes. Never buffered: the
-    /// batch is applied at once, together with the tree's write buffer.
+    /// batch is applied at once (together with the tree's write buffer if
+    /// that holds a message for one of its keys).
     pub fn upsert_freeing(
         &self,
         t: TreeId,
@@ -522,8 +549,10 @@ impl Store {
         r
     }
 
-    /// Apply tree `t`'s write buffer and then `msgs` to the tree, atomically:
-    /// on error neither the tree nor the buffer has changed.
+    /// Apply `msgs` to tree `t` at once, atomically, with the tree's write
+    /// buffer before them if it holds a message for one of their keys (or
+    /// if `msgs` is empty: a drain): on error neither the tree nor the
+    /// buffer has changed.
     fn upsert_locked(&self, m: &mut Mutation, t: TreeId, msgs: Vec<Msg>, tier: Tier) -> Result<()> {
         self.upsert_frees_locked(m, t, msgs, &[], tier)
     }
@@ -540,11 +569,10 @@ impl Store {
         if !ts.mutable {
             return Err(Error::ReadOnly);
         }
+        let with_buffer = Self::needs_buffer(m, t, &msgs)?;
         let ctx = ctx::WriteCtx::new(self, ts.policy(), tier);
-        let mut parts: Vec<&[Msg]> = ts.wbuf_runs_msgs();
-        parts.push(&msgs);
-        let root = tree::upsert_runs(&ctx, &ts.root, &parts)?;
-        drop(parts);
+        let runs = if with_buffer { ts.wbuf.run_list() } else { &[] };
+        let a = tree::apply(&ctx, &ts.root, runs, &msgs)?;
         for bp in frees {
             use crate::tree::NodeStore;
             // Errors are remembered by the context and reported by finish.
@@ -552,21 +580,35 @@ impl Store {
         }
         let killed = ctx.finish()?;
         let ts = m.tree_mut(t)?;
-        ts.root = root;
+        ts.root = a.root;
+        if ts.nodes != TreeRec::NODES_UNKNOWN {
+            ts.nodes = ts.nodes.saturating_add_signed(a.nodes);
+        }
         ts.dirty = true;
-        ts.wbuf = Default::default();
+        if with_buffer {
+            ts.wbuf = Default::default();
+            ts.log.applied();
+        }
         for bp in killed {
             ts.dead.entry(bp.gen.0).or_default().push(bp.addr);
         }
-        self.publish(t, root, tree::pending::no_runs());
+        let runs = ts.wbuf.runs();
+        self.publish(t, a.root, runs);
         Ok(())
     }
 
     /// Look a key up in a tree.
     pub fn lookup(&self, t: TreeId, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.get(t, key)?.map(tree::Found::into_vec))
+    }
+
+    /// Look a key up in a tree without copying its value: the value is read
+    /// in place from the cached leaf (the handle keeps that buffer from
+    /// being reused while it is held), unless buffered messages computed it.
+    pub fn get(&self, t: TreeId, key: &[u8]) -> Result<Option<Value<'_>>> {
         let _g = self.epochs.pin();
         let p = self.published(t)?;
-        tree::lookup(&ctx::ReadCtx::with_runs(self, p.runs), &p.root, key)
+        tree::lookup_ref(&ctx::ReadCtx::with_runs(self, p.runs), &p.root, key)
     }
 
     /// Scan a tree over `[from, to)` for at most `limit` entries. To resume,
@@ -586,6 +628,30 @@ impl Store {
             from,
             to,
             limit,
+        )
+    }
+
+    /// Scan like [`Store::scan`], handing each entry to `f` as slices
+    /// (values no buffered message changed are read in place from the
+    /// cached leaves) instead of collecting copies. Returns the number of
+    /// entries visited; an error from `f` stops the scan.
+    pub fn scan_with(
+        &self,
+        t: TreeId,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+        limit: usize,
+        f: impl FnMut(&[u8], &[u8]) -> Result<()>,
+    ) -> Result<usize> {
+        let _g = self.epochs.pin();
+        let p = self.published(t)?;
+        tree::scan_with(
+            &ctx::ReadCtx::with_runs(self, p.runs),
+            &p.root,
+            from,
+            to,
+            limit,
+            f,
         )
     }
 
@@ -611,6 +677,32 @@ impl Store {
         tier: Tier,
         fill: impl FnOnce(&mut [u8; BLKSZ]),
     ) -> Result<Bptr> {
+        self.write_data_as(t, hint, seq, tier, true, fill)
+    }
+
+    /// [`Store::write_data`] for a `fill` that writes every byte of the
+    /// block (a whole block of file data, or an old block copied and then
+    /// changed): the buffer is not zeroed first, and holds stale bytes.
+    pub fn write_data_whole(
+        &self,
+        t: TreeId,
+        hint: u64,
+        seq: bool,
+        tier: Tier,
+        fill: impl FnOnce(&mut [u8; BLKSZ]),
+    ) -> Result<Bptr> {
+        self.write_data_as(t, hint, seq, tier, false, fill)
+    }
+
+    fn write_data_as(
+        &self,
+        t: TreeId,
+        hint: u64,
+        seq: bool,
+        tier: Tier,
+        zero: bool,
+        fill: impl FnOnce(&mut [u8; BLKSZ]),
+    ) -> Result<Bptr> {
         self.writable()?;
         let mut m = self.mutlk.lock();
         if !m.tree(t)?.mutable {
@@ -619,6 +711,9 @@ impl Store {
         self.keep_margin(&mut m, 1)?;
         let ts = m.tree(t)?;
         let (bp, _b, ()) = self.new_block(Kind::Data { hint, seq }, tier, ts.wgen, |buf| {
+            if zero {
+                buf.fill(0);
+            }
             fill(buf);
             Ok(())
         })?;
@@ -662,6 +757,9 @@ impl Store {
 }
 
 pub use ctx::ReadCtx;
+
+/// A value [`Store::get`] found: in place in the cached leaf, or computed.
+pub type Value<'s> = tree::Found<Block<'s>>;
 
 #[cfg(test)]
 mod pressure_tests;

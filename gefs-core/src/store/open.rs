@@ -179,6 +179,7 @@ impl Store {
             },
             blocks_written: AtomicU64::new(0),
             commits: AtomicU64::new(0),
+            upserts: AtomicU64::new(0),
             allocs: AtomicU64::new(1),
             headroom: Mutex::new((0, 0)),
             ops: RwLock::new(()),
@@ -201,15 +202,19 @@ pub(super) fn snap_tree_state(root: Root, wgen: Gen) -> TreeState {
             succ: TreeRec::NONE,
             base: 0,
             root: Bptr::NONE,
+            log: Bptr::NONE,
+            nodes: 0,
         },
         mutable: true,
         root,
+        nodes: 0,
         wgen,
         dirty: false,
         dead: Default::default(),
         refs: 1,
         closed: false,
         wbuf: Default::default(),
+        log: Default::default(),
     }
 }
 

@@ -157,12 +157,13 @@ fn readers_race_relieving_changes() {
         })
         .collect();
     for round in 1..=60u64 {
-        // Never buffered (Reserve): every batch rewrites tree nodes.
+        // Applied at once (checkpoint): every batch rewrites tree nodes.
         let msgs = (0..RACE_KEYS)
             .filter(|i| i % 4 == round % 4)
             .map(|i| Msg::insert(k(i), vec![round as u8; 200]))
             .collect();
         s.upsert(t, msgs, Tier::Reserve).unwrap();
+        s.checkpoint().unwrap();
         if round % 20 == 0 {
             s.sync().unwrap();
         }
@@ -199,6 +200,8 @@ fn relief_inside_a_change_never_advances_the_epochs() {
                 .collect::<Vec<_>>()
         };
         s.upsert(t, msgs(0), Tier::Reserve).unwrap();
+        // In the tree, not in the write buffer.
+        s.checkpoint().unwrap();
         for v in 1..=3 {
             let (e0, w0) = (s.epochs.epoch(), s.stats().blocks_written);
             let mut m = s.mutlk.lock();

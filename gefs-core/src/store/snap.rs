@@ -24,7 +24,10 @@
 //!
 //! Taking a snapshot is constant work: two records, a label, and moving the
 //! live tree's own deadlist segments to the new snapshot (re-keyed, never
-//! rewritten).
+//! rewritten). A tree is its root plus its message log (`msglog.rs`): the
+//! live tree's log is written first (the messages accepted since the last
+//! commit, at most), and the snapshot shares the chain as it shares the
+//! nodes; its own buffered messages are never applied for it.
 
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Bound;
@@ -105,14 +108,22 @@ impl Store {
             .map(|i| i + 1)
     }
 
-    /// A record's current root: the in-memory one for a mounted tree.
-    fn current_root(m: &Mutation, rec: &TreeRec) -> Root {
+    /// A record with its tree's current root, log and node count: the
+    /// in-memory ones for a mounted tree (whose log the caller has written
+    /// if it must be exact).
+    fn current(m: &Mutation, rec: &TreeRec) -> TreeRec {
         match Self::mounted(m, rec.gen) {
-            Some(i) => m.trees[i].root,
-            None => Root {
-                bp: rec.root,
-                height: rec.ht,
-            },
+            Some(i) => {
+                let ts = &m.trees[i];
+                TreeRec {
+                    root: ts.root.bp,
+                    ht: ts.root.height,
+                    log: ts.log.head_ptr(),
+                    nodes: ts.nodes,
+                    ..*rec
+                }
+            }
+            None => *rec,
         }
     }
 
@@ -170,12 +181,15 @@ impl Store {
             return Err(Error::Invalid(format!("{new} is a reserved name")));
         }
         let mut m = self.mutlk.lock();
-        // Snapshots record the trees' roots: apply their write buffers.
-        self.drain_all(&mut m)?;
         if self.label_val(new)?.is_some() {
             return Err(Error::Exists(format!("label {new}")));
         }
         let lv = self.label_val(old)?.ok_or_else(|| self.no_label(old))?;
+        // The snapshot takes the tree's root and log: make the log hold the
+        // tree's buffered messages (those since the last commit at most).
+        if let Some(i) = Self::mounted(&m, lv.id) {
+            self.write_log(&mut m, TreeId(i))?;
+        }
         let mut b = Batch::default();
         let src = self.record(&b, lv.id)?;
         let snap = if lv.is_mutable() {
@@ -194,6 +208,8 @@ impl Store {
                 succ: TreeRec::NONE,
                 base: snap.gen,
                 root: snap.root,
+                log: snap.log,
+                nodes: snap.nodes,
             };
             self.rec_put(
                 &mut b,
@@ -227,18 +243,20 @@ impl Store {
     /// the live tree's current root, linked between its old predecessor and
     /// the live tree, which takes it as its new predecessor.
     fn freeze(&self, m: &mut Mutation, b: &mut Batch, live: TreeRec) -> Result<TreeRec> {
-        let root = Self::current_root(m, &live);
+        let cur = Self::current(m, &live);
         let id = m.take_gen().0;
         let s = TreeRec {
             nref: 0,
             nlbl: 0,
-            ht: root.height,
+            ht: cur.ht,
             flag: 0,
             gen: id,
             pred: live.pred,
             succ: live.gen,
             base: live.base,
-            root: root.bp,
+            root: cur.root,
+            log: cur.log,
+            nodes: cur.nodes,
         };
         if live.pred != TreeRec::NONE {
             let p = self.record(b, live.pred)?;
@@ -294,8 +312,6 @@ impl Store {
             return Err(Error::Invalid(format!("{name} cannot be deleted")));
         }
         let mut m = self.mutlk.lock();
-        // Snapshot records take the trees' roots: apply their write buffers.
-        self.drain_all(&mut m)?;
         let lv = self.label_val(name)?.ok_or_else(|| self.no_label(name))?;
         if Self::holders(&m, lv.id) > 0 {
             return Err(Error::Invalid(format!("{name} is in use")));
@@ -378,10 +394,33 @@ impl Store {
         Ok(Some(o.gen))
     }
 
-    /// Free every node and data block of a deleted tip born after `thr`.
+    /// Free every node, data block and message-log block of a deleted tip
+    /// born after `thr`: the tree's, and what its log (or, mounted, its
+    /// write buffer) references.
     fn sweep_tree(&self, m: &Mutation, r: &TreeRec, thr: u64) -> Result<()> {
-        let root = Self::current_root(m, r);
+        let cur = Self::current(m, r);
+        let root = Root {
+            bp: cur.root,
+            height: cur.ht,
+        };
         let mut doomed: HashSet<BlockAddr> = HashSet::new();
+        let (chain, data) = match Self::mounted(m, r.gen) {
+            Some(i) => {
+                let ts = &m.trees[i];
+                let recs = ts.wbuf.run_list().iter().flat_map(|r| r.iter());
+                (ts.log.chain().to_vec(), super::msglog::data_ptrs(recs))
+            }
+            None => {
+                let rl = self.read_log(&r.log)?;
+                let data = super::msglog::data_ptrs(rl.recs()?.into_iter());
+                (rl.chain, data)
+            }
+        };
+        for bp in chain.iter().chain(&data) {
+            if bp.gen.0 > thr {
+                doomed.insert(bp.addr);
+            }
+        }
         let ctx = super::ReadCtx::new(self);
         tree::walk(&ctx, &root, |bp, _| {
             if bp.gen.0 > thr {
@@ -415,6 +454,8 @@ impl Store {
                 ts.closed = true;
                 ts.dirty = false;
                 ts.dead.clear();
+                ts.wbuf = Default::default();
+                ts.log = Default::default();
             }
         }
         for (id, mut r) in b.recs {
@@ -422,6 +463,8 @@ impl Store {
                 let ts = &mut m.trees[i];
                 r.root = ts.root.bp;
                 r.ht = ts.root.height;
+                r.log = ts.log.head_ptr();
+                r.nodes = ts.nodes;
                 ts.rec = r;
             }
             msgs.push(Msg::insert(key::snap(id), r.encode()));
@@ -470,29 +513,32 @@ impl Store {
     }
 
     /// Look a key up in the tree `label` names without mounting it: a mounted tree's current
-    /// root, else the root its snapshot record holds (which only a mount can change).
+    /// root and write buffer, else the root and message log its snapshot record holds (which
+    /// only a mount can change).
     fn label_lookup(&self, label: &str, k: &[u8]) -> Result<Option<Vec<u8>>> {
-        let _g = self.epochs.pin();
         let mounted = {
             let m = self.mutlk.lock();
             m.trees
                 .iter()
                 .skip(1)
-                .position(|t| t.label == label)
+                .position(|t| t.label == label && !t.closed)
                 .map(|i| TreeId(i + 1))
         };
-        let root = match mounted {
-            Some(t) => self.root(t)?,
-            None => {
-                let lv = self.label_val(label)?.ok_or_else(|| self.no_label(label))?;
-                let rec = self.record(&Batch::default(), lv.id)?;
-                Root {
-                    bp: rec.root,
-                    height: rec.ht,
-                }
-            }
+        if let Some(t) = mounted {
+            return self.lookup(t, k);
+        }
+        let _g = self.epochs.pin();
+        let lv = self.label_val(label)?.ok_or_else(|| self.no_label(label))?;
+        let rec = self.record(&Batch::default(), lv.id)?;
+        let root = Root {
+            bp: rec.root,
+            height: rec.ht,
         };
-        tree::lookup(&super::ReadCtx::new(self), &root, k)
+        let rl = self.read_log(&rec.log)?;
+        let recs = rl.recs()?;
+        let run = crate::tree::pending::Run::from_recs(recs);
+        let runs: crate::tree::pending::Runs = std::sync::Arc::from(vec![std::sync::Arc::new(run)]);
+        tree::lookup(&super::ReadCtx::with_runs(self, runs), &root, k)
     }
 
     fn conf_tree(&self, label: Option<&str>) -> Result<TreeId> {

@@ -178,12 +178,7 @@ fn deleting_snapshots_in_any_order_returns_the_space() {
             s.sync().unwrap();
             assert_clean(&dev);
         }
-        for _ in 0..3 {
-            s.upsert(t, vec![Msg::insert(k(0), vec![0])], Tier::Normal)
-                .unwrap();
-            s.upsert(t, vec![Msg::delete(k(0))], Tier::Normal).unwrap();
-            s.sync().unwrap();
-        }
+        settle(&s, t);
         let now = used(&s);
         assert!(
             now <= fresh + 4,
@@ -231,11 +226,7 @@ fn forks_diverge_and_deleting_them_returns_the_space() {
     s.sync().unwrap();
     assert_clean(&dev);
     let t = s.mount("main").unwrap();
-    for _ in 0..2 {
-        s.upsert(t, vec![Msg::insert(k(0), vec![0])], Tier::Normal)
-            .unwrap();
-        s.sync().unwrap();
-    }
+    settle(&s, t);
     let now = used(&s);
     assert!(now <= fresh + 4, "{now} blocks used, {fresh} when fresh");
     drop(s);
@@ -310,7 +301,10 @@ fn records(s: &Store) -> usize {
     .len()
 }
 
+/// Apply the buffered messages (removals free their blocks only once they
+/// reach the tree) and commit until every freed block is reusable.
 fn settle(s: &Store, t: TreeId) {
+    s.checkpoint().unwrap();
     for _ in 0..2 {
         s.upsert(t, vec![Msg::insert(k(0), vec![0])], Tier::Normal)
             .unwrap();

@@ -149,7 +149,8 @@ impl Store {
     }
 
     /// Blocks a tip's deletion sweeps: its tree's nodes and owned data
-    /// blocks born after `thr`.
+    /// blocks born after `thr`, and its message log's blocks and the data
+    /// blocks its records point to (as `sweep_tree` frees them).
     fn tip_blocks(&self, r: &TreeRec, thr: u64) -> Result<u64> {
         // Pinned before the root is read: the tree's blocks cannot be
         // reused under the walk even if the snapshot is deleted meanwhile.
@@ -163,6 +164,13 @@ impl Store {
         };
         let ctx = super::ReadCtx::new(self);
         let mut seen = HashSet::new();
+        let rl = self.read_log(&r.log)?;
+        let data = super::msglog::data_ptrs(rl.recs()?.into_iter());
+        for bp in rl.chain.iter().chain(&data) {
+            if bp.gen.0 > thr {
+                seen.insert(bp.addr);
+            }
+        }
         tree::walk(&ctx, &root, |bp, _| {
             if bp.gen.0 > thr {
                 seen.insert(bp.addr);

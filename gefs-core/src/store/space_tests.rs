@@ -40,6 +40,9 @@ fn clear(s: &Store, t: TreeId, qid: u64, n: u64) {
         let m = Msg::bare(Op::Clearb, key::dat(qid, i * 16384));
         s.upsert(t, vec![m], Tier::Reserve).unwrap();
     }
+    // A clear frees its block when it reaches the leaf: apply the write
+    // buffers, as a commit after clears does (`Fs::sync`, gefsd's commit).
+    s.checkpoint().unwrap();
 }
 
 /// Blocks in use, not counting those waiting to be reused.

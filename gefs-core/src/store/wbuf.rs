@@ -1,16 +1,18 @@
-//! The write buffer: upserts accepted between syncs and applied to their
-//! trees in large batches (the reference's to-do list, §14.3 item 7: "coalesce
-//! fast-path upserts between syncs").
+//! The write buffer: upserts accepted and made durable through each tree's
+//! message log (`msglog.rs`), and applied to their trees in large batches
+//! (the reference's to-do list, §14.3 item 7: "coalesce fast-path upserts
+//! between syncs", taken as far as the log allows: across many syncs).
 //!
 //! Copying the root for every upsert, and flushing a few messages down each
-//! time the root's buffer fills, rewrites the same nodes over and over
-//! between two commits; only the last copy of each is ever written to the
-//! device. So [`Store::upsert`] validates a batch and keeps it in memory as a
-//! sorted run ([`Run`]) of its tree's buffer; the buffer is applied to the
-//! tree in one [`tree::upsert_runs`] call — one pass that rewrites every
-//! touched node once — at the next sync (before the roots are recorded),
-//! when a snapshot operation needs the trees' roots, or at once when one of
-//! the limits below is reached.
+//! time the root's buffer fills, rewrites the same nodes over and over; and
+//! applying every commit's messages to the tree rewrites, per commit, most
+//! of the nodes they reach (DESIGN §6). So [`Store::upsert`] validates a
+//! batch and keeps it in memory as a sorted run ([`Run`]) of its tree's
+//! buffer; a commit only appends the new messages to the tree's log. The
+//! buffer is applied to the tree in one [`tree::apply`] call — one pass
+//! that rewrites every touched node once — when it outgrows its memory
+//! bound, when space runs short, at a quiet moment ([`Store::checkpoint`]),
+//! or when a batch must reach the tree at once (below).
 //!
 //! Invariants:
 //! - **Readers see the buffer.** A tree's published state is its root and
@@ -18,30 +20,34 @@
 //!   apply the runs on top of the tree (`tree::pending`). Applying the buffer
 //!   replaces the root and empties the runs in one publication, so no reader
 //!   sees a message twice or misses one.
-//! - **Atomicity and errors are unchanged.** A batch is validated exactly as
-//!   [`tree::upsert`] validates it and the tree's root is read (and so
-//!   verified) before the batch is accepted; a batch that is applied at once
-//!   is applied together with the buffer, atomically: on error neither the
-//!   tree nor the buffer changes. Messages for one key keep their order: the
-//!   runs are applied oldest first, each sorted stably.
+//! - **The log holds exactly the buffer**: after every log write, replaying
+//!   the tree's chain on top of its recorded root gives the runs in memory
+//!   (`msglog.rs`).
+//! - **Atomicity and errors are unchanged.** A batch is validated whole and
+//!   the tree's root is read (and so verified) before the batch is
+//!   accepted. A batch applied at once is applied atomically: alone if no
+//!   buffered message has one of its keys (the buffer and the log stay
+//!   valid on top of the new root: their keys are disjoint from the
+//!   batch's), else together with the whole buffer; on error neither the
+//!   tree nor the buffer changes. Messages for one key keep their order.
+//! - **Overwritten data returns**: buffered `KDAT` inserts keep the blocks
+//!   they replace until they reach a leaf; when those could exceed
+//!   [`RETAIN_FACTOR`] times the memory bound, the buffers are applied.
 //! - **Memory is bounded** by [`Store::set_write_buffer_bytes`] (default
 //!   [`DEFAULT_WRITE_BUFFER_BYTES`](super::DEFAULT_WRITE_BUFFER_BYTES)) over
-//!   all trees (message bytes plus a per-message allowance); a batch that
-//!   would exceed it is applied at once, with the tree's buffer. 0 disables
-//!   buffering.
-//! - **Space.** Applying a buffer needs new blocks, so buffering must not
-//!   turn into a failure at sync. A batch is buffered only if the free space
-//!   an ordinary write may use covers a generous bound on what applying every
-//!   tree's buffer could allocate ([`drain_bound`]); otherwise it is applied
-//!   at once, so `Error::NoSpace` surfaces at the upsert that runs out, as
-//!   before. Data writes keep the same margin (they apply the buffers first
-//!   when it would shrink below it). Upserts at [`Tier::Reserve`] (removes on
-//!   a full device) are always applied at once, and a sync applies the
-//!   buffers at `Normal`, falling back to `Reserve`.
-//! - **Crash safety is unchanged**: nothing is durable before a commit
-//!   anyway, and a commit applies every buffer before it records the roots.
-//!   A sync whose buffers cannot be applied fails without changing anything.
-//! - The snapshot tree is never buffered.
+//!   all trees (the runs' memory and the unlogged records); a batch that
+//!   would exceed it applies every buffer first. 0 disables buffering. A
+//!   tree's log never outgrows [`MLOG_MAX_BLOCKS`] either.
+//! - **Space.** Applying a buffer needs new blocks, and so does writing the
+//!   log. A batch is buffered only if the free space an ordinary write may
+//!   use covers a bound on what applying every tree's buffer and writing
+//!   every log could allocate ([`drain_bound`]); otherwise it is applied at
+//!   once, so `Error::NoSpace` surfaces at the upsert that runs out. Data
+//!   writes keep the same margin (they apply the buffers first when it
+//!   would shrink below it).
+//! - **What is never buffered**: the snapshot tree, and batches holding a
+//!   `Clobber` (its sender releases the blocks at once, so the clobber must
+//!   reach the tree in the same step: see `upsert_freeing`).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -49,9 +55,11 @@ use std::sync::Arc;
 use super::{Mutation, Store, TreeId};
 use crate::alloc::Tier;
 use crate::error::{Error, Result};
-use crate::format::msg::Msg;
+use crate::format::key::KDAT;
+use crate::format::msg::{Msg, Op};
 use crate::format::node::NodeView;
-use crate::tree::pending::{Run, Runs};
+use crate::format::{BLKSZ, LEAFSPC, LOGSPC, MLOG_MAX_BLOCKS};
+use crate::tree::pending::{self, Run, Runs};
 use crate::tree::{self, Root};
 
 /// Whether an upsert was kept in the write buffer or applied to the tree.
@@ -59,13 +67,9 @@ use crate::tree::{self, Root};
 pub(super) enum Buffered {
     /// Kept in the buffer: nothing was written or freed.
     Yes,
-    /// Applied to the tree (with the tree's buffer).
+    /// Applied to the tree (with the tree's buffer, or alone).
     No,
 }
-
-/// Memory counted per buffered message besides its key and value (the
-/// message's own size and its two allocations).
-const MSG_MEM: usize = 64;
 
 /// A tree's buffered messages.
 #[derive(Debug, Default, Clone)]
@@ -75,8 +79,13 @@ pub(super) struct WriteBuf {
     runs: Vec<Arc<Run>>,
     /// Messages in all runs.
     msgs: usize,
-    /// Memory they are counted as.
+    /// Memory they take.
     mem: usize,
+    /// Buffer bytes they would take in nodes.
+    bytes: usize,
+    /// `KDAT` inserts among them: each may hold on to the data block it
+    /// replaces until it reaches a leaf.
+    dat: usize,
 }
 
 impl WriteBuf {
@@ -90,9 +99,9 @@ impl WriteBuf {
         (self.msgs, self.runs.len())
     }
 
-    /// The runs' messages, oldest run first.
-    pub(super) fn run_msgs(&self) -> Vec<&[Msg]> {
-        self.runs.iter().map(|r| r.msgs()).collect()
+    /// The runs, oldest first.
+    pub(super) fn run_list(&self) -> &[Arc<Run>] {
+        &self.runs
     }
 
     /// The runs as readers see them.
@@ -100,46 +109,80 @@ impl WriteBuf {
         Arc::from(self.runs.clone())
     }
 
-    /// Add a batch as a new run, merging runs to keep their lengths
-    /// halving. Runs fold messages (`tree::pending`), so the counts are
-    /// taken from the runs afterwards (there are O(log n) of them).
-    fn push(&mut self, msgs: Vec<Msg>) {
-        self.runs.push(Arc::new(Run::new(msgs)));
+    /// Memory the buffer takes.
+    pub(super) fn mem(&self) -> usize {
+        self.mem
+    }
+
+    /// Bytes the buffered messages take as log records.
+    pub(super) fn log_bytes(&self) -> usize {
+        self.runs.iter().map(|r| r.encoded().len()).sum()
+    }
+
+    /// Add a run, merging runs to keep their lengths halving, but never
+    /// into a run of more than `max` bytes of memory (a merge holds both
+    /// the old runs and the new one until readers let go of the old ones,
+    /// so this bounds what a merge adds; past it, runs of about `max` pile
+    /// up, a few since `max` is a fraction of the buffer's bound). Runs
+    /// fold messages (`tree::pending`), so the counts are taken from the
+    /// runs afterwards.
+    pub(super) fn push(&mut self, run: Run, max: usize) {
+        self.dat += run
+            .iter()
+            .filter(|m| m.0 == Op::Insert && m.1.first() == Some(&KDAT))
+            .count();
+        self.runs.push(Arc::new(run));
         while let [.., a, b] = self.runs.as_slice() {
-            if a.len() > 2 * b.len() {
+            if a.len() > 2 * b.len() || a.mem() + b.mem() > max {
                 break;
             }
-            let (Some(b), Some(a)) = (self.runs.pop(), self.runs.pop()) else {
-                break;
-            };
-            self.runs.push(Arc::new(Run::merge(a, b)));
+            let merged = Run::merge(a, b);
+            self.runs.truncate(self.runs.len() - 2);
+            self.runs.push(Arc::new(merged));
         }
         self.msgs = self.runs.iter().map(|r| r.len()).sum();
-        self.mem = self
-            .runs
-            .iter()
-            .map(|r| r.bytes() + MSG_MEM * r.len())
-            .sum();
+        self.mem = self.runs.iter().map(|r| r.mem()).sum();
+        self.bytes = self.runs.iter().map(|r| r.bytes()).sum();
     }
 }
 
-/// Memory a batch is counted as.
+/// The data blocks buffered `KDAT` inserts may keep from reuse (the blocks
+/// they replace are freed only when they reach a leaf), at most, in bytes,
+/// as a multiple of the buffer's memory bound: past it the buffers are
+/// applied, so that overwritten file data returns to the free space every
+/// few commits instead of the allocator moving on through fresh space.
+const RETAIN_FACTOR: usize = 4;
+
+/// Memory a batch is counted as, buffered.
 fn mem_of(msgs: &[Msg]) -> usize {
-    msgs.iter()
-        .map(|m| m.key.len() + m.val.len() + MSG_MEM)
-        .sum()
+    msgs.iter().map(|m| 4 + 2 * (m.size() - 2)).sum()
 }
 
-/// A bound on the blocks that applying `n` messages to a tree of height `h`
-/// in one batch can allocate: per message and level, the rewritten node, a
-/// split into up to three, and a rebalanced sibling; plus a new root level.
-/// Deliberately generous: when space is that tight, upserts are simply
-/// applied at once, as without a buffer.
-pub(super) fn drain_bound(n: usize, h: u32) -> u64 {
+/// A bound on the blocks that applying `n` messages of `bytes` (as node
+/// buffer records) to a tree of height `h` and `nodes` nodes in one batch
+/// can allocate. Every node the batch reaches is rewritten once, as one
+/// node or a few after a split, plus at most one rewritten sibling — at
+/// most 4 blocks per message and level, and at most 4 per node of the tree
+/// plus the nodes the new content needs (leaves at least half full, and
+/// their parents) — plus a new root level. Deliberately generous: when
+/// space is that tight, upserts are simply applied at once. An unknown node
+/// count (`TreeRec::NODES_UNKNOWN`) leaves only the per-message bound.
+pub(super) fn drain_bound(n: usize, bytes: usize, h: u32, nodes: u64) -> u64 {
     if n == 0 {
         return 0;
     }
-    4 * n as u64 * (u64::from(h) + 1) + 16
+    let per_msg = 4 * n as u64 * (u64::from(h) + 1);
+    let grow = (2 * bytes as u64).div_ceil(LEAFSPC as u64);
+    let per_node = nodes
+        .saturating_add(u64::from(h) + 1)
+        .saturating_add(grow.saturating_mul(2))
+        .saturating_mul(4);
+    per_msg.min(per_node) + 16
+}
+
+/// Blocks writing `bytes` of records into a fresh log chain may take.
+pub(super) fn log_bound(bytes: usize) -> u64 {
+    (bytes as u64).div_ceil(LOGSPC as u64 * 15 / 16) + 1
 }
 
 impl Store {
@@ -161,21 +204,27 @@ impl Store {
         h.1
     }
 
-    /// What applying every buffer could allocate, plus `extra` messages for
-    /// tree `t`.
-    fn buffered_bound(m: &Mutation, t: Option<(TreeId, usize)>) -> u64 {
+    /// What applying every buffer and writing every log could allocate,
+    /// with `extra` = (tree, messages, bytes) more for one tree.
+    fn buffered_bound(m: &Mutation, extra: Option<(TreeId, usize, usize)>) -> u64 {
         m.trees
             .iter()
             .enumerate()
             .map(|(i, ts)| {
-                let extra = t.filter(|(t, _)| t.0 == i).map_or(0, |(_, n)| n);
-                drain_bound(ts.wbuf.msgs + extra, ts.root.height)
+                let (n, b) = extra
+                    .filter(|(t, _, _)| t.0 == i)
+                    .map_or((0, 0), |(_, n, b)| (n, b));
+                let (n, bytes) = (ts.wbuf.msgs + n, ts.wbuf.bytes + b);
+                if n == 0 {
+                    return 0;
+                }
+                drain_bound(n, bytes, ts.root.height, ts.nodes) + log_bound(bytes)
             })
             .sum()
     }
 
-    /// Accept a batch for tree `t`: buffer it, or apply it at once (with the
-    /// tree's buffer) when a limit says so.
+    /// Accept a batch for tree `t`: buffer it, or apply it at once when a
+    /// limit says so.
     pub(super) fn upsert_buffered(
         &self,
         m: &mut Mutation,
@@ -188,7 +237,8 @@ impl Store {
             return Err(Error::ReadOnly);
         }
         let cap = self.wbuf_cap.load(Ordering::Relaxed);
-        if t == TreeId::SNAP || tier != Tier::Normal || cap == 0 {
+        let never = t == TreeId::SNAP || cap == 0 || msgs.iter().any(|x| x.op == Op::Clobber);
+        if never {
             return self.upsert_locked(m, t, msgs, tier).map(|()| Buffered::No);
         }
         tree::validate(&msgs)?;
@@ -197,15 +247,31 @@ impl Store {
         }
         // As the tree would on its fast path: the root must read back.
         self.check_root(&ts.root)?;
-        let mem = mem_of(&msgs);
-        let total: usize = m.trees.iter().map(|t| t.wbuf.mem).sum();
-        if total + mem > cap
-            || Self::buffered_bound(m, Some((t, msgs.len()))) > self.normal_headroom()
-        {
+        let n = msgs.len();
+        let bytes: usize = msgs.iter().map(Msg::size).sum();
+        if Self::buffered_bound(m, Some((t, n, bytes))) > self.normal_headroom() {
             return self.upsert_locked(m, t, msgs, tier).map(|()| Buffered::No);
         }
+        let total: usize = m
+            .trees
+            .iter()
+            .map(|t| t.wbuf.mem() + t.log.unlogged())
+            .sum();
+        let ts = m.tree(t)?;
+        let log_full =
+            log_bound(ts.wbuf.log_bytes() + bytes + ts.log.unlogged()) > MLOG_MAX_BLOCKS / 2;
+        let dat = msgs
+            .iter()
+            .filter(|x| x.op == Op::Insert && x.key.first() == Some(&KDAT))
+            .count();
+        let held: usize = m.trees.iter().map(|t| t.wbuf.dat).sum();
+        let retained = (held + dat).saturating_mul(BLKSZ) > RETAIN_FACTOR.saturating_mul(cap);
+        if total + mem_of(&msgs) > cap || log_full || retained {
+            self.drain_all(m)?;
+        }
         let ts = m.tree_mut(t)?;
-        ts.wbuf.push(msgs);
+        ts.log.accept(&msgs);
+        ts.wbuf.push(Run::new(&msgs), cap / 4);
         ts.dirty = true;
         let (root, runs) = (ts.root, ts.wbuf.runs());
         self.publish(t, root, runs);
@@ -227,6 +293,18 @@ impl Store {
         Ok(())
     }
 
+    /// Whether a batch applied now must take tree `t`'s buffer with it: the
+    /// buffer holds a message for one of its keys (the batch would land
+    /// below it), or the batch is empty (a drain).
+    pub(super) fn needs_buffer(m: &Mutation, t: TreeId, msgs: &[Msg]) -> Result<bool> {
+        let ts = m.tree(t)?;
+        if ts.wbuf.is_empty() {
+            return Ok(false);
+        }
+        let runs = ts.wbuf.run_list();
+        Ok(msgs.is_empty() || msgs.iter().any(|x| pending::has_key(runs, &x.key)))
+    }
+
     /// Apply tree `t`'s buffer, if any, at `tier`.
     pub(super) fn drain(&self, m: &mut Mutation, t: TreeId, tier: Tier) -> Result<()> {
         if m.tree(t)?.wbuf.is_empty() {
@@ -235,10 +313,17 @@ impl Store {
         self.upsert_locked(m, t, Vec::new(), tier)
     }
 
-    /// Apply every tree's buffer: at `Normal`, then at `Reserve` for a tree
-    /// that ran out of space. Nothing changes for a tree whose buffer fails.
+    /// Apply every open tree's buffer: at `Normal`, then at `Reserve` for a
+    /// tree that ran out of space. Nothing changes for a tree whose buffer
+    /// fails. A closed tree (retired, clean: its buffer is all in its log)
+    /// is left alone: applying it would give it a root its record could
+    /// not be written with (no log write for a closed tree), and its
+    /// messages are applied when it is next mounted.
     pub(super) fn drain_all(&self, m: &mut Mutation) -> Result<()> {
         for i in 0..m.trees.len() {
+            if m.trees[i].closed {
+                continue;
+            }
             let t = TreeId(i);
             match self.drain(m, t, Tier::Normal) {
                 Err(Error::NoSpace) => self.drain(m, t, Tier::Reserve)?,
@@ -257,5 +342,25 @@ impl Store {
             self.drain_all(m)?;
         }
         Ok(())
+    }
+
+    /// Apply every tree's buffered messages to the tree now (a quiet
+    /// moment: nothing else is waiting). Readers see no difference; the
+    /// next [`Store::sync`] records the new roots and empties the logs.
+    /// Returns whether anything was applied.
+    pub fn checkpoint(&self) -> Result<bool> {
+        self.writable()?;
+        let mut m = self.mutlk.lock();
+        let any = m.trees.iter().any(|t| !t.closed && !t.wbuf.is_empty());
+        if any {
+            self.drain_all(&mut m)?;
+        }
+        self.collect(m)?;
+        Ok(any)
+    }
+
+    /// Messages buffered over all trees (for statistics).
+    pub(super) fn buffered_msgs(m: &Mutation) -> u64 {
+        m.trees.iter().map(|t| t.wbuf.msgs as u64).sum()
     }
 }

@@ -30,7 +30,7 @@ use crate::format::msg::{self, Op};
 use crate::format::{Bptr, BUFSPC, PTRSZ};
 use crate::ids::BlockAddr;
 
-use super::content::{decode, merge_msgs, msgs_used, Bytes, Child, Kv, Node, Pivot, TMsg};
+use super::content::{decode, merge_msgs, msgs_used, Buf, Bytes, Child, Kv, Node, Pivot, TMsg};
 use super::pack::{pack_leaf, pack_pivot, rebalance_pair};
 use super::store::NodeStore;
 use super::tx::Tx;
@@ -39,9 +39,9 @@ use super::tx::Tx;
 pub(crate) fn apply_leaf<S: NodeStore>(
     tx: &mut Tx<'_, S>,
     addr: BlockAddr,
-    kvs: Vec<Kv>,
-    msgs: Vec<TMsg>,
-) -> Result<Vec<Kv>> {
+    kvs: Vec<Kv<S::Ref>>,
+    msgs: Vec<TMsg<S::Ref>>,
+) -> Result<Vec<Kv<S::Ref>>> {
     let mut out = Vec::with_capacity(kvs.len() + msgs.len());
     let mut kvs = kvs.into_iter().peekable();
     let mut msgs = msgs.into_iter().peekable();
@@ -68,9 +68,9 @@ fn apply_one<S: NodeStore>(
     addr: BlockAddr,
     key: &[u8],
     op: Op,
-    arg: &Bytes,
-    cur: Option<Bytes>,
-) -> Result<Option<Bytes>> {
+    arg: &Bytes<S::Ref>,
+    cur: Option<Bytes<S::Ref>>,
+) -> Result<Option<Bytes<S::Ref>>> {
     if key.first() == Some(&KDAT) && matches!(op, Op::Insert | Op::Delete | Op::Clearb) {
         if let Some(old) = &cur {
             let bp = data_ptr(old).ok_or_else(|| {
@@ -105,15 +105,14 @@ pub(crate) fn data_ptr(v: &[u8]) -> Option<Bptr> {
 /// written (none if it emptied).
 pub(crate) fn push_child<S: NodeStore>(
     tx: &mut Tx<'_, S>,
-    child: &Child,
+    child: &Child<S::Ref>,
     level: u16,
-    incoming: Vec<TMsg>,
-) -> Result<Vec<Node>> {
+    incoming: Vec<TMsg<S::Ref>>,
+) -> Result<Vec<Node<S::Ref>>> {
     let r = tx.read(&child.bp, level)?;
     let addr = child.bp.addr;
-    let node = decode(&r[..], addr, &child.sep)?;
-    drop(r);
-    tx.retire(child.bp);
+    let node = decode(r, addr, &child.sep)?;
+    tx.retire_node(child.bp);
     match node {
         Node::Leaf { lo, kvs } => Ok(pack_leaf(lo, apply_leaf(tx, addr, kvs, incoming)?)),
         Node::Pivot(mut p) => {
@@ -133,7 +132,7 @@ struct Share {
 
 /// Sort sorted messages out by the child whose range holds them (child 0
 /// for anything below separator 1), in one walk over both lists.
-fn shares(children: &[Child], msgs: &[TMsg]) -> Vec<Share> {
+fn shares<R: Buf>(children: &[Child<R>], msgs: &[TMsg<R>]) -> Vec<Share> {
     let mut out = Vec::new();
     let (mut c, mut i) = (0, 0);
     while let Some(m) = msgs.get(i) {
@@ -164,9 +163,9 @@ fn shares(children: &[Child], msgs: &[TMsg]) -> Vec<Share> {
 /// pivot's child list is rebuilt.
 pub(crate) fn give<S: NodeStore>(
     tx: &mut Tx<'_, S>,
-    p: &mut Pivot,
+    p: &mut Pivot<S::Ref>,
     addr: BlockAddr,
-    incoming: Vec<TMsg>,
+    incoming: Vec<TMsg<S::Ref>>,
     drain: bool,
 ) -> Result<()> {
     let all = merge_msgs(take(&mut p.msgs), incoming);
@@ -197,7 +196,7 @@ pub(crate) fn give<S: NodeStore>(
         }
     }
     let mut kept = Vec::with_capacity(all.len());
-    let mut groups: Vec<(usize, Vec<TMsg>)> = Vec::new();
+    let mut groups: Vec<(usize, Vec<TMsg<S::Ref>>)> = Vec::new();
     let mut it = all.into_iter();
     for (s, &f) in sh.iter().zip(&flush) {
         let run = it.by_ref().take(s.end - s.start);
@@ -228,9 +227,9 @@ pub(crate) fn give<S: NodeStore>(
 /// that one is about to be replaced too), writing the new nodes.
 pub(crate) fn replace_child<S: NodeStore>(
     tx: &mut Tx<'_, S>,
-    p: &mut Pivot,
+    p: &mut Pivot<S::Ref>,
     idx: usize,
-    mut parts: Vec<Node>,
+    mut parts: Vec<Node<S::Ref>>,
     left_pending: bool,
 ) -> Result<()> {
     let (mut first, mut last) = (idx, idx);
@@ -263,7 +262,11 @@ pub(crate) fn replace_child<S: NodeStore>(
 /// more buffered messages than a buffer takes, so flush its largest child
 /// shares down until it fits, then repack it (its children may have split or
 /// vanished meanwhile).
-fn settle<S: NodeStore>(tx: &mut Tx<'_, S>, n: Node, addr: BlockAddr) -> Result<Vec<Node>> {
+fn settle<S: NodeStore>(
+    tx: &mut Tx<'_, S>,
+    n: Node<S::Ref>,
+    addr: BlockAddr,
+) -> Result<Vec<Node<S::Ref>>> {
     let Node::Pivot(mut p) = n else {
         return Ok(vec![n]);
     };
@@ -276,6 +279,9 @@ fn settle<S: NodeStore>(tx: &mut Tx<'_, S>, n: Node, addr: BlockAddr) -> Result<
     pack_pivot(p, addr)
 }
 
+/// A sibling's index and the nodes replacing it and the part beside it.
+type Rebalanced<R> = (usize, Vec<Node<R>>);
+
 /// Merge or rotate the lone part replacing child `idx` with its sibling. The
 /// sibling is the neighbour with the smaller recorded fill (left on ties;
 /// never the left one if `avoid_left`).
@@ -283,11 +289,11 @@ fn settle<S: NodeStore>(tx: &mut Tx<'_, S>, n: Node, addr: BlockAddr) -> Result<
 /// `parts` untouched) if nothing would change.
 fn rebalance<S: NodeStore>(
     tx: &mut Tx<'_, S>,
-    p: &Pivot,
+    p: &Pivot<S::Ref>,
     idx: usize,
-    parts: &mut Vec<Node>,
+    parts: &mut Vec<Node<S::Ref>>,
     avoid_left: bool,
-) -> Result<Option<(usize, Vec<Node>)>> {
+) -> Result<Option<Rebalanced<S::Ref>>> {
     let left = idx
         .checked_sub(1)
         .filter(|_| !avoid_left)
@@ -307,15 +313,14 @@ fn rebalance<S: NodeStore>(
     let sc = sc.clone();
     let level = p.level.saturating_sub(1);
     let r = tx.read(&sc.bp, level)?;
-    let sn = decode(&r[..], sc.bp.addr, &sc.sep)?;
-    drop(r);
+    let sn = decode(r, sc.bp.addr, &sc.sep)?;
     let Some(part) = parts.pop() else {
         return Ok(None);
     };
     let (l, rt) = if sib < idx { (sn, part) } else { (part, sn) };
     let (mut nodes, changed) = rebalance_pair(l, rt)?;
     if changed {
-        tx.retire(sc.bp);
+        tx.retire_node(sc.bp);
         let mut out = Vec::with_capacity(nodes.len());
         for n in nodes {
             out.extend(settle(tx, n, sc.bp.addr)?);

@@ -7,9 +7,14 @@
 //! lookup frees and changes nothing. A non-insert message with no value to
 //! act on leaves the key absent. Messages the store has accepted but not yet
 //! applied ([`NodeStore::pending`]) are applied last: they are the newest.
+//! A value no message changed is returned in place: a handle on the cached
+//! leaf and its position ([`Found::InBlock`]), no copy.
+
+use std::ops::Deref;
 
 use crate::error::{Error, Result};
 use crate::format::msg::{self, Op};
+use crate::format::KEYMAX;
 use crate::ids::BlockAddr;
 
 use super::store::NodeStore;
@@ -19,19 +24,104 @@ use super::Root;
 /// The messages one pivot buffers for the key.
 type Run = (BlockAddr, Vec<(Op, Vec<u8>)>);
 
+/// A separator on the path, copied out of its node (keys are at most
+/// `KEYMAX` bytes).
+struct Bound {
+    buf: [u8; KEYMAX],
+    len: usize,
+}
+
+impl Default for Bound {
+    fn default() -> Bound {
+        Bound {
+            buf: [0; KEYMAX],
+            len: 0,
+        }
+    }
+}
+
+impl Bound {
+    fn set(&mut self, k: &[u8]) {
+        let n = k.len().min(KEYMAX);
+        self.buf[..n].copy_from_slice(&k[..n]);
+        self.len = n;
+    }
+
+    fn get(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+/// A value a lookup found.
+#[derive(Debug, Clone)]
+pub enum Found<R> {
+    /// `len` bytes at `off` in `block`, the cached leaf that holds them.
+    InBlock {
+        /// The leaf (a cache handle: it stays valid while held).
+        block: R,
+        /// Where the value starts in it.
+        off: usize,
+        /// Its length.
+        len: usize,
+    },
+    /// A value buffered messages computed.
+    Owned(Vec<u8>),
+}
+
+impl<R: Deref<Target = [u8]>> Deref for Found<R> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Found::InBlock { block, off, len } => block.get(*off..*off + *len).unwrap_or(&[]),
+            Found::Owned(v) => v,
+        }
+    }
+}
+
+impl<R: Deref<Target = [u8]>> Found<R> {
+    /// The value as an owned vector.
+    pub fn into_vec(self) -> Vec<u8> {
+        match self {
+            Found::Owned(v) => v,
+            f => f.to_vec(),
+        }
+    }
+}
+
 /// Point lookup: the key's value, with every buffered message on the path
 /// applied in order, or `None` if it is absent (or was deleted).
 pub fn lookup<S: NodeStore>(s: &S, root: &Root, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    Ok(lookup_ref(s, root, key)?.map(Found::into_vec))
+}
+
+/// [`lookup`], returning a value no message changed in place.
+pub fn lookup_ref<S: NodeStore>(s: &S, root: &Root, key: &[u8]) -> Result<Option<Found<S::Ref>>> {
     let mut level = root_level(root)?;
     let mut bp = root.bp;
+    // Pivots with messages for the key, root first (none allocated when
+    // there are none, the common case).
     let mut runs: Vec<Run> = Vec::new();
+    // The range the current node's keys lie in: [lo, hi), from the
+    // separators on the path (hi unknown on the rightmost path).
+    let mut lo = Bound::default();
+    let mut hi: Option<Bound> = None;
     let base = loop {
         let r = read_node(s, &bp, level)?;
         let v = view(&r, bp.addr)?;
         let bad = |e: String| Error::corrupt(bp.addr, e);
         if v.is_leaf() {
-            break match v.search(key).map_err(bad)? {
-                Ok(i) => Some(v.kv(i).map_err(bad)?.1.to_vec()),
+            let found = match &hi {
+                Some(h) => v.search_in(key, lo.get(), h.get()),
+                None => v.search(key),
+            };
+            break match found.map_err(bad)? {
+                Ok(i) => {
+                    let val = v.kv(i).map_err(bad)?.1;
+                    let off = (val.as_ptr() as usize).wrapping_sub(r.as_ptr() as usize);
+                    let len = val.len();
+                    Some(Found::InBlock { block: r, off, len })
+                }
                 Err(_) => None,
             };
         }
@@ -43,8 +133,18 @@ pub fn lookup<S: NodeStore>(s: &S, root: &Root, key: &[u8]) -> Result<Option<Vec
             }
             run.push((op, arg.to_vec()));
         }
-        runs.push((bp.addr, run));
-        let (_, child, _) = v.child(v.route(key).map_err(bad)?).map_err(bad)?;
+        if !run.is_empty() {
+            runs.push((bp.addr, run));
+        }
+        let i = v.route(key).map_err(bad)?;
+        let (sep, child, _) = v.child(i).map_err(bad)?;
+        if i > 0 {
+            lo.set(sep);
+        }
+        if i + 1 < v.nval() {
+            let next = v.key(i + 1).map_err(bad)?;
+            hi.get_or_insert_with(Bound::default).set(next);
+        }
         bp = child;
         level = level
             .checked_sub(1)
@@ -52,13 +152,28 @@ pub fn lookup<S: NodeStore>(s: &S, root: &Root, key: &[u8]) -> Result<Option<Vec
     };
     let mut cur = base;
     for (addr, run) in runs.iter().rev() {
+        let mut v = cur.map(Found::into_vec);
         for (op, arg) in run {
-            cur = msg::apply(*op, arg, cur).map_err(|e| Error::corrupt(*addr, e))?;
+            v = msg::apply(*op, arg, v).map_err(|e| Error::corrupt(*addr, e))?;
         }
+        cur = v.map(Found::Owned);
     }
-    let pending = s.pending();
-    if pending.is_empty() {
-        return Ok(cur);
+    // The pending runs, oldest first, each searched once.
+    for r in s.pending() {
+        let mut hits = r.msgs_for(key).peekable();
+        if hits.peek().is_none() {
+            continue;
+        }
+        let mut v = cur.map(Found::into_vec);
+        for (op, _, arg) in hits {
+            v = msg::apply(op, arg, v).map_err(|e| {
+                Error::corrupt(
+                    BlockAddr::NONE,
+                    format!("buffered message for key {key:02x?}: {e}"),
+                )
+            })?;
+        }
+        cur = v.map(Found::Owned);
     }
-    super::pending::apply_key(pending, key, cur)
+    Ok(cur)
 }

@@ -138,7 +138,9 @@ impl NodeStore for MemStore {
                 return Err(Error::NoSpace);
             }
         }
-        let mut buf = vec![0u8; BLKSZ];
+        // Stale bytes, as a recycled cache buffer holds: the tree's
+        // builders must define every byte.
+        let mut buf = vec![0xa5u8; BLKSZ];
         let arr: &mut [u8; BLKSZ] = buf.as_mut_slice().try_into().expect("block size");
         let r = build(arr)?;
         let mut i = self.inner.borrow_mut();

@@ -65,12 +65,12 @@ mod memstore;
 #[cfg(test)]
 mod tests;
 
-pub use lookup::lookup;
+pub use lookup::{lookup, lookup_ref, Found};
 pub use owned::owned_data_ptrs;
-pub use scan::scan;
+pub use scan::{scan, scan_with};
 pub use store::NodeStore;
 pub use tx::root_level;
-pub use upsert::{upsert, upsert_runs, validate};
+pub use upsert::{apply, upsert, validate, Applied};
 pub use walk::{data_ptrs, walk};
 
 use crate::error::Result;

@@ -23,7 +23,7 @@ use crate::format::node::{child_size, kv_size};
 use crate::format::{BUFSPC, LEAFSPC, PIVSPC};
 use crate::ids::BlockAddr;
 
-use super::content::{fits, keys_used, leaf_used, msgs_used, Bytes, Kv, Node, Pivot};
+use super::content::{fits, keys_used, leaf_used, msgs_used, Buf, Bytes, Kv, Node, Pivot};
 
 /// Boundaries `[0, c1, …, n]` splitting items of these sizes into the fewest
 /// balanced runs of at most `cap` bytes each (every item is ≤ `cap`).
@@ -72,7 +72,7 @@ fn balanced(sizes: &[usize], total: usize, k: usize) -> Vec<usize> {
 }
 
 /// Split a leaf's records into the nodes they need (none if there are none).
-pub(crate) fn pack_leaf(lo: Bytes, mut kvs: Vec<Kv>) -> Vec<Node> {
+pub(crate) fn pack_leaf<R: Buf>(lo: Bytes<R>, mut kvs: Vec<Kv<R>>) -> Vec<Node<R>> {
     if kvs.is_empty() {
         return Vec::new();
     }
@@ -95,7 +95,7 @@ pub(crate) fn pack_leaf(lo: Bytes, mut kvs: Vec<Kv>) -> Vec<Node> {
 /// Split a pivot's children and messages into the nodes they need. A pivot
 /// with no children left yields nothing, unless it still holds messages,
 /// which is an internal error rather than silent loss.
-pub(crate) fn pack_pivot(mut p: Pivot, addr: BlockAddr) -> Result<Vec<Node>> {
+pub(crate) fn pack_pivot<R: Buf>(mut p: Pivot<R>, addr: BlockAddr) -> Result<Vec<Node<R>>> {
     if p.children.is_empty() {
         if p.msgs.is_empty() {
             return Ok(Vec::new());
@@ -143,7 +143,10 @@ pub(crate) fn pack_pivot(mut p: Pivot, addr: BlockAddr) -> Result<Vec<Node>> {
 /// Merge or rotate two adjacent siblings (`left` before `right`). Returns the
 /// replacement nodes and whether anything changed; unchanged input comes
 /// back as `[left, right]`.
-pub(crate) fn rebalance_pair(left: Node, right: Node) -> Result<(Vec<Node>, bool)> {
+pub(crate) fn rebalance_pair<R: Buf>(
+    left: Node<R>,
+    right: Node<R>,
+) -> Result<(Vec<Node<R>>, bool)> {
     match (left, right) {
         (Node::Leaf { lo, kvs }, Node::Leaf { lo: rlo, kvs: rkvs }) => {
             Ok(rebalance_leaves(lo, kvs, rlo, rkvs))
@@ -155,7 +158,12 @@ pub(crate) fn rebalance_pair(left: Node, right: Node) -> Result<(Vec<Node>, bool
     }
 }
 
-fn rebalance_leaves(lo: Bytes, mut kvs: Vec<Kv>, rlo: Bytes, rkvs: Vec<Kv>) -> (Vec<Node>, bool) {
+fn rebalance_leaves<R: Buf>(
+    lo: Bytes<R>,
+    mut kvs: Vec<Kv<R>>,
+    rlo: Bytes<R>,
+    rkvs: Vec<Kv<R>>,
+) -> (Vec<Node<R>>, bool) {
     let orig = kvs.len();
     kvs.extend(rkvs);
     let total = leaf_used(&kvs);
@@ -194,7 +202,7 @@ fn rebalance_leaves(lo: Bytes, mut kvs: Vec<Kv>, rlo: Bytes, rkvs: Vec<Kv>) -> (
     )
 }
 
-fn rebalance_pivots(mut l: Pivot, r: Pivot) -> Result<(Vec<Node>, bool)> {
+fn rebalance_pivots<R: Buf>(mut l: Pivot<R>, r: Pivot<R>) -> Result<(Vec<Node<R>>, bool)> {
     let orig = l.children.len();
     let level = l.level;
     l.children.extend(r.children);
@@ -221,7 +229,7 @@ fn rebalance_pivots(mut l: Pivot, r: Pivot) -> Result<(Vec<Node>, bool)> {
 
 /// The cut of a combined pivot into two that fits both sides and balances
 /// their key areas best.
-fn best_pivot_cut(p: &Pivot) -> Option<usize> {
+fn best_pivot_cut<R: Buf>(p: &Pivot<R>) -> Option<usize> {
     let z = child_size(0);
     let sizes: Vec<usize> = p.children.iter().map(|c| child_size(c.sep.len())).collect();
     let all: usize = sizes.iter().skip(1).sum();
@@ -268,7 +276,7 @@ mod tests {
 
     #[test]
     fn leaf_split_lower_bounds() {
-        let kvs: Vec<Kv> = (0u32..200)
+        let kvs: Vec<Kv<std::sync::Arc<[u8]>>> = (0u32..200)
             .map(|i| (Bytes::copy(&i.to_be_bytes()), Bytes::copy(&[0; 120])))
             .collect();
         let parts = pack_leaf(Bytes::empty(), kvs);

@@ -1,15 +1,20 @@
 //! Messages accepted for a tree but not yet applied to it: a store's write
 //! buffer, as sorted runs that readers apply on top of the tree.
 //!
-//! The store buffers upserts between syncs and applies them to the tree in
-//! large batches (see `store/wbuf.rs`); until then, lookups and scans must
-//! answer as if they had been applied. A [`Runs`] list is the buffer as
-//! readers see it: immutable runs, oldest first, each sorted by key with
-//! arrival order kept among equal keys. Applying the runs' messages for a key
-//! in list order, then run order, on top of the tree's answer is exactly what
-//! the tree itself would answer once they are applied: every message in a
-//! run is newer than everything in the tree, and every message of a run is
-//! newer than those of the runs before it.
+//! The store buffers upserts and applies them to the tree in large batches
+//! (see `store/wbuf.rs`); until then, lookups and scans must answer as if
+//! they had been applied. A [`Runs`] list is the buffer as readers see it:
+//! immutable runs, oldest first, each sorted by key with arrival order kept
+//! among equal keys. Applying the runs' messages for a key in list order,
+//! then run order, on top of the tree's answer is exactly what the tree
+//! itself would answer once they are applied: every message in a run is
+//! newer than everything in the tree, and every message of a run is newer
+//! than those of the runs before it.
+//!
+//! A run keeps its messages encoded back to back in one buffer, in the
+//! message-log record format (`format::mlog`), with an index of offsets: no
+//! allocation per message, and merging two runs is a copy of bytes (nobody
+//! has to give up a run readers may hold).
 //!
 //! Invariants kept here: a run never changes once shared (readers hold it
 //! through an `Arc` while the writer goes on); merging two runs keeps the
@@ -30,31 +35,161 @@
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::format::mlog;
 use crate::format::msg::{self, Msg, Op};
+use crate::format::SLOTSZ;
 use crate::ids::BlockAddr;
+
+/// One message of a run: op, key, argument.
+pub type Rec<'a> = mlog::Record<'a>;
 
 /// One immutable run of buffered messages: sorted by key, arrival order
 /// among equal keys.
 #[derive(Debug, Default)]
 pub struct Run {
-    msgs: Vec<Msg>,
-    bytes: usize,
+    /// The records, in order.
+    buf: Vec<u8>,
+    /// Where each record starts in `buf`.
+    idx: Vec<u32>,
 }
 
-/// Append `m` to the sorted messages `out`, folding it into the last one
-/// when both are for one key and one message has their combined effect (see
-/// the module doc). Arguments that do not decode are kept as they are, for
-/// the tree to report.
-fn push_folded(out: &mut Vec<Msg>, m: Msg) {
-    if m.op == Op::Wstat {
-        if let Some(last) = out.last_mut().filter(|l| l.key == m.key) {
-            if let Some(val) = msg::fold_wstat(last.op, &last.val, &m.val) {
-                last.val = val;
-                return;
-            }
+impl Run {
+    fn with_capacity(bytes: usize, n: usize) -> Run {
+        Run {
+            buf: Vec::with_capacity(bytes),
+            idx: Vec::with_capacity(n),
         }
     }
-    out.push(m);
+
+    /// Append a record (in key order), folding a wstat into the last record
+    /// when both are for one key and one message has their combined effect
+    /// (see the module doc). Arguments that do not decode are kept as they
+    /// are, for the tree to report.
+    fn push(&mut self, (op, key, arg): Rec<'_>) {
+        if op == Op::Wstat {
+            if let Some(&at) = self.idx.last() {
+                if let Some((lop, lkey, larg, _)) = mlog::record(&self.buf, at as usize) {
+                    if lkey == key {
+                        if let Some(val) = msg::fold_wstat(lop, larg, arg) {
+                            let lkey = lkey.to_vec();
+                            self.buf.truncate(at as usize);
+                            mlog::put(&mut self.buf, lop, &lkey, &val);
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+        self.idx.push(self.buf.len() as u32);
+        mlog::put(&mut self.buf, op, key, arg);
+    }
+
+    /// A run of messages given in arrival order; sorts them stably by key.
+    pub fn from_recs(mut recs: Vec<Rec<'_>>) -> Run {
+        recs.sort_by(|a, b| a.1.cmp(b.1));
+        let bytes = recs.iter().map(|r| mlog::size(r.1.len(), r.2.len())).sum();
+        let mut out = Run::with_capacity(bytes, recs.len());
+        for r in recs {
+            out.push(r);
+        }
+        out
+    }
+
+    /// A run of one batch; sorts it stably by key.
+    pub fn new(msgs: &[Msg]) -> Run {
+        Run::from_recs(
+            msgs.iter()
+                .map(|m| (m.op, &m.key[..], &m.val[..]))
+                .collect(),
+        )
+    }
+
+    /// Merge an older and a newer run into one (the older one's messages
+    /// first among equal keys).
+    pub fn merge(older: &Run, newer: &Run) -> Run {
+        let mut out =
+            Run::with_capacity(older.buf.len() + newer.buf.len(), older.len() + newer.len());
+        let (mut a, mut b) = (older.iter().peekable(), newer.iter().peekable());
+        loop {
+            let take_a = match (a.peek(), b.peek()) {
+                (Some(x), Some(y)) => x.1 <= y.1,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            let next = if take_a { a.next() } else { b.next() };
+            if let Some(r) = next {
+                out.push(r);
+            }
+        }
+        out
+    }
+
+    /// Message `i`.
+    #[inline]
+    pub fn get(&self, i: usize) -> Option<Rec<'_>> {
+        let at = *self.idx.get(i)? as usize;
+        mlog::record(&self.buf, at).map(|(op, k, v, _)| (op, k, v))
+    }
+
+    /// The messages in order.
+    pub fn iter(&self) -> impl Iterator<Item = Rec<'_>> + '_ {
+        (0..self.len()).filter_map(|i| self.get(i))
+    }
+
+    /// The records, encoded back to back (a message-log payload).
+    pub fn encoded(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Messages in the run.
+    pub fn len(&self) -> usize {
+        self.idx.len()
+    }
+
+    /// Whether the run is empty.
+    pub fn is_empty(&self) -> bool {
+        self.idx.is_empty()
+    }
+
+    /// Buffer bytes the messages would take in a node ([`Msg::size`]).
+    pub fn bytes(&self) -> usize {
+        self.buf.len() + SLOTSZ * self.idx.len()
+    }
+
+    /// Memory the run takes.
+    pub fn mem(&self) -> usize {
+        self.buf.capacity() + 4 * self.idx.capacity() + std::mem::size_of::<Run>()
+    }
+
+    fn key(&self, i: usize) -> &[u8] {
+        self.get(i).map_or(&[][..], |r| r.1)
+    }
+
+    /// Index of the first message whose key is ≥ `key`.
+    fn lower_bound(&self, key: &[u8]) -> usize {
+        let (mut lo, mut hi) = (0, self.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.key(mid) < key {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
+    /// The run's messages for `key`, in order.
+    pub fn msgs_for<'a>(&'a self, key: &'a [u8]) -> impl Iterator<Item = Rec<'a>> + 'a {
+        (self.lower_bound(key)..self.len()).map_while(move |i| self.get(i).filter(|m| m.1 == key))
+    }
+
+    /// Whether the run holds a message for `key`.
+    pub fn contains(&self, key: &[u8]) -> bool {
+        let i = self.lower_bound(key);
+        i < self.len() && self.key(i) == key
+    }
 }
 
 /// A tree's buffered messages as readers see them: runs, oldest first.
@@ -65,99 +200,16 @@ pub fn no_runs() -> Runs {
     Arc::from(Vec::new())
 }
 
-impl Run {
-    /// A run of one batch; sorts it stably by key.
-    pub fn new(mut msgs: Vec<Msg>) -> Run {
-        msgs.sort_by(|a, b| a.key.cmp(&b.key));
-        let mut out = Vec::with_capacity(msgs.len());
-        for m in msgs {
-            push_folded(&mut out, m);
-        }
-        let bytes = out.iter().map(Msg::size).sum();
-        Run { msgs: out, bytes }
-    }
-
-    /// Merge an older and a newer run into one (the older one's messages
-    /// first among equal keys). Takes the messages over when no reader holds
-    /// a run, and copies them otherwise.
-    pub fn merge(older: Arc<Run>, newer: Arc<Run>) -> Run {
-        let take = |r: Arc<Run>| {
-            Arc::try_unwrap(r)
-                .unwrap_or_else(|r| Run::clone_of(&r))
-                .msgs
-        };
-        let (a, b) = (take(older), take(newer));
-        let mut out = Vec::with_capacity(a.len() + b.len());
-        let mut a = a.into_iter().peekable();
-        for m in b {
-            while let Some(o) = a.next_if(|o| o.key <= m.key) {
-                push_folded(&mut out, o);
-            }
-            push_folded(&mut out, m);
-        }
-        for o in a {
-            push_folded(&mut out, o);
-        }
-        let bytes = out.iter().map(Msg::size).sum();
-        Run { msgs: out, bytes }
-    }
-
-    fn clone_of(r: &Run) -> Run {
-        Run {
-            msgs: r.msgs.clone(),
-            bytes: r.bytes,
-        }
-    }
-
-    /// The messages, sorted.
-    pub fn msgs(&self) -> &[Msg] {
-        &self.msgs
-    }
-
-    /// Messages in the run.
-    pub fn len(&self) -> usize {
-        self.msgs.len()
-    }
-
-    /// Whether the run is empty.
-    pub fn is_empty(&self) -> bool {
-        self.msgs.is_empty()
-    }
-
-    /// Buffer bytes the messages would take in a node ([`Msg::size`]).
-    pub fn bytes(&self) -> usize {
-        self.bytes
-    }
-
-    /// Index of the first message whose key is ≥ `key`.
-    fn lower_bound(&self, key: &[u8]) -> usize {
-        self.msgs.partition_point(|m| m.key.as_slice() < key)
-    }
+/// Whether any run holds a message for `key`.
+pub(crate) fn has_key(runs: &[Arc<Run>], key: &[u8]) -> bool {
+    runs.iter().any(|r| r.contains(key))
 }
 
-/// Apply every buffered message for `key` on top of the tree's answer.
-pub(crate) fn apply_key(
-    runs: &[Arc<Run>],
-    key: &[u8],
-    base: Option<Vec<u8>>,
-) -> Result<Option<Vec<u8>>> {
-    let mut cur = base;
-    for r in runs {
-        for m in r.msgs.iter().skip(r.lower_bound(key)) {
-            if m.key != key {
-                break;
-            }
-            cur = apply(m, cur)?;
-        }
-    }
-    Ok(cur)
-}
-
-fn apply(m: &Msg, cur: Option<Vec<u8>>) -> Result<Option<Vec<u8>>> {
-    msg::apply(m.op, &m.val, cur).map_err(|e| {
+fn apply(op: Op, key: &[u8], arg: &[u8], cur: Option<Vec<u8>>) -> Result<Option<Vec<u8>>> {
+    msg::apply(op, arg, cur).map_err(|e| {
         Error::corrupt(
             BlockAddr::NONE,
-            format!("buffered message for key {:02x?}: {e}", m.key),
+            format!("buffered message for key {key:02x?}: {e}"),
         )
     })
 }
@@ -184,7 +236,7 @@ impl<'a> Cursor<'a> {
         self.runs
             .iter()
             .zip(&self.at)
-            .filter_map(|(r, &i)| r.msgs.get(i).map(|m| m.key.as_slice()))
+            .filter_map(|(r, &i)| r.get(i).map(|m| m.1))
             .min()
     }
 
@@ -192,8 +244,8 @@ impl<'a> Cursor<'a> {
     /// any smaller key, which has none), applying them to `cur`.
     pub fn apply(&mut self, key: &[u8], mut cur: Option<Vec<u8>>) -> Result<Option<Vec<u8>>> {
         for (r, i) in self.runs.iter().zip(self.at.iter_mut()) {
-            while let Some(m) = r.msgs.get(*i).filter(|m| m.key == key) {
-                cur = apply(m, cur)?;
+            while let Some((op, k, arg)) = r.get(*i).filter(|m| m.1 == key) {
+                cur = apply(op, k, arg, cur)?;
                 *i += 1;
             }
         }
@@ -204,7 +256,6 @@ impl<'a> Cursor<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::msg::Op;
 
     fn ins(k: &[u8], v: &[u8]) -> Msg {
         Msg::insert(k.to_vec(), v.to_vec())
@@ -212,43 +263,43 @@ mod tests {
 
     #[test]
     fn merge_keeps_arrival_order() {
-        let a = Arc::new(Run::new(vec![
-            ins(b"b", b"1"),
-            ins(b"a", b"1"),
-            ins(b"b", b"2"),
-        ]));
-        let b = Arc::new(Run::new(vec![ins(b"b", b"3"), Msg::delete(b"a".to_vec())]));
-        let m = Run::merge(a, b);
-        let got: Vec<(&[u8], Op, &[u8])> = m
-            .msgs()
-            .iter()
-            .map(|m| (m.key.as_slice(), m.op, m.val.as_slice()))
-            .collect();
+        let a = Run::new(&[ins(b"b", b"1"), ins(b"a", b"1"), ins(b"b", b"2")]);
+        let b = Run::new(&[ins(b"b", b"3"), Msg::delete(b"a".to_vec())]);
+        let m = Run::merge(&a, &b);
+        let got: Vec<Rec<'_>> = m.iter().collect();
         assert_eq!(
             got,
             vec![
-                (&b"a"[..], Op::Insert, &b"1"[..]),
-                (b"a", Op::Delete, b""),
-                (b"b", Op::Insert, b"1"),
-                (b"b", Op::Insert, b"2"),
-                (b"b", Op::Insert, b"3"),
+                (Op::Insert, &b"a"[..], &b"1"[..]),
+                (Op::Delete, b"a", b""),
+                (Op::Insert, b"b", b"1"),
+                (Op::Insert, b"b", b"2"),
+                (Op::Insert, b"b", b"3"),
             ]
         );
-        assert_eq!(m.bytes(), m.msgs().iter().map(Msg::size).sum::<usize>());
+        assert_eq!(
+            m.bytes(),
+            got.iter()
+                .map(|r| SLOTSZ + mlog::size(r.1.len(), r.2.len()))
+                .sum::<usize>()
+        );
+        assert_eq!(mlog::decode(m.encoded()).unwrap(), got);
+        assert!(m.contains(b"a") && m.contains(b"b") && !m.contains(b"c") && !m.contains(b""));
     }
 
     #[test]
     fn apply_and_cursor() {
         let runs: Runs = Arc::from(vec![
-            Arc::new(Run::new(vec![ins(b"a", b"1"), ins(b"c", b"1")])),
-            Arc::new(Run::new(vec![Msg::delete(b"a".to_vec()), ins(b"b", b"2")])),
+            Arc::new(Run::new(&[ins(b"a", b"1"), ins(b"c", b"1")])),
+            Arc::new(Run::new(&[Msg::delete(b"a".to_vec()), ins(b"b", b"2")])),
         ]);
-        assert_eq!(apply_key(&runs, b"a", Some(b"0".to_vec())).unwrap(), None);
-        assert_eq!(apply_key(&runs, b"b", None).unwrap(), Some(b"2".to_vec()));
+        assert_eq!(runs[0].msgs_for(b"a").count(), 1);
         assert_eq!(
-            apply_key(&runs, b"d", Some(b"x".to_vec())).unwrap(),
-            Some(b"x".to_vec())
+            runs[1].msgs_for(b"a").next(),
+            Some((Op::Delete, &b"a"[..], &b""[..]))
         );
+        assert_eq!(runs[0].msgs_for(b"b").count(), 0);
+        assert!(has_key(&runs, b"c") && !has_key(&runs, b"d"));
         let mut c = Cursor::new(&runs, Some(b"b"));
         assert_eq!(c.peek(), Some(&b"b"[..]));
         assert_eq!(c.apply(b"b", None).unwrap(), Some(b"2".to_vec()));

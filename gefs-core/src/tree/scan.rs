@@ -1,20 +1,26 @@
-//! Ordered range scans that merge buffered messages with leaf values.
+//! Ordered range scans that merge buffered messages with leaf values,
+//! without copying: entries are handed to a visitor as slices of the cached
+//! leaf they live in, unless a message changed them.
 //!
-//! A scan keeps one cursor per level, root to leaf. A pivot level yields the
-//! live entries of its subtree in key order: the smaller of its child's next
-//! entry and its own next buffered message key, with every message it buffers
-//! for that key applied on top (the child's entry already carries the
-//! messages buffered below). An entry that ends up absent — deleted, or an
-//! orphan non-insert message with no value — is skipped.
-//!
-//! Messages the store has accepted but not yet applied
-//! ([`NodeStore::pending`]) are merged in last, above the root, the same way.
+//! A scan keeps the path from the root to the current leaf: for each pivot
+//! its current child and the next of its buffered messages, for the leaf the
+//! next record. The next entry is the leaf's next record, unless some pivot
+//! (or the store's pending runs, [`NodeStore::pending`]) holds a message for
+//! a key at or before it — the *frontier*, the smallest unconsumed message
+//! key, which changes only when messages are consumed. Messages are rare
+//! beside records, so most entries cost one key comparison and are passed
+//! as they are. For a key with messages, the leaf's value (if any) gets the
+//! messages of the lowest pivot first, then those above, then the pending
+//! runs (the tree's ordering invariant); an entry that ends up absent
+//! (deleted, or an orphan message) is skipped. When the leaf runs out,
+//! messages below its upper bound come first, then the scan moves to the
+//! next leaf.
 //!
 //! Invariants kept here: descent is bounded by the root's height and every
 //! level is checked; one call loads each node at most once (a node reached
 //! twice is [`Error::Corrupt`]: a damaged pivot naming one child twice would
 //! otherwise repeat a subtree, and a chain of such pivots multiply the
-//! work); the entries returned strictly ascend and lie after the start (an
+//! work); the entries visited strictly ascend and lie after the start (an
 //! entry that does not is corruption), so a caller resuming from the last
 //! key it got always makes progress; nothing is pinned between calls (each
 //! call re-enters from the root it is given, so a caller resumes by passing
@@ -25,12 +31,9 @@ use std::ops::Bound;
 
 use crate::error::{Error, Result};
 use crate::format::msg;
-use crate::format::node::NodeView;
 use crate::format::Bptr;
 use crate::ids::BlockAddr;
 
-/// A live entry: key and value.
-type Kv = (Vec<u8>, Vec<u8>);
 use super::pending;
 use super::store::NodeStore;
 use super::tx::{read_node, root_level, view};
@@ -47,68 +50,73 @@ pub fn scan<S: NodeStore>(
     to: Bound<&[u8]>,
     limit: usize,
 ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let mut out = Vec::new();
+    scan_with(s, root, from, to, limit, |k, v| {
+        out.push((k.to_vec(), v.to_vec()));
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// [`scan`], handing each entry to `f` (key, value) instead of collecting
+/// them: values no message changed are slices of the cached leaf. Returns
+/// the number of entries visited. An error from `f` stops the scan.
+pub fn scan_with<S: NodeStore>(
+    s: &S,
+    root: &Root,
+    from: Bound<&[u8]>,
+    to: Bound<&[u8]>,
+    limit: usize,
+    mut f: impl FnMut(&[u8], &[u8]) -> Result<()>,
+) -> Result<usize> {
     let top = root_level(root)?;
     if limit == 0 || empty_range(from, to) {
-        return Ok(Vec::new());
+        return Ok(0);
     }
     let start = match from {
         Bound::Included(k) | Bound::Excluded(k) => Some(k),
         Bound::Unbounded => None,
     };
+    let skip = match from {
+        Bound::Excluded(k) => Some(k),
+        _ => None,
+    };
     let mut c = Cursor {
         s,
         top,
         end: to,
-        levels: Vec::new(),
+        pivots: Vec::new(),
+        leaf: None,
+        hi: None,
+        pending: pending::Cursor::new(s.pending(), start),
+        front: None,
         loaded: HashSet::new(),
     };
     c.load(0, root.bp, start)?;
-    let mut out: Vec<Kv> = Vec::new();
-    let runs = s.pending();
-    if runs.is_empty() {
-        while out.len() < limit {
-            let Some((k, v)) = c.next(0)? else { break };
-            if matches!(from, Bound::Excluded(f) if f == k.as_slice()) {
-                continue;
-            }
-            ascending(root, start, out.last(), &k)?;
-            out.push((k, v));
-        }
-        return Ok(out);
+    c.frontier()?;
+    // The last key visited (one buffer, reused).
+    let mut prev: Option<Vec<u8>> = None;
+    let mut visit = |k: &[u8], v: &[u8]| {
+        ascending(root, start, prev.as_deref(), k)?;
+        let p = prev.get_or_insert_with(Vec::new);
+        p.clear();
+        p.extend_from_slice(k);
+        f(k, v)
+    };
+    let mut n = 0;
+    while n < limit {
+        let Some(done) = c.step(skip, &mut visit)? else {
+            break;
+        };
+        n += usize::from(done);
     }
-    let mut pc = pending::Cursor::new(runs, start);
-    let mut tree_next: Option<Option<Kv>> = None;
-    while out.len() < limit {
-        let t = match &mut tree_next {
-            Some(t) => t,
-            None => tree_next.insert(c.next(0)?),
-        };
-        let pk = pc.peek().filter(|k| !c.beyond(k));
-        let (key, cur) = match (t.as_ref(), pk) {
-            (None, None) => break,
-            (Some((tk, _)), Some(pk)) if pk < tk.as_slice() => (pk.to_vec(), None),
-            (None, Some(pk)) => (pk.to_vec(), None),
-            (Some(_), _) => match tree_next.take().flatten() {
-                Some((k, v)) => (k, Some(v)),
-                None => return Err(Error::Internal("scan lost its next entry".into())),
-            },
-        };
-        let Some(v) = pc.apply(&key, cur)? else {
-            continue;
-        };
-        if matches!(from, Bound::Excluded(f) if f == key.as_slice()) {
-            continue;
-        }
-        ascending(root, start, out.last(), &key)?;
-        out.push((key, v));
-    }
-    Ok(out)
+    Ok(n)
 }
 
-/// An entry about to be returned must come after the start and after the
+/// An entry about to be visited must come after the start and after the
 /// previous entry; a tree whose keys are out of place breaks this.
-fn ascending(root: &Root, start: Option<&[u8]>, prev: Option<&Kv>, k: &[u8]) -> Result<()> {
-    let after_prev = prev.is_none_or(|(p, _)| p.as_slice() < k);
+fn ascending(root: &Root, start: Option<&[u8]>, prev: Option<&[u8]>, k: &[u8]) -> Result<()> {
+    let after_prev = prev.is_none_or(|p| p < k);
     if after_prev && start.is_none_or(|s| s <= k) {
         return Ok(());
     }
@@ -130,31 +138,36 @@ fn empty_range(from: Bound<&[u8]>, to: Bound<&[u8]>) -> bool {
     }
 }
 
-/// What a pivot level knows about its child's next entry.
-enum Peek {
-    /// Not fetched yet.
-    Unknown,
-    /// The child's next live entry.
-    Item(Kv),
-    /// The child side is exhausted.
-    Done,
-}
-
-struct Level<R> {
+/// A pivot on the path: its current child and its next buffered message.
+struct Pivot<R> {
     node: R,
     addr: BlockAddr,
-    /// Pivot: the current child.
     child: usize,
-    /// Pivot: the next buffered message; leaf: the next record.
+    nval: usize,
+    msg: usize,
+    nbuf: usize,
+}
+
+/// The leaf on the path and its next record.
+struct Leaf<R> {
+    node: R,
+    addr: BlockAddr,
     next: usize,
-    peek: Peek,
+    nval: usize,
 }
 
 struct Cursor<'a, S: NodeStore> {
     s: &'a S,
     top: u16,
     end: Bound<&'a [u8]>,
-    levels: Vec<Level<S::Ref>>,
+    /// Root first.
+    pivots: Vec<Pivot<S::Ref>>,
+    leaf: Option<Leaf<S::Ref>>,
+    /// The current leaf's upper bound (none: the end of the tree).
+    hi: Option<Vec<u8>>,
+    pending: pending::Cursor<'a>,
+    /// The smallest unconsumed message key (pivots and pending runs).
+    front: Option<Vec<u8>>,
     /// Every node loaded by this scan.
     loaded: HashSet<BlockAddr>,
 }
@@ -168,9 +181,10 @@ impl<S: NodeStore> Cursor<'_, S> {
         }
     }
 
-    /// Load `bp` as level `d` and the path below it, positioned at `start`
+    /// Load `bp` as depth `d` and the path below it, positioned at `start`
     /// (or at the beginning).
     fn load(&mut self, mut d: usize, mut bp: Bptr, start: Option<&[u8]>) -> Result<()> {
+        self.pivots.truncate(d);
         loop {
             let level = u16::try_from(d)
                 .ok()
@@ -182,123 +196,173 @@ impl<S: NodeStore> Cursor<'_, S> {
             let node = read_node(self.s, &bp, level)?;
             let v = view(&node, bp.addr)?;
             let bad = |e: String| Error::corrupt(bp.addr, e);
-            let (child, next, below) = if v.is_leaf() {
-                let i = match start {
+            if v.is_leaf() {
+                let next = match start {
                     Some(k) => v.search(k).map_err(bad)?.unwrap_or_else(|i| i),
                     None => 0,
                 };
-                (0, i, None)
-            } else {
-                let (c, m) = match start {
-                    Some(k) => (v.route(k).map_err(bad)?, v.msg_lower_bound(k).map_err(bad)?),
-                    None => (0, 0),
-                };
-                (c, m, Some(v.child(c).map_err(bad)?.1))
+                let nval = v.nval();
+                self.leaf = Some(Leaf {
+                    node: node.clone(),
+                    addr: bp.addr,
+                    next,
+                    nval,
+                });
+                return self.leaf_hi();
+            }
+            let (child, msg) = match start {
+                Some(k) => (v.route(k).map_err(bad)?, v.msg_lower_bound(k).map_err(bad)?),
+                None => (0, 0),
             };
-            self.levels.truncate(d);
-            self.levels.push(Level {
+            let below = v.child(child).map_err(bad)?.1;
+            let (nval, nbuf) = (v.nval(), v.nbuf());
+            self.pivots.push(Pivot {
                 node: node.clone(),
                 addr: bp.addr,
                 child,
-                next,
-                peek: Peek::Unknown,
+                nval,
+                msg,
+                nbuf,
             });
-            match below {
-                Some(c) => {
-                    bp = c;
-                    d += 1;
-                }
-                None => return Ok(()),
-            }
+            bp = below;
+            d += 1;
         }
     }
 
-    fn level(&mut self, d: usize) -> Result<&mut Level<S::Ref>> {
-        self.levels
-            .get_mut(d)
-            .ok_or_else(|| Error::Internal("scan cursor lost a level".into()))
+    /// The current leaf's upper bound: the next separator of the deepest
+    /// pivot that has a child after the current one.
+    fn leaf_hi(&mut self) -> Result<()> {
+        self.hi = None;
+        for p in self.pivots.iter().rev() {
+            if p.child + 1 < p.nval {
+                let v = view(&p.node, p.addr)?;
+                let sep = v.key(p.child + 1).map_err(|e| Error::corrupt(p.addr, e))?;
+                self.hi = Some(sep.to_vec());
+                break;
+            }
+        }
+        Ok(())
     }
 
-    /// The next live entry of level `d`'s subtree.
-    fn next(&mut self, d: usize) -> Result<Option<Kv>> {
-        let (node, addr) = {
-            let l = self.level(d)?;
-            (l.node.clone(), l.addr)
+    /// Move to the next leaf; false at the end of the tree.
+    fn next_leaf(&mut self) -> Result<bool> {
+        let Some(d) = self.pivots.iter().rposition(|p| p.child + 1 < p.nval) else {
+            self.leaf = None;
+            return Ok(false);
         };
-        let v = view(&node, addr)?;
-        let bad = |e: String| Error::corrupt(addr, e);
-        if v.is_leaf() {
-            let i = self.level(d)?.next;
-            if i >= v.nval() {
-                return Ok(None);
-            }
-            let (k, val) = v.kv(i).map_err(bad)?;
-            if self.beyond(k) {
-                return Ok(None);
-            }
-            self.level(d)?.next += 1;
-            return Ok(Some((k.to_vec(), val.to_vec())));
+        let end = self.end;
+        let p = &mut self.pivots[d];
+        p.child += 1;
+        let v = view(&p.node, p.addr)?;
+        let (sep, bp, _) = v.child(p.child).map_err(|e| Error::corrupt(p.addr, e))?;
+        let beyond = match end {
+            Bound::Included(e) => sep > e,
+            Bound::Excluded(e) => sep >= e,
+            Bound::Unbounded => false,
+        };
+        if beyond {
+            self.leaf = None;
+            return Ok(false);
         }
-        loop {
-            self.fill_peek(d, &v)?;
-            let j = self.level(d)?.next;
-            let mkey = if j < v.nbuf() {
-                Some(v.msg(j).map_err(bad)?.1).filter(|k| !self.beyond(k))
-            } else {
-                None
-            };
-            let l = self.level(d)?;
-            let take_child = match (&l.peek, mkey) {
-                (Peek::Item((pk, _)), Some(mk)) => pk.as_slice() <= mk,
-                (Peek::Item(_), None) => true,
-                (_, Some(_)) => false,
-                (_, None) => return Ok(None),
-            };
-            let (key, mut cur) = if take_child {
-                match std::mem::replace(&mut l.peek, Peek::Unknown) {
-                    Peek::Item((k, val)) => (k, Some(val)),
-                    _ => return Err(Error::Internal("scan peek vanished".into())),
+        self.load(d + 1, bp, None)?;
+        // Pivots loaded below `d` bring their own messages.
+        self.frontier()?;
+        Ok(true)
+    }
+
+    /// Recompute the frontier: the smallest unconsumed message key.
+    fn frontier(&mut self) -> Result<()> {
+        let mut best: Option<&[u8]> = self.pending.peek();
+        for p in &self.pivots {
+            if p.msg < p.nbuf {
+                let v = view(&p.node, p.addr)?;
+                let k = v.msg(p.msg).map_err(|e| Error::corrupt(p.addr, e))?.1;
+                if best.is_none_or(|b| k < b) {
+                    best = Some(k);
                 }
-            } else {
-                (mkey.unwrap_or_default().to_vec(), None)
-            };
-            while l.next < v.nbuf() {
-                let (op, k, arg) = v.msg(l.next).map_err(bad)?;
-                if k != key.as_slice() {
+            }
+        }
+        self.front = best.map(<[u8]>::to_vec);
+        Ok(())
+    }
+
+    /// Produce the next entry through `f`: `Some(true)` if one was visited,
+    /// `Some(false)` if a key was consumed without one (absent, or the
+    /// excluded start), `None` at the end.
+    fn step(
+        &mut self,
+        skip: Option<&[u8]>,
+        f: &mut impl FnMut(&[u8], &[u8]) -> Result<()>,
+    ) -> Result<Option<bool>> {
+        let Some(leaf) = &self.leaf else {
+            return Ok(None);
+        };
+        let lv = view(&leaf.node, leaf.addr)?;
+        let lk = if leaf.next < leaf.nval {
+            Some(lv.kv(leaf.next).map_err(|e| Error::corrupt(leaf.addr, e))?)
+        } else {
+            None
+        };
+        let front = self.front.as_deref();
+        match (lk, front) {
+            (Some((k, v)), fr) if fr.is_none_or(|fk| k < fk) => {
+                if self.beyond(k) {
+                    return Ok(None);
+                }
+                let visit = skip != Some(k);
+                if visit {
+                    f(k, v)?;
+                }
+                if let Some(l) = self.leaf.as_mut() {
+                    l.next += 1;
+                }
+                Ok(Some(visit))
+            }
+            (_, Some(fk)) if lk.is_some() || self.hi.as_deref().is_none_or(|h| fk < h) => {
+                let key = fk.to_vec();
+                if self.beyond(&key) {
+                    return Ok(None);
+                }
+                let mut cur = match lk {
+                    Some((k, v)) if k == key.as_slice() => Some(v.to_vec()),
+                    _ => None,
+                };
+                if cur.is_some() {
+                    if let Some(l) = self.leaf.as_mut() {
+                        l.next += 1;
+                    }
+                }
+                cur = self.apply_msgs(&key, cur)?;
+                self.frontier()?;
+                match cur {
+                    Some(v) if skip != Some(key.as_slice()) => {
+                        f(&key, &v)?;
+                        Ok(Some(true))
+                    }
+                    _ => Ok(Some(false)),
+                }
+            }
+            // The leaf is done, and so is every message below its upper
+            // bound (the last leaf's is the end of the tree).
+            _ => Ok(self.next_leaf()?.then_some(false)),
+        }
+    }
+
+    /// Apply every unconsumed message for `key` to `cur`: the lowest pivot's
+    /// first, then those above, then the pending runs.
+    fn apply_msgs(&mut self, key: &[u8], mut cur: Option<Vec<u8>>) -> Result<Option<Vec<u8>>> {
+        for p in self.pivots.iter_mut().rev() {
+            let v = view(&p.node, p.addr)?;
+            let bad = |e: String| Error::corrupt(p.addr, e);
+            while p.msg < p.nbuf {
+                let (op, k, arg) = v.msg(p.msg).map_err(bad)?;
+                if k != key {
                     break;
                 }
                 cur = msg::apply(op, arg, cur).map_err(bad)?;
-                l.next += 1;
-            }
-            if let Some(val) = cur {
-                return Ok(Some((key, val)));
+                p.msg += 1;
             }
         }
-    }
-
-    /// Make sure pivot level `d` knows its child side's next entry, moving to
-    /// later children as earlier ones run out.
-    fn fill_peek(&mut self, d: usize, v: &NodeView<'_>) -> Result<()> {
-        let addr = self.level(d)?.addr;
-        let bad = |e: String| Error::corrupt(addr, e);
-        while matches!(self.level(d)?.peek, Peek::Unknown) {
-            if let Some(item) = self.next(d + 1)? {
-                self.level(d)?.peek = Peek::Item(item);
-                continue;
-            }
-            let c = self.level(d)?.child + 1;
-            if c >= v.nval() {
-                self.level(d)?.peek = Peek::Done;
-                break;
-            }
-            let (sep, bp, _) = v.child(c).map_err(bad)?;
-            if self.beyond(sep) {
-                self.level(d)?.peek = Peek::Done;
-                break;
-            }
-            self.level(d)?.child = c;
-            self.load(d + 1, bp, None)?;
-        }
-        Ok(())
+        self.pending.apply(key, cur)
     }
 }

@@ -33,7 +33,7 @@ use super::pending::Run;
 pub trait NodeStore {
     /// A shared, immutable handle to a node's 16 KiB (a cache handle in
     /// production). Cloning it is cheap.
-    type Ref: Deref<Target = [u8]> + Clone;
+    type Ref: Deref<Target = [u8]> + Clone + std::fmt::Debug;
 
     /// Read the node `bp` points to. The implementation verifies the block's
     /// hash against `bp.hash` and checks the node's structure
@@ -41,8 +41,9 @@ pub trait NodeStore {
     /// mismatch is an error naming the block, never bad bytes.
     fn read(&self, bp: &Bptr) -> Result<Self::Ref>;
 
-    /// Allocate a new block, let `build` fill it (the buffer starts zeroed),
-    /// then seal it: hash it and make it readable by address. Returns the new
+    /// Allocate a new block, let `build` fill it (the buffer may hold stale
+    /// bytes: `build` defines every one, as the node builders do), then seal
+    /// it: hash it and make it readable by address. Returns the new
     /// block's pointer (born in the tree's working generation), a handle, and
     /// whatever `build` returned. If `build` fails nothing is allocated.
     fn write<R>(

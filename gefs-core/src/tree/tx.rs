@@ -38,11 +38,12 @@ pub(crate) fn view(buf: &[u8], addr: BlockAddr) -> Result<NodeView<'_>> {
     NodeView::new(buf).map_err(|e| Error::corrupt(addr, e))
 }
 
-/// Read the node `bp` points to and check that it sits at `level`.
+/// Read the node `bp` points to and check that it sits at `level` (the
+/// store validated the node itself when it loaded it).
 pub(crate) fn read_node<S: NodeStore>(s: &S, bp: &Bptr, level: u16) -> Result<S::Ref> {
     let r = s.read(bp)?;
-    let v = view(&r, bp.addr)?;
-    if v.level() != level {
+    if crate::format::node::level_of(&r) != Some(level) {
+        let v = view(&r, bp.addr)?;
         return Err(Error::corrupt(
             bp.addr,
             format!(
@@ -60,6 +61,8 @@ pub(crate) struct Tx<'s, S: NodeStore> {
     pub s: &'s S,
     written: Vec<Bptr>,
     garbage: Vec<Bptr>,
+    /// How many of `garbage` are tree nodes (the rest are data blocks).
+    dead_nodes: usize,
 }
 
 impl<'s, S: NodeStore> Tx<'s, S> {
@@ -68,6 +71,7 @@ impl<'s, S: NodeStore> Tx<'s, S> {
             s,
             written: Vec::new(),
             garbage: Vec::new(),
+            dead_nodes: 0,
         }
     }
 
@@ -77,7 +81,7 @@ impl<'s, S: NodeStore> Tx<'s, S> {
     }
 
     /// Write a node; returns the pointer record its parent keeps.
-    pub fn write(&mut self, n: &Node) -> Result<Child> {
+    pub fn write(&mut self, n: &Node<S::Ref>) -> Result<Child<S::Ref>> {
         let (bp, _, fill) = self.s.write(|buf| encode(n, buf))?;
         self.written.push(bp);
         Ok(Child {
@@ -87,10 +91,23 @@ impl<'s, S: NodeStore> Tx<'s, S> {
         })
     }
 
-    /// Note that the new tree no longer references `bp` (a replaced node, or
-    /// a data block whose pointer was overwritten or deleted in a leaf).
+    /// Note that the new tree no longer references the data block `bp`
+    /// (its pointer was overwritten or deleted in a leaf).
     pub fn retire(&mut self, bp: Bptr) {
         self.garbage.push(bp);
+    }
+
+    /// Note that the new tree no longer references the node `bp` (replaced
+    /// by copy-on-write, merged away, or written earlier in this operation
+    /// and superseded).
+    pub fn retire_node(&mut self, bp: Bptr) {
+        self.garbage.push(bp);
+        self.dead_nodes += 1;
+    }
+
+    /// Nodes written minus nodes retired so far.
+    pub fn node_delta(&self) -> i64 {
+        self.written.len() as i64 - self.dead_nodes as i64
     }
 
     /// The operation succeeded: free what the new tree no longer references.

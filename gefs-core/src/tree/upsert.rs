@@ -23,9 +23,12 @@ use crate::format::superblock::MAX_HEIGHT;
 use crate::format::PTRSZ;
 use crate::ids::BlockAddr;
 
-use super::content::{decode, pack_msgs, Bytes, Node, Pivot, TMsg};
+use std::sync::Arc;
+
+use super::content::{decode, gather, Bytes, Node, Pivot, TMsg};
 use super::flush::{apply_leaf, give};
 use super::pack::{pack_leaf, pack_pivot};
+use super::pending::{Rec, Run};
 use super::store::NodeStore;
 use super::tx::{root_level, Tx};
 use super::Root;
@@ -56,28 +59,49 @@ pub fn validate(msgs: &[Msg]) -> Result<()> {
 /// blocks whose `KDAT` pointers were overwritten or deleted in a leaf. On
 /// error the caller still owns any data block the batch pointed to.
 pub fn upsert<S: NodeStore>(s: &S, root: &Root, msgs: Vec<Msg>) -> Result<Root> {
-    upsert_runs(s, root, &[&msgs])
+    apply(s, root, &[], &msgs).map(|a| a.root)
 }
 
-/// [`upsert`] of the concatenation of `parts` (for example a write buffer's
-/// runs, oldest first, then a new batch), which are only read: on error
-/// they are still whole, and on success the caller drops them.
-pub fn upsert_runs<S: NodeStore>(s: &S, root: &Root, parts: &[&[Msg]]) -> Result<Root> {
+/// What [`apply`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    /// The new root.
+    pub root: Root,
+    /// Nodes written minus nodes the new tree no longer references: the
+    /// change in the tree's node count.
+    pub nodes: i64,
+}
+
+/// [`upsert`] of the messages of `runs` (a write buffer's runs, oldest
+/// first, whose messages were validated when they were accepted) followed
+/// by `extra` (validated here). Both are only read: on error they are
+/// still whole, and on success the caller drops them.
+pub fn apply<S: NodeStore>(
+    s: &S,
+    root: &Root,
+    runs: &[Arc<Run>],
+    extra: &[Msg],
+) -> Result<Applied> {
     root_level(root)?;
-    for p in parts {
-        validate(p)?;
-    }
-    let mut msgs: Vec<&Msg> = parts.iter().flat_map(|p| p.iter()).collect();
+    validate(extra)?;
+    let extra: Vec<Rec<'_>> = extra
+        .iter()
+        .map(|m| (m.op, &m.key[..], &m.val[..]))
+        .collect();
+    let msgs = gather(runs, &extra);
+    drop(extra);
     if msgs.is_empty() {
-        return Ok(*root);
+        return Ok(Applied {
+            root: *root,
+            nodes: 0,
+        });
     }
-    msgs.sort_by(|a, b| a.key.cmp(&b.key));
-    let msgs = pack_msgs(&msgs);
     let mut tx = Tx::new(s);
     match run(&mut tx, *root, msgs) {
         Ok(r) => {
+            let nodes = tx.node_delta();
             tx.commit();
-            Ok(r)
+            Ok(Applied { root: r, nodes })
         }
         Err(e) => {
             tx.abort();
@@ -86,7 +110,7 @@ pub fn upsert_runs<S: NodeStore>(s: &S, root: &Root, parts: &[&[Msg]]) -> Result
     }
 }
 
-fn run<S: NodeStore>(tx: &mut Tx<'_, S>, root: Root, msgs: Vec<TMsg>) -> Result<Root> {
+fn run<S: NodeStore>(tx: &mut Tx<'_, S>, root: Root, msgs: Vec<TMsg<S::Ref>>) -> Result<Root> {
     let level = root_level(&root)?;
     let (parts, mut level) = rebuild_root(tx, root, level, msgs, false)?;
     let (mut root, mut lonely) = install(tx, parts, level)?;
@@ -109,14 +133,13 @@ fn rebuild_root<S: NodeStore>(
     tx: &mut Tx<'_, S>,
     root: Root,
     level: u16,
-    incoming: Vec<TMsg>,
+    incoming: Vec<TMsg<S::Ref>>,
     drain: bool,
-) -> Result<(Vec<Node>, u16)> {
+) -> Result<(Vec<Node<S::Ref>>, u16)> {
     let addr = root.bp.addr;
     let r = tx.read(&root.bp, level)?;
-    let node = decode(&r[..], addr, &Bytes::empty())?;
-    drop(r);
-    tx.retire(root.bp);
+    let node = decode(r, addr, &Bytes::empty())?;
+    tx.retire_node(root.bp);
     let parts = match node {
         Node::Leaf { lo, kvs } => pack_leaf(lo, apply_leaf(tx, addr, kvs, incoming)?),
         Node::Pivot(mut p) => {
@@ -128,7 +151,11 @@ fn rebuild_root<S: NodeStore>(
 }
 
 /// Write the new root from the parts the old root became.
-fn install<S: NodeStore>(tx: &mut Tx<'_, S>, parts: Vec<Node>, level: u16) -> Result<(Root, bool)> {
+fn install<S: NodeStore>(
+    tx: &mut Tx<'_, S>,
+    parts: Vec<Node<S::Ref>>,
+    level: u16,
+) -> Result<(Root, bool)> {
     let Some(n) = grow(tx, parts, level)? else {
         let c = tx.write(&Node::Leaf {
             lo: Bytes::empty(),
@@ -166,9 +193,9 @@ fn install<S: NodeStore>(tx: &mut Tx<'_, S>, parts: Vec<Node>, level: u16) -> Re
 /// written), or `None` if the tree emptied.
 fn grow<S: NodeStore>(
     tx: &mut Tx<'_, S>,
-    mut parts: Vec<Node>,
+    mut parts: Vec<Node<S::Ref>>,
     mut level: u16,
-) -> Result<Option<Node>> {
+) -> Result<Option<Node<S::Ref>>> {
     while parts.len() > 1 {
         let mut children = Vec::with_capacity(parts.len());
         for n in &parts {

@@ -5,7 +5,7 @@
 //!      │      └─(create, write, wstat, remove, open+TRUNC/RCLOSE, ORCLOSE clunk)──► mutator ─┤
 //!      │                                            mutator (null wstat) ──► sync ──────┤
 //!      └─(version, auth, flush, clunk: inline) ─────────────────────────────────────────┤
-//! clock ──(every 5 s)──► sync        clock ──(retention pass)──► sweep                  │
+//! clock ──(every 5 s)──► sync        clock ──(retention pass, quiet checkpoint)──► sweep │
 //! console ──► sync (sync, halt), sweep (snap, set, clear)                               │
 //! sweeper: Fs::sweep in bounded steps, between requests                                 │
 //!                                  replies ──► the connection's writer ◄────────────────┘
@@ -167,6 +167,11 @@ pub fn commit(core: &Core) -> Result<CommitInfo, String> {
             // The commit goes on: it makes durable what was done, and the sweeper retries.
             tracing::warn!(error = %e, "clearing before a commit: {e}");
         }
+        // Cleared blocks are freed when the clears reach the leaves: apply the write buffers
+        // so that their space comes back with this commit.
+        if let Err(e) = s.checkpoint() {
+            tracing::warn!(error = %e, "applying the write buffers before a commit: {e}");
+        }
     }
     s.sync()
         .map_err(|e| gefs_core::fs::Error::from(e).message().to_string())
@@ -232,11 +237,15 @@ pub fn spawn_sweeper(core: Arc<Core>, rx: Receiver<SweepReq>) -> std::io::Result
     })
 }
 
-/// The clock: a sync request every `sync_every`, a retention pass every `retain_every`.
+/// The clock: a sync request every `sync_every`, a retention pass every `retain_every`, and
+/// at a quiet moment (no upsert for a whole tick while messages wait in the write buffers)
+/// a checkpoint that applies the buffered messages to their trees, on the sweeper, so that
+/// the message logs the syncs write stay short and lookups find their keys in the trees.
 pub fn spawn_clock(core: Arc<Core>, stop: Receiver<()>) -> std::io::Result<JoinHandle<()>> {
     spawn("gefs-clock".into(), move || {
         let tick = core.opts.sync_every.max(Duration::from_millis(10));
         let mut last_retain = Instant::now();
+        let mut last_upserts = core.store().upserts();
         loop {
             match stop.recv_timeout(tick) {
                 Err(RecvTimeoutError::Timeout) => {}
@@ -245,6 +254,19 @@ pub fn spawn_clock(core: Arc<Core>, stop: Receiver<()>) -> std::io::Result<JoinH
             if core.opts.read_only || core.store().is_read_only() {
                 continue;
             }
+            let upserts = core.store().upserts();
+            if upserts == last_upserts && core.store().stats().buffered > 0 {
+                let c = core.clone();
+                let _ = core
+                    .queues
+                    .sweep
+                    .try_send(SweepReq::Admin(Box::new(move || {
+                        if let Err(e) = c.store().checkpoint() {
+                            tracing::warn!(error = %e, "quiet-moment checkpoint: applying the write buffers: {e}");
+                        }
+                    })));
+            }
+            last_upserts = upserts;
             let _ = core.queues.sync.try_send(SyncReq::Periodic);
             if let Some(every) = core.opts.retain_every {
                 if last_retain.elapsed() >= every {

@@ -105,6 +105,8 @@ fn a_damaged_leaf_names_the_files_it_held() {
         fs.write(&o, 0, &vec![1u8; 4 * BLKSZ], &who).unwrap();
     }
     drop(m);
+    // The data keys in leaves, not in the message log.
+    fs.store().checkpoint().unwrap();
     fs.sync().unwrap();
     fs.store().snapshot("main", "monday", false).unwrap();
     fs.sync().unwrap();

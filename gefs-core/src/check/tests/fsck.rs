@@ -418,6 +418,7 @@ fn buffered() -> (Arc<MemDev>, Store, TreeId, u64) {
     let q = s.next_qid();
     let msgs = vec![Msg::insert(key::ent(0, b"f"), file(q, BLKSZ_U64))];
     s.upsert(t, msgs, Tier::Normal).unwrap();
+    s.checkpoint().unwrap();
     s.sync().unwrap();
     (dev, s, t, q)
 }

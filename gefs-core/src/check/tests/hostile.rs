@@ -105,7 +105,7 @@ fn put_record(s: &Store, r: TreeRec) {
 /// Write a deadlist block (seq, prev, addrs) and return its pointer.
 fn dlist_block(s: &Store, seq: u64, prev: Bptr, addrs: &[u64]) -> Bptr {
     let (bp, _, ()) = s
-        .new_block(AllocKind::Meta, Tier::Normal, Gen(1), |buf| {
+        .new_zeroed(AllocKind::Meta, Tier::Normal, Gen(1), |buf| {
             LogHeader {
                 kind: BlockType::Dlist,
                 nbytes: addrs.len() * 8,

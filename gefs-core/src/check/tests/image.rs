@@ -93,6 +93,11 @@ pub(crate) fn build() -> Img {
             .map(|i| Msg::insert(conf_key("s", round * 40 + i), vec![7; 200]))
             .collect();
         s.upsert(TreeId::SNAP, msgs, Tier::Normal).unwrap();
+        // Odd rounds apply the buffered messages to the tree; even ones
+        // leave them in the message log.
+        if round % 2 == 1 {
+            s.checkpoint().unwrap();
+        }
         s.sync().unwrap();
         history.push(dev.snapshot());
     }
@@ -439,6 +444,11 @@ pub(crate) fn build_with_snapshots() -> (Img, Store) {
             ));
         }
         s.upsert(t, msgs, Tier::Normal).unwrap();
+        // Round 2's messages stay in main's message log, which snap2 then
+        // shares; the other rounds apply them to the tree.
+        if round != 2 {
+            s.checkpoint().unwrap();
+        }
         s.sync().unwrap();
         history.push(dev.snapshot());
         if round < 3 {

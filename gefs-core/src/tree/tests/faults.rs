@@ -53,7 +53,7 @@ fn fail_every_write(h: &mut Harness, batch: &[Msg], r: &mut Rng) -> usize {
     let mut n = 0;
     loop {
         h.s.fail_after(Some(n));
-        let res = upsert(&h.s, &h.root, batch.to_vec());
+        let res = crate::tree::apply(&h.s, &h.root, &[], batch);
         h.s.fail_after(None);
         match res {
             Err(e) => {
@@ -64,11 +64,12 @@ fn fail_every_write(h: &mut Harness, batch: &[Msg], r: &mut Rng) -> usize {
                     h.check_lookup(&key(r.below(6000)));
                 }
             }
-            Ok(root) => {
+            Ok(a) => {
                 for m in batch {
                     super::harness::model_apply(&mut h.model, m);
                 }
-                h.root = root;
+                h.root = a.root;
+                h.nodes += a.nodes;
                 h.verify();
                 return n;
             }

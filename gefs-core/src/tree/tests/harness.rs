@@ -9,7 +9,7 @@ use crate::format::node::NodeView;
 use crate::format::{Bptr, LEAFSPC, PIVSPC};
 
 use super::super::memstore::MemStore;
-use super::super::{create, data_ptrs, lookup, scan, upsert, NodeStore, Root};
+use super::super::{apply, create, data_ptrs, lookup, scan, NodeStore, Root};
 
 /// What the checker saw.
 #[derive(Debug, Default)]
@@ -155,6 +155,8 @@ pub struct Harness {
     pub root: Root,
     pub model: BTreeMap<Vec<u8>, Vec<u8>>,
     pub max_height: u32,
+    /// The node count, kept from what each upsert reports.
+    pub nodes: i64,
 }
 
 impl Harness {
@@ -166,6 +168,7 @@ impl Harness {
             root,
             model: BTreeMap::new(),
             max_height: 1,
+            nodes: 1,
         }
     }
 
@@ -174,7 +177,9 @@ impl Harness {
         for m in &batch {
             model_apply(&mut self.model, m);
         }
-        self.root = upsert(&self.s, &self.root, batch).unwrap();
+        let a = apply(&self.s, &self.root, &[], &batch).unwrap();
+        self.root = a.root;
+        self.nodes += a.nodes;
         self.max_height = self.max_height.max(self.root.height);
     }
 
@@ -191,6 +196,11 @@ impl Harness {
             sh.leaves + sh.pivots
         );
         assert_no_leaks(&self.s, &self.root, &sh.nodes);
+        assert_eq!(
+            self.nodes,
+            (sh.leaves + sh.pivots) as i64,
+            "the node count the upserts reported"
+        );
         let all = scan(
             &self.s,
             &self.root,
