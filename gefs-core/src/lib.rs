@@ -41,6 +41,8 @@ pub mod check;
 pub mod epoch;
 pub mod store;
 mod sync;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod tree;
 pub mod units;
 pub mod users;

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use super::*;
 use crate::device::MemDev;
 use crate::format::BLKSZ_U64;
+use crate::testing::Rng;
 
 const DEV: u64 = 64 << 20;
 
@@ -48,16 +49,6 @@ fn replayed_view(dev: &MemDev, recs: &[ArenaRec]) -> Vec<(u64, u64)> {
         }
     }
     v.ranges().collect()
-}
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
 }
 
 #[test]
@@ -210,15 +201,15 @@ fn replay_equals_memory_under_random_work() {
     let mut durable: BTreeSet<BlockAddr> = BTreeSet::new();
     let mut limbo = Vec::new();
     for gen in 1..=60u64 {
-        for _ in 0..(rng.next() % 700) {
-            match rng.next() % 10 {
+        for _ in 0..(rng.next_u64() % 700) {
+            match rng.next_u64() % 10 {
                 0..=5 => {
-                    let kind = if rng.next().is_multiple_of(2) {
+                    let kind = if rng.next_u64().is_multiple_of(2) {
                         Kind::Meta
                     } else {
                         Kind::Data {
-                            hint: rng.next() % 100,
-                            seq: rng.next().is_multiple_of(2),
+                            hint: rng.next_u64() % 100,
+                            seq: rng.next_u64().is_multiple_of(2),
                         }
                     };
                     if let Ok(x) = a.alloc(kind, Tier::Normal) {
@@ -226,7 +217,7 @@ fn replay_equals_memory_under_random_work() {
                     }
                 }
                 _ if !live.is_empty() => {
-                    let x = live.swap_remove((rng.next() % live.len() as u64) as usize);
+                    let x = live.swap_remove((rng.next_u64() % live.len() as u64) as usize);
                     let want = if durable.contains(&x) {
                         Freed::Durable
                     } else {

@@ -13,21 +13,7 @@ use crate::format::msg::Op;
 const DEV: u64 = 64 << 20;
 
 fn setup() -> (Arc<MemDev>, Store) {
-    let dev = Arc::new(MemDev::new(DEV));
-    let opts = FormatOpts {
-        user: "glenda".into(),
-        cache_bytes: 8 << 20,
-    };
-    drop(Store::format(dev.clone(), &opts).unwrap());
-    let s = Store::open(
-        dev.clone(),
-        &Config {
-            cache_bytes: 8 << 20,
-            read_only: false,
-        },
-    )
-    .unwrap();
-    (dev, s)
+    crate::testing::fresh_store(DEV, 8 << 20)
 }
 
 use super::tests::open as reopen;

@@ -11,18 +11,7 @@ use crate::format::msg::Op;
 use crate::format::BLKSZ_U64;
 
 fn setup() -> (Arc<MemDev>, Store) {
-    let dev = Arc::new(MemDev::new(64 << 20));
-    let opts = FormatOpts {
-        user: "glenda".into(),
-        cache_bytes: 8 << 20,
-    };
-    drop(Store::format(dev.clone(), &opts).unwrap());
-    let cfg = Config {
-        cache_bytes: 8 << 20,
-        read_only: false,
-    };
-    let s = Store::open(dev.clone(), &cfg).unwrap();
-    (dev, s)
+    crate::testing::fresh_store(64 << 20, 8 << 20)
 }
 
 fn data(s: &Store, t: TreeId, qid: u64, n: u64) {

@@ -21,14 +21,7 @@ pub(super) fn fmt(dev: &Arc<MemDev>) -> Store {
 
 /// Open the store on `dev` (8 MiB cache).
 pub(super) fn open(dev: &Arc<MemDev>) -> Store {
-    Store::open(
-        dev.clone(),
-        &Config {
-            cache_bytes: 8 << 20,
-            read_only: false,
-        },
-    )
-    .unwrap()
+    crate::testing::open_store(dev, 8 << 20)
 }
 
 /// A `KCONF` key numbered `i`.

@@ -11,6 +11,7 @@ use crate::device::MemDev;
 use crate::format::msg::Op;
 
 use super::tests::{fmt, k, open, DEV};
+use crate::testing::Rng;
 
 /// A formatted store on a fresh device, with `main` mounted.
 fn fresh() -> (Arc<MemDev>, Store, TreeId) {
@@ -19,21 +20,6 @@ fn fresh() -> (Arc<MemDev>, Store, TreeId) {
     let s = open(&dev);
     let t = s.mount("main").unwrap();
     (dev, s, t)
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 fn model_apply(model: &mut BTreeMap<Vec<u8>, Vec<u8>>, m: &Msg) {
@@ -83,7 +69,7 @@ fn random_run(cap: usize, seed: u64) {
     s.set_write_buffer_bytes(cap);
     let t = s.mount("main").unwrap();
     let mut model = BTreeMap::new();
-    let mut r = Rng(seed);
+    let mut r = Rng::new(seed);
     let keys = 3000;
     for round in 0..30 {
         for _ in 0..100 {
@@ -281,7 +267,7 @@ fn wstats_fold_and_answer_as_unfolded() {
                     key,
                     val: Wstat {
                         size: (r.below(2) == 0).then(|| r.below(1 << 30)),
-                        mtime: Some(r.next()),
+                        mtime: Some(r.next_u64()),
                         muid: (r.below(3) == 0).then(|| r.below(9) as i32),
                         ..Wstat::default()
                     }

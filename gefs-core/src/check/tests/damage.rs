@@ -10,21 +10,9 @@ use crate::device::{Device, MemDev};
 use crate::format::value::DMDIR;
 use crate::format::{key, Bptr, BLKSZ};
 use crate::fs::{Fs, Who, MAX_IO, ORDWR, OREAD};
-use crate::store::{Config, FormatOpts, Store};
 
 fn image() -> (Arc<MemDev>, Fs) {
-    let dev = Arc::new(MemDev::new(48 << 20));
-    let opts = FormatOpts {
-        user: "glenda".into(),
-        cache_bytes: 8 << 20,
-    };
-    drop(Store::format(dev.clone(), &opts).unwrap());
-    let cfg = Config {
-        cache_bytes: 8 << 20,
-        read_only: false,
-    };
-    let s = Arc::new(Store::open(dev.clone(), &cfg).unwrap());
-    (dev, Fs::new(s, false).unwrap())
+    crate::testing::fresh_fs(48 << 20, 8 << 20)
 }
 
 /// `/home/x/report.pdf` of 100 KiB in main, snapshot `monday` of it; the

@@ -9,21 +9,9 @@ use super::show;
 use crate::check::{check, check_pinned, CheckOpts};
 use crate::device::{Device, MemDev};
 use crate::fs::{Fs, Who, MAX_IO, ORDWR};
-use crate::store::{Config, FormatOpts, Store};
 
 fn fs() -> (Arc<MemDev>, Fs) {
-    let dev = Arc::new(MemDev::new(48 << 20));
-    let opts = FormatOpts {
-        user: "glenda".into(),
-        cache_bytes: 8 << 20,
-    };
-    drop(Store::format(dev.clone(), &opts).unwrap());
-    let cfg = Config {
-        cache_bytes: 8 << 20,
-        read_only: false,
-    };
-    let s = Arc::new(Store::open(dev.clone(), &cfg).unwrap());
-    (dev, Fs::new(s, false).unwrap())
+    crate::testing::fresh_fs(48 << 20, 8 << 20)
 }
 
 /// Replace every file `f0`..`f7` of main's root with `len` new bytes, and

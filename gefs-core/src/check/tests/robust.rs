@@ -8,28 +8,7 @@ use crate::check::summary::summarize;
 use crate::check::{check, CheckOpts};
 use crate::device::{Device, MemDev};
 use crate::format::{BLKSZ, BLKSZ_U64};
-
-/// xorshift64*: deterministic and dependency-free.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    fn fill(&mut self, b: &mut [u8]) {
-        for x in b.iter_mut() {
-            *x = self.next() as u8;
-        }
-    }
-}
+use crate::testing::Rng;
 
 #[test]
 fn random_bytes_are_not_gefs() {
@@ -63,7 +42,7 @@ fn mutations_never_panic() {
             } else {
                 r.below(BLKSZ_U64)
             };
-            dev.write_at(&[r.next() as u8], page + off).unwrap();
+            dev.write_at(&[r.next_u64() as u8], page + off).unwrap();
         }
         let opts = CheckOpts {
             threads: 1 + r.below(2) as usize,
@@ -100,7 +79,7 @@ fn hostile_nodes_summarize_without_panic() {
                 1 => 16 + r.below(256),
                 _ => r.below(BLKSZ_U64),
             } as usize;
-            b[at] = r.next() as u8;
+            b[at] = r.next_u64() as u8;
         }
         if matches!(summarize(&b), Some(crate::check::summary::Sum::Node(_))) {
             ok += 1;

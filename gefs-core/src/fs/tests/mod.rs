@@ -14,7 +14,6 @@ use super::*;
 use crate::device::MemDev;
 use crate::format::value::{Xdir, DMAPPEND, DMDIR};
 use crate::format::{BLKSZ, BLKSZ_U64};
-use crate::store::{Config, FormatOpts};
 
 /// Device size for most tests.
 pub(super) const DEV: u64 = 96 << 20;
@@ -23,23 +22,12 @@ pub(super) const GLENDA: i32 = 1;
 
 /// A freshly formatted device.
 pub(super) fn format(size: u64) -> Arc<MemDev> {
-    let dev = Arc::new(MemDev::new(size));
-    let opts = FormatOpts {
-        user: "glenda".into(),
-        cache_bytes: 16 << 20,
-    };
-    drop(Store::format(dev.clone(), &opts).unwrap());
-    dev
+    crate::testing::fresh_dev(size, 16 << 20)
 }
 
 /// Open the file system on `dev`.
 pub(super) fn open(dev: &Arc<MemDev>) -> Fs {
-    let cfg = Config {
-        cache_bytes: 16 << 20,
-        read_only: false,
-    };
-    let s = Arc::new(Store::open(dev.clone(), &cfg).unwrap());
-    Fs::new(s, false).unwrap()
+    crate::testing::open_fs(dev, 16 << 20)
 }
 
 /// glenda, not permissive.

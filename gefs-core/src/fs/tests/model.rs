@@ -15,29 +15,10 @@
 use std::collections::BTreeMap;
 
 use super::*;
+use crate::testing::Rng;
 
 /// Names entries are drawn from (few, so collisions happen).
 const NAMES: [&str; 8] = ["a", "b", "c", "dd", "e", "long-name-f", "g", "h"];
-
-/// A small xorshift generator.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        if n == 0 {
-            0
-        } else {
-            self.next() % n
-        }
-    }
-}
 
 /// One expected entry.
 #[derive(Debug, Clone)]
@@ -152,7 +133,7 @@ impl Harness {
         Harness {
             dev,
             fs: Some(fs),
-            rng: Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1),
+            rng: Rng::new(seed),
             trees: BTreeMap::from([("main".to_string(), t)]),
             who: Who::permissive(GLENDA),
         }
@@ -214,7 +195,7 @@ impl Harness {
                     path,
                     off,
                     len,
-                    seed: self.rng.next(),
+                    seed: self.rng.next_u64(),
                 }
             }
             (45..=54, Some(path)) => {

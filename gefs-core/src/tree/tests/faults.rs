@@ -132,7 +132,7 @@ fn level_mismatch_is_corruption_naming_the_block() {
         let b = (0..4)
             .map(|_| {
                 let mut k = vec![1u8; KEYMAX];
-                k[1..9].copy_from_slice(&r.next().to_be_bytes());
+                k[1..9].copy_from_slice(&r.next_u64().to_be_bytes());
                 Msg::insert(k, r.bytes(300))
             })
             .collect();

@@ -10,6 +10,7 @@ use crate::format::{Bptr, LEAFSPC, PIVSPC};
 
 use super::super::memstore::MemStore;
 use super::super::{apply, create, data_ptrs, lookup, scan, NodeStore, Root};
+pub use crate::testing::Rng;
 
 /// What the checker saw.
 #[derive(Debug, Default)]
@@ -267,25 +268,5 @@ impl Harness {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         assert_eq!(out, want);
-    }
-}
-
-/// A small deterministic PRNG (xorshift64*).
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
     }
 }

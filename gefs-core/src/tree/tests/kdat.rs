@@ -69,7 +69,7 @@ fn data_blocks_freed_exactly_once() {
         // pivot buffers for a while before they reach the leaves.
         if round % 3 == 0 {
             let mut k = vec![1u8];
-            k.extend_from_slice(&r.next().to_be_bytes());
+            k.extend_from_slice(&r.next_u64().to_be_bytes());
             batch.push(Msg::insert(k, r.bytes(100)));
         }
         h.apply(batch);
@@ -118,7 +118,7 @@ fn overwrites_buffered_together_free_every_earlier_pointer() {
     let mut r = Rng(5);
     while h.root.height < 2 {
         let mut k = vec![1u8];
-        k.extend_from_slice(&r.next().to_be_bytes());
+        k.extend_from_slice(&r.next_u64().to_be_bytes());
         h.apply(vec![Msg::insert(k, r.bytes(200))]);
     }
     let mut later = Vec::new();

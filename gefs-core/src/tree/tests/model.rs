@@ -112,7 +112,7 @@ fn hundred_thousand_keys() {
         let b: Vec<Msg> = (0..n)
             .map(|_| {
                 i += 1;
-                let k = plain_key(r.next() % 1_000_000_007);
+                let k = plain_key(r.next_u64() % 1_000_000_007);
                 let vl = r.below(24) as usize;
                 Msg::insert(k, r.bytes(vl))
             })
