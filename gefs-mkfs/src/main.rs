@@ -179,11 +179,16 @@ fn grow(args: &Args) -> ExitCode {
     }
 }
 
-/// 2 for what the arguments got wrong (a size too small, a bad user name), 1
-/// for a refusal or a failure.
+/// 2 for what the arguments got wrong (a size too small, a bad user name) and
+/// for an image that could not be opened (missing, unreadable, in use), as
+/// the README's exit codes say; 1 for a refusal or a failure.
 fn exit_code(e: &gefs_core::Error) -> u8 {
     match e {
         gefs_core::Error::Invalid(_) => 2,
+        gefs_core::Error::Io {
+            op: gefs_core::error::IoOp::Open,
+            ..
+        } => 2,
         _ => 1,
     }
 }

@@ -60,7 +60,7 @@ fn commands_and_argument_counts() {
     let (s, a, _d, mut k) = with_console();
     let mut c = attached(a);
     put(&mut c, 1, "f", b"data");
-    assert!(k.ok("help").contains("snap -d name"));
+    assert!(k.ok("help").contains("snap -d [-f] name"));
     assert!(k.err("frobnicate").contains("unknown command"));
     assert!(k.ok("sync").starts_with("synced (commit "));
     let df = k.ok("df");
@@ -93,8 +93,9 @@ fn commands_and_argument_counts() {
         "{l}"
     );
     assert!(k.ok("snap -d s1").contains("deleted: s1"));
-    // main is mounted (attached): refused.
-    assert!(k.err("snap -d main").contains("in use"));
+    // main needs -f; with it, main is mounted (attached): refused.
+    assert!(k.err("snap -d main").contains("-f"));
+    assert!(k.err("snap -d -f main").contains("in use"));
     assert!(k.ok("set main retain '10@m'").contains("set main retain"));
     k.err("set main retain 'bogus'");
     assert!(k.ok("clear main retain").contains("cleared main retain"));
@@ -209,6 +210,8 @@ fn retention_does_not_pin_labels() {
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    assert!(k.ok("snap -d fork").contains("deleted: fork"));
+    // fork is its tree's last label: deleting it needs -f.
+    assert!(k.err("snap -d fork").contains("add -f"));
+    assert!(k.ok("snap -d -f fork").contains("deleted: fork"));
     stop(s);
 }

@@ -182,19 +182,19 @@ fn mkfs_grow_through_the_binaries() {
     assert_eq!(cat, "kept across grows\n");
     // Nothing to grow into, and a growth smaller than an arena: refused, image untouched.
     let (c, e) = code(bin("gefs-mkfs").arg("--grow").arg(&img));
-    assert_eq!(c, Some(1), "{e}");
+    assert_eq!(c, Some(2), "{e}");
     assert!(e.contains("no larger"), "{e}");
     let (c, e) = code(bin("gefs-mkfs").args(["--grow", "-s", "201M"]).arg(&img));
-    assert_eq!(c, Some(1), "{e}");
+    assert_eq!(c, Some(2), "{e}");
     assert!(e.contains("adds nothing") && e.contains("at least"), "{e}");
     let (c, e) = code(bin("gefs-mkfs").args(["--grow", "-s", "100M"]).arg(&img));
-    assert_eq!(c, Some(1), "{e}");
+    assert_eq!(c, Some(2), "{e}");
     assert!(e.contains("cannot shrink"), "{e}");
     ok(bin("gefs-check").arg("-q").arg(&img));
     // A served image: refused, with the image lock's message.
     let d = Daemon::start(dir.path(), &img, &Opts::default());
     let (c, e) = code(bin("gefs-mkfs").args(["--grow", "-s", "300M"]).arg(&img));
-    assert_eq!(c, Some(1), "{e}");
+    assert_eq!(c, Some(2), "{e}");
     assert!(e.contains("in use"), "{e}");
     d.stop();
     assert!(std::fs::metadata(&img).expect("stat").len() < 300 << 20);

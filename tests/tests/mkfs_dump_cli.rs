@@ -56,7 +56,7 @@ fn mkfs_rejects_bad_arguments() {
             .expect("runs")
             .status
             .code(),
-        Some(1)
+        Some(2)
     );
     assert!(!img.exists(), "a failed format leaves no file behind");
     let o = mkfs()
@@ -64,7 +64,7 @@ fn mkfs_rejects_bad_arguments() {
         .arg(&img)
         .output()
         .expect("runs");
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("user name"));
     assert_eq!(mkfs().output().expect("runs").status.code(), Some(2));
 }

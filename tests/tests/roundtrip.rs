@@ -58,9 +58,11 @@ fn real_tree_round_trips() {
     let dir = tempfile::tempdir().expect("tempdir");
     let img = dir.path().join("rt.img");
     // Room for every file's whole blocks, twice over.
-    let size = ((files as u64 * 16384 + bytes) * 2).max(256 << 20);
+    let mib = ((files as u64 * 16384 + bytes) * 2)
+        .max(256 << 20)
+        .div_ceil(1 << 20);
     let out = ok(bin("gefs-mkfs")
-        .args(["-s", &size.to_string(), "-u", "alice", "--from"])
+        .args(["-s", &format!("{mib}M"), "-u", "alice", "--from"])
         .arg(&src)
         .arg(&img));
     assert!(out.contains(&format!("copied {files} files")), "{out}");
