@@ -140,7 +140,7 @@ fn an_image_in_use_is_refused() {
     assert_eq!(c, Some(2));
     assert!(e.contains("in use by another process"), "{e}");
     let (c, e) = code(bin("gefs-mkfs").arg("-f").arg(&img));
-    assert_eq!(c, Some(1));
+    assert_eq!(c, Some(2), "{e}");
     assert!(e.contains("in use"), "{e}");
     drop(held);
     ok(bin("gefs-snap").arg(&img).args(["main", "x"]));
