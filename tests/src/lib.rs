@@ -7,6 +7,7 @@ pub mod checker;
 pub mod cli;
 pub mod craft;
 pub mod daemon;
+pub mod damage;
 pub mod diod;
 pub mod fsmodel;
 pub mod fuzzrun;

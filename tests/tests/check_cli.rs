@@ -1,12 +1,12 @@
 //! gefs-check through its real binary: exit codes, the text and JSON
 //! reports, and locking.
 
-use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::process::Output;
 
 use gefs_core::device::{FileDev, OpenMode};
 use gefs_tests::cli::bin;
+use gefs_tests::damage::{flip, root_of};
 
 fn mkfs(img: &Path) {
     let o = bin("gefs-mkfs")
@@ -32,37 +32,6 @@ fn text(b: &[u8]) -> String {
 fn json(img: &Path) -> serde_json::Value {
     let o = check(&["--json"], img);
     serde_json::from_slice(&o.stdout).expect("one JSON document")
-}
-
-/// The root address of the tree labelled `label`, from the JSON report.
-fn root_of(v: &serde_json::Value, label: &str) -> u64 {
-    v["trees"]
-        .as_array()
-        .expect("trees")
-        .iter()
-        .find(|t| {
-            t["labels"]
-                .as_array()
-                .is_some_and(|l| l.iter().any(|x| x == label))
-        })
-        .and_then(|t| t["root"].as_u64())
-        .expect("tree root")
-}
-
-fn flip(img: &Path, off: u64) {
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(img)
-        .expect("open");
-    let mut b = [0u8; 4];
-    f.seek(SeekFrom::Start(off)).expect("seek");
-    f.read_exact(&mut b).expect("read");
-    for x in &mut b {
-        *x ^= 0x5a;
-    }
-    f.seek(SeekFrom::Start(off)).expect("seek");
-    f.write_all(&b).expect("write");
 }
 
 #[test]

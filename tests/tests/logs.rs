@@ -3,50 +3,10 @@
 //! block read through gefsd is logged with its address; attaches, refused attaches and
 //! console commands are logged with who and what; `RUST_LOG=debug` shows every commit.
 
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::Path;
-
 use gefs_tests::cli::bin;
 use gefs_tests::daemon::{format, Daemon, Opts, ADMIN};
+use gefs_tests::damage::{flip, root_of};
 use gefsd::client::Client;
-
-/// The root block of the tree labelled `label`, from gefs-check's JSON report.
-fn root_of(img: &Path, label: &str) -> u64 {
-    let o = bin("gefs-check")
-        .arg("--json")
-        .arg(img)
-        .output()
-        .expect("runs");
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON report");
-    v["trees"]
-        .as_array()
-        .expect("trees")
-        .iter()
-        .find(|t| {
-            t["labels"]
-                .as_array()
-                .is_some_and(|l| l.iter().any(|x| x == label))
-        })
-        .and_then(|t| t["root"].as_u64())
-        .expect("tree root")
-}
-
-/// Flip four bytes at `off`.
-fn flip(img: &Path, off: u64) {
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(img)
-        .expect("open");
-    let mut b = [0u8; 4];
-    f.seek(SeekFrom::Start(off)).expect("seek");
-    f.read_exact(&mut b).expect("read");
-    for x in &mut b {
-        *x ^= 0x5a;
-    }
-    f.seek(SeekFrom::Start(off)).expect("seek");
-    f.write_all(&b).expect("write");
-}
 
 /// Poll gefsd's log (read in the background) until `want` holds, for up to 5 s.
 fn log_until(d: &Daemon, want: impl Fn(&str) -> bool) -> String {
@@ -65,7 +25,13 @@ fn a_damaged_block_read_through_gefsd_is_logged_with_its_address() {
     let dir = tempfile::tempdir().expect("tempdir");
     let img = dir.path().join("gefs.img");
     format(&img, "64M", ADMIN);
-    let root = root_of(&img, "main");
+    let o = bin("gefs-check")
+        .arg("--json")
+        .arg(&img)
+        .output()
+        .expect("runs");
+    let report = serde_json::from_slice(&o.stdout).expect("JSON report");
+    let root = root_of(&report, "main");
     flip(&img, root + 40);
     let d = Daemon::start(dir.path(), &img, &Opts::default());
     let mut c = Client::unix(&d.sock).expect("connect");
