@@ -126,7 +126,13 @@ fn snapshots_space_is_shown_explained_and_freed() {
     // Fill the rest: the write fails cleanly, and gefsd's log explains.
     let wrote = write_file(&mut c, "fill", 64 * MIB);
     assert!(wrote < 40 * MIB, "wrote {wrote} into a 64 MiB image");
-    let log = d.log();
+    // The log reaches the test through a pipe and a reader thread: give it a moment.
+    let t0 = std::time::Instant::now();
+    let mut log = d.log();
+    while !log.contains("snap -d LABEL") && t0.elapsed() < std::time::Duration::from_secs(10) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        log = d.log();
+    }
     assert!(
         log.contains("file system full:")
             && log.contains("snapshots hold 24")
