@@ -50,8 +50,14 @@ fn every_console_command_through_the_cli() {
             "console {args:?}: {out:?} lacks {want:?}"
         );
     }
-    // Commands that change security or availability are audit-logged (S7).
-    let log = d.log();
+    // Commands that change security or availability are audit-logged (S7). The log reaches
+    // the test through a pipe and a reader thread: give the last lines a moment.
+    let t0 = std::time::Instant::now();
+    let mut log = d.log();
+    while !log.contains("console: snap") && t0.elapsed() < std::time::Duration::from_secs(10) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        log = d.log();
+    }
     for line in [
         "console: permit on",
         "console: permit off",
