@@ -422,18 +422,7 @@ impl Store {
             }
         }
         let ctx = super::ReadCtx::new(self);
-        tree::walk(&ctx, &root, |bp, _| {
-            if bp.gen.0 > thr {
-                doomed.insert(bp.addr);
-            }
-            Ok(())
-        })?;
-        tree::owned_data_ptrs(&ctx, &root, |bp| {
-            if bp.gen.0 > thr {
-                doomed.insert(bp.addr);
-            }
-            Ok(())
-        })?;
+        super::space::born_after(&ctx, &root, thr, &mut doomed)?;
         let mut v: Vec<BlockAddr> = doomed.into_iter().collect();
         v.sort();
         for a in v {

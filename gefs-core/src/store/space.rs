@@ -171,18 +171,7 @@ impl Store {
                 seen.insert(bp.addr);
             }
         }
-        tree::walk(&ctx, &root, |bp, _| {
-            if bp.gen.0 > thr {
-                seen.insert(bp.addr);
-            }
-            Ok(())
-        })?;
-        tree::owned_data_ptrs(&ctx, &root, |bp| {
-            if bp.gen.0 > thr {
-                seen.insert(bp.addr);
-            }
-            Ok(())
-        })?;
+        born_after(&ctx, &root, thr, &mut seen)?;
         Ok(seen.len() as u64)
     }
 
@@ -339,4 +328,26 @@ impl Store {
         );
         text
     }
+}
+
+/// Add to `out` the tree's nodes and the data blocks it owns that were born
+/// after generation `thr`: what deleting a tip frees of its tree.
+pub(super) fn born_after(
+    ctx: &super::ReadCtx<'_>,
+    root: &Root,
+    thr: u64,
+    out: &mut HashSet<crate::ids::BlockAddr>,
+) -> Result<()> {
+    tree::walk(ctx, root, |bp, _| {
+        if bp.gen.0 > thr {
+            out.insert(bp.addr);
+        }
+        Ok(())
+    })?;
+    tree::owned_data_ptrs(ctx, root, |bp| {
+        if bp.gen.0 > thr {
+            out.insert(bp.addr);
+        }
+        Ok(())
+    })
 }
