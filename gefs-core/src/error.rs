@@ -141,7 +141,7 @@ impl fmt::Display for Error {
             Error::Version { found } => write!(
                 f,
                 "unsupported format version {found} (this build reads version {})",
-                crate::format::FORMAT_VERSION
+                crate::ids::FORMAT_VERSION
             ),
             Error::NoSpace => f.write_str("file system full"),
             Error::ReadOnly => f.write_str("file system read only"),

@@ -1,12 +1,35 @@
 //! gefs-core: the storage engine and file-system library of gefs-rs, a Rust
 //! reimplementation of GEFS, the copy-on-write Bε-tree file system of Plan 9.
 //!
-//! Layers, lowest first; a layer never imports one above it:
+//! Layers, lowest first, and the crate modules each one's library code may
+//! use (DESIGN.md §1, which holds the same table; `tests/layers.rs` enforces
+//! it, and that no import cycle exists):
 //!
-//! | module | owns |
-//! |---|---|
-//! | [`format`] | every on-disk byte layout (see `doc/FORMAT.md`) |
-//! | [`device`] | the [`Device`](device::Device) trait and its file, memory and test devices |
+//! | module | owns | may use |
+//! |---|---|---|
+//! | `ids` | block addresses, generations, the block size and the format version | — |
+//! | `units` | the size grammar of every tool, printing sizes | — |
+//! | `host` | facts about the host (login name) | — |
+//! | `sync` | the lock and atomic primitives of cache and epochs (loom-swappable) | — |
+//! | `error` | the library's error type | `ids` |
+//! | `format` | every on-disk byte layout; pure encode/decode; never panics on input | `error`, `ids`, `units` |
+//! | `device` | the `Device` trait: file/block device (`fdatasync` flush), memory, recording and faulty test devices | `format` |
+//! | `epoch` | epoch-based reclamation: slots, limbo lists | `sync` |
+//! | `cache` | the fixed buffer pool, address index, per-shard LRU that is the free list | `error`, `format`, `ids`, `sync` |
+//! | `alloc` | arenas, free maps, allocation logs, space tiers | `device`, `error`, `format`, `ids` |
+//! | `tree` | the Bε tree, generic over `NodeStore` | `error`, `format`, `ids` |
+//! | `store` | the engine: one device, its cache, allocator, epochs and trees; open, format, commit, snapshots | `alloc`, `cache`, `device`, `epoch`, `error`, `format`, `ids`, `tree`, `units`, `users` |
+//! | `retain` | the retention schedule and its stateless planner | `error` |
+//! | `users` | the users table and permission rules | `error`, `format` |
+//! | `fs` | the file system: files, directories, permissions | `alloc`, `error`, `format`, `ids`, `store`, `tree`, `users` |
+//! | `check` | the offline checker | `alloc`, `device`, `error`, `format`, `fs`, `ids`, `store` |
+//! | `dump` | read-only views of an image (`gefs-dump`) | `alloc`, `device`, `error`, `format`, `fs`, `ids`, `store`, `tree` |
+//! | `export` | copying a snapshot's files out to a host directory | `error`, `format`, `fs` |
+//! | `import` | populating a tree from a host directory | `error`, `format`, `fs` |
+//! | `probe` | recognizing what a device holds before formatting it | `device` |
+//! | `image` | image files and block devices as the tools open them (locks, refusals) | `device`, `error`, `format`, `ids`, `probe`, `store` |
+//! | `admin` | snapshot and retention commands in the console's syntax | `error`, `format`, `retain`, `store`, `units` |
+//! | `testing` | the one test surface: `Rng`, fresh stores and file systems (feature `testing`) | any |
 //!
 //! `doc/DESIGN.md` describes the threads, lock order, epochs and the crash
 //! argument.

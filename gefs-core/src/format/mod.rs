@@ -19,14 +19,10 @@ pub mod value;
 
 pub use bptr::Bptr;
 
-/// The on-disk format version this build writes. It reads every version from 1 up to this one
-/// (FORMAT.md §3 and FORMAT.md §12: each version only added meanings its predecessors never wrote).
-pub const FORMAT_VERSION: u32 = 3;
-
-/// Block size in bytes. Every block, data or metadata, is this big.
-pub const BLKSZ: usize = 16384;
-/// [`BLKSZ`] as a u64, for address arithmetic.
-pub const BLKSZ_U64: u64 = BLKSZ as u64;
+// The block size and the format version are defined with the block address
+// (`ids`), the leaf every layer shares, so that `error` and `ids` need nothing
+// from this module (DESIGN.md §1).
+pub use crate::ids::{BLKSZ, BLKSZ_U64, FORMAT_VERSION};
 
 /// Size of a tree-node header (pivot or leaf).
 pub const NODE_HDR: usize = 16;

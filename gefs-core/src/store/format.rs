@@ -58,11 +58,6 @@ pub fn valid_user(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// The users table a new image starts with (Plan 9 users(6) format).
-pub fn default_users(user: &str) -> String {
-    format!("-1:adm::{user}\n0:none::\n1:{user}:{user}:\n")
-}
-
 fn now_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -200,7 +195,7 @@ impl Store {
     }
 
     fn write_users(&self, m: &mut Mutation, t: TreeId, user: &str, now: u64) -> Result<()> {
-        let text = default_users(user);
+        let text = crate::users::default_table(user);
         let wgen = m.tree(t)?.wgen;
         let (bp, _b, ()) = self.new_zeroed(
             crate::alloc::Kind::Data {

@@ -63,7 +63,7 @@ use crate::tree::{self, Root};
 
 pub use commit::CommitInfo;
 pub use deadlist::Segment;
-pub use format::{default_users, valid_user, FormatOpts};
+pub use format::{valid_user, FormatOpts};
 pub use grow::{grow_geometry, Grown};
 pub use open::{copy_b_addr, read_superblock, sb_b_addr, SbChoice, SbCopy};
 use reclaim::Deferred;

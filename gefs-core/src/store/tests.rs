@@ -58,7 +58,7 @@ fn format_open_and_read_back() {
     let b = s.read_data(&bp).unwrap();
     assert_eq!(
         &b.bytes()[..u.length as usize],
-        default_users("glenda").as_bytes()
+        crate::users::default_table("glenda").as_bytes()
     );
     let empty = s.mount("empty").unwrap();
     assert!(matches!(
