@@ -127,7 +127,7 @@ fn refuse_unforced_delete(s: &Store, name: &str) -> Result<()> {
 
 /// `snap -l` as text: one label a line, `[mutable]` after live trees, and
 /// after each snapshot the space deleting it would free now.
-pub fn list_text(labels: &[crate::store::LabelSpace]) -> String {
+pub fn list_text(labels: &[crate::snap::LabelSpace]) -> String {
     let mut out = String::new();
     for l in labels {
         out.push_str(&l.name);
@@ -160,7 +160,7 @@ pub struct DfArena {
 pub struct Df {
     /// The totals.
     #[serde(flatten)]
-    pub space: crate::store::Space,
+    pub space: crate::snap::Space,
     /// Per arena.
     pub arenas: Vec<DfArena>,
 }

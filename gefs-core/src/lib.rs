@@ -18,7 +18,8 @@
 //! | `cache` | the fixed buffer pool, address index, per-shard LRU that is the free list | `error`, `format`, `ids`, `sync` |
 //! | `alloc` | arenas, free maps, allocation logs, space tiers | `device`, `error`, `format`, `ids` |
 //! | `tree` | the Bε tree, generic over `NodeStore` | `error`, `format`, `ids` |
-//! | `store` | the engine: one device, its cache, allocator, epochs and trees; open, format, commit, snapshots | `alloc`, `cache`, `device`, `epoch`, `error`, `format`, `ids`, `tree`, `units`, `users` |
+//! | `store` | the engine: one device, its cache, allocator, epochs and trees; labels, open, format, commit | `alloc`, `cache`, `device`, `epoch`, `error`, `format`, `ids`, `tree`, `units`, `users` |
+//! | `snap` | snapshots: taking, forking, deleting; deadlists, settings, space accounting | `alloc`, `error`, `format`, `ids`, `store`, `tree`, `units` |
 //! | `retain` | the retention schedule and its stateless planner | `error` |
 //! | `users` | the users table and permission rules | `error`, `format` |
 //! | `fs` | the file system: files, directories, permissions | `alloc`, `error`, `format`, `ids`, `store`, `tree`, `users` |
@@ -28,7 +29,7 @@
 //! | `import` | populating a tree from a host directory | `error`, `format`, `fs` |
 //! | `probe` | recognizing what a device holds before formatting it | `device` |
 //! | `image` | image files and block devices as the tools open them (locks, refusals) | `device`, `error`, `format`, `ids`, `probe`, `store` |
-//! | `admin` | snapshot and retention commands in the console's syntax | `error`, `format`, `retain`, `store`, `units` |
+//! | `admin` | snapshot and retention commands in the console's syntax | `error`, `format`, `retain`, `snap`, `store`, `units` |
 //! | `testing` | the one test surface: `Rng`, fresh stores and file systems (feature `testing`) | any |
 //!
 //! `doc/DESIGN.md` describes the threads, lock order, epochs and the crash
@@ -54,6 +55,7 @@ pub mod image;
 pub mod import;
 pub mod probe;
 pub mod retain;
+pub mod snap;
 
 pub use error::{Error, Result};
 pub use ids::{BlockAddr, Gen};

@@ -2,7 +2,7 @@
 //! records (`pred`, `succ`, `base`), the counts records keep (`nlbl`,
 //! `nref`) and their ids against the superblock's `nextgen`.
 //!
-//! The rules (FORMAT.md §9, `store/snap.rs`): a label name passes
+//! The rules (FORMAT.md §9, `snap/mod.rs`): a label name passes
 //! [`valid_label`]; `pred` and `succ` are none or name an existing record,
 //! and are mirror images (`P = R.pred` ⇔ `P.succ = R`); `base` is 0 or names
 //! an existing record; following `pred`, `succ` or `base` never comes back

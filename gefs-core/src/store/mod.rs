@@ -34,12 +34,12 @@ mod deadlist;
 mod format;
 mod grow;
 mod io;
+mod labels;
 mod msglog;
 mod open;
 mod reclaim;
-mod snap;
-mod space;
 mod wbuf;
+mod writer;
 
 use wbuf::Buffered;
 
@@ -62,14 +62,14 @@ use crate::ids::Gen;
 use crate::tree::{self, Root};
 
 pub use commit::CommitInfo;
-pub use deadlist::Segment;
 pub use format::{valid_user, FormatOpts};
 pub use grow::{grow_geometry, Grown};
+pub use labels::{valid_label, LabelInfo};
+pub(crate) use msglog::data_ptrs;
 pub use open::{copy_b_addr, read_superblock, sb_b_addr, SbChoice, SbCopy};
 use reclaim::Deferred;
 pub use reclaim::PinnedCommit;
-pub use snap::{valid_label, LabelInfo, RESERVED};
-pub use space::{LabelSpace, Space};
+pub(crate) use writer::Writer;
 
 /// How to open a store.
 #[derive(Debug, Clone)]
@@ -309,7 +309,7 @@ impl Store {
         self.read_only || self.broken.load(Ordering::SeqCst)
     }
 
-    fn writable(&self) -> Result<()> {
+    pub(crate) fn writable(&self) -> Result<()> {
         if self.is_read_only() {
             Err(Error::ReadOnly)
         } else {
@@ -763,10 +763,6 @@ pub type Value<'s> = tree::Found<Block<'s>>;
 
 #[cfg(test)]
 mod pressure_tests;
-#[cfg(test)]
-mod snap_tests;
-#[cfg(test)]
-mod space_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

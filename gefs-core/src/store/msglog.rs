@@ -149,7 +149,7 @@ impl ReadLog {
 }
 
 /// The data blocks `KDAT` inserts among `recs` point to.
-pub(super) fn data_ptrs<'a>(recs: impl Iterator<Item = Rec<'a>>) -> Vec<Bptr> {
+pub(crate) fn data_ptrs<'a>(recs: impl Iterator<Item = Rec<'a>>) -> Vec<Bptr> {
     recs.filter(|r| r.0 == Op::Insert && r.1.first() == Some(&KDAT))
         .filter_map(|r| Bptr::from_slice(r.2).ok())
         .filter(|bp| !bp.is_none())

@@ -103,6 +103,19 @@ pub(crate) enum Deferred {
 }
 
 impl Store {
+    /// Release one block nobody references any more, whatever its age (the
+    /// allocator's free path for what snapshot deletion proves unused).
+    pub(crate) fn release_block(&self, addr: BlockAddr) -> Result<()> {
+        self.free_block(
+            &Bptr {
+                addr,
+                hash: 0,
+                gen: Gen(0),
+            },
+            Gen(u64::MAX),
+        )
+    }
+
     /// A tree (working generation `wgen`) no longer references `bp`, and no
     /// snapshot holds it. The allocator knows whether a commit has seen the
     /// block: if not, it is reusable once readers leave (class 1), however

@@ -9,6 +9,8 @@ use super::*;
 use crate::check::{check_store, CheckOpts};
 use crate::device::MemDev;
 use crate::format::msg::Op;
+use crate::format::Bptr;
+use crate::store::{Store, TreeId};
 
 const DEV: u64 = 64 << 20;
 
@@ -16,7 +18,10 @@ fn setup() -> (Arc<MemDev>, Store) {
     crate::testing::fresh_store(DEV, 8 << 20)
 }
 
-use super::tests::open as reopen;
+/// Open the store on `dev` again (8 MiB cache).
+fn reopen(dev: &Arc<MemDev>) -> Store {
+    crate::testing::open_store(dev, 8 << 20)
+}
 
 fn k(i: u64) -> Vec<u8> {
     key::conf(format!("k{i:05}").as_bytes())

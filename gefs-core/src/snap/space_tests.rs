@@ -9,6 +9,7 @@ use super::*;
 use crate::device::MemDev;
 use crate::format::msg::Op;
 use crate::format::BLKSZ_U64;
+use crate::store::{Store, TreeId};
 
 fn setup() -> (Arc<MemDev>, Store) {
     crate::testing::fresh_store(64 << 20, 8 << 20)

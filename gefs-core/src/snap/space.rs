@@ -8,7 +8,7 @@
 //! still held it, so the segments (the addresses they list, plus their own
 //! chain blocks) are the space snapshots hold. Deleting a snapshot `R` with
 //! predecessor `P` and successor `N` frees exactly `R`'s segments of blocks
-//! born after `P` and `N`'s segments of blocks born after `P` (`snap.rs`),
+//! born after `P` and `N`'s segments of blocks born after `P` (`snap/mod.rs`),
 //! so those segments' sizes are `R`'s unique space. A segment's size is read
 //! from its chain's block headers (one block per 2043 addresses), never from
 //! the addresses themselves.
@@ -30,16 +30,16 @@ use std::ops::Bound;
 
 use serde::Serialize;
 
-use super::{Store, TreeId};
 use crate::error::Result;
 use crate::format::key::{self, KeyView};
 use crate::format::log::LogHeader;
 use crate::format::value::{DlistVal, TreeRec};
 use crate::format::{BlockType, BLKSZ_U64};
+use crate::store::{ReadCtx, Store, TreeId};
 use crate::tree::{self, Root};
 use crate::units::human;
 
-use super::snap::RESERVED;
+use super::RESERVED;
 
 /// One label with the space deleting it would free.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -87,7 +87,7 @@ impl Store {
     fn segment_blocks(&self, val: &DlistVal) -> Result<u64> {
         let mut n = 0u64;
         let mut at = val.head;
-        let limit = self.geo.dev_size / BLKSZ_U64;
+        let limit = self.geometry().dev_size / BLKSZ_U64;
         let mut hops = 0u64;
         while !at.is_none() {
             hops += 1;
@@ -139,33 +139,24 @@ impl Store {
         }
     }
 
-    fn snap_rec(&self, id: u64) -> Result<Option<TreeRec>> {
-        match self.lookup(TreeId::SNAP, &key::snap(id))? {
-            None => Ok(None),
-            Some(v) => TreeRec::decode(&v)
-                .map(Some)
-                .map_err(|_| self.snap_corrupt("snapshot record")),
-        }
-    }
-
     /// Blocks a tip's deletion sweeps: its tree's nodes and owned data
     /// blocks born after `thr`, and its message log's blocks and the data
     /// blocks its records point to (as `sweep_tree` frees them).
     fn tip_blocks(&self, r: &TreeRec, thr: u64) -> Result<u64> {
         // Pinned before the root is read: the tree's blocks cannot be
         // reused under the walk even if the snapshot is deleted meanwhile.
-        let _g = self.epochs.pin();
-        let Some(r) = self.snap_rec(r.gen)? else {
+        let _g = self.pin_epoch();
+        let Some(r) = self.snap_record(r.gen)? else {
             return Ok(0);
         };
         let root = Root {
             bp: r.root,
             height: r.ht,
         };
-        let ctx = super::ReadCtx::new(self);
+        let ctx = ReadCtx::new(self);
         let mut seen = HashSet::new();
         let rl = self.read_log(&r.log)?;
-        let data = super::msglog::data_ptrs(rl.recs()?.into_iter());
+        let data = crate::store::data_ptrs(rl.recs()?.into_iter());
         for bp in rl.chain.iter().chain(&data) {
             if bp.gen.0 > thr {
                 seen.insert(bp.addr);
@@ -231,7 +222,7 @@ impl Store {
             let unique = if l.mutable || RESERVED.contains(&l.name.as_str()) {
                 None
             } else {
-                match self.snap_rec(l.id)? {
+                match self.snap_record(l.id)? {
                     // Another label or a fork keeps the snapshot.
                     Some(r) if r.nlbl > 1 || r.nref > 0 => Some(0),
                     Some(r) => Some(self.unique_blocks(&r, &segs)? * BLKSZ_U64),
@@ -259,7 +250,7 @@ impl Store {
             available: 0,
             snapshots: 0,
         };
-        for a in self.alloc.stats() {
+        for a in self.allocator().stats() {
             s.size += a.blocks * BLKSZ_U64;
             s.used += a.blocks.saturating_sub(a.free) * BLKSZ_U64;
             s.free += a.free * BLKSZ_U64;
@@ -272,7 +263,7 @@ impl Store {
             if l.mutable || RESERVED.contains(&l.name.as_str()) {
                 continue;
             }
-            if let Some(r) = self.snap_rec(l.id)? {
+            if let Some(r) = self.snap_record(l.id)? {
                 if r.succ == TreeRec::NONE {
                     let pv = if r.pred == TreeRec::NONE { 0 } else { r.pred };
                     held += self.tip_blocks(&r, pv.max(r.base))?;
@@ -333,7 +324,7 @@ impl Store {
 /// Add to `out` the tree's nodes and the data blocks it owns that were born
 /// after generation `thr`: what deleting a tip frees of its tree.
 pub(super) fn born_after(
-    ctx: &super::ReadCtx<'_>,
+    ctx: &ReadCtx<'_>,
     root: &Root,
     thr: u64,
     out: &mut HashSet<crate::ids::BlockAddr>,
