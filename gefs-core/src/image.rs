@@ -118,7 +118,7 @@ pub fn format_image(
     user: &str,
     force: bool,
 ) -> Result<(Made, Store)> {
-    crate::store::valid_user(user)?;
+    crate::users::check_first_admin(user)?;
     let exists = path.exists();
     let (dev, created) = if exists {
         let mut d = FileDev::open(path, OpenMode::ReadWrite).map_err(|e| open_err(path, e))?;

@@ -18,17 +18,17 @@
 //! | `cache` | the fixed buffer pool, address index, per-shard LRU that is the free list | `error`, `format`, `ids`, `sync` |
 //! | `alloc` | arenas, free maps, allocation logs, space tiers | `device`, `error`, `format`, `ids` |
 //! | `tree` | the Bε tree, generic over `NodeStore` | `error`, `format`, `ids` |
-//! | `store` | the engine: one device, its cache, allocator, epochs and trees; labels, open, format, commit | `alloc`, `cache`, `device`, `epoch`, `error`, `format`, `ids`, `tree`, `units`, `users` |
+//! | `store` | the engine: one device, its cache, allocator, epochs and trees; labels, open, format, commit | `alloc`, `cache`, `device`, `epoch`, `error`, `format`, `ids`, `tree`, `units` |
 //! | `snap` | snapshots: taking, forking, deleting; deadlists, settings, space accounting | `alloc`, `error`, `format`, `ids`, `store`, `tree`, `units` |
 //! | `retain` | the retention schedule and its stateless planner | `error` |
 //! | `users` | the users table and permission rules | `error`, `format` |
-//! | `fs` | the file system: files, directories, permissions | `alloc`, `error`, `format`, `ids`, `store`, `tree`, `users` |
+//! | `fs` | the file system: files, directories, permissions | `alloc`, `device`, `error`, `format`, `ids`, `store`, `tree`, `users` |
 //! | `check` | the offline checker | `alloc`, `device`, `error`, `format`, `fs`, `ids`, `store` |
 //! | `dump` | read-only views of an image (`gefs-dump`) | `alloc`, `device`, `error`, `format`, `fs`, `ids`, `store`, `tree` |
 //! | `export` | copying a snapshot's files out to a host directory | `error`, `format`, `fs` |
 //! | `import` | populating a tree from a host directory | `error`, `format`, `fs` |
 //! | `probe` | recognizing what a device holds before formatting it | `device` |
-//! | `image` | image files and block devices as the tools open them (locks, refusals) | `device`, `error`, `format`, `ids`, `probe`, `store` |
+//! | `image` | image files and block devices as the tools open them (locks, refusals) | `device`, `error`, `format`, `ids`, `probe`, `store`, `users` |
 //! | `admin` | snapshot and retention commands in the console's syntax | `error`, `format`, `retain`, `snap`, `store`, `units` |
 //! | `testing` | the one test surface: `Rng`, fresh stores and file systems (feature `testing`) | any |
 //!

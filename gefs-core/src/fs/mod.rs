@@ -34,6 +34,7 @@ mod clear;
 mod dir;
 pub mod error;
 mod file;
+pub mod format;
 mod make;
 pub mod names;
 mod nodes;

@@ -1,93 +1,86 @@
-//! Formatting a device (the reference's "ream").
+//! Formatting a device (the reference's "ream"), as far as the store goes:
+//! labels and trees.
 //!
-//! A new image holds three snapshot trees, each with a root directory:
-//! `empty` (immutable, the template for new hierarchies), `adm` (mutable;
-//! also holds the `users` file naming the first administrator) and `main`
-//! (mutable, the default attach). The snapshot tree holds their labels and
-//! records. Everything is written through the ordinary tree and commit code,
-//! so a new image is exactly as checked as any other.
+//! A new image holds three snapshot trees: `empty` (immutable, the template
+//! for new hierarchies), `adm` and `main` (mutable). The snapshot tree
+//! holds their labels and records. What the trees start with (root
+//! directories, the users file) is the file-system layer's, which fills
+//! each tree through a [`Seed`] before its record is written
+//! (`fs/format.rs`, where [`Store::format`] is). Everything is written
+//! through the ordinary tree and commit code, so a new image is exactly as
+//! checked as any other.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{Config, Mutation, Store, TreeId};
-use crate::alloc::{Allocator, Tier};
+use crate::alloc::{Allocator, Kind, Tier};
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::format::msg::Msg;
 use crate::format::superblock::Geometry;
-use crate::format::value::{LabelVal, TreeRec, Xdir, DMDIR, LABEL_MUTABLE};
+use crate::format::value::{LabelVal, TreeRec, LABEL_MUTABLE};
 use crate::format::{key, Bptr};
 use crate::ids::Gen;
 use crate::tree::{self, Root};
 
-/// Options for formatting.
+/// Options for formatting ([`Store::format`]).
 #[derive(Debug, Clone)]
 pub struct FormatOpts {
-    /// The first administrator (a member of `adm`).
+    /// The first administrator (a member of `adm`), whom the file-system
+    /// layer writes into `adm`'s users file.
     pub user: String,
     /// Block cache for the formatting run.
     pub cache_bytes: usize,
 }
 
-/// The user id of `adm` in the default table.
-pub const ADM_ID: i32 = -1;
-/// Qid of the root directory of `empty` and `main`.
-pub const QID_MAIN_ROOT: u64 = 0;
-/// Qid of the root directory of `adm`.
-pub const QID_ADM_ROOT: u64 = 1;
-/// Qid of `/users` in `adm`.
-pub const QID_USERS: u64 = 2;
+/// The trees of a new image, in the order they are made: label, and
+/// whether it is mutable.
+pub const NEW_TREES: [(&str, bool); 3] = [("empty", false), ("adm", true), ("main", true)];
 
-/// Check a user name for the users table.
-pub fn valid_user(name: &str) -> Result<()> {
-    let bad = name.is_empty()
-        || name.len() > 64
-        || name == "adm"
-        || name == "none"
-        || name == "nogroup"
-        || name.starts_with('-')
-        || name
-            .bytes()
-            .any(|c| c <= b' ' || c == b':' || c == b',' || c == b'/' || c == 0x7f);
-    if bad {
-        return Err(Error::Invalid(format!(
-            "user name {name:?}: 1 to 64 printable bytes, no ':', ',' or '/', not adm, none or nogroup"
-        )));
+/// One tree of a new image while its contents are written.
+pub struct Seed<'a> {
+    s: &'a Store,
+    m: &'a mut Mutation,
+    t: TreeId,
+}
+
+impl Seed<'_> {
+    /// Apply a batch of messages to the tree.
+    pub fn upsert(&mut self, msgs: Vec<Msg>) -> Result<()> {
+        self.s.upsert_locked(self.m, self.t, msgs, Tier::Normal)
     }
-    Ok(())
-}
 
-fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-}
-
-fn root_dir(qid: u64, now: u64) -> Vec<Msg> {
-    let d = Xdir {
-        qid_path: qid,
-        qid_type: (DMDIR >> 24) as u8,
-        mode: DMDIR | 0o775,
-        atime: now,
-        mtime: now,
-        uid: ADM_ID,
-        gid: ADM_ID,
-        muid: ADM_ID,
-        ..Xdir::default()
-    };
-    let ent = key::ent(key::ROOT_PQID, b"");
-    vec![
-        Msg::insert(ent.clone(), d.encode()),
-        Msg::insert(key::up(qid), ent),
-    ]
+    /// Write one data block of file `qid` holding `bytes` (zero-padded).
+    pub fn write_data(&mut self, qid: u64, bytes: &[u8]) -> Result<Bptr> {
+        let wgen = self.m.tree(self.t)?.wgen;
+        let (bp, _b, ()) = self.s.new_zeroed(
+            Kind::Data {
+                hint: qid,
+                seq: true,
+            },
+            Tier::Normal,
+            wgen,
+            |buf| {
+                let n = bytes.len().min(buf.len());
+                buf[..n].copy_from_slice(&bytes[..n]);
+                Ok(())
+            },
+        )?;
+        Ok(bp)
+    }
 }
 
 impl Store {
-    /// Format `dev` and return the new store, open. The image is durable
-    /// when this returns.
-    pub fn format(dev: Arc<dyn Device>, opts: &FormatOpts) -> Result<Store> {
-        valid_user(&opts.user)?;
+    /// Format `dev` with the trees of [`NEW_TREES`], each filled by `fill`
+    /// (given its label) before its record is written, and return the new
+    /// store, open. `next_qid` is the first qid the new image hands out.
+    /// The image is durable when this returns.
+    pub(crate) fn format_trees(
+        dev: Arc<dyn Device>,
+        cache_bytes: usize,
+        next_qid: u64,
+        fill: &mut dyn FnMut(&mut Seed<'_>, &str) -> Result<()>,
+    ) -> Result<Store> {
         let geo = Geometry::for_device(dev.size())?;
         // Whatever image was here stops being one before anything new is
         // written, so a crash mid-format never leaves an old superblock
@@ -109,7 +102,7 @@ impl Store {
         let mut m = Mutation {
             commit_gen: 0,
             nextgen: 1,
-            nextqid: QID_USERS + 1,
+            nextqid: next_qid,
             trees: Vec::new(),
         };
         let snap_gen = m.take_gen();
@@ -120,17 +113,16 @@ impl Store {
         m.trees
             .push(super::open::snap_tree_state(placeholder, snap_gen));
         let cfg = Config {
-            cache_bytes: opts.cache_bytes,
+            cache_bytes,
             read_only: false,
         };
         let s = Store::assemble(dev, &cfg, alloc, m, geo);
-        s.populate(opts)?;
+        s.populate(fill)?;
         s.sync()?;
         Ok(s)
     }
 
-    fn populate(&self, opts: &FormatOpts) -> Result<()> {
-        let now = now_ns();
+    fn populate(&self, fill: &mut dyn FnMut(&mut Seed<'_>, &str) -> Result<()>) -> Result<()> {
         let mut m = self.mutlk.lock();
         // The snapshot tree starts as one empty leaf.
         let snap_wgen = m.tree(TreeId::SNAP)?.wgen;
@@ -142,17 +134,17 @@ impl Store {
         m.trees[0].root = root;
         self.roots.write()[0] = super::Published::bare(root);
         let mut snap_msgs = Vec::new();
-        for (label, mutable, qid) in [
-            ("empty", false, QID_MAIN_ROOT),
-            ("adm", true, QID_ADM_ROOT),
-            ("main", true, QID_MAIN_ROOT),
-        ] {
+        for (label, mutable) in NEW_TREES {
             let id = m.take_gen();
             let t = self.new_tree(&mut m, label, id)?;
-            self.upsert_locked(&mut m, t, root_dir(qid, now), Tier::Normal)?;
-            if label == "adm" {
-                self.write_users(&mut m, t, &opts.user, now)?;
-            }
+            fill(
+                &mut Seed {
+                    s: self,
+                    m: &mut m,
+                    t,
+                },
+                label,
+            )?;
             let ts = m.tree(t)?;
             let rec = TreeRec {
                 nref: 0,
@@ -192,38 +184,5 @@ impl Store {
         m.trees.push(st);
         self.roots.write().push(super::Published::bare(root));
         Ok(TreeId(m.trees.len() - 1))
-    }
-
-    fn write_users(&self, m: &mut Mutation, t: TreeId, user: &str, now: u64) -> Result<()> {
-        let text = crate::users::default_table(user);
-        let wgen = m.tree(t)?.wgen;
-        let (bp, _b, ()) = self.new_zeroed(
-            crate::alloc::Kind::Data {
-                hint: QID_USERS,
-                seq: true,
-            },
-            Tier::Normal,
-            wgen,
-            |buf| {
-                buf[..text.len()].copy_from_slice(text.as_bytes());
-                Ok(())
-            },
-        )?;
-        let d = Xdir {
-            qid_path: QID_USERS,
-            mode: 0o664,
-            atime: now,
-            mtime: now,
-            length: text.len() as u64,
-            uid: ADM_ID,
-            gid: ADM_ID,
-            muid: ADM_ID,
-            ..Xdir::default()
-        };
-        let msgs = vec![
-            Msg::insert(key::dat(QID_USERS, 0), bp.to_bytes().to_vec()),
-            Msg::insert(key::ent(QID_ADM_ROOT, b"users"), d.encode()),
-        ];
-        self.upsert_locked(m, t, msgs, Tier::Normal)
     }
 }

@@ -62,7 +62,7 @@ use crate::ids::Gen;
 use crate::tree::{self, Root};
 
 pub use commit::CommitInfo;
-pub use format::{valid_user, FormatOpts};
+pub use format::{FormatOpts, Seed, NEW_TREES};
 pub use grow::{grow_geometry, Grown};
 pub use labels::{valid_label, LabelInfo};
 pub(crate) use msglog::data_ptrs;

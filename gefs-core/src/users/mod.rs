@@ -131,9 +131,25 @@ pub fn check_name(name: &str) -> Result<()> {
     Err(Error::Invalid(format!("user name {name:?} {why}")))
 }
 
+/// Check the name of a new file system's first administrator: a name
+/// [`check_name`] accepts that is not one of the table's own (`adm`,
+/// `none`, `nogroup`) and does not start with `-` (the tools would read it
+/// as an option). The one user-name rule of formatting.
+pub fn check_first_admin(name: &str) -> Result<()> {
+    check_name(name)?;
+    let why = if [ADM_NAME, NONE_NAME, NOGROUP_NAME].contains(&name) {
+        "is one of the table's own names (adm, none, nogroup)"
+    } else if name.starts_with('-') {
+        "starts with '-'"
+    } else {
+        return Ok(());
+    };
+    Err(Error::Invalid(format!("user name {name:?} {why}")))
+}
+
 /// The table a new file system starts with; `first_admin` becomes a member
 /// of `adm` and gets a group of its own, which it leads. The caller
-/// validates the name (`store::valid_user`).
+/// validates the name ([`check_first_admin`]).
 pub fn default_table(first_admin: &str) -> String {
     format!("-1:{ADM_NAME}::{first_admin}\n0:{NONE_NAME}::\n1:{first_admin}:{first_admin}:\n")
 }

@@ -2,6 +2,7 @@
 //! model test in their own files.
 
 mod commit_race;
+mod format;
 mod model;
 mod perm;
 mod posix;
