@@ -188,7 +188,7 @@ pub struct TreeArgs {
     #[arg(long)]
     pub preallocate: bool,
     /// Phases to run (comma-separated): random-insert, seq-insert, lookup,
-    /// scan. random-insert always runs: the read phases read its data.
+    /// scan. A read phase runs random-insert too: it reads its data.
     #[arg(
         long,
         value_delimiter = ',',
@@ -196,6 +196,9 @@ pub struct TreeArgs {
         value_parser = clap::builder::PossibleValuesParser::new(tree::PHASES)
     )]
     pub phases: Vec<String>,
+    /// Run ours only, without redb and fjall (no ratios; for profiling ours).
+    #[arg(long)]
+    pub ours_only: bool,
 }
 
 /// Run the benchmark `cli` names. `progress` receives one line per step.
@@ -244,6 +247,7 @@ pub fn execute(cli: &Cli, progress: &dyn Fn(&str)) -> BenchResult<Report> {
                 image_bytes: a.image_mb.unwrap_or((a.keys * 2048) >> 20).max(512) << 20,
                 phases: a.phases.clone(),
                 preallocate: a.preallocate,
+                ours_only: a.ours_only,
             };
             with_dir(c, |dir| tree::run(&o, dir, progress))
         }

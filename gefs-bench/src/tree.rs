@@ -58,6 +58,8 @@ pub struct TreeOpts {
     /// Phases to run ("random-insert", "seq-insert", "lookup", "scan"); the
     /// read phases read what random-insert wrote, so they imply it.
     pub phases: Vec<String>,
+    /// Run ours only, without redb and fjall (for profiling ours).
+    pub ours_only: bool,
 }
 
 /// The phases, in the order they run.
@@ -348,8 +350,8 @@ fn gefs_reader<'a>(s: &'a Store, t: TreeId, o: &'a TreeOpts, scan: bool) -> Read
 struct Loaded {
     store: Store,
     tree: TreeId,
-    redb: Database,
-    fjall: Fjall,
+    /// The peers' databases (`None` with `--ours-only`).
+    peers: Option<(Database, Fjall)>,
 }
 
 /// One write phase: a fresh image, redb database and fjall database in
@@ -386,24 +388,32 @@ fn write_phase(
         ),
         _ => ours,
     };
-    progress(&format!("tree {tag}-insert: redb"));
-    let db = peers::redb_open(&rdb, o)?;
-    let base = peers::redb_load(&db, o, key)?.run("redb", o, &rdb);
-    progress(&format!("tree {tag}-insert: fjall"));
-    let f = peers::fjall_open(&fj, o)?;
-    let fjall = peers::fjall_load(&f, o, key)?.run("fjall", o, &fj);
     let order = if tag == "seq" {
         "ascending"
     } else {
         "random-order"
     };
     let desc = insert_desc(order, o);
-    let phase = Phase::new(&format!("{tag}-insert"), &desc, ours, Some(base)).peer(fjall);
+    let name = format!("{tag}-insert");
+    if o.ours_only {
+        let loaded = Loaded {
+            store: s,
+            tree: t,
+            peers: None,
+        };
+        return Ok((Phase::new(&name, &desc, ours, None), loaded));
+    }
+    progress(&format!("tree {tag}-insert: redb"));
+    let db = peers::redb_open(&rdb, o)?;
+    let base = peers::redb_load(&db, o, key)?.run("redb", o, &rdb);
+    progress(&format!("tree {tag}-insert: fjall"));
+    let f = peers::fjall_open(&fj, o)?;
+    let fjall = peers::fjall_load(&f, o, key)?.run("fjall", o, &fj);
+    let phase = Phase::new(&name, &desc, ours, Some(base)).peer(fjall);
     let loaded = Loaded {
         store: s,
         tree: t,
-        redb: db,
-        fjall: f,
+        peers: Some((db, f)),
     };
     Ok((phase, loaded))
 }
@@ -433,6 +443,7 @@ fn new_report(o: &TreeOpts) -> Report {
     rep.param("image_mb", o.image_bytes >> 20);
     rep.param("phases", &o.phases);
     rep.param("preallocate", o.preallocate);
+    rep.param("ours_only", o.ours_only);
     if o.preallocate {
         rep.notes.push(
             "--preallocate: our image files were written out before formatting; \
@@ -470,12 +481,17 @@ fn read_pair(o: &TreeOpts, l: &Loaded, scan: bool, progress: &dyn Fn(&str)) -> B
     progress(&format!("tree {name}: gefs"));
     let (r, e) = read_phase(o, &|| Ok(gefs_reader(&l.store, l.tree, o, scan)))?;
     let ours = named(r, "gefs", e);
-    progress(&format!("tree {name}: redb"));
-    let (r, e) = read_phase(o, &|| peers::redb_reader(&l.redb, o, scan))?;
-    let base = named(r, "redb", e);
-    progress(&format!("tree {name}: fjall"));
-    let (r, e) = read_phase(o, &|| Ok(peers::fjall_reader(&l.fjall, o, scan)))?;
-    let fjall = named(r, "fjall", e);
+    let peers = match &l.peers {
+        Some((db, f)) => {
+            progress(&format!("tree {name}: redb"));
+            let (r, e) = read_phase(o, &|| peers::redb_reader(db, o, scan))?;
+            let base = named(r, "redb", e);
+            progress(&format!("tree {name}: fjall"));
+            let (r, e) = read_phase(o, &|| Ok(peers::fjall_reader(f, o, scan)))?;
+            Some((base, named(r, "fjall", e)))
+        }
+        None => None,
+    };
     let desc = if scan {
         format!(
             "range scans of {} entries from a random existing key, {} threads, on the \
@@ -489,7 +505,10 @@ fn read_pair(o: &TreeOpts, l: &Loaded, scan: bool, progress: &dyn Fn(&str)) -> B
             o.threads
         )
     };
-    Ok(Phase::new(name, &desc, ours, Some(base)).peer(fjall))
+    Ok(match peers {
+        Some((base, fjall)) => Phase::new(name, &desc, ours, Some(base)).peer(fjall),
+        None => Phase::new(name, &desc, ours, None),
+    })
 }
 
 /// The goals of issue 10, judged on this run's phases.
@@ -558,19 +577,33 @@ pub fn run(o: &TreeOpts, dir: &Path, progress: &dyn Fn(&str)) -> BenchResult<Rep
     }
     let mut rep = new_report(o);
     let want = |p: &str| o.phases.iter().any(|x| x == p);
-    let (phase, loaded) = write_phase(o, dir, "random", random_key, progress)?;
-    rep.phases.push(phase);
+    // The read phases read what random-insert wrote.
+    let loaded = if ["random-insert", "lookup", "scan"].iter().any(|p| want(p)) {
+        let (phase, loaded) = write_phase(o, dir, "random", random_key, progress)?;
+        rep.phases.push(phase);
+        Some(loaded)
+    } else {
+        None
+    };
     if want("seq-insert") {
         let (phase, l2) = write_phase(o, dir, "seq", seq_key, progress)?;
         drop(l2);
-        std::fs::remove_file(dir.join("seq.gefs"))?;
-        std::fs::remove_file(dir.join("seq.redb"))?;
-        std::fs::remove_dir_all(dir.join("seq.fjall"))?;
+        for f in ["seq.gefs", "seq.redb"] {
+            let f = dir.join(f);
+            if f.exists() {
+                std::fs::remove_file(f)?;
+            }
+        }
+        if dir.join("seq.fjall").exists() {
+            std::fs::remove_dir_all(dir.join("seq.fjall"))?;
+        }
         rep.phases.push(phase);
     }
-    for scan in [false, true] {
-        if want(if scan { "scan" } else { "lookup" }) {
-            rep.phases.push(read_pair(o, &loaded, scan, progress)?);
+    if let Some(loaded) = &loaded {
+        for scan in [false, true] {
+            if want(if scan { "scan" } else { "lookup" }) {
+                rep.phases.push(read_pair(o, loaded, scan, progress)?);
+            }
         }
     }
     drop(loaded);

@@ -94,7 +94,9 @@ impl<T> Epochs<T> {
         loop {
             let g = self.global.load(Ordering::SeqCst);
             let word = (g << 1) | ACTIVE;
-            for (i, s) in self.slots.iter().enumerate() {
+            let n = self.slots.len();
+            let first = first_slot(n);
+            for (i, s) in (first..n).chain(0..first).map(|i| (i, &self.slots[i])) {
                 if s.compare_exchange(0, word, Ordering::SeqCst, Ordering::SeqCst)
                     .is_ok()
                 {
@@ -204,6 +206,34 @@ impl<T> std::fmt::Debug for Guard<'_, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Guard(slot {}, epoch {})", self.slot, self.epoch())
     }
+}
+
+/// The slot where this thread starts looking for a free one. Threads start
+/// on different cache lines (eight slots to a line), so that readers pinning
+/// at the same time neither fight over slot 0 nor bounce one line between
+/// cores; any free slot is as good as another, so this is only a hint.
+#[cfg(not(feature = "loom"))]
+fn first_slot(n: usize) -> usize {
+    use std::cell::Cell;
+    use std::sync::atomic::AtomicUsize as Counter;
+    static NEXT: Counter = Counter::new(0);
+    std::thread_local! {
+        static FIRST: Cell<usize> = const { Cell::new(usize::MAX) };
+    }
+    let first = FIRST.with(|f| {
+        if f.get() == usize::MAX {
+            f.set(NEXT.fetch_add(1, Ordering::Relaxed).wrapping_mul(8));
+        }
+        f.get()
+    });
+    first % n.max(1)
+}
+
+/// Under loom every thread starts at slot 0: a hint kept outside the model
+/// would make its executions differ between runs.
+#[cfg(feature = "loom")]
+fn first_slot(_n: usize) -> usize {
+    0
 }
 
 #[cfg(test)]

@@ -84,6 +84,26 @@ impl Run {
         mlog::put(&mut self.buf, op, key, arg);
     }
 
+    /// Append message `i` of `src` (in key order), as [`Run::push`] does:
+    /// its encoded bytes are copied as they are, unless it is a wstat,
+    /// which may fold into the last record.
+    fn push_from(&mut self, src: &Run, i: usize) {
+        let Some(&at) = src.idx.get(i) else { return };
+        let at = at as usize;
+        let end = src.idx.get(i + 1).map_or(src.buf.len(), |&e| e as usize);
+        match src.buf.get(at..end) {
+            Some(rec) if rec.first().copied() != Some(Op::Wstat.code()) => {
+                self.idx.push(self.buf.len() as u32);
+                self.buf.extend_from_slice(rec);
+            }
+            _ => {
+                if let Some(r) = src.get(i) {
+                    self.push(r);
+                }
+            }
+        }
+    }
+
     /// A run of messages given in arrival order; sorts them stably by key.
     pub fn from_recs(mut recs: Vec<Rec<'_>>) -> Run {
         recs.sort_by(|a, b| a.1.cmp(b.1));
@@ -109,17 +129,24 @@ impl Run {
     pub fn merge(older: &Run, newer: &Run) -> Run {
         let mut out =
             Run::with_capacity(older.buf.len() + newer.buf.len(), older.len() + newer.len());
-        let (mut a, mut b) = (older.iter().peekable(), newer.iter().peekable());
+        // Records are copied whole; keys are decoded once each.
+        let (mut i, mut j) = (0, 0);
+        let (mut ka, mut kb) = (older.get(0).map(|r| r.1), newer.get(0).map(|r| r.1));
         loop {
-            let take_a = match (a.peek(), b.peek()) {
-                (Some(x), Some(y)) => x.1 <= y.1,
+            let take_a = match (ka, kb) {
+                (Some(x), Some(y)) => x <= y,
                 (Some(_), None) => true,
                 (None, Some(_)) => false,
                 (None, None) => break,
             };
-            let next = if take_a { a.next() } else { b.next() };
-            if let Some(r) = next {
-                out.push(r);
+            if take_a {
+                out.push_from(older, i);
+                i += 1;
+                ka = older.get(i).map(|r| r.1);
+            } else {
+                out.push_from(newer, j);
+                j += 1;
+                kb = newer.get(j).map(|r| r.1);
             }
         }
         out
