@@ -313,6 +313,22 @@ pub fn proc_rss(pid: u32) -> Option<(u64, u64)> {
     Some((field("VmRSS:")?, field("VmHWM:")?))
 }
 
+/// The unit of the times in `/proc/PID/stat`: Linux reports them in `USER_HZ` ticks, 100 a
+/// second on every architecture it runs on (`sysconf(_SC_CLK_TCK)`).
+const USER_HZ: u64 = 100;
+
+/// The CPU time (user and system) process `pid` has used so far.
+pub fn proc_cpu(pid: u32) -> Option<Duration> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name, which is in parentheses and may hold spaces: the
+    // first is field 3 of proc_pid_stat(5), so utime (14) and stime (15) are the 12th and
+    // 13th.
+    let rest = s.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks.saturating_mul(1000) / USER_HZ))
+}
+
 /// The number of open file descriptors of process `pid`.
 pub fn proc_fds(pid: u32) -> Option<usize> {
     Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count())

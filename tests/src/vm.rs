@@ -14,13 +14,39 @@
 //! `verified: ...`, `time ...`) and then `GEFSVM-EXIT N`; [`Run`] holds that transcript.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::Shutdown;
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use crate::daemon::Daemon;
+
+/// The users table of every stage (the image is formatted with alice as administrator). The
+/// 9P2000 mounts attach as `uname=root`; 9P2000.L's attach by Linux uid (`n_uname`), which
+/// gefsd takes to be the table's id, and Linux's root (0) has the superuser's powers only as
+/// a member of adm. So root is id 0 and in adm, `none` moves to id 2, and bob (1000) is
+/// there to own files.
+pub const USERS: &str =
+    "-1:adm::alice,root\n0:root:root:\n1:alice:alice:\n2:none::\n1000:bob:bob:\n";
+
+/// Replace adm's `/users` with `text` (through the `adm` attach, as the administrator `admin`)
+/// and have gefsd reload the table.
+pub fn write_users(d: &Daemon, admin: &str, text: &str) {
+    let mut c = gefsd::client::Client::unix(&d.sock).expect("connect to gefsd");
+    c.version(8192).expect("Tversion");
+    c.attach(0, admin, "adm").expect("attach adm");
+    c.walk(0, 1, &["users"]).expect("walk users");
+    c.open(1, gefsd::proto::omode::OWRITE | gefsd::proto::omode::OTRUNC)
+        .expect("open users to write");
+    let n = c.write(1, 0, text.as_bytes()).expect("write users");
+    assert_eq!(n as usize, text.len(), "short write of users");
+    c.clunk(1).expect("clunk");
+    let out = d.console_ok(&["users"]);
+    assert!(out.contains("loaded"), "console users: {out}");
+}
 
 /// Virtio-serial ports the guest gets (`gefs0` ...); each carries one mount.
 pub const PORTS: usize = 6;
@@ -81,6 +107,19 @@ impl Guest {
         tag: &str,
         limit: Duration,
     ) -> Run {
+        let servers = [Server::Unix(server.to_path_buf())];
+        self.boot_to(dir, &servers, cmdline, tag, limit)
+    }
+
+    /// [`Guest::boot`] with port `gefsI` relayed to `servers[I % servers.len()]`.
+    pub fn boot_to(
+        &self,
+        dir: &Path,
+        servers: &[Server],
+        cmdline: &str,
+        tag: &str,
+        limit: Duration,
+    ) -> Run {
         let t0 = Instant::now();
         let mut relays = Vec::new();
         let mut qemu = Command::new("qemu-system-x86_64");
@@ -104,6 +143,7 @@ impl Guest {
         }
         for i in 0..PORTS {
             let sock = dir.join(format!("port{i}.sock"));
+            let server = servers.get(i % servers.len().max(1)).cloned();
             relays.push(LazyRelay::start(&sock, server));
             qemu.arg("-chardev")
                 .arg(format!("socket,id=c{i},path={}", sock.display()))
@@ -206,6 +246,70 @@ impl Run {
     }
 }
 
+/// Where a port's relay connects.
+#[derive(Debug, Clone)]
+pub enum Server {
+    /// A Unix socket (gefsd's).
+    Unix(PathBuf),
+    /// A TCP address (diod's: it listens on TCP only).
+    Tcp(SocketAddr),
+}
+
+/// A relayed connection's stream, of either kind.
+#[derive(Debug)]
+enum Stream {
+    Unix(UnixStream),
+    Tcp(TcpStream),
+}
+
+impl Stream {
+    fn connect(s: &Server) -> std::io::Result<Stream> {
+        Ok(match s {
+            Server::Unix(p) => Stream::Unix(UnixStream::connect(p)?),
+            Server::Tcp(a) => Stream::Tcp(TcpStream::connect(a)?),
+        })
+    }
+
+    fn try_clone(&self) -> std::io::Result<Stream> {
+        Ok(match self {
+            Stream::Unix(s) => Stream::Unix(s.try_clone()?),
+            Stream::Tcp(s) => Stream::Tcp(s.try_clone()?),
+        })
+    }
+
+    fn shutdown(&self, how: Shutdown) -> std::io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.shutdown(how),
+            Stream::Tcp(s) => s.shutdown(how),
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.read(buf),
+            Stream::Tcp(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.write(buf),
+            Stream::Tcp(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.flush(),
+            Stream::Tcp(s) => s.flush(),
+        }
+    }
+}
+
 /// A Unix socket for one QEMU chardev that connects to the server at the first byte.
 #[derive(Debug)]
 pub struct LazyRelay {
@@ -214,14 +318,16 @@ pub struct LazyRelay {
 }
 
 impl LazyRelay {
-    /// Listen on `path`; relay its one connection to `server` once data arrives.
-    pub fn start(path: &Path, server: &Path) -> LazyRelay {
+    /// Listen on `path`; relay its one connection to `server` once data arrives (with no
+    /// server, the port leads nowhere: the guest's first byte closes it).
+    pub fn start(path: &Path, server: Option<Server>) -> LazyRelay {
         let _ = std::fs::remove_file(path);
         let l = UnixListener::bind(path).expect("bind a port socket");
-        let server = server.to_path_buf();
         let accept = std::thread::spawn(move || {
             let Ok((guest, _)) = l.accept() else { return };
-            relay(guest, &server);
+            if let Some(server) = server {
+                relay(guest, &server);
+            }
         });
         LazyRelay {
             path: path.to_path_buf(),
@@ -238,19 +344,20 @@ impl Drop for LazyRelay {
 
 /// Wait for `guest`'s first bytes, then connect to `server` and copy both ways until either
 /// side closes.
-fn relay(mut guest: UnixStream, server: &Path) {
+fn relay(mut guest: UnixStream, server: &Server) {
     let mut first = vec![0u8; 64 * 1024];
     let n = match guest.read(&mut first) {
         Ok(0) | Err(_) => return,
         Ok(n) => n,
     };
-    let Ok(mut srv) = UnixStream::connect(server) else {
-        eprintln!("linux_v9fs: relay cannot connect to {}", server.display());
+    let Ok(mut srv) = Stream::connect(server) else {
+        eprintln!("linux_v9fs: relay cannot connect to {server:?}");
         return;
     };
-    let (Ok(mut g2), Ok(mut s2)) = (guest.try_clone(), srv.try_clone()) else {
+    let (Ok(g2), Ok(mut s2)) = (guest.try_clone(), srv.try_clone()) else {
         return;
     };
+    let mut g2 = Stream::Unix(g2);
     if let Some(dir) = std::env::var_os("GEFS_VM_TRACE") {
         first.truncate(n);
         trace::relay(
@@ -280,21 +387,22 @@ mod trace {
     use std::fs::File;
     use std::io::{BufWriter, Read, Write};
     use std::net::Shutdown;
-    use std::os::unix::net::UnixStream;
     use std::path::Path;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
 
     use gefsd::proto::{decode_r_in, decode_t_in, read_frame, Dialect, Tmsg, MSIZE_LIMIT};
 
+    use super::Stream;
+
     static CONNS: AtomicUsize = AtomicUsize::new(0);
 
     /// Copy frames both ways, writing each one decoded to the connection's trace file.
     pub fn relay<G: Read + Send + 'static>(
         guest: G,
-        srv: UnixStream,
-        g2: UnixStream,
-        s2: UnixStream,
+        srv: Stream,
+        g2: Stream,
+        s2: Stream,
         dir: &Path,
     ) {
         let n = CONNS.fetch_add(1, Ordering::Relaxed);
@@ -313,7 +421,7 @@ mod trace {
 
     fn pump<R: Read>(
         mut from: R,
-        mut to: UnixStream,
+        mut to: Stream,
         tmsg: bool,
         out: &Mutex<BufWriter<File>>,
         dotl: &AtomicBool,

@@ -19,10 +19,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use gefs_tests::daemon::{self, Daemon, Opts};
-use gefs_tests::vm::{Guest, Run};
+use gefs_tests::vm::{write_users, Guest, Run, USERS};
 use gefsd::client::Client;
 use gefsd::proto::dmode::DMDIR;
-use gefsd::proto::omode::{OREAD, OTRUNC, OWRITE};
+use gefsd::proto::omode::OREAD;
 use gefsd::proto::{Rmsg, Stat, Tmsg};
 
 /// fsx operations per dialect (9P2000.L splits them between a loose and an mmap mount).
@@ -56,28 +56,6 @@ fn answers(sock: &Path, version: &str) -> String {
         Ok(Rmsg::Version { version, .. }) => version,
         other => panic!("Tversion {version}: {other:?}"),
     }
-}
-
-/// The users table of every stage (the image is formatted with alice as administrator). The
-/// 9P2000 mounts attach as `uname=root`; 9P2000.L's attach by Linux uid (`n_uname`), which
-/// gefsd takes to be the table's id, and Linux's root (0) has the superuser's powers only as
-/// a member of adm. So root is id 0 and in adm, `none` moves to id 2, and bob (1000) is
-/// there to own files.
-const USERS: &str = "-1:adm::alice,root\n0:root:root:\n1:alice:alice:\n2:none::\n1000:bob:bob:\n";
-
-/// Replace adm's `/users` with `text` (through the `adm` attach, as the administrator `admin`)
-/// and have gefsd reload the table.
-fn write_users(d: &Daemon, admin: &str, text: &str) {
-    let mut c = Client::unix(&d.sock).expect("connect to gefsd");
-    c.version(8192).expect("Tversion");
-    c.attach(0, admin, "adm").expect("attach adm");
-    c.walk(0, 1, &["users"]).expect("walk users");
-    c.open(1, OWRITE | OTRUNC).expect("open users to write");
-    let n = c.write(1, 0, text.as_bytes()).expect("write users");
-    assert_eq!(n as usize, text.len(), "short write of users");
-    c.clunk(1).expect("clunk");
-    let out = d.console_ok(&["users"]);
-    assert!(out.contains("loaded"), "console users: {out}");
 }
 
 /// Make `/t` as `owner`, owner and group, through 9P2000. The 9P2000.L checks run in it; the

@@ -17,6 +17,9 @@
  *   gefsvm readlink PATH            readlink(2): the target, or the errno's name
  *   gefsvm link OLD NEW             link(2): "ok" or the errno's name
  *   gefsvm mknod PATH fifo|chr      mknod(2): "ok" or the errno's name
+ *   gefsvm creates DIR N SIZE       create N files of SIZE bytes in DIR (open O_CREAT|O_EXCL,
+ *                                   write, close each): "N SECONDS" on success, or
+ *                                   "FAIL ..." naming the file and the errno
  *
  * Every syscall-trying command prints its outcome on standard output and exits 0, so that
  * the test script compares the outcome with what it expects; a usage error exits 2.
@@ -46,7 +49,7 @@
 static int usage(void)
 {
 	fprintf(stderr, "usage: gefsvm mount|excl|rename|stat|utimens|statfs|lock|getlock|"
-			"chown|symlink|readlink|link|mknod ARGS (see gefsvm.c)\n");
+			"chown|symlink|readlink|link|mknod|creates ARGS (see gefsvm.c)\n");
 	return 2;
 }
 
@@ -176,6 +179,38 @@ static int do_lock(const char *path, int cmd, const char *start, const char *len
 	return 0;
 }
 
+/* Create n files of size bytes in dir, timed with the monotonic clock. */
+static int do_creates(const char *dir, long n, long size)
+{
+	static char data[1 << 16];
+	if (n < 0 || size < 0 || size > (long)sizeof data)
+		return usage();
+	memset(data, 'x', sizeof data);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (long i = 0; i < n; i++) {
+		char path[4096];
+		snprintf(path, sizeof path, "%s/f%06ld", dir, i);
+		int fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
+		if (fd < 0) {
+			printf("FAIL open %s: %s\n", path, strerror(errno));
+			return 0;
+		}
+		if (write(fd, data, (size_t)size) != size) {
+			printf("FAIL write %s: %s\n", path, strerror(errno));
+			return 0;
+		}
+		if (close(fd) < 0) {
+			printf("FAIL close %s: %s\n", path, strerror(errno));
+			return 0;
+		}
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	printf("%ld %.3f\n", n, secs);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 3)
@@ -230,6 +265,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "link") && argc == 4)
 		return outcome(link(argv[2], argv[3]));
+	if (!strcmp(cmd, "creates") && argc == 5)
+		return do_creates(argv[2], atol(argv[3]), atol(argv[4]));
 	if (!strcmp(cmd, "mknod") && argc == 4) {
 		mode_t m = !strcmp(argv[3], "fifo") ? S_IFIFO : S_IFCHR;
 		return outcome(mknod(argv[2], m | 0644, m == S_IFCHR ? makedev(1, 3) : 0));

@@ -4,6 +4,11 @@
 #   gefs.fsxops=N                  fsx operations per dialect (9P2000.L splits them between
 #                                  its loose and its mmap mount)
 #   gefs.mountopts=OPTS            more mount options (for trying things by hand)
+#   gefs.creates=N                 instead of the tests, the creates measurement
+#                                  (tests/tests/perf_creates.rs): N small files created
+#                                  through gefs0 (gefsd) and through gefs1 (diod, exporting
+#                                  the directory gefs.diod=PATH), twice each, alternating;
+#                                  one line "creates SERVER ROUND N SECONDS" per run
 # Each virtio-serial port gefs0, gefs1, ... reaches gefsd once: every mount takes the next.
 # Output, one line each: "ok WHAT", "FAIL WHAT: DETAIL", "verified: ..." (a summary the host
 # prints) and "time SECTION SECONDS"; the exit status is the number of failures (at most 100).
@@ -15,6 +20,8 @@ for w in $(cat /proc/cmdline); do
     gefs.dialect=*) dialect=${w#*=} ;;
     gefs.fsxops=*) fsxops=${w#*=} ;;
     gefs.mountopts=*) mountopts=,${w#*=} ;;
+    gefs.creates=*) creates=${w#*=} ;;
+    gefs.diod=*) diod=${w#*=} ;;
     esac
 done
 pass=0
@@ -314,9 +321,32 @@ sqlite() {
         "$(sqlite3 "$3/db" "select who, count(*) from t group by who order by who;" | tr '\n' ' ' | sed 's/ $//')"
 }
 
+# creates N: the creates measurement (see the parameters above), 9P2000.L without a cache.
+creates() {
+    mnt /mnt/g "$base" || return
+    mnt /mnt/d "version=9p2000.L,uname=root,access=user,msize=262144,aname=$diod" || return
+    for round in 1 2; do
+        for s in gefsd:/mnt/g diod:/mnt/d; do
+            d=${s#*:}/creates-$round
+            mkdir "$d" || { bad "mkdir $d"; continue; }
+            out=$(gefsvm creates "$d" "$1" 100)
+            case $out in
+            FAIL*) bad "creates through ${s%%:*}: $out" ;;
+            *) echo "creates ${s%%:*} $round $out" ;;
+            esac
+        done
+    done
+}
+
 echo "dialect $dialect"
 section mount
+[ -n "${creates:-}" ] && dialect=creates
 case "$dialect" in
+creates)
+    dialect=9p2000.L
+    section creates
+    creates "$creates"
+    ;;
 9p2000)
     mnt /mnt/a "$base"
     mnt /mnt/b "$base"

@@ -55,20 +55,21 @@ impl std::error::Error for ReadFrameError {
     }
 }
 
-/// Reads one whole frame from `reader` into `buf` (replacing its contents) and returns it, size
-/// field included, ready for [`super::decode_t`]. Returns `Ok(None)` if the stream ended cleanly
+/// Reads one whole frame from `reader` into the start of `buf` and returns it, size field
+/// included, ready for [`super::decode_t`]. Returns `Ok(None)` if the stream ended cleanly
 /// before the first byte of a frame.
 ///
 /// The size field is checked against `msize` (capped at [`MSIZE_LIMIT`]) before `buf` grows, so
-/// `buf` never grows beyond msize bytes, and it grows only as the frame's bytes arrive. `buf` keeps its capacity between calls; reuse it
-/// across the frames of a connection. Interrupted reads are retried; a reader that returns one
-/// byte at a time still yields whole frames.
+/// `buf` never grows beyond msize bytes, and it grows only as the frame's bytes arrive. `buf`
+/// keeps its length between calls (what lies past the frame is left from earlier frames), so
+/// a buffer reused across the frames of a connection is not cleared for every frame.
+/// Interrupted reads are retried; a reader that returns one byte at a time still yields whole
+/// frames.
 pub fn read_frame<'b, R: Read + ?Sized>(
     reader: &mut R,
     msize: u32,
     buf: &'b mut Vec<u8>,
 ) -> Result<Option<&'b [u8]>, ReadFrameError> {
-    buf.clear();
     let mut size_field = [0u8; 4];
     let got = read_full(reader, &mut size_field).map_err(ReadFrameError::Io)?;
     if got == 0 {
@@ -85,20 +86,29 @@ pub fn read_frame<'b, R: Read + ?Sized>(
         Ok(len) if size <= limit => len,
         _ => return refuse(DecodeErrorKind::TooLarge { size, msize: limit }),
     };
-    buf.extend_from_slice(&size_field);
+    if buf.len() < size_field.len() {
+        buf.resize(size_field.len(), 0);
+    }
+    if let Some(head) = buf.get_mut(..size_field.len()) {
+        head.copy_from_slice(&size_field);
+    }
     let mut filled = size_field.len();
     while filled < len {
         // Grow geometrically, but only as bytes arrive: a peer that claims a large frame and
         // then stalls holds max(FIRST_CHUNK, 2 × what it sent), never more than `len`.
-        let end = if buf.capacity() > filled {
+        let end = if buf.len() > filled {
+            buf.len().min(len)
+        } else if buf.capacity() > filled {
             buf.capacity().min(len)
         } else {
             let end = len.min(FIRST_CHUNK.max(filled.saturating_mul(2)));
             buf.reserve_exact(end.saturating_sub(filled));
             end
         };
-        buf.resize(end, 0);
-        let got = match buf.get_mut(filled..) {
+        if buf.len() < end {
+            buf.resize(end, 0);
+        }
+        let got = match buf.get_mut(filled..end) {
             Some(dst) => read_full(reader, dst).map_err(ReadFrameError::Io)?,
             None => 0,
         };
@@ -111,7 +121,7 @@ pub fn read_frame<'b, R: Read + ?Sized>(
             });
         }
     }
-    Ok(Some(buf.as_slice()))
+    Ok(buf.get(..len))
 }
 
 /// Reads until `dst` is full or the stream ends; returns the bytes read. Retries

@@ -52,6 +52,11 @@ pub struct Peer {
 /// Sets a stream's receive timeout (`None`: block).
 pub type SetTimeout = Box<dyn Fn(Option<Duration>) -> io::Result<()> + Send>;
 
+/// Receives what is there without blocking (`MSG_DONTWAIT`): the bytes read, or `WouldBlock`.
+pub type TryRecv = Box<dyn Fn(&mut [u8]) -> io::Result<usize> + Send>;
+
+pub use super::outbox::TrySend;
+
 /// A byte stream to serve, with the hooks the server needs.
 pub struct Transport {
     /// The receiving half.
@@ -62,6 +67,11 @@ pub struct Transport {
     pub set_timeout: Option<SetTimeout>,
     /// Shuts the stream down so a blocked read returns (server stop, writer failure).
     pub shutdown: Option<Box<dyn Fn() + Send + Sync>>,
+    /// Reads without blocking (sockets): the rest of a frame that has already arrived is
+    /// read without setting a timeout first.
+    pub try_recv: Option<TryRecv>,
+    /// Writes without blocking (sockets): workers write their replies themselves.
+    pub try_send: Option<TrySend>,
     /// The peer.
     pub peer: Peer,
 }
@@ -305,9 +315,11 @@ impl Conn {
 }
 
 /// Wraps the receiving half: a timeout for a frame's remaining bytes once its first byte has
-/// arrived, and an idle timeout between frames.
+/// arrived, and an idle timeout between frames. Inside a frame, bytes already received are
+/// taken without blocking first, so the timeout is set only when the reader must wait.
 struct TimedReader {
     inner: Box<dyn Read + Send>,
+    try_recv: Option<TryRecv>,
     set: Option<SetTimeout>,
     idle: Option<Duration>,
     frame: Duration,
@@ -323,6 +335,12 @@ impl Read for TimedReader {
                 let left = self.frame.saturating_sub(s.elapsed());
                 if left.is_zero() {
                     return Err(io::Error::new(io::ErrorKind::TimedOut, "frame timeout"));
+                }
+                if let Some(try_recv) = self.try_recv.as_ref().filter(|_| !buf.is_empty()) {
+                    match try_recv(buf) {
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        r => return r,
+                    }
                 }
                 Some(left)
             }
@@ -344,7 +362,12 @@ impl Read for TimedReader {
 /// Serve `t` until the peer goes away or the server stops. Runs on the calling thread (the
 /// connection's reader); the outbox runs a writer thread while there are replies to write.
 pub fn serve(core: Arc<Core>, t: Transport) {
-    let conn = Conn::new(&core, t.peer, t.shutdown, Outbox::socket(t.writer));
+    let conn = Conn::new(
+        &core,
+        t.peer,
+        t.shutdown,
+        Outbox::socket(t.writer, t.try_send),
+    );
     core.register(&conn);
     tracing::debug!(
         conn = conn.id,
@@ -355,6 +378,7 @@ pub fn serve(core: Arc<Core>, t: Transport) {
     );
     let mut r = TimedReader {
         inner: t.reader,
+        try_recv: t.try_recv,
         set: t.set_timeout,
         idle: Some(core.opts.limits.frame_timeout),
         frame: core.opts.limits.frame_timeout,
@@ -447,7 +471,7 @@ fn read_loop(core: &Arc<Core>, conn: &Arc<Conn>, r: &mut TimedReader) {
             conn.uncharge(cost);
             return;
         }
-        if !dispatch(core, conn, tag, msg) {
+        if !dispatch(core, conn, tag, msg, reply <= INLINE_REPLY_MAX) {
             return;
         }
     }
@@ -501,8 +525,15 @@ fn begin(conn: &Conn, tag: u16, bytes: usize) -> bool {
     true
 }
 
-/// Handle or route one request; false to close the connection.
-fn dispatch(core: &Arc<Core>, conn: &Arc<Conn>, tag: u16, msg: Tmsg) -> bool {
+/// The largest reply (as charged before it exists) of a request the reader may run itself.
+/// Larger replies (reads of more than 64 KiB) are made by the workers: their buffers come from
+/// the workers' few allocator arenas, not from those of every connection's reader, which would
+/// each keep some freed.
+const INLINE_REPLY_MAX: usize = (64 << 10) + proto::IOHDRSZ as usize;
+
+/// Handle or route one request; false to close the connection. `small`: its reply is small
+/// enough for the reader to make ([`INLINE_REPLY_MAX`]).
+fn dispatch(core: &Arc<Core>, conn: &Arc<Conn>, tag: u16, msg: Tmsg, small: bool) -> bool {
     match msg {
         Tmsg::Version { msize, version } => {
             // version(5): all outstanding I/O is finished (nothing is cancelled) and every
@@ -528,7 +559,8 @@ fn dispatch(core: &Arc<Core>, conn: &Arc<Conn>, tag: u16, msg: Tmsg) -> bool {
         }
         Tmsg::Auth { .. } => conn.reply(tag, ops::auth(core)),
         msg => {
-            ops::route(core, conn, tag, msg);
+            let alone = small && conn.inflight() == 1;
+            ops::route(core, conn, tag, msg, alone);
         }
     }
     true

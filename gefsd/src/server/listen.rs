@@ -185,7 +185,7 @@ pub fn tcp_transport(s: TcpStream, noauth: bool) -> io::Result<Transport> {
     let _ = s.set_nodelay(true);
     s.set_write_timeout(Some(WRITE_TIMEOUT))?;
     let s = Arc::new(s);
-    let (t, sh) = (s.clone(), s.clone());
+    let (t, sh, r, w) = (s.clone(), s.clone(), s.clone(), s.clone());
     Ok(Transport {
         reader: Box::new(Shared(s.clone())),
         writer: Box::new(Shared(s)),
@@ -193,8 +193,28 @@ pub fn tcp_transport(s: TcpStream, noauth: bool) -> io::Result<Transport> {
         shutdown: Some(Box::new(move || {
             let _ = sh.shutdown(Shutdown::Read);
         })),
+        try_recv: Some(Box::new(move |buf| try_recv(&*r, buf))),
+        try_send: Some(Box::new(move |parts| try_send(&*w, parts))),
         peer,
     })
+}
+
+/// Receive what is there without blocking.
+fn try_recv(s: impl AsFd, buf: &mut [u8]) -> io::Result<usize> {
+    let (_, n) = rustix::net::recv(s, buf, rustix::net::RecvFlags::DONTWAIT)?;
+    Ok(n)
+}
+
+/// Send what the socket takes without blocking (and without `SIGPIPE`).
+fn try_send(s: impl AsFd, parts: &[io::IoSlice<'_>]) -> io::Result<usize> {
+    use rustix::net::{sendmsg, SendAncillaryBuffer, SendFlags};
+    let flags = SendFlags::DONTWAIT | SendFlags::NOSIGNAL;
+    Ok(sendmsg(
+        s,
+        parts,
+        &mut SendAncillaryBuffer::default(),
+        flags,
+    )?)
 }
 
 /// A Unix-socket connection as a transport.
@@ -202,7 +222,7 @@ pub fn unix_transport(s: UnixStream, desc: String) -> io::Result<Transport> {
     let peer = auth::unix_peer(&s, desc);
     s.set_write_timeout(Some(WRITE_TIMEOUT))?;
     let s = Arc::new(s);
-    let (t, sh) = (s.clone(), s.clone());
+    let (t, sh, r, w) = (s.clone(), s.clone(), s.clone(), s.clone());
     Ok(Transport {
         reader: Box::new(Shared(s.clone())),
         writer: Box::new(Shared(s)),
@@ -210,6 +230,8 @@ pub fn unix_transport(s: UnixStream, desc: String) -> io::Result<Transport> {
         shutdown: Some(Box::new(move || {
             let _ = sh.shutdown(Shutdown::Read);
         })),
+        try_recv: Some(Box::new(move |buf| try_recv(&*r, buf))),
+        try_send: Some(Box::new(move |parts| try_send(&*w, parts))),
         peer,
     })
 }
@@ -252,6 +274,8 @@ pub fn stdio_transport() -> Transport {
         writer: Box::new(io::stdout()),
         set_timeout: None,
         shutdown: None,
+        try_recv: None,
+        try_send: None,
         peer: Peer {
             uid: Some(uid),
             user: gefs_core::host::user_name(uid),

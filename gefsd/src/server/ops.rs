@@ -71,10 +71,19 @@ fn guarded(core: &Arc<Core>, conn: &Arc<Conn>, tag: u16, msg: Tmsg) -> Option<Rm
 }
 
 /// Answer or queue one request from a connection's reader. Clunks are done inline unless the
-/// fid must be removed (ORCLOSE), which is the mutator's work.
-pub fn route(core: &Arc<Core>, conn: &Arc<Conn>, tag: u16, msg: Tmsg) {
+/// fid must be removed (ORCLOSE), which is the mutator's work. With `alone` (the connection has
+/// no other request in flight), the request runs on the calling thread: no other request of
+/// the connection can be reordered around it, the file system serialises it with the
+/// mutator's work (its writer lock), and it costs no hand-off to a worker.
+pub fn route(core: &Arc<Core>, conn: &Arc<Conn>, tag: u16, msg: Tmsg, alone: bool) {
     if let Tmsg::Clunk { fid } = msg {
         return clunk(core, conn, tag, fid);
+    }
+    if alone {
+        if let Some(r) = guarded(core, conn, tag, msg) {
+            conn.reply(tag, r);
+        }
+        return;
     }
     let q = match route_of(&msg) {
         Route::Read(fid) => {

@@ -12,10 +12,13 @@
 //! ```
 //!
 //! Read workers never take the writer lock or the mutation lock for reads (epochs protect
-//! them); attaching a mutable tree takes the writer lock briefly. The mutator applies every
-//! change, one request at a time. The sync worker coalesces queued sync requests into one
-//! commit, and answers every request that was queued before the commit began only once the
-//! commit is durable. The sweeper clears removed and truncated data a few hundred keys at a
+//! them); attaching a mutable tree takes the writer lock briefly. The mutator applies the
+//! changes, one request at a time, except that a request that is its connection's only one in
+//! flight runs on the connection's reader (`ops::route`), under the same file-system writer
+//! lock; replies are written by the thread that made them (`outbox`), the connection's writer
+//! takes only what the socket did not take at once. The sync worker coalesces queued sync
+//! requests into one commit, and answers every request that was queued before the commit
+//! began only once the commit is durable. The sweeper clears removed and truncated data a few hundred keys at a
 //! time, releasing the writer lock between steps, and runs administrative work (snapshots,
 //! configuration, retention). Every task runs under `catch_unwind`: a bug that panics fails
 //! one request, not the server.
