@@ -20,6 +20,9 @@
  *   gefsvm creates DIR N SIZE       create N files of SIZE bytes in DIR (open O_CREAT|O_EXCL,
  *                                   write, close each): "N SECONDS" on success, or
  *                                   "FAIL ..." naming the file and the errno
+ *   gefsvm ftrunc0 PATH UID         as UID: create PATH with mode 0 for reading and writing,
+ *                                   write 10 bytes, ftruncate(2) to 3, fstat(2): "ok SIZE"
+ *                                   or the failing call's errno name
  *
  * Every syscall-trying command prints its outcome on standard output and exits 0, so that
  * the test script compares the outcome with what it expects; a usage error exits 2.
@@ -49,7 +52,7 @@
 static int usage(void)
 {
 	fprintf(stderr, "usage: gefsvm mount|excl|rename|stat|utimens|statfs|lock|getlock|"
-			"chown|symlink|readlink|link|mknod|creates ARGS (see gefsvm.c)\n");
+			"chown|symlink|readlink|link|mknod|creates|ftrunc0 ARGS (see gefsvm.c)\n");
 	return 2;
 }
 
@@ -211,6 +214,23 @@ static int do_creates(const char *dir, long n, long size)
 	return 0;
 }
 
+/* POSIX: a descriptor open for writing may truncate its file whatever the file's mode. */
+static int do_ftrunc0(const char *path, const char *uid)
+{
+	uid_t u = (uid_t)atol(uid);
+	if (setgid(u) < 0 || setuid(u) < 0)
+		return outcome(-1);
+	int fd = open(path, O_CREAT | O_EXCL | O_RDWR, 0);
+	if (fd < 0)
+		return outcome(-1);
+	struct stat st;
+	if (write(fd, "0123456789", 10) != 10 || ftruncate(fd, 3) < 0 || fstat(fd, &st) < 0)
+		return outcome(-1);
+	printf("ok %lld\n", (long long)st.st_size);
+	close(fd);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 3)
@@ -271,5 +291,7 @@ int main(int argc, char **argv)
 		mode_t m = !strcmp(argv[3], "fifo") ? S_IFIFO : S_IFCHR;
 		return outcome(mknod(argv[2], m | 0644, m == S_IFCHR ? makedev(1, 3) : 0));
 	}
+	if (!strcmp(cmd, "ftrunc0") && argc == 4)
+		return do_ftrunc0(argv[2], argv[3]);
 	return usage();
 }

@@ -267,6 +267,10 @@ dotl_ops() {
     expect "nlink of a file" 1 "$(gefsvm stat "$2/dotl/file" | cut -d' ' -f4)"
     expect "link(2): EPERM (GEFS has no hard links)" EPERM "$(gefsvm link "$1/dotl/file" "$1/dotl/hard")"
     expect "mknod of a device: EPERM" EPERM "$(gefsvm mknod "$1/dotl/dev" chr)"
+    # ftruncate through a descriptor open for writing, on a file of mode 0 (bob, 1000).
+    mkdir "$1/dotl/bobs" && chmod 777 "$1/dotl/bobs"
+    expect "ftruncate of a mode-0 file open for writing" "ok 3" \
+        "$(gefsvm ftrunc0 "$1/dotl/bobs/f" 1000)"
 
     # statfs: the allocator's figures; writing 32 MiB takes at least that much space.
     st=$(gefsvm statfs "$2")

@@ -4,7 +4,8 @@
 //! Rules: a field that is `None` or equal to the current value is left
 //! alone and needs no permission. A rename needs a valid name not yet in
 //! the directory and write permission on the parent, and never applies to a
-//! root; the length needs write permission on the file and is not a
+//! root; the length needs write permission on the file (or, POSIX's `ftruncate`, a handle
+//! the requester opened for writing: [`Changes::writer`]) and is not a
 //! directory's (nor a symbolic link's, pipe's or socket's) to change; mode
 //! and times need the owner, the leader of the file's group, or a permissive
 //! requester (POSIX: the owner or the superuser; times set to now also
@@ -60,6 +61,10 @@ pub struct Changes {
     pub uid: Option<i32>,
     /// New group id.
     pub gid: Option<i32>,
+    /// The request comes through a handle the requester opened for writing (POSIX
+    /// `ftruncate`, `futimens(NULL)`): the length, and the times set to now, need no further
+    /// permission, as the open was checked.
+    pub writer: bool,
 }
 
 impl Changes {
@@ -188,7 +193,7 @@ impl Fs {
         // length stays as it is.
         let truncate = c.length.filter(|&l| l != d.length || who.posix);
         if let Some(l) = truncate {
-            if check && !d.is_dir() && !perm::allowed(&users, who, d, WRITE) {
+            if check && !c.writer && !d.is_dir() && !perm::allowed(&users, who, d, WRITE) {
                 return Err(Error::Perm);
             }
             if l != d.length {
@@ -226,8 +231,10 @@ impl Fs {
             p.ws.mode = Some(if keep_sgid { md } else { md & !DMSETGID });
         }
         // Times: the owner's to set, or (set to now) anyone's who may write.
-        let may_touch =
-            || !chmod || (c.times_now && who.posix && perm::allowed(&users, who, d, WRITE));
+        let may_touch = || {
+            !chmod
+                || (c.times_now && who.posix && (c.writer || perm::allowed(&users, who, d, WRITE)))
+        };
         if let Some(t) = c.mtime.filter(|&t| t != d.mtime) {
             if !may_touch() {
                 return Err(Error::Wstat(WstatRule::NotOwner));

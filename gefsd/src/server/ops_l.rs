@@ -382,8 +382,17 @@ fn ns(sec: u64, nsec: u64) -> u64 {
     sec.saturating_mul(1_000_000_000).saturating_add(nsec)
 }
 
+/// Whether `fid` is open for writing (v9fs sends `ftruncate`'s and `futimens`'s Tsetattr on
+/// the open fid).
+fn open_for_writing(conn: &Conn, fid: u32) -> Result<bool> {
+    let f = conn.fids.get(fid)?;
+    let g = f.lock();
+    Ok(matches!(&g.open, Some(Opened::Node { open, .. }) if open.info().want & fs::WRITE != 0))
+}
+
 fn setattr(core: &Core, conn: &Conn, fid: u32, a: &SetAttr) -> Result<RmsgL> {
     let (m, e, who) = node(conn, fid)?;
+    let writer = open_for_writing(conn, fid)?;
     let cur = core.fs.stat(&m, &e)?;
     let v = |bit: u32| a.valid & bit != 0;
     let now = fs::now_ns();
@@ -401,10 +410,12 @@ fn setattr(core: &Core, conn: &Conn, fid: u32, a: &SetAttr) -> Result<RmsgL> {
         atime,
         mtime,
         times_now: !explicit,
+        writer,
         ..Changes::default()
     };
     let nothing = Changes {
         times_now: changes.times_now,
+        writer,
         ..Changes::default()
     };
     if changes == nothing {
