@@ -7,8 +7,8 @@
 //! right hash and structure. The first usable copy is the one in use.
 //!
 //! Findings: a copy B *older* than the copy in use (usable or not) is a
-//! warning: a crash after copy A's flush and before the flush that follows
-//! copy B's write (the next commit's first) leaves copy B one commit behind, and the next commits may reuse the blocks it names. Copy
+//! warning: a crash between the two superblock writes leaves copy B one
+//! commit behind, and the next commits may reuse the blocks it names. Copy
 //! A is always written first, so a copy A older than copy B is damage. Any
 //! damage to either copy is a problem, because a crash never causes it: a
 //! copy that does not decode (checksum, magic, fields), bytes past the

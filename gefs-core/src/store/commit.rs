@@ -8,32 +8,21 @@
 //! 2. the allocator appends this interval's allocations and frees to each
 //!    changed arena's log, ending with a barrier, in newly allocated blocks;
 //! 3. every dirty block and every new log block is written, then **flush**;
-//! 4. superblock copy A is written, then **flush**: the commit is durable;
-//! 5. superblock copy B is written, without a flush of its own: the next
-//!    commit's step-3 flush (or dropping the store) makes it durable;
+//! 4. superblock copy A is written, then **flush**;
+//! 5. superblock copy B is written, then **flush**;
 //! 6. the commit is done: trees move to fresh working generations, and the
 //!    blocks this commit freed are deferred for reuse once readers leave.
 //!
 //! Crash argument: before the flush of step 4 completes, copy A on the
 //! medium is either the old one or torn (its checksum fails), and copy B is
-//! the old one, made durable by step 3's flush; every block the old
-//! superblock reaches is intact, because nothing a durable state references
-//! is ever overwritten (new blocks come only from the free map, which holds
-//! no block the last durable state uses, and log tails are copied, never
-//! rewritten). After step 4, copy A is the new commit and everything it
-//! reaches was flushed in step 3; copy B is then the new commit or the one
-//! before it (a crash before the next flush may drop its write: a sector
-//! write is atomic, so it is never torn), and opening picks copy A, the
-//! newest. The two copies are never in one flush epoch, so they cannot tear
-//! together (the reference writes them together, F2): copy B is written
-//! after copy A's flush, and the next copy A after the flush that follows
-//! it. Opening picks the newest copy whose checksum, log and roots verify.
-//!
-//! Copy B thus lags copy A by one commit only between a commit and the next
-//! one's first flush, and only on the medium; what a lagging copy B reaches
-//! may be reused by then, which matters only if copy A is later damaged by
-//! something other than a crash. It saves one device flush per commit (of
-//! three).
+//! the old one; every block the old superblock reaches is intact, because
+//! nothing a durable state references is ever overwritten (new blocks come
+//! only from the free map, which holds no block the last durable state
+//! uses, and log tails are copied, never rewritten). After step 4, copy A
+//! is the new commit and everything it reaches was flushed in step 3. The
+//! two copies are never in one flush epoch, so they cannot tear together
+//! (the reference writes them together, F2). Opening picks the newest copy
+//! whose checksum, log and roots verify.
 //!
 //! Any failed write or flush latches the store read-only and the commit
 //! returns the error: a sync that saw an error is never reported done (F4).
@@ -120,7 +109,6 @@ impl Store {
             self.write_raw(&b[..], addr.0)?;
         }
         self.flush()?;
-        self.b_unflushed.store(false, Ordering::Release);
         let img = sb.encode();
         self.write_raw(&img[..], 0)?;
         self.flush()?;
@@ -133,9 +121,7 @@ impl Store {
         if end != self.geo.sb_b() {
             self.write_raw(&img[..], end.0)?;
         }
-        // No flush of its own: copy B reaches the medium with the next
-        // commit's step-3 flush, before that commit writes copy A.
-        self.b_unflushed.store(true, Ordering::Release);
+        self.flush()?;
         m.commit_gen = gen;
         for (t, w) in m.trees.iter_mut().zip(wgens) {
             t.wgen = w;

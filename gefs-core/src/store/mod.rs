@@ -244,10 +244,6 @@ pub struct Store {
     /// Bytes of upserts kept in the write buffers, at most.
     wbuf_cap: std::sync::atomic::AtomicUsize,
     broken: AtomicBool,
-    /// Copy B of the last commit was written but not yet flushed: it
-    /// reaches the medium with the next commit's first flush (or when the
-    /// store is dropped), see `commit.rs`.
-    b_unflushed: AtomicBool,
     mutlk: Mutex<Mutation>,
     roots: RwLock<Vec<Published>>,
     wb: Mutex<()>,
@@ -269,16 +265,6 @@ pub struct Store {
     /// Durable frees held back from reuse while a commit is pinned
     /// ([`Store::pin_commit`], `reclaim.rs`).
     held: Mutex<reclaim::Held>,
-}
-
-impl Drop for Store {
-    /// The last commit's copy B goes to the medium, so that an image at rest
-    /// has both copies at its last commit.
-    fn drop(&mut self) {
-        if let Err(e) = self.flush_copy_b() {
-            tracing::error!(error = %e, "flushing superblock copy B at close");
-        }
-    }
 }
 
 /// An operation in progress, from [`Store::begin_op`]: commits wait for it.
@@ -329,14 +315,6 @@ impl Store {
         } else {
             Ok(())
         }
-    }
-
-    /// Make a written copy B durable if no flush has yet (`commit.rs`).
-    fn flush_copy_b(&self) -> Result<()> {
-        if self.b_unflushed.swap(false, Ordering::AcqRel) && !self.broken.load(Ordering::SeqCst) {
-            self.flush()?;
-        }
-        Ok(())
     }
 
     /// Latch read-only after a device failure (`why`); the first latch is

@@ -167,7 +167,6 @@ impl Store {
             read_only: cfg.read_only,
             wbuf_cap: std::sync::atomic::AtomicUsize::new(super::DEFAULT_WRITE_BUFFER_BYTES),
             broken: AtomicBool::new(false),
-            b_unflushed: AtomicBool::new(false),
             mutlk: Mutex::new(m),
             roots: RwLock::new(roots),
             wb: Mutex::new(()),
