@@ -383,7 +383,7 @@ mod tests {
             0,
             0x61_0000_0000,
             0x64_0000_0000,
-            0x1_62_0000_0000,
+            0x0162_0000_0000,
             u64::MAX,
         ] {
             assert_eq!(Device::decode(bad), None, "{bad:#x}");
