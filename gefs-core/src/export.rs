@@ -15,6 +15,8 @@
 //!   never written through, so a hard link to a file outside DIR is not
 //!   changed; anything else in the way (a directory where a file goes, a
 //!   file where a directory goes, a device) is reported and left alone;
+//! - a device node is never made on the host: it is listed in
+//!   [`Exported::devices`] (not an error: the export is otherwise complete);
 //! - a directory whose qid was exported already (a directory cycle, or one
 //!   directory under two names) is reported and skipped, and nesting is
 //!   bounded by [`MAX_DEPTH`] (one open descriptor per level);
@@ -59,6 +61,8 @@ pub struct Exported {
     pub bytes: u64,
     /// Entries skipped or cut short, one line each, with the reason.
     pub skipped: Vec<String>,
+    /// Device nodes, never made on the host: one line each, path and device.
+    pub devices: Vec<String>,
 }
 
 fn host_err(what: &str, e: impl Into<io::Error>) -> Error {
@@ -147,6 +151,15 @@ impl Exporter<'_> {
                     continue;
                 }
                 let step = match self.fs.walk(self.m, d, &de.name, &self.who) {
+                    Ok(e) if e.dir.is_device() => {
+                        let what = match e.dir.device() {
+                            Some(v) if v.block => format!("block device {},{}", v.major, v.minor),
+                            Some(v) => format!("character device {},{}", v.major, v.minor),
+                            None => "device node".to_string(),
+                        };
+                        self.out.devices.push(format!("{shown}: {what}"));
+                        Step::Done
+                    }
                     Ok(e) if e.is_dir() => self.subdir(at, &e, &de.name, &shown, depth)?,
                     Ok(e) => self.file(at, &e, &de.name, &shown)?,
                     Err(e) => Step::Skip(format!("cannot be read: {e}")),

@@ -10,7 +10,7 @@ use std::fmt;
 
 /// The on-disk format version this build writes. It reads every version from 1 up to this one
 /// (FORMAT.md §3 and FORMAT.md §12: each version only added meanings its predecessors never wrote).
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 
 /// Block size in bytes. Every block, data or metadata, is this big.
 pub const BLKSZ: usize = 16384;

@@ -220,6 +220,9 @@ fn files(a: &Args, s: gefs_core::store::Store) -> ExitCode {
             for s in &x.skipped {
                 tracing::warn!(skipped = %s, "not exported: {s}");
             }
+            for d in &x.devices {
+                eprintln!("gefs-dump: {d}: a device node, not made on the host");
+            }
             let code = if a.json {
                 show(true, &x)
             } else {

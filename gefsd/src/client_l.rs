@@ -92,12 +92,25 @@ impl<S: Read + Write> Client<S> {
 
     /// Make a node (`mode` with its file type) in directory `dfid`.
     pub fn mknod(&mut self, dfid: u32, name: &str, mode: u32, gid: u32) -> Result<Qid> {
+        self.mknod_dev(dfid, name, mode, (0, 0), gid)
+    }
+
+    /// Make a node (`mode` with its file type) in directory `dfid`, with device numbers
+    /// `(major, minor)` (for a block or character device).
+    pub fn mknod_dev(
+        &mut self,
+        dfid: u32,
+        name: &str,
+        mode: u32,
+        (major, minor): (u32, u32),
+        gid: u32,
+    ) -> Result<Qid> {
         let m = TmsgL::Mknod {
             dfid,
             name: name.into(),
             mode,
-            major: 0,
-            minor: 0,
+            major,
+            minor,
             gid,
         };
         match self.rpc_l(m)? {

@@ -17,6 +17,8 @@ pub struct Node {
     pub dir: bool,
     /// A symbolic link (its data is the target).
     pub link: bool,
+    /// A device node: its device as the entry's length field holds it (format version 4).
+    pub dev: Option<u64>,
     /// Permission bits.
     pub mode: u32,
     /// Contents (files).
@@ -83,6 +85,17 @@ pub enum FsOp {
         /// Its target.
         target: String,
     },
+    /// Make a device node (`block` or character, `major`, `minor`; 9P2000.L, root powers).
+    Device {
+        /// The node.
+        path: String,
+        /// A block device.
+        block: bool,
+        /// Major number.
+        major: u32,
+        /// Minor number.
+        minor: u32,
+    },
     /// Move to another path, replacing what is there as POSIX rename does
     /// (9P2000.L).
     Move {
@@ -114,7 +127,7 @@ pub fn valid(t: &Tree, snaps: &BTreeMap<String, Tree>, op: &FsOp) -> bool {
     match op {
         FsOp::Mkdir(p) | FsOp::Create(p) => dir_ok(parent(p)) && !t.contains_key(p),
         FsOp::Write { path, .. } | FsOp::Truncate { path, .. } => {
-            file(path) && !t.get(path).is_some_and(|n| n.link)
+            file(path) && !t.get(path).is_some_and(|n| n.link || n.dev.is_some())
         }
         FsOp::Remove(p) => match t.get(p) {
             Some(n) if n.dir => !t.keys().any(|k| parent(k) == p),
@@ -133,6 +146,9 @@ pub fn valid(t: &Tree, snaps: &BTreeMap<String, Tree>, op: &FsOp) -> bool {
         FsOp::Symlink { path, target } => {
             dir_ok(parent(path)) && !t.contains_key(path) && !target.is_empty()
         }
+        FsOp::Device {
+            path, major, minor, ..
+        } => dir_ok(parent(path)) && !t.contains_key(path) && *major < 4096 && *minor < 1 << 20,
         FsOp::Move { path, to } => {
             let Some(src) = t.get(path) else { return false };
             let under = to.starts_with(&format!("{path}/"));
@@ -172,6 +188,7 @@ pub fn model_apply(img: &mut Image, op: &FsOp) {
                 Node {
                     dir: true,
                     link: false,
+                    dev: None,
                     mode,
                     data: Vec::new(),
                 },
@@ -184,6 +201,7 @@ pub fn model_apply(img: &mut Image, op: &FsOp) {
                 Node {
                     dir: false,
                     link: false,
+                    dev: None,
                     mode,
                     data: Vec::new(),
                 },
@@ -225,8 +243,28 @@ pub fn model_apply(img: &mut Image, op: &FsOp) {
                 Node {
                     dir: false,
                     link: true,
+                    dev: None,
                     mode: 0o777,
                     data: target.as_bytes().to_vec(),
+                },
+            );
+        }
+        FsOp::Device {
+            path,
+            block,
+            major,
+            minor,
+        } => {
+            let dev =
+                gefs_core::format::value::Device::new(*block, *major, *minor).map(|v| v.encode());
+            t.insert(
+                path.clone(),
+                Node {
+                    dir: false,
+                    link: false,
+                    dev,
+                    mode: 0o640,
+                    data: Vec::new(),
                 },
             );
         }
@@ -434,11 +472,8 @@ impl Session {
             }
             FsOp::Chmod { path, mode } => {
                 let f = at(path)?;
-                let bits = if f.is_dir() {
-                    gefs_core::format::value::DMDIR
-                } else {
-                    0
-                };
+                // The kind bits stay (a wstat may not change them).
+                let bits = f.dir.mode & gefs_core::format::value::DMKIND;
                 let c = Changes {
                     mode: Some(bits | mode),
                     ..Changes::default()
@@ -449,6 +484,20 @@ impl Session {
                 let dir = at(parent(path))?;
                 let kind = gefs_core::fs::Kind::Symlink(target.as_bytes());
                 fs.make(m, &dir, name(path).as_bytes(), kind, 0o777, None, &w)
+                    .map(drop)
+                    .map_err(e)
+            }
+            FsOp::Device {
+                path,
+                block,
+                major,
+                minor,
+            } => {
+                let dir = at(parent(path))?;
+                let dev = gefs_core::format::value::Device::new(*block, *major, *minor)
+                    .ok_or_else(|| format!("device {major},{minor}"))?;
+                let kind = gefs_core::fs::Kind::Device(dev);
+                fs.make(m, &dir, name(path).as_bytes(), kind, 0o640, None, &w)
                     .map(drop)
                     .map_err(e)
             }
@@ -550,6 +599,16 @@ fn compare(fs: &Fs, label: &str, want: &Tree) -> Result<(), String> {
             }
             if c.is_dir() {
                 dirs.push((p, c));
+                continue;
+            }
+            let dev = c.dir.device().map(|v| v.encode());
+            if c.dir.is_device() || node.dev.is_some() {
+                if dev != node.dev || c.dir.length != node.dev.unwrap_or(u64::MAX) {
+                    return Err(format!(
+                        "/{p}: device {:#x}, expected {:?}",
+                        c.dir.length, node.dev
+                    ));
+                }
                 continue;
             }
             if c.dir.length != node.data.len() as u64 {

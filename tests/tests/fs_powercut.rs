@@ -183,15 +183,21 @@ fn s(x: &str) -> String {
     x.to_string()
 }
 
-/// The operations 9P2000.L adds beneath the file system: symbolic links and moves across
-/// directories that replace their target (one batch each), alone and in pairs, through the
-/// same crash images.
+/// The operations 9P2000.L adds beneath the file system: symbolic links, device nodes and
+/// moves across directories that replace their target (one batch each), alone and in pairs,
+/// through the same crash images.
 #[test]
 fn links_and_moves_survive_power_cuts() {
     let (img, model) = base(32 << 20, &setup());
     let link = |p: &str, t: &str| FsOp::Symlink {
         path: s(p),
         target: s(t),
+    };
+    let dev = |p: &str, block, major, minor| FsOp::Device {
+        path: s(p),
+        block,
+        major,
+        minor,
     };
     let mv = |p: &str, t: &str| FsOp::Move {
         path: s(p),
@@ -205,6 +211,24 @@ fn links_and_moves_survive_power_cuts() {
         vec![mv("B/foo", "A/bar"), mv("A", "C"), FsOp::Sync],
         vec![link("B/l", "x"), FsOp::Sync, mv("B/l", "A/foo"), FsOp::Sync],
         vec![mv("A/foo", "A/foo"), FsOp::Remove(s("A/bar")), FsOp::Sync],
+        // Device nodes (format version 4): made, changed, moved over a file, removed.
+        vec![dev("A/cdev", false, 1, 3), FsOp::Sync],
+        vec![
+            dev("B/bdev", true, 8, 0x12345),
+            FsOp::Sync,
+            FsOp::Chmod {
+                path: s("B/bdev"),
+                mode: 0o600,
+            },
+            mv("B/bdev", "A/foo"),
+            FsOp::Sync,
+        ],
+        vec![
+            dev("A/d", false, 4095, 0xf_ffff),
+            FsOp::Sync,
+            FsOp::Remove(s("A/d")),
+            FsOp::Sync,
+        ],
     ];
     let seen = Mutex::new(HashSet::new());
     let mut t = Tally::default();

@@ -319,3 +319,67 @@ fn a_null_data_pointer_reads_as_a_hole() {
     let want: Vec<u8> = (16384..20 << 10).map(|i| (i % 251) as u8).collect();
     assert_eq!(&o.stdout[16384..], &want[..]);
 }
+
+/// A device node (format version 4): `gefs-check` accepts a valid one and reports a bad
+/// encoding as damage; `gefs-dump ls` shows its kind and numbers; `gefs-dump export` never
+/// makes one on the host, and says so on standard error.
+#[test]
+fn device_nodes_are_checked_listed_and_never_exported() {
+    use gefs_core::format::value::{Device, DMDEVICE};
+    let (sb, img, out) = sandbox();
+    let fs = craft::populated(&img);
+    let who = craft::adm(&fs);
+    let (m, root) = fs.attach("main").expect("attach");
+    let dev = Device::new(false, 1, 3).expect("device");
+    fs.make(
+        &m,
+        &root,
+        b"null",
+        gefs_core::fs::Kind::Device(dev),
+        0o666,
+        None,
+        &who,
+    )
+    .expect("mknod");
+    drop((m, root));
+    craft::finish(fs);
+
+    let o = run("gefs-check", &img, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stdout));
+    let o = run("gefs-dump", &img, &["ls", "main", "/", "--json"]);
+    let ls = text(&o.stdout);
+    assert!(
+        ls.contains("\"c0666\"") && ls.contains("\"1,3\""),
+        "ls shows the kind and numbers: {ls}"
+    );
+    let o = run(
+        "gefs-dump",
+        &img,
+        &["export", "main", &out.to_string_lossy()],
+    );
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("/null: character device 1,3"),
+        "the device is named on stderr: {err}"
+    );
+    assert!(out.join("a").exists(), "the files are exported");
+    assert!(
+        std::fs::symlink_metadata(out.join("null")).is_err(),
+        "no device node on the host"
+    );
+    assert_confined(sb.path());
+
+    // A device entry whose length field is no device encoding is damage.
+    let (_sb2, img, _) = sandbox();
+    let fs = craft::populated(&img);
+    let q = fs.store().next_qid();
+    let mut x = xdir(q, false, 0x64_0000_0000);
+    x.mode = DMDEVICE | 0o600;
+    craft::raw(&fs, "main", entry_msgs(0, b"bad", &x));
+    craft::finish(fs);
+    let o = run("gefs-check", &img, &[]);
+    let report = text(&o.stdout) + &text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{report}");
+    assert!(report.contains("no valid device"), "{report}");
+}

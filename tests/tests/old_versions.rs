@@ -2,7 +2,7 @@
 //! FORMAT.md §12):
 //! a version-1 or version-2 image — 72-byte snapshot records, no message
 //! logs — opens in this build, checks clean with `gefs-check`, reads back
-//! through `gefs-dump`, and its next commit records version 3 and stays
+//! through `gefs-dump`, and its next commit records the current version and stays
 //! clean; a version newer than this build's is refused with a clear error.
 //!
 //! The old image is made by this build and then written down: every

@@ -8,8 +8,11 @@
 //! order). The checks (module [`super`] lists them as "file-system
 //! checks"):
 //! - every entry is of one kind (at most one of `DMDIR`, `DMSYMLINK`,
-//!   `DMNAMEDPIPE`, `DMSOCKET`); a symbolic link's length is a target's
-//!   (1 to [`MAX_TARGET`](crate::fs::MAX_TARGET) bytes), a pipe's or socket's 0;
+//!   `DMDEVICE`, `DMNAMEDPIPE`, `DMSOCKET`); a symbolic link's length is a
+//!   target's (1 to [`MAX_TARGET`](crate::fs::MAX_TARGET) bytes), a pipe's or
+//!   socket's 0; a device node appears only in an image of format version 4
+//!   or later and its length field is a valid device encoding
+//!   ([`Device`](crate::format::value::Device)); it has no data keys;
 //! - every entry's name is valid (`fs::names`), and the root entry
 //!   `KENT(ROOT_PQID, "")` exists and is a directory (no other entry has
 //!   the root marker as parent); no length is beyond `fs::MAX_LEN`;
@@ -67,6 +70,8 @@ struct Run {
 pub(super) struct Files {
     owner: String,
     nextqid: u64,
+    /// The image's format version (device nodes need 4).
+    version: u32,
     ents: HashMap<u64, Ent>,
     ups: HashMap<u64, (Box<[u8]>, At)>,
     clears: HashMap<u64, (u64, At)>,
@@ -107,10 +112,11 @@ fn overlap(off: u64, n: u64, lo: u64, hi: Option<u64>) -> (u64, u64) {
 
 impl Files {
     /// Empty tables for the tree named `owner`.
-    pub fn new(owner: &str, nextqid: u64) -> Files {
+    pub fn new(owner: &str, nextqid: u64, version: u32) -> Files {
         Files {
             owner: owner.to_string(),
             nextqid,
+            version,
             ents: HashMap::new(),
             ups: HashMap::new(),
             clears: HashMap::new(),
@@ -197,7 +203,7 @@ impl Files {
             );
             self.problem(Kind::Entry, at, what);
         }
-        if let Some(what) = kind_problem(&d) {
+        if let Some(what) = kind_problem(&d, self.version) {
             self.problem(Kind::Entry, at, format!("{}: {what}", key()));
         }
         let q = d.qid_path;
@@ -225,7 +231,8 @@ impl Files {
                 pqid,
                 name: name.into(),
                 dir: d.is_dir(),
-                length: d.length,
+                // A device node's length field holds its device; it has no data.
+                length: d.size(),
                 at,
             },
         );
@@ -482,10 +489,23 @@ pub(super) fn tabled(fam: u8) -> bool {
 }
 
 /// What is wrong with the kind of entry `d` says it is, if anything.
-fn kind_problem(d: &Xdir) -> Option<String> {
+fn kind_problem(d: &Xdir, version: u32) -> Option<String> {
     let kinds = (d.mode & DMKIND).count_ones();
     if kinds > 1 {
         return Some(format!("mode {:#x} names {kinds} kinds of entry", d.mode));
+    }
+    if d.is_device() {
+        if version < 4 {
+            return Some(format!(
+                "device node in an image of format version {version} (devices need 4)"
+            ));
+        }
+        if d.device().is_none() {
+            return Some(format!(
+                "device node with no valid device ({:#x})",
+                d.length
+            ));
+        }
     }
     if d.is_symlink() && !(1..=crate::fs::MAX_TARGET as u64).contains(&d.length) {
         return Some(format!("symbolic link of length {}", d.length));
@@ -514,12 +534,19 @@ mod tests {
 
     #[test]
     fn entry_kinds() {
-        use crate::format::value::{DMDIR, DMNAMEDPIPE, DMSOCKET, DMSYMLINK};
+        use crate::format::value::{Device, DMDEVICE, DMDIR, DMNAMEDPIPE, DMSOCKET, DMSYMLINK};
         let d = |mode, length| Xdir {
             mode,
             length,
             ..Xdir::default()
         };
+        let kind_problem = |d: &Xdir| kind_problem(d, 4);
+        let cdev = Device::new(false, 1, 3).unwrap().encode();
+        assert_eq!(kind_problem(&d(DMDEVICE | 0o666, cdev)), None);
+        assert!(super::kind_problem(&d(DMDEVICE | 0o666, cdev), 3).is_some());
+        assert!(kind_problem(&d(DMDEVICE | 0o666, 0)).is_some());
+        assert!(kind_problem(&d(DMDEVICE | 0o666, cdev | 1 << 40)).is_some());
+        assert!(kind_problem(&d(DMDEVICE | DMSYMLINK, cdev)).is_some());
         assert_eq!(kind_problem(&d(0o644, 9)), None);
         assert_eq!(kind_problem(&d(DMDIR | 0o755, 0)), None);
         assert_eq!(kind_problem(&d(DMSYMLINK | 0o777, 4095)), None);

@@ -140,6 +140,8 @@ pub(crate) struct Checker<'a> {
     fs: bool,
     /// The superblock's next qid path.
     nextqid: u64,
+    /// The chosen superblock's format version.
+    version: u32,
     /// The superblock's next generation.
     nextgen: u64,
     /// The highest generation found in use.
@@ -217,6 +219,7 @@ fn run(dev: &dyn Device, opts: &CheckOpts, fs: bool) -> Result<Report> {
         tree_owners: Vec::new(),
         fs,
         nextqid: chosen.sb.nextqid,
+        version: chosen.sb.version,
         nextgen: chosen.sb.nextgen,
         max_gen: 0,
         gen_over: 0,

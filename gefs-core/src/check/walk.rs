@@ -261,7 +261,8 @@ impl Checker<'_> {
             parent: None,
             above,
         }];
-        let mut files = (self.fs && !t.snap_tree).then(|| Files::new(&t.name, self.nextqid));
+        let mut files =
+            (self.fs && !t.snap_tree).then(|| Files::new(&t.name, self.nextqid, self.version));
         let mut seq = 0u64;
         while let Some(mut v) = stack.pop() {
             seq += 1;

@@ -16,10 +16,14 @@ pub struct StatView {
     pub qid: u64,
     /// qid version.
     pub vers: u32,
-    /// Plan 9 mode, octal with type letters (`d` dir, `a` append, `l` exclusive).
+    /// Plan 9 mode, octal with type letters (`d` dir, `a` append, `l` exclusive, `t`
+    /// temporary, `b` block device, `c` character device).
     pub mode: String,
-    /// Length in bytes.
+    /// Length in bytes (0 for a device node).
     pub length: u64,
+    /// A device node's major and minor numbers, `MAJOR,MINOR`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
     /// Owner.
     pub uid: String,
     /// Group.
@@ -30,8 +34,12 @@ pub struct StatView {
     pub mtime: u64,
 }
 
-fn mode_text(mode: u32) -> String {
+fn mode_text(d: &Xdir) -> String {
+    let mode = d.mode;
     let mut t = String::new();
+    if let Some(dev) = d.device() {
+        t.push(if dev.block { 'b' } else { 'c' });
+    }
     for (bit, c) in [
         (crate::format::value::DMDIR, 'd'),
         (crate::format::value::DMAPPEND, 'a'),
@@ -62,8 +70,9 @@ fn view_of(fs: &Fs, name: &[u8], d: &Xdir) -> StatView {
         },
         qid: d.qid_path,
         vers: d.qid_vers,
-        mode: mode_text(d.mode),
-        length: d.length,
+        mode: mode_text(d),
+        length: d.size(),
+        device: d.device().map(|v| format!("{},{}", v.major, v.minor)),
         uid: u.name_of(d.uid).to_string(),
         gid: u.group_name_of(d.gid).to_string(),
         muid: u.name_of(d.muid).to_string(),

@@ -152,6 +152,9 @@ pub struct ArenaRec {
 /// The decoded superblock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Superblock {
+    /// The format version the copy was written with ([`Superblock::decode`]); `encode`
+    /// always writes [`FORMAT_VERSION`].
+    pub version: u32,
     /// Where things are.
     pub geometry: Geometry,
     /// Commit sequence number; the newer of two valid copies wins.
@@ -299,6 +302,7 @@ impl Superblock {
             ));
         }
         Ok(Superblock {
+            version,
             geometry,
             commit_gen,
             nextgen,
@@ -330,6 +334,7 @@ mod tests {
             })
             .collect();
         Superblock {
+            version: FORMAT_VERSION,
             geometry: g,
             commit_gen: 3,
             nextgen: 4,

@@ -15,6 +15,9 @@ pub const DMTMP: u32 = 0x0400_0000;
 /// A symbolic link (9P2000.u): the entry's contents are the target, never followed by the
 /// file system (format version 2).
 pub const DMSYMLINK: u32 = 0x0200_0000;
+/// A device node (9P2000.u `DMDEVICE`; format version 4): no contents; its `length` field
+/// holds the device ([`Device`]). The file system never opens it for data.
+pub const DMDEVICE: u32 = 0x0080_0000;
 /// A named pipe, FIFO (9P2000.u; format version 2). It has no contents here.
 pub const DMNAMEDPIPE: u32 = 0x0020_0000;
 /// A Unix-domain socket (9P2000.u; format version 2). It has no contents here.
@@ -26,7 +29,57 @@ pub const DMSETGID: u32 = 0x0004_0000;
 /// Sticky (9P2000.u `DMSETVTX`; format version 2).
 pub const DMSETVTX: u32 = 0x0001_0000;
 /// The bits that say what kind of entry this is; no change may alter them.
-pub const DMKIND: u32 = DMDIR | DMSYMLINK | DMNAMEDPIPE | DMSOCKET;
+pub const DMKIND: u32 = DMDIR | DMSYMLINK | DMDEVICE | DMNAMEDPIPE | DMSOCKET;
+
+/// The device a device node names, kept in its entry's `length` field (FORMAT.md §7.1):
+/// bits 63–40 zero, bits 39–32 the type (`b'b'` block, `b'c'` character), bits 31–20 the
+/// major number, bits 19–0 the minor number (Linux's kernel `MKDEV` layout).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Device {
+    /// A block device (else a character device).
+    pub block: bool,
+    /// Major number, below [`Device::MAJORS`].
+    pub major: u32,
+    /// Minor number, below [`Device::MINORS`].
+    pub minor: u32,
+}
+
+impl Device {
+    /// Major numbers are 12 bits.
+    pub const MAJORS: u32 = 1 << 12;
+    /// Minor numbers are 20 bits.
+    pub const MINORS: u32 = 1 << 20;
+
+    /// A device; `None` if a number is out of range.
+    pub fn new(block: bool, major: u32, minor: u32) -> Option<Device> {
+        (major < Self::MAJORS && minor < Self::MINORS).then_some(Device {
+            block,
+            major,
+            minor,
+        })
+    }
+
+    /// The `length` field that holds this device.
+    pub fn encode(self) -> u64 {
+        let ty = if self.block { b'b' } else { b'c' };
+        (u64::from(ty) << 32) | (u64::from(self.major) << 20) | u64::from(self.minor)
+    }
+
+    /// The device a `length` field holds; `None` if it is no valid encoding.
+    pub fn decode(v: u64) -> Option<Device> {
+        let block = match v >> 32 {
+            0x62 => true,
+            0x63 => false,
+            _ => return None,
+        };
+        let low = v as u32;
+        Some(Device {
+            block,
+            major: low >> 20,
+            minor: low & (Self::MINORS - 1),
+        })
+    }
+}
 
 /// A directory entry value (`KENT`), 61 bytes. The name lives in the key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -106,6 +159,29 @@ impl Xdir {
     /// Whether this is a symbolic link.
     pub fn is_symlink(&self) -> bool {
         self.mode & DMSYMLINK != 0
+    }
+
+    /// Whether this is a device node.
+    pub fn is_device(&self) -> bool {
+        self.mode & DMDEVICE != 0
+    }
+
+    /// The device a device node names; `None` for any other entry or a `length` that is no
+    /// valid device encoding.
+    pub fn device(&self) -> Option<Device> {
+        self.is_device()
+            .then(|| Device::decode(self.length))
+            .flatten()
+    }
+
+    /// The size a stat shows: 0 for a directory or a device node (whose `length` field holds
+    /// the device), otherwise `length`.
+    pub fn size(&self) -> u64 {
+        if self.is_dir() || self.is_device() {
+            0
+        } else {
+            self.length
+        }
     }
 
     /// Whether this is a named pipe or a socket: an entry with no contents of its own.
@@ -292,6 +368,33 @@ impl DlistVal {
 mod tests {
     use super::*;
     use crate::ids::{BlockAddr, Gen};
+
+    #[test]
+    fn device_encoding() {
+        let c = Device::new(false, 1, 3).unwrap();
+        assert_eq!(c.encode(), 0x63_0010_0003);
+        assert_eq!(Device::decode(c.encode()), Some(c));
+        let b = Device::new(true, 4095, (1 << 20) - 1).unwrap();
+        assert_eq!(b.encode(), 0x62_ffff_ffff);
+        assert_eq!(Device::decode(b.encode()), Some(b));
+        assert_eq!(Device::new(false, 4096, 0), None);
+        assert_eq!(Device::new(false, 0, 1 << 20), None);
+        for bad in [
+            0,
+            0x61_0000_0000,
+            0x64_0000_0000,
+            0x0162_0000_0000,
+            u64::MAX,
+        ] {
+            assert_eq!(Device::decode(bad), None, "{bad:#x}");
+        }
+        let d = Xdir {
+            mode: DMDEVICE | 0o600,
+            length: c.encode(),
+            ..Xdir::default()
+        };
+        assert_eq!((d.device(), d.size()), (Some(c), 0));
+    }
 
     #[test]
     fn xdir_round_trip() {

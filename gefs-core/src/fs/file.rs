@@ -106,6 +106,10 @@ impl Fs {
         if d.is_dir() && want & WRITE != 0 {
             return Err(Error::IsDir);
         }
+        if d.is_device() {
+            // The client's kernel interprets a device node; its data is never served.
+            return Err(Error::NotPermitted);
+        }
         if (d.is_symlink() || d.is_special()) && want & WRITE != 0 {
             return Err(Error::NotPermitted);
         }

@@ -13,7 +13,10 @@
 //!   directory (POSIX) it is always the parent's, and a new directory keeps the bit;
 //! - a symbolic link's target is 1 to [`MAX_TARGET`] bytes with no NUL; it is stored as the
 //!   link's contents and never interpreted;
-//! - pipes and sockets have no contents, and the file system never opens them for data.
+//! - pipes and sockets have no contents, and the file system never opens them for data;
+//! - a device node has no contents either (its entry's `length` field holds the device,
+//!   [`Device`]); only a requester with the superuser's powers (POSIX's `CAP_MKNOD`) may make
+//!   one, and the file system never opens it for data (the client's kernel interprets it).
 
 use super::error::{Error, Result};
 use super::nodes::Loc;
@@ -23,7 +26,9 @@ use super::{names, now_ns, Entry, Fs, Mount, Who};
 use crate::alloc::Tier;
 use crate::format::key;
 use crate::format::msg::Msg;
-use crate::format::value::{Xdir, DMDIR, DMNAMEDPIPE, DMSETGID, DMSOCKET, DMSYMLINK};
+use crate::format::value::{
+    Device, Xdir, DMDEVICE, DMDIR, DMNAMEDPIPE, DMSETGID, DMSOCKET, DMSYMLINK,
+};
 
 /// The longest symbolic-link target, in bytes (Linux's `PATH_MAX` less its NUL).
 pub const MAX_TARGET: usize = 4095;
@@ -41,6 +46,8 @@ pub enum Kind<'a> {
     Pipe,
     /// A Unix-domain socket.
     Socket,
+    /// A device node.
+    Device(Device),
 }
 
 impl Kind<'_> {
@@ -52,6 +59,7 @@ impl Kind<'_> {
             Kind::Symlink(_) => DMSYMLINK,
             Kind::Pipe => DMNAMEDPIPE,
             Kind::Socket => DMSOCKET,
+            Kind::Device(_) => DMDEVICE,
         }
     }
 }
@@ -112,6 +120,9 @@ impl Fs {
         if self.store.lookup(m.tree, &ent)?.is_some() {
             return Err(Error::Exists);
         }
+        if matches!(kind, Kind::Device(_)) && !who.permissive {
+            return Err(Error::NotPermitted);
+        }
         let sgid_dir = who.posix && pd.mode & DMSETGID != 0;
         let gid = match gid {
             _ if sgid_dir => pd.gid,
@@ -142,6 +153,9 @@ impl Fs {
             muid: who.uid,
             ..Xdir::default()
         };
+        if let Kind::Device(dev) = kind {
+            d.length = dev.encode();
+        }
         let mut msgs = Vec::new();
         let mut block = None;
         if let Kind::Symlink(t) = kind {

@@ -32,7 +32,7 @@ pub enum SetIdLoss {
 /// The set-id bits (`DMSETUID`, `DMSETGID`) of `d` that `why`, done by `who`, clears (module
 /// doc); 0 for a Plan 9 requester or anything but a regular file.
 pub fn setid_lost(t: &Users, who: &Who, d: &Xdir, why: SetIdLoss) -> u32 {
-    if !who.posix || d.is_dir() || d.is_symlink() || d.is_special() {
+    if !who.posix || d.is_dir() || d.is_symlink() || d.is_special() || d.is_device() {
         return 0;
     }
     if why == SetIdLoss::Write && who.permissive {

@@ -325,7 +325,7 @@ fn plan_length(d: &Xdir, l: u64, p: &mut Plan) -> Result<()> {
     if d.is_dir() {
         return Err(Error::Wstat(WstatRule::DirLength));
     }
-    if d.is_symlink() || d.is_special() {
+    if d.is_symlink() || d.is_special() || d.is_device() {
         return Err(Error::NotPermitted);
     }
     if l > super::MAX_LEN {

@@ -95,6 +95,7 @@ impl Store {
         }
         let snap = m.tree(TreeId::SNAP)?.root;
         let sb = Superblock {
+            version: crate::format::FORMAT_VERSION,
             geometry: self.geo,
             commit_gen: gen,
             nextgen: m.nextgen,

@@ -171,6 +171,7 @@ impl Store {
         let mut arenas = sb.arenas.clone();
         arenas.extend(recs);
         let grown = Superblock {
+            version: crate::format::FORMAT_VERSION,
             geometry: new,
             commit_gen: g.0,
             arenas,

@@ -55,7 +55,7 @@ pub fn stat_of(users: &Users, name: &[u8], d: &Xdir) -> Stat {
         mode: d.mode,
         atime: secs(d.atime),
         mtime: secs(d.mtime),
-        length: if d.is_dir() { 0 } else { d.length },
+        length: d.size(),
         name,
         uid: users.name_of(d.uid).to_string(),
         gid: users.group_name_of(d.gid).to_string(),

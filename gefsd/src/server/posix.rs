@@ -3,7 +3,8 @@
 //!
 //! Modes: the permission bits are the same; set-user-id, set-group-id and sticky are the
 //! 9P2000.u bits `DMSETUID`, `DMSETGID`, `DMSETVTX`; the file type comes from the kind bits
-//! (`DMDIR`, `DMSYMLINK`, `DMNAMEDPIPE`, `DMSOCKET`, else a regular file). Plan 9's append-only,
+//! (`DMDIR`, `DMSYMLINK`, `DMDEVICE` with its device's type, `DMNAMEDPIPE`, `DMSOCKET`, else a
+//! regular file); a device node's `rdev` is Linux's `new_encode_dev` of its numbers. Plan 9's append-only,
 //! exclusive and temporary bits have no POSIX form and are kept out of sight: a POSIX chmod
 //! leaves them as they are.
 //!
@@ -102,6 +103,11 @@ pub fn mode_of(d: &Xdir) -> u32 {
         S_IFDIR
     } else if d.mode & DMSYMLINK != 0 {
         S_IFLNK
+    } else if d.is_device() {
+        match d.device() {
+            Some(v) if v.block => S_IFBLK,
+            _ => S_IFCHR,
+        }
     } else if d.mode & DMNAMEDPIPE != 0 {
         S_IFIFO
     } else if d.mode & DMSOCKET != 0 {
@@ -150,6 +156,8 @@ pub fn dirent_type(d: &Xdir) -> u8 {
         S_IFLNK => 10,
         S_IFIFO => 1,
         S_IFSOCK => 12,
+        S_IFBLK => 6,
+        S_IFCHR => 2,
         _ => 8,
     }
 }
@@ -171,6 +179,12 @@ pub fn omode_of(flags: u32) -> (u8, bool) {
 
 /// The fields of `Rgetattr` this server fills.
 pub const GETATTR_VALID: u64 = getattr::BASIC | getattr::DATA_VERSION;
+
+/// Linux's `new_encode_dev`: the 32-bit device number v9fs decodes from `Rgetattr`'s `rdev`
+/// (minor's low 8 bits, then 12 of major, then minor's upper 12 bits).
+pub fn rdev(major: u32, minor: u32) -> u64 {
+    u64::from((minor & 0xff) | ((major & 0xfff) << 8) | ((minor & !0xff) << 12))
+}
 
 fn split_ns(ns: u64) -> (u64, u64) {
     (ns / 1_000_000_000, ns % 1_000_000_000)
@@ -198,7 +212,10 @@ pub fn attr_of(d: &Xdir, mask: u64) -> Attr {
     if want(getattr::GID) {
         a.gid = linux_id(d.gid);
     }
-    let size = if d.is_dir() { 0 } else { d.length };
+    if want(getattr::RDEV) {
+        a.rdev = d.device().map_or(0, |v| rdev(v.major, v.minor));
+    }
+    let size = d.size();
     if want(getattr::SIZE) {
         a.size = size;
     }
@@ -225,6 +242,26 @@ pub fn attr_of(d: &Xdir, mask: u64) -> Attr {
 mod tests {
     use super::*;
     use gefs_core::format::value::DMDIR;
+
+    #[test]
+    fn device_numbers_as_linux_encodes_them() {
+        // new_encode_dev(MKDEV(1, 3)) is 0x103; a minor past 8 bits moves up by 12.
+        assert_eq!(rdev(1, 3), 0x103);
+        assert_eq!(rdev(8, 0x12345), 0x1230_0845);
+        assert_eq!(rdev(4095, 0xf_ffff), 0xffff_ffff);
+        let d = |block, major, minor| Xdir {
+            mode: gefs_core::format::value::DMDEVICE | 0o640,
+            length: gefs_core::format::value::Device::new(block, major, minor)
+                .unwrap()
+                .encode(),
+            ..Xdir::default()
+        };
+        assert_eq!(mode_of(&d(true, 8, 1)), S_IFBLK | 0o640);
+        assert_eq!(mode_of(&d(false, 1, 3)), S_IFCHR | 0o640);
+        assert_eq!(dirent_type(&d(true, 8, 1)), 6);
+        let a = attr_of(&d(false, 1, 3), getattr::ALL);
+        assert_eq!((a.rdev, a.size, a.blocks), (0x103, 0, 0));
+    }
 
     #[test]
     fn modes_both_ways() {
