@@ -6,38 +6,16 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpStream};
-
 use common::*;
 use gefs_core::format::value::DMDEVICE;
 use gefs_core::fs::errno::*;
-use gefsd::client::Client;
-use gefsd::proto::dotl::{setattr, SetAttr};
+use gefsd::proto::dotl::setattr;
 use gefsd::server::posix::ifmt::*;
-
-/// An ordinary user of [`table`].
-const BOB: u32 = 1000;
 
 /// The users table: toor (id 0) is an administrator, so Linux's uid 0 has root powers.
 fn table() -> String {
     let me = me();
     format!("-1:adm::{me},toor\n0:toor::\n1:{me}:{me}:\n2:none::\n1000:bob:bob:\n")
-}
-
-/// A client attached by Linux uid `uid`.
-fn as_uid(a: SocketAddr, uid: u32) -> Client<TcpStream> {
-    let mut c = lclient(a);
-    c.attach_l(0, "", "", Some(uid)).expect("attach by uid");
-    c
-}
-
-fn set(valid: u32, f: impl FnOnce(&mut SetAttr)) -> SetAttr {
-    let mut a = SetAttr {
-        valid,
-        ..SetAttr::default()
-    };
-    f(&mut a);
-    a
 }
 
 #[test]

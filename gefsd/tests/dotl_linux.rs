@@ -6,19 +6,16 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 
 use common::*;
 use gefs_core::fs::errno::*;
 use gefsd::client::Client;
-use gefsd::proto::dotl::{lock, setattr, Flock, SetAttr};
+use gefsd::proto::dotl::{lock, setattr, Flock};
 use gefsd::server::posix::ifmt::*;
 
 /// adm's id, −1, as 9P2000.L carries it (Linux keeps 4294967295 for "no id").
 const ADM: u32 = 4_294_967_294;
-/// A user of [`table`] besides the administrators.
-const BOB: u32 = 1000;
-
 /// The users table of these tests: Linux's root is id 0 and a member of adm (the README's
 /// "Mount it from Linux"), the first administrator keeps id 1, bob is 1000.
 fn table() -> String {
@@ -26,22 +23,6 @@ fn table() -> String {
     format!(
         "-1:adm::{me},linuxroot\n0:linuxroot:linuxroot:\n1:{me}:{me}:\n2:none::\n1000:bob:bob:\n"
     )
-}
-
-/// A client attached by Linux uid `uid`.
-fn as_uid(a: SocketAddr, uid: u32) -> Client<TcpStream> {
-    let mut c = lclient(a);
-    c.attach_l(0, "", "", Some(uid)).expect("attach by uid");
-    c
-}
-
-fn set(valid: u32, f: impl FnOnce(&mut SetAttr)) -> SetAttr {
-    let mut a = SetAttr {
-        valid,
-        ..SetAttr::default()
-    };
-    f(&mut a);
-    a
 }
 
 #[test]

@@ -4,37 +4,17 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 
 use common::*;
 use gefs_core::fs::errno::*;
-use gefsd::client::Client;
-use gefsd::proto::dotl::{setattr, SetAttr};
+use gefsd::proto::dotl::setattr;
 use gefsd::server::posix::ifmt::*;
-
-/// An ordinary user of [`table`].
-const BOB: u32 = 1000;
 
 /// The users table: the first administrator is id 1, bob is 1000.
 fn table() -> String {
     let me = me();
     format!("-1:adm::{me}\n1:{me}:{me}:\n2:none::\n1000:bob:bob:\n")
-}
-
-/// A client attached by Linux uid `uid`.
-fn as_uid(a: SocketAddr, uid: u32) -> Client<TcpStream> {
-    let mut c = lclient(a);
-    c.attach_l(0, "", "", Some(uid)).expect("attach by uid");
-    c
-}
-
-fn set(valid: u32, f: impl FnOnce(&mut SetAttr)) -> SetAttr {
-    let mut a = SetAttr {
-        valid,
-        ..SetAttr::default()
-    };
-    f(&mut a);
-    a
 }
 
 /// A directory every user may write in, as `name` under the top.

@@ -158,3 +158,26 @@ pub fn set_users(s: &Server, a: SocketAddr, table: &str) {
     p.clunk(1).expect("clunk");
     s.core().fs.reload_users().expect("reload");
 }
+
+/// The ordinary user (not an administrator) of the 9P2000.L tests' users tables.
+pub const BOB: u32 = 1000;
+
+/// A 9P2000.L client attached by Linux uid `uid`.
+pub fn as_uid(a: SocketAddr, uid: u32) -> Client<TcpStream> {
+    let mut c = lclient(a);
+    c.attach_l(0, "", "", Some(uid)).expect("attach by uid");
+    c
+}
+
+/// A Tsetattr argument with the `valid` mask, its fields filled by `f`.
+pub fn set(
+    valid: u32,
+    f: impl FnOnce(&mut gefsd::proto::dotl::SetAttr),
+) -> gefsd::proto::dotl::SetAttr {
+    let mut a = gefsd::proto::dotl::SetAttr {
+        valid,
+        ..Default::default()
+    };
+    f(&mut a);
+    a
+}
