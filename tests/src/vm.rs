@@ -460,3 +460,21 @@ mod trace {
         let _ = to.shutdown(Shutdown::Write);
     }
 }
+
+/// The workspace root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// Where [`Guest::prepare`] keeps the guest: `vm/` in the target directory
+/// (`CARGO_TARGET_DIR`, relative to the workspace root, or `target`).
+pub fn vmdir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|t| if t.is_absolute() { t } else { repo().join(t) })
+        .unwrap_or_else(|| repo().join("target"))
+        .join("vm")
+}

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use gefs_tests::daemon::{self, Daemon, Opts};
-use gefs_tests::vm::{write_users, Guest, Run, USERS};
+use gefs_tests::vm::{repo, vmdir, write_users, Guest, Run, USERS};
 use gefsd::client::Client;
 use gefsd::proto::dmode::DMDIR;
 use gefsd::proto::omode::OREAD;
@@ -30,21 +30,6 @@ const FSX_OPS: u32 = 5000;
 /// One boot's limit: a hung guest fails the test. Generous, because a busy machine slows
 /// the emulated guest several times over.
 const BOOT_LIMIT: Duration = Duration::from_secs(900);
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
-
-fn vmdir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .map(|t| if t.is_absolute() { t } else { repo().join(t) })
-        .unwrap_or_else(|| repo().join("target"))
-        .join("vm")
-}
 
 /// The version gefsd answers to a Tversion for `version` on its Unix socket.
 fn answers(sock: &Path, version: &str) -> String {

@@ -15,33 +15,17 @@
 //! the image clean.
 
 use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use gefs_tests::daemon::{self, Daemon, Opts};
 use gefs_tests::diod;
-use gefs_tests::vm::{write_users, Guest, Server, USERS};
+use gefs_tests::vm::{repo, vmdir, write_users, Guest, Server, USERS};
 
 /// Files per run.
 const FILES: u32 = 10_000;
 /// The boot's limit.
 const BOOT_LIMIT: Duration = Duration::from_secs(1800);
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
-
-fn vmdir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .map(|t| if t.is_absolute() { t } else { repo().join(t) })
-        .unwrap_or_else(|| repo().join("target"))
-        .join("vm")
-}
 
 #[test]
 #[ignore = "figures for the closing note: a few minutes, needs QEMU and diod (installed if missing)"]
