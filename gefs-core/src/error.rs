@@ -74,8 +74,13 @@ pub enum Error {
     },
     /// Ordinary allocation would eat into the reserve kept for deletes and syncs.
     NoSpace,
-    /// The store is read-only: opened so, or latched after a device failure.
+    /// The store was opened read-only, or the tree is an immutable snapshot:
+    /// changes are refused by choice, and nothing is wrong with the device.
     ReadOnly,
+    /// A device write or flush failed earlier and the store latched itself
+    /// read-only: changes are refused until a restart, because what was
+    /// written since the last commit may not be on the medium (fsyncgate).
+    Failed,
     /// A key longer than the limit.
     KeyTooLong(usize),
     /// A value longer than the limit.
@@ -145,6 +150,9 @@ impl fmt::Display for Error {
             ),
             Error::NoSpace => f.write_str("file system full"),
             Error::ReadOnly => f.write_str("file system read only"),
+            Error::Failed => f.write_str(
+                "the device failed: changes are refused until a restart (the last commit is intact)",
+            ),
             Error::KeyTooLong(n) => write!(f, "key of {n} bytes exceeds the limit"),
             Error::ValueTooLong(n) => write!(f, "value of {n} bytes exceeds the limit"),
             Error::Invalid(what) => write!(f, "invalid argument: {what}"),

@@ -61,7 +61,7 @@ fn run(base: &Arc<MemDev>, ops: &[Op], kind: IoKind, n: u64) -> Outcome {
                             "{kind:?} #{n}: {e} did not latch read-only"
                         );
                         assert!(
-                            matches!(s.sync(), Err(Error::ReadOnly)),
+                            matches!(s.sync(), Err(Error::Failed)),
                             "sync after a failed {kind:?}"
                         );
                         break;

@@ -27,12 +27,13 @@ use std::time::{Duration, Instant};
 
 use gefs_core::device::{FaultyDev, IoKind, MemDev};
 use gefs_core::format::BLKSZ;
+use gefs_core::fs::errno::{EIO, EROFS};
 use gefs_core::fs::Fs;
 use gefs_core::store::{Config, FormatOpts, Store};
 use gefs_tests::blocks::classes;
 use gefs_tests::daemon::{self, Daemon, Opts, ADMIN};
 use gefsd::client::Client;
-use gefsd::proto::{dmode, omode, Stat, MSIZE_DEFAULT};
+use gefsd::proto::{dmode, omode, Dialect, Stat, MSIZE_DEFAULT};
 use gefsd::server::{self, Options, Server};
 
 /// Corruption reaches 9P2000 clients as Linux's string for EBADMSG (what ext4 and XFS return
@@ -437,7 +438,7 @@ fn eio_through_gefsd_refuses_the_request_latches_writes_and_keeps_serving_reads(
     let e = c
         .create(1, "d", 0o644, omode::OWRITE)
         .expect_err("create after the latch");
-    assert_eq!(e.ename(), Some("read only file system"));
+    assert_eq!(e.ename(), Some("Input/output error"));
     let _ = c.clunk(1);
     assert_eq!(get(&mut c, "a").as_deref(), Ok(&a[..]));
     assert_eq!(get(&mut c, "b").as_deref(), Ok(&b[..]));
@@ -460,5 +461,89 @@ fn eio_through_gefsd_refuses_the_request_latches_writes_and_keeps_serving_reads(
         "read faults (T7 through gefsd): read EIO -> Rerror \"i/o error\", next read exact; \
          write EIO -> sync refused, store read-only, later syncs refused, reads served; \
          reopened at acknowledged commit {acked}"
+    );
+}
+
+/// A 9P2000.L client attached as the current user on fid 0, over `s`'s socket pair.
+fn lclient(s: &Server) -> Client<UnixStream> {
+    let mut c = Client::new(s.connect().expect("connect"));
+    c.version_in(MSIZE_DEFAULT, Dialect::L).expect("9P2000.L");
+    c.attach_l(0, &server::current_user(), "", None)
+        .expect("attach");
+    c
+}
+
+/// A device failure and a read-only server are told apart in both dialects: after a failed
+/// flush latched the store, changes get "Input/output error" over 9P2000 and EIO over
+/// 9P2000.L (a Tfsync too); a server started read-only answers "read only file system" and
+/// EROFS, and its syncs succeed.
+#[test]
+fn a_failed_device_says_eio_and_a_read_only_server_erofs_in_both_dialects() {
+    const O_RDWR_CREAT: u32 = 0o2 | 0o100;
+    let (mem, dev, srv) = faulty_server();
+    let mut c = client(&srv);
+    let mut l = lclient(&srv);
+    put(&mut c, "a", b"durable");
+    sync(&mut c);
+    dev.fail_nth(IoKind::Flush, 1, false);
+    put(&mut c, "b", b"lost");
+    l.walk(0, 1, &["a"]).expect("walk");
+    let e = l.fsync(1).expect_err("a Tfsync over a failed flush");
+    assert_eq!(e.errno(), Some(EIO), "{e}");
+    assert!(srv.core().store().has_failed(), "not latched");
+    assert_eq!(l.fsync(1).expect_err("a later Tfsync").errno(), Some(EIO));
+    l.walk(0, 2, &[]).expect("clone");
+    let e = l
+        .lcreate(2, "c", O_RDWR_CREAT, 0o644, 0)
+        .expect_err("Tlcreate after the latch");
+    assert_eq!(e.errno(), Some(EIO), "{e}");
+    c.walk(0, 1, &[]).expect("clone");
+    let e = c
+        .create(1, "c", 0o644, omode::OWRITE)
+        .expect_err("Tcreate after the latch");
+    assert_eq!(e.ename(), Some("Input/output error"));
+    let e = c
+        .wstat(0, &Stat::dont_touch())
+        .expect_err("a sync after the latch");
+    assert_eq!(e.ename(), Some("Input/output error"));
+    drop((c, l));
+    let _ = srv.stop();
+
+    let store = Store::open(
+        mem.clone(),
+        &Config {
+            cache_bytes: 1 << 20,
+            read_only: true,
+        },
+    )
+    .expect("reopen read-only");
+    let fs = Fs::new(Arc::new(store), false).expect("fs");
+    let opts = Options {
+        read_only: true,
+        ..Options::default()
+    };
+    let srv = Server::start(Arc::new(fs), opts).expect("server");
+    let mut c = client(&srv);
+    let mut l = lclient(&srv);
+    assert_eq!(get(&mut c, "a").as_deref(), Ok(&b"durable"[..]));
+    l.walk(0, 1, &[]).expect("clone");
+    let e = l
+        .lcreate(1, "c", O_RDWR_CREAT, 0o644, 0)
+        .expect_err("Tlcreate on a read-only server");
+    assert_eq!(e.errno(), Some(EROFS), "{e}");
+    l.walk(0, 2, &["a"]).expect("walk");
+    l.fsync(2).expect("a Tfsync on a read-only server succeeds");
+    c.walk(0, 1, &[]).expect("clone");
+    let e = c
+        .create(1, "c", 0o644, omode::OWRITE)
+        .expect_err("Tcreate on a read-only server");
+    assert_eq!(e.ename(), Some("read only file system"));
+    assert!(!srv.core().store().has_failed());
+    drop((c, l));
+    let _ = srv.stop();
+    println!(
+        "failed vs read-only through gefsd: after a failed flush, Tcreate -> \"Input/output \
+         error\", Tlcreate and Tfsync -> EIO; on a read-only server, Tcreate -> \"read only \
+         file system\", Tlcreate -> EROFS, Tfsync ok"
     );
 }

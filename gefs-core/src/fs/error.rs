@@ -7,7 +7,10 @@
 //! is that string, so a Linux client derives the same errno from either. Engine errors pass
 //! through as [`Error::Store`], except the two a client must be able to tell
 //! apart — a full device and a read-only file system — which get variants of
-//! their own. Nothing here is matched by its text.
+//! their own. A store that latched after a device failure
+//! ([`crate::Error::Failed`]) is not a read-only file system: it says
+//! "Input/output error" (EIO), where one failed request says "i/o error" (EIO).
+//! Nothing here is matched by its text.
 
 use std::fmt;
 
@@ -36,7 +39,7 @@ pub enum Error {
     Gone,
     /// The root directory cannot be removed or renamed (reference defect #29).
     Root,
-    /// The mount is an immutable snapshot, or the store is read-only.
+    /// The mount is an immutable snapshot, or the store was opened read-only.
     ReadOnly,
     /// The device is full.
     NoSpace,
@@ -102,6 +105,7 @@ impl Error {
             Error::Invalid(_) => "Invalid argument",
             Error::Store(e) if e.is_corruption() => "Bad message",
             Error::Store(crate::Error::Io { .. }) => "i/o error",
+            Error::Store(crate::Error::Failed) => "Input/output error",
             Error::Store(_) => "Remote I/O error",
         }
     }
@@ -130,7 +134,7 @@ impl Error {
             Error::NotPermitted => errno::EPERM,
             Error::Wstat(r) => r.errno(),
             Error::Store(e) if e.is_corruption() => errno::EBADMSG,
-            Error::Store(crate::Error::Io { .. }) => errno::EIO,
+            Error::Store(crate::Error::Io { .. } | crate::Error::Failed) => errno::EIO,
             Error::Store(_) => errno::EREMOTEIO,
         }
     }

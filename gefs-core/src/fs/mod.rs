@@ -402,12 +402,14 @@ impl Fs {
         Ok(lv.is_mutable())
     }
 
-    /// Fail unless `m` accepts changes.
+    /// Fail unless `m` accepts changes: [`Error::ReadOnly`] for a snapshot
+    /// or a store opened read-only, the store's [`crate::Error::Failed`] once
+    /// a device failure latched it.
     fn mutating(&self, m: &Mount) -> Result<()> {
-        if !m.mutable || self.store.is_read_only() {
+        if !m.mutable {
             return Err(Error::ReadOnly);
         }
-        Ok(())
+        Ok(self.store.writable()?)
     }
 
     /// Take the writer lock, inside a store operation: a commit waits until

@@ -25,8 +25,10 @@
 //! tree's message log (`msglog.rs`), and mounting a tree replays its log.
 //! Lookups and scans apply the buffer on top of the tree.
 //!
-//! The first failed device write or flush latches the store read-only; a
-//! commit that saw an error is never reported as done (`commit.rs`).
+//! The first failed device write or flush latches the store read-only: from
+//! then on changes fail with [`Error::Failed`] (a store opened read-only
+//! refuses them with [`Error::ReadOnly`]); a commit that saw an error is
+//! never reported as done (`commit.rs`).
 
 mod commit;
 mod ctx;
@@ -304,27 +306,37 @@ impl Store {
     }
 
     /// Whether changes are refused: opened read-only, or latched after a
-    /// device failure.
+    /// device failure ([`Store::has_failed`]).
     pub fn is_read_only(&self) -> bool {
-        self.read_only || self.broken.load(Ordering::SeqCst)
+        self.read_only || self.has_failed()
     }
 
+    /// Whether a device write or flush failed and the store latched itself
+    /// read-only (changes fail with [`Error::Failed`] until a restart).
+    pub fn has_failed(&self) -> bool {
+        self.broken.load(Ordering::SeqCst)
+    }
+
+    /// Fail unless changes are accepted: [`Error::ReadOnly`] when the store
+    /// was opened read-only, [`Error::Failed`] once it has latched.
     pub(crate) fn writable(&self) -> Result<()> {
-        if self.is_read_only() {
+        if self.read_only {
             Err(Error::ReadOnly)
+        } else if self.has_failed() {
+            Err(Error::Failed)
         } else {
             Ok(())
         }
     }
 
-    /// Latch read-only after a device failure (`why`); the first latch is
-    /// logged.
+    /// Latch after a device failure (`why`): from now on changes fail with
+    /// [`Error::Failed`]. The first latch is logged.
     fn latch(&self, why: &Error) {
         if !self.broken.swap(true, Ordering::SeqCst) {
             tracing::error!(
                 error = %why,
-                "latched read-only: changes are refused from now on; the last commit \
-                 stays intact (restart to serve it again)"
+                "the device failed: latched read-only, changes are refused from now on; the \
+                 last commit stays intact (restart to serve it again)"
             );
         }
     }

@@ -11,6 +11,7 @@ const LINUX_ERRMAP: &[(&str, u32)] = &[
     ("wstat prohibited", EPERM),
     ("No such file or directory", ENOENT),
     ("directory entry not found", ENOENT),
+    ("Input/output error", EIO),
     ("Permission denied", EACCES),
     ("Device or resource busy", EBUSY),
     ("Is a directory", EISDIR),
@@ -88,6 +89,7 @@ fn every_error() -> Vec<Error> {
         fs::Error::Store(gefs_core::Error::Internal("bug".into())),
         fs::Error::from(gefs_core::Error::NoSpace),
         fs::Error::from(gefs_core::Error::ReadOnly),
+        fs::Error::from(gefs_core::Error::Failed),
     ];
     let refusals: Vec<Refusal> = vec![
         msg::UNKNOWN_FID,
@@ -155,4 +157,23 @@ fn details_stay_out_of_the_string() {
     assert_eq!(e.ename(), "Invalid argument");
     let e = Error::Fs(fs::Error::Store(io_error()));
     assert_eq!(e.ename(), "i/o error");
+}
+
+#[test]
+fn a_failed_device_is_not_a_read_only_file_system() {
+    let failed = Error::from(gefs_core::Error::Failed);
+    let read_only = Error::from(gefs_core::Error::ReadOnly);
+    assert_eq!(
+        (failed.ename().as_str(), failed.errno()),
+        ("Input/output error", EIO)
+    );
+    assert_eq!(
+        (read_only.ename().as_str(), read_only.errno()),
+        ("read only file system", EROFS)
+    );
+    // One failed request and a latched store are both EIO, told apart by their strings.
+    assert_ne!(
+        failed.ename(),
+        Error::Fs(fs::Error::Store(io_error())).ename()
+    );
 }

@@ -254,6 +254,71 @@ fn snapshots_are_read_only() {
     assert!(r.is_ok());
 }
 
+/// A device failure is not a read-only file system: once a flush fails the
+/// store latches and every change fails with [`crate::Error::Failed`] (EIO),
+/// while a store opened read-only refuses changes with [`Error::ReadOnly`]
+/// (EROFS) and has not failed.
+#[test]
+fn a_failed_device_is_not_a_read_only_store() {
+    use crate::device::{FaultyDev, IoKind};
+    use crate::store::{Config, Store};
+    let dev = format(DEV);
+    let fd = Arc::new(FaultyDev::new(dev.clone()));
+    let cfg = |read_only| Config {
+        cache_bytes: 16 << 20,
+        read_only,
+    };
+    let fs = Fs::new(
+        Arc::new(Store::open(fd.clone(), &cfg(false)).unwrap()),
+        false,
+    )
+    .unwrap();
+    let (m, root) = fs.attach("main").unwrap();
+    put(&fs, &m, &root, "a", b"before");
+    fd.fail_nth(IoKind::Flush, 1, false);
+    let r = fs.sync();
+    assert!(
+        matches!(r, Err(Error::Store(crate::Error::Io { .. }))),
+        "{r:?}"
+    );
+    assert!(fs.store().has_failed() && fs.store().is_read_only());
+    let r = fs.create(&m, &root, b"b", 0o664, OWRITE, &glenda());
+    let e = r.map(drop).unwrap_err();
+    assert!(matches!(e, Error::Store(crate::Error::Failed)), "{e:?}");
+    assert_eq!((e.message(), e.errno()), ("Input/output error", errno::EIO));
+    assert!(matches!(fs.sync(), Err(Error::Store(crate::Error::Failed))));
+    assert!(matches!(fs.store().sync(), Err(crate::Error::Failed)));
+    let o = fs.open(
+        &m,
+        &fs.walk(&m, &root, b"a", &glenda()).unwrap(),
+        OREAD,
+        &glenda(),
+    );
+    assert_eq!(
+        fs.read(&o.unwrap(), 0, 10).unwrap(),
+        b"before",
+        "reads go on"
+    );
+    drop((m, root, fs));
+
+    let ro = Fs::new(
+        Arc::new(Store::open(dev.clone(), &cfg(true)).unwrap()),
+        false,
+    )
+    .unwrap();
+    let (m, root) = ro.attach("main").unwrap();
+    let e = ro
+        .create(&m, &root, b"b", 0o664, OWRITE, &glenda())
+        .map(drop)
+        .unwrap_err();
+    assert!(matches!(e, Error::ReadOnly), "{e:?}");
+    assert_eq!(
+        (e.message(), e.errno()),
+        ("read only file system", errno::EROFS)
+    );
+    assert!(!ro.store().has_failed());
+}
+
 /// Readers and walkers racing a renamer never see a live file as gone: a
 /// held entry follows the renames, and a walk that registers a node while a
 /// rename runs re-checks the key.
