@@ -179,5 +179,13 @@ impl std::error::Error for Error {
     }
 }
 
+impl Error {
+    /// The device (or a host file) failed `op` at byte offset `off`: the one
+    /// constructor of [`Error::Io`].
+    pub fn io(op: IoOp, off: u64, source: io::Error) -> Error {
+        Error::Io { op, off, source }
+    }
+}
+
 /// The result type of gefs-core.
 pub type Result<T> = std::result::Result<T, Error>;

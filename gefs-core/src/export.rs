@@ -67,11 +67,11 @@ pub struct Exported {
 
 fn host_err(what: &str, e: impl Into<io::Error>) -> Error {
     let e: io::Error = e.into();
-    Error::Store(crate::Error::Io {
-        op: IoOp::Write,
-        off: 0,
-        source: io::Error::new(e.kind(), format!("{what}: {e}")),
-    })
+    Error::Store(crate::Error::io(
+        IoOp::Write,
+        0,
+        io::Error::new(e.kind(), format!("{what}: {e}")),
+    ))
 }
 
 /// Copy the tree of `label` into the host directory `dst` (created if

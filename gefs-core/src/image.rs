@@ -6,7 +6,7 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::device::{Device, FileDev, OpenMode};
+use crate::device::{Device, DeviceExt, FileDev, OpenMode};
 use crate::error::{Error, IoOp, Result};
 use crate::format::superblock::MAGIC;
 use crate::format::BLKSZ_U64;
@@ -36,11 +36,7 @@ fn open_err(path: &Path, e: io::Error) -> Error {
     } else {
         format!("{}: {e}", path.display())
     };
-    Error::Io {
-        op: IoOp::Open,
-        off: 0,
-        source: io::Error::new(e.kind(), what),
-    }
+    Error::io(IoOp::Open, 0, io::Error::new(e.kind(), what))
 }
 
 /// The process holding an `flock` on `path`, from `/proc/locks`, and its
@@ -90,7 +86,7 @@ pub fn looks_like_gefs(dev: &dyn Device) -> bool {
     let at_b = (size / BLKSZ_U64).saturating_sub(1) * BLKSZ_U64;
     [0, at_b]
         .iter()
-        .any(|&off| dev.read_at(&mut b, off).is_ok() && b == MAGIC)
+        .any(|&off| dev.read_bytes(&mut b, off).is_ok() && b == MAGIC)
 }
 
 /// What [`format_image`] made.

@@ -33,11 +33,11 @@ pub struct Imported {
 pub type Progress<'a> = &'a mut dyn FnMut(&Imported);
 
 fn host_err(p: &Path, e: std::io::Error) -> Error {
-    Error::Store(crate::Error::Io {
-        op: IoOp::Open,
-        off: 0,
-        source: std::io::Error::new(e.kind(), format!("{}: {e}", p.display())),
-    })
+    Error::Store(crate::Error::io(
+        IoOp::Open,
+        0,
+        std::io::Error::new(e.kind(), format!("{}: {e}", p.display())),
+    ))
 }
 
 fn mtime_ns(md: &hostfs::Metadata) -> u64 {

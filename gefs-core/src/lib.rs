@@ -13,7 +13,7 @@
 //! | `sync` | the lock and atomic primitives of cache and epochs (loom-swappable) | — |
 //! | `error` | the library's error type | `ids` |
 //! | `format` | every on-disk byte layout; pure encode/decode; never panics on input | `error`, `ids`, `units` |
-//! | `device` | the `Device` trait: file/block device (`fdatasync` flush), memory, recording and faulty test devices | `format` |
+//! | `device` | the `Device` trait: file/block device (`fdatasync` flush), memory, recording and faulty test devices | `error`, `format` |
 //! | `epoch` | epoch-based reclamation: slots, limbo lists | `sync` |
 //! | `cache` | the fixed buffer pool, address index, per-shard LRU that is the free list | `error`, `format`, `ids`, `sync` |
 //! | `alloc` | arenas, free maps, allocation logs, space tiers | `device`, `error`, `format`, `ids` |

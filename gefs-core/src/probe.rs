@@ -8,7 +8,7 @@
 //! bytes) is accepted only with a second field that makes sense, so that
 //! random data is not taken for a file system.
 
-use crate::device::Device;
+use crate::device::{Device, DeviceExt};
 
 /// Bytes read from the start of the device.
 const HEAD: u64 = 512 << 10;
@@ -17,7 +17,7 @@ const HEAD: u64 = 512 << 10;
 pub fn foreign(dev: &dyn Device) -> Option<&'static str> {
     let n = HEAD.min(dev.size());
     let mut head = vec![0u8; usize::try_from(n).ok()?];
-    dev.read_at(&mut head, 0).ok()?;
+    dev.read_bytes(&mut head, 0).ok()?;
     if let Some(what) = in_head(&head) {
         return Some(what);
     }
@@ -25,7 +25,7 @@ pub fn foreign(dev: &dyn Device) -> Option<&'static str> {
     let end = dev.size() & !4095;
     if end >= 8192 + HEAD {
         let mut b = [0u8; 4];
-        if dev.read_at(&mut b, end - 8192).is_ok() && b == MD_MAGIC {
+        if dev.read_bytes(&mut b, end - 8192).is_ok() && b == MD_MAGIC {
             return Some("Linux RAID member (md superblock 1.0)");
         }
     }

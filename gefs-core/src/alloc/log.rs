@@ -13,7 +13,7 @@
 //! entries in order; the result must end in a commit barrier, and every block
 //! of the chain must come out allocated.
 
-use crate::device::Device;
+use crate::device::{Device, DeviceExt};
 use crate::error::{Error, Result};
 use crate::format::log::{decode_entries, payload, LogEntry, LogHeader};
 use crate::format::superblock::{ArenaRec, Geometry};
@@ -105,19 +105,7 @@ pub struct Replayed {
 
 fn read_log_block(dev: &dyn Device, bp: &Bptr) -> Result<Box<[u8; BLKSZ]>> {
     let mut b = Box::new([0u8; BLKSZ]);
-    dev.read_at(&mut b[..], bp.addr.0).map_err(|e| Error::Io {
-        op: crate::error::IoOp::Read,
-        off: bp.addr.0,
-        source: e,
-    })?;
-    let actual = block_hash(&b[..]);
-    if actual != bp.hash {
-        return Err(Error::Checksum {
-            addr: bp.addr,
-            expected: bp.hash,
-            actual,
-        });
-    }
+    dev.read_block(bp, &mut b)?;
     Ok(b)
 }
 

@@ -28,11 +28,11 @@
 //! [`Store::open`]: crate::store::Store::open
 
 use crate::alloc::{replay, Replayed};
-use crate::device::Device;
-use crate::error::{Error, IoOp, Result};
+use crate::device::{Device, DeviceExt};
+use crate::error::{Error, Result};
 use crate::format::node::NodeView;
 use crate::format::superblock::Superblock;
-use crate::format::{block_hash, BLKSZ, BLKSZ_U64};
+use crate::format::{BLKSZ, BLKSZ_U64};
 use crate::ids::BlockAddr;
 
 use super::report::{CopyState, Kind, Problem, Role, SuperInfo};
@@ -71,12 +71,7 @@ struct Read {
 /// Read and decode one copy.
 fn read_copy(dev: &dyn Device, addr: BlockAddr) -> (Result<Superblock>, Read) {
     let mut b = vec![0u8; BLKSZ];
-    if let Err(e) = dev.read_at(&mut b, addr.0) {
-        let e = Error::Io {
-            op: IoOp::Read,
-            off: addr.0,
-            source: e,
-        };
+    if let Err(e) = dev.read_bytes(&mut b, addr.0) {
         return (Err(e), Read::default());
     }
     let r = Superblock::decode(&b, addr);
@@ -134,21 +129,9 @@ fn read_root(dev: &dyn Device, sb: &Superblock) -> Result<()> {
     if !bp.addr.0.is_multiple_of(BLKSZ_U64) || sb.geometry.arena_of(bp.addr).is_none() {
         return Err(Error::corrupt(bp.addr, "pointer outside the arenas"));
     }
-    let mut b = vec![0u8; BLKSZ];
-    dev.read_at(&mut b, bp.addr.0).map_err(|e| Error::Io {
-        op: IoOp::Read,
-        off: bp.addr.0,
-        source: e,
-    })?;
-    let actual = block_hash(&b);
-    if actual != bp.hash {
-        return Err(Error::Checksum {
-            addr: bp.addr,
-            expected: bp.hash,
-            actual,
-        });
-    }
-    NodeView::new(&b)
+    let mut b = Box::new([0u8; BLKSZ]);
+    dev.read_block(&bp, &mut b)?;
+    NodeView::new(&b[..])
         .and_then(|v| v.validate())
         .map_err(|e| Error::corrupt(bp.addr, e))
 }

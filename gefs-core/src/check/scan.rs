@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crossbeam::channel;
 
-use crate::device::Device;
+use crate::device::{Device, DeviceExt};
 use crate::error::{Error, Result};
 use crate::format::{block_hash, BLKSZ, BLKSZ_U64};
 
@@ -140,7 +140,7 @@ fn process(
     for &(s, n) in &c.parts {
         for blk in s..s + n {
             st.reads.fetch_add(1, Ordering::Relaxed);
-            if dev.read_at(b, blk * BLKSZ_U64).is_ok() {
+            if dev.read_bytes(b, blk * BLKSZ_U64).is_ok() {
                 st.bytes.fetch_add(BLKSZ_U64, Ordering::Relaxed);
                 look(b, blk, &mut out);
             } else {
@@ -201,7 +201,7 @@ pub(super) fn scan(
                 let len = c.span as usize * BLKSZ;
                 buf.resize(len, 0);
                 st.reads.fetch_add(1, Ordering::Relaxed);
-                let ok = dev.read_at(&mut buf[..len], c.start * BLKSZ_U64).is_ok();
+                let ok = dev.read_bytes(&mut buf[..len], c.start * BLKSZ_U64).is_ok();
                 if ok {
                     st.bytes.fetch_add(len as u64, Ordering::Relaxed);
                 }
@@ -254,7 +254,7 @@ fn inline(
         let len = c.span as usize * BLKSZ;
         buf.resize(len, 0);
         st.reads.fetch_add(1, Ordering::Relaxed);
-        let ok = dev.read_at(&mut buf[..len], c.start * BLKSZ_U64).is_ok();
+        let ok = dev.read_bytes(&mut buf[..len], c.start * BLKSZ_U64).is_ok();
         if ok {
             st.bytes.fetch_add(len as u64, Ordering::Relaxed);
         }

@@ -10,6 +10,7 @@
 
 use std::sync::Arc;
 
+use crate::device::DeviceExt;
 use crate::format::key::{KCLEAR, KCONF, KDAT, KDLIST, KENT, KLABEL, KSNAP, KUP};
 use crate::format::superblock::MAX_HEIGHT;
 use crate::format::{Bptr, BLKSZ_U64};
@@ -109,7 +110,7 @@ impl Checker<'_> {
         let mut buf = vec![0u8; crate::format::BLKSZ];
         self.stats.reads += 1;
         let mut e = Entry::default();
-        match self.dev.read_at(&mut buf, addr.0) {
+        match self.dev.read_bytes(&mut buf, addr.0) {
             Ok(()) => {
                 self.stats.bytes_read += BLKSZ_U64;
                 self.stats.blocks_checked += 1;

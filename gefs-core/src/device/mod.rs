@@ -7,9 +7,14 @@
 //! makes every write that returned before it durable (a real `fdatasync` on
 //! files and block devices); a failed flush means nothing since the last good
 //! flush may be durable, and the caller must stop (fsyncgate).
+//!
+//! The library calls devices through [`DeviceExt`] (`checked.rs`), which
+//! turns their failures into [`crate::Error::Io`] and verifies every block
+//! read by pointer against the pointer's hash.
 
 use std::io;
 
+mod checked;
 #[cfg(any(test, feature = "testing"))]
 mod faulty;
 mod file;
@@ -17,6 +22,7 @@ mod mem;
 #[cfg(any(test, feature = "testing"))]
 mod recording;
 
+pub use checked::DeviceExt;
 #[cfg(any(test, feature = "testing"))]
 pub use faulty::{Fault, FaultyDev, IoKind};
 pub use file::{FileDev, OpenMode};

@@ -3,8 +3,8 @@
 
 use serde::Serialize;
 
-use crate::device::Device;
-use crate::error::{Error, IoOp, Result};
+use crate::device::{Device, DeviceExt};
+use crate::error::{Error, Result};
 use crate::format::key::KeyView;
 use crate::format::log::{decode_addrs, decode_entries, payload, LogHeader};
 use crate::format::node::NodeView;
@@ -37,11 +37,7 @@ pub fn decode_block(dev: &dyn Device, addr: u64) -> Result<BlockView> {
         )));
     }
     let mut b = vec![0u8; BLKSZ];
-    dev.read_at(&mut b, addr).map_err(|e| Error::Io {
-        op: IoOp::Read,
-        off: addr,
-        source: e,
-    })?;
+    dev.read_bytes(&mut b, addr)?;
     let mut v = BlockView {
         addr,
         hash: format!("{:016x}", block_hash(&b)),

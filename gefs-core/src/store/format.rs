@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use super::{Config, Mutation, Store, TreeId};
 use crate::alloc::{Allocator, Kind, Tier};
-use crate::device::Device;
-use crate::error::{Error, Result};
+use crate::device::{Device, DeviceExt};
+use crate::error::Result;
 use crate::format::msg::Msg;
 use crate::format::superblock::Geometry;
 use crate::format::value::{LabelVal, TreeRec, LABEL_MUTABLE};
@@ -87,17 +87,9 @@ impl Store {
         // pointing into half-overwritten space.
         let zero = [0u8; crate::format::BLKSZ];
         for at in [0, geo.sb_b().0, super::open::sb_b_addr(dev.size()).0] {
-            dev.write_at(&zero, at).map_err(|e| Error::Io {
-                op: crate::error::IoOp::Write,
-                off: at,
-                source: e,
-            })?;
+            dev.write_bytes(&zero, at)?;
         }
-        dev.flush().map_err(|e| Error::Io {
-            op: crate::error::IoOp::Flush,
-            off: 0,
-            source: e,
-        })?;
+        dev.barrier()?;
         let alloc = Allocator::format(geo)?;
         let mut m = Mutation {
             commit_gen: 0,

@@ -39,8 +39,8 @@ use std::sync::Arc;
 use super::open::{copy_b_addr, read_superblock};
 use super::{Config, Store};
 use crate::alloc::Allocator;
-use crate::device::Device;
-use crate::error::{Error, IoOp, Result};
+use crate::device::{Device, DeviceExt};
+use crate::error::{Error, Result};
 use crate::format::superblock::{Geometry, Superblock, MAX_ARENAS};
 use crate::format::BLKSZ_U64;
 use crate::ids::{BlockAddr, Gen};
@@ -141,20 +141,8 @@ impl Store {
         }
         let old = sb.geometry;
         let new = grow_geometry(&old, dev.size())?;
-        let write = |buf: &[u8], off: u64| {
-            dev.write_at(buf, off).map_err(|source| Error::Io {
-                op: IoOp::Write,
-                off,
-                source,
-            })
-        };
-        let flush = || {
-            dev.flush().map_err(|source| Error::Io {
-                op: IoOp::Flush,
-                off: 0,
-                source,
-            })
-        };
+        let write = |buf: &[u8], off: u64| dev.write_bytes(buf, off);
+        let flush = || dev.barrier();
         // 1. The current superblock at the new last block too.
         if new.sb_b() != old.sb_b() {
             write(&sb.encode()[..], new.sb_b().0)?;

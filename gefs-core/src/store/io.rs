@@ -23,7 +23,8 @@ use std::sync::atomic::Ordering;
 use super::Store;
 use crate::alloc::{Kind, Tier};
 use crate::cache::Block;
-use crate::error::{Error, IoOp, Result};
+use crate::device::DeviceExt;
+use crate::error::{Error, Result};
 use crate::format::node::NodeView;
 use crate::format::{block_hash, Bptr, BLKSZ, BLKSZ_U64};
 use crate::ids::{BlockAddr, Gen};
@@ -78,21 +79,7 @@ impl Store {
     ) -> impl FnOnce(&mut [u8; BLKSZ]) -> Result<()> + 'a {
         let addr = bp.addr;
         move |buf| {
-            self.dev
-                .read_at(&mut buf[..], addr.0)
-                .map_err(|e| Error::Io {
-                    op: IoOp::Read,
-                    off: addr.0,
-                    source: e,
-                })?;
-            let actual = block_hash(&buf[..]);
-            if actual != bp.hash {
-                return Err(Error::Checksum {
-                    addr,
-                    expected: bp.hash,
-                    actual,
-                });
-            }
+            self.dev.read_block(bp, buf)?;
             if node {
                 NodeView::new(&buf[..])
                     .and_then(|v| v.validate())
@@ -246,13 +233,7 @@ impl Store {
                 j += 1;
             }
             let bufs: Vec<&[u8]> = blocks[i..j].iter().map(|b| &b.bytes()[..]).collect();
-            self.dev
-                .write_vectored_at(&bufs, start)
-                .map_err(|e| Error::Io {
-                    op: IoOp::Write,
-                    off: start,
-                    source: e,
-                })?;
+            self.dev.write_all_vectored(&bufs, start)?;
             i = j;
         }
         Ok(())
@@ -260,15 +241,9 @@ impl Store {
 
     /// Write one block image outside the cache (log blocks, superblocks).
     pub(crate) fn write_raw(&self, buf: &[u8], off: u64) -> Result<()> {
-        self.dev.write_at(buf, off).map_err(|e| {
-            let e = Error::Io {
-                op: IoOp::Write,
-                off,
-                source: e,
-            };
-            self.latch(&e);
-            e
-        })?;
+        self.dev
+            .write_bytes(buf, off)
+            .inspect_err(|e| self.latch(e))?;
         self.blocks_written.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -276,15 +251,7 @@ impl Store {
     /// A durability barrier. A failure latches the store read-only: nothing
     /// written since the last good flush may be on the medium (fsyncgate).
     pub(crate) fn flush(&self) -> Result<()> {
-        self.dev.flush().map_err(|e| {
-            let e = Error::Io {
-                op: IoOp::Flush,
-                off: 0,
-                source: e,
-            };
-            self.latch(&e);
-            e
-        })
+        self.dev.barrier().inspect_err(|e| self.latch(e))
     }
 }
 

@@ -16,9 +16,9 @@ use parking_lot::{Mutex, RwLock};
 use super::{Config, Mutation, Store, TreeState};
 use crate::alloc::Allocator;
 use crate::cache::Cache;
-use crate::device::Device;
+use crate::device::{Device, DeviceExt};
 use crate::epoch::Epochs;
-use crate::error::{Error, IoOp, Result};
+use crate::error::{Error, Result};
 use crate::format::superblock::Superblock;
 use crate::format::value::TreeRec;
 use crate::format::{Bptr, BLKSZ, BLKSZ_U64};
@@ -48,11 +48,7 @@ pub struct SbChoice {
 /// Read and decode the superblock at `addr`.
 pub fn read_superblock(dev: &dyn Device, addr: BlockAddr) -> Result<Superblock> {
     let mut b = vec![0u8; BLKSZ];
-    dev.read_at(&mut b, addr.0).map_err(|e| Error::Io {
-        op: IoOp::Read,
-        off: addr.0,
-        source: e,
-    })?;
+    dev.read_bytes(&mut b, addr.0)?;
     Superblock::decode(&b, addr)
 }
 

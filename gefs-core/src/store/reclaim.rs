@@ -36,6 +36,7 @@ use parking_lot::MutexGuard;
 
 use super::{Mutation, Store};
 use crate::alloc::Freed;
+use crate::device::DeviceExt;
 use crate::error::{Error, Result};
 use crate::format::Bptr;
 use crate::ids::{BlockAddr, Gen};
@@ -168,17 +169,13 @@ impl Store {
             commit_gen: m.commit_gen,
         };
         let mut copy_a = vec![0u8; crate::format::BLKSZ];
-        let a = self.dev.read_at(&mut copy_a, 0).ok().and_then(|()| {
+        let a = self.dev.read_bytes(&mut copy_a, 0).ok().and_then(|()| {
             crate::format::superblock::Superblock::decode(&copy_a, BlockAddr(0)).ok()
         });
         let b = super::open::copy_b_addr(self.dev.size(), a.as_ref());
         for (i, at) in [0, b.0].into_iter().enumerate() {
             let mut buf = vec![0u8; crate::format::BLKSZ].into_boxed_slice();
-            self.dev.read_at(&mut buf, at).map_err(|source| Error::Io {
-                op: crate::error::IoOp::Read,
-                off: at,
-                source,
-            })?;
+            self.dev.read_bytes(&mut buf, at)?;
             pin.superblocks[i] = (at, buf);
         }
         drop(m);
