@@ -293,8 +293,8 @@ fn serve(a: ServeArgs) -> Result<(), Failure> {
     };
     let mut addrs = Vec::new();
     for t in &texts {
-        let addr = listen::parse_addr(t).map_err(usage)?;
-        listen::check_allowed(&addr, a.noauth).map_err(usage)?;
+        let addr = listen::parse_addr(t).map_err(|e| usage(e.to_string()))?;
+        listen::check_allowed(&addr, a.noauth).map_err(|e| usage(e.to_string()))?;
         addrs.push(addr);
     }
     let cache = match &a.cache {
@@ -444,7 +444,7 @@ fn handle_signals(srv: &Server, sockets: Vec<PathBuf>) -> Result<(), Failure> {
                         0
                     }
                     Err(e) => {
-                        tracing::error!(error = %e, "last commit failed: {e}");
+                        server::log_failed_commit("last commit", &e);
                         1
                     }
                 };

@@ -6,7 +6,9 @@
 //!   threads (read workers, one mutator, the sync worker, the sweeper, the clock);
 //! - [`console`]: the administrative console (a Unix socket) and its client;
 //! - [`client`]: a small synchronous 9P2000 and 9P2000.L client, for tests and tools;
-//! - [`cli`]: the command line of the `gefsd` binary, whose `main.rs` only calls it.
+//! - [`cli`]: the command line of the `gefsd` binary, whose `main.rs` only calls it;
+//! - [`error`]: the daemon's own error type (commits, stopping); a request's error, and its
+//!   9P string and errno, are `server::err`'s.
 //!
 //! Authentication: there is no auth protocol. A connection's user is the login name of the uid
 //! that made it, known from the kernel (`SO_PEERCRED` on Unix sockets, `/proc/net/tcp` for
@@ -18,5 +20,6 @@ pub mod cli;
 pub mod client;
 mod client_l;
 pub mod console;
+pub mod error;
 pub mod proto;
 pub mod server;

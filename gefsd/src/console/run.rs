@@ -14,6 +14,7 @@ use serde::Serialize;
 use gefs_core::admin::{self, Snap};
 
 use super::parse::{Command, Request, Show, HELP};
+use crate::error::Error;
 use crate::server::{Core, Stopper, SweepReq, SyncReq};
 
 type Out = Result<String, String>;
@@ -152,11 +153,11 @@ pub(super) fn sync(core: &Core) -> Out {
     core.queues
         .sync
         .send(SyncReq::Notify(tx))
-        .map_err(|_| "server is shutting down".to_string())?;
+        .map_err(|_| Error::Stopped.to_string())?;
     match rx.recv() {
         Ok(Ok(c)) => Ok(format!("synced (commit {})\n", c.gen)),
         Ok(Err(e)) => Err(format!("sync failed: {e}")),
-        Err(_) => Err("server is shutting down".to_string()),
+        Err(_) => Err(Error::Stopped.to_string()),
     }
 }
 
@@ -177,7 +178,7 @@ fn on_sweeper(
     core.queues
         .sweep
         .send(SweepReq::Admin(task))
-        .map_err(|_| "server is shutting down".to_string())?;
+        .map_err(|_| Error::Stopped.to_string())?;
     rx.recv()
         .unwrap_or_else(|_| Err("the command failed (internal error)".to_string()))
 }

@@ -93,6 +93,8 @@ pub mod msg {
     pub const WSTAT_MUID: Refusal = r("wstat prohibited", EPERM);
     /// A user or group name over 64 bytes (it cannot name a user).
     pub const NAME_TOO_LONG: Refusal = r("unknown user", EINVAL);
+    /// A commit could not have the image: another commit or a check held it.
+    pub const BUSY: Refusal = r("Device or resource busy", EBUSY);
     /// The server is shutting down.
     pub const SHUTTING_DOWN: Refusal =
         r("Cannot send after transport endpoint shutdown", ESHUTDOWN);
@@ -221,6 +223,25 @@ pub fn reply(dialect: Dialect, e: &Error) -> Rmsg {
     match dialect {
         Dialect::P9 => rerror(e),
         Dialect::L => Rmsg::L(RmsgL::Lerror { ecode: e.errno() }),
+    }
+}
+
+/// The reply to a sync request (a null wstat, a Tfsync) whose commit failed: 9P2000 gets the
+/// string a request failing with the same error gets; 9P2000.L gets EIO whatever the cause,
+/// as fsync(2) reports written data that may not be durable.
+pub fn commit_failed(dialect: Dialect, e: &crate::error::Error) -> Rmsg {
+    match dialect {
+        Dialect::P9 => Rmsg::Error {
+            ename: match e {
+                crate::error::Error::Fs(e) => e.message(),
+                crate::error::Error::Busy(_) => msg::BUSY.text,
+                crate::error::Error::Stopped => msg::SHUTTING_DOWN.text,
+            }
+            .to_string(),
+        },
+        Dialect::L => Rmsg::L(RmsgL::Lerror {
+            ecode: fs::errno::EIO,
+        }),
     }
 }
 

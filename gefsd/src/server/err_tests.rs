@@ -52,11 +52,11 @@ fn linux_errno(s: &str) -> Option<u32> {
 }
 
 fn io_error() -> gefs_core::Error {
-    gefs_core::Error::Io {
-        op: gefs_core::error::IoOp::Read,
-        off: 0,
-        source: std::io::Error::other("device"),
-    }
+    gefs_core::Error::io(
+        gefs_core::error::IoOp::Read,
+        0,
+        std::io::Error::other("device"),
+    )
 }
 
 /// Every file-system error, and every refusal of the server's own.
@@ -109,6 +109,7 @@ fn every_error() -> Vec<Error> {
         msg::WSTAT_QID,
         msg::WSTAT_MUID,
         msg::NAME_TOO_LONG,
+        msg::BUSY,
         msg::SHUTTING_DOWN,
         msg::REPLY_TOO_BIG,
         msg::INTERNAL,

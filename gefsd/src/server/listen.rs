@@ -20,6 +20,7 @@ use rustix::event::{poll, PollFd, PollFlags};
 
 use super::auth;
 use super::conn::{Peer, Transport};
+use crate::error::AddrError;
 
 /// A parsed listen address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,8 +44,11 @@ impl std::fmt::Display for ListenAddr {
 pub const DEFAULT_ADDR: &str = "tcp!127.0.0.1!5640";
 
 /// Parse a dial string or `host:port`.
-pub fn parse_addr(s: &str) -> Result<ListenAddr, String> {
-    let bad = |why: &str| format!("address {s:?}: {why}");
+pub fn parse_addr(s: &str) -> Result<ListenAddr, AddrError> {
+    let bad = |why: &str| AddrError::Bad {
+        addr: s.to_string(),
+        why: why.to_string(),
+    };
     let (host, port) = if let Some(p) = s.strip_prefix("unix!") {
         if p.is_empty() {
             return Err(bad("empty socket path"));
@@ -75,27 +79,17 @@ pub fn parse_addr(s: &str) -> Result<ListenAddr, String> {
 }
 
 /// Refuse addresses gefsd will not listen on: any TCP address that is not loopback.
-pub fn check_allowed(a: &ListenAddr, noauth: bool) -> Result<(), String> {
+pub fn check_allowed(a: &ListenAddr, noauth: bool) -> Result<(), AddrError> {
     let ListenAddr::Tcp(addrs, text) = a else {
         return Ok(());
     };
     if addrs.iter().all(|x| x.ip().is_loopback()) {
         return Ok(());
     }
-    if noauth {
-        Err(format!(
-            "refusing to listen on {text} with -A: without authentication anyone who can reach \
-             the port could attach as any user; listen on loopback (tcp!127.0.0.1!PORT) or a \
-             unix! socket"
-        ))
-    } else {
-        Err(format!(
-            "refusing to listen on {text}: it is not a loopback address, and gefsd \
-             authenticates TCP clients only by the peer credentials of local connections (9P2000 \
-             itself has no encryption); listen on loopback and tunnel remote clients (ssh -L), \
-             or use a unix! socket"
-        ))
-    }
+    Err(AddrError::NotLoopback {
+        addr: text.clone(),
+        noauth,
+    })
 }
 
 /// A bound listener.

@@ -49,7 +49,7 @@ pub use self::core::Core;
 pub use conn::{Conn, Peer, SetTimeout, Transport};
 pub use direct::Session;
 pub use listen::{parse_addr, ListenAddr};
-pub use workers::{last_commit, SweepReq, SyncReq};
+pub use workers::{last_commit, log_failed_commit, SweepReq, SyncReq};
 
 use listen::Bound;
 use workers::Work;
@@ -338,7 +338,7 @@ impl Server {
 
     /// Stop gracefully: stop accepting, finish every in-flight request, clunk every fid (ORCLOSE
     /// removes included), stop the workers, and commit. Returns the final commit.
-    pub fn stop(mut self) -> Result<CommitInfo, String> {
+    pub fn stop(mut self) -> crate::error::Result<CommitInfo> {
         self.core.set_stopping();
         if let Some(c) = self.console.take() {
             c.stop();
@@ -370,9 +370,7 @@ impl Server {
         let (tx, rx) = bounded(1);
         let _ = self.core.queues.sync.send(SyncReq::Notify(tx));
         let _ = self.core.queues.sync.send(SyncReq::Stop);
-        let r = rx
-            .recv()
-            .unwrap_or_else(|_| Err("sync worker gone".to_string()));
+        let r = rx.recv().unwrap_or(Err(crate::error::Error::Stopped));
         if let Some(h) = self.syncer.take() {
             let _ = h.join();
         }
@@ -449,14 +447,13 @@ pub fn current_user() -> String {
 /// [`current_user`], listening on `127.0.0.1:0`. Returns the server and its address; stop it
 /// with [`Server::stop`].
 pub fn spawn_for_test(opts: Options) -> io::Result<(Server, SocketAddr)> {
-    let other = |e: String| io::Error::other(e);
-    let store = memory_store(256 << 20, &current_user()).map_err(|e| other(e.to_string()))?;
-    let fs = Arc::new(Fs::new(store, false).map_err(|e| other(e.to_string()))?);
+    let store = memory_store(256 << 20, &current_user()).map_err(io::Error::other)?;
+    let fs = Arc::new(Fs::new(store, false).map_err(io::Error::other)?);
     let mut s = Server::start(fs, opts)?;
-    let a = listen::parse_addr("tcp!127.0.0.1!0").map_err(other)?;
+    let a = listen::parse_addr("tcp!127.0.0.1!0").map_err(io::Error::other)?;
     s.listen(&a)?;
     let addr = s
         .tcp_addr()
-        .ok_or_else(|| other("no TCP address".to_string()))?;
+        .ok_or_else(|| io::Error::other("no TCP address"))?;
     Ok((s, addr))
 }

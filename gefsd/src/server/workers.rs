@@ -34,7 +34,9 @@ use gefs_core::store::CommitInfo;
 
 use super::conn::Conn;
 use super::core::Core;
-use crate::proto::{Rmsg, RmsgL};
+use super::err;
+use crate::error::{Error, Result};
+use crate::proto::{Dialect, Rmsg, RmsgL};
 
 /// A unit of work for a read worker or the mutator.
 pub enum Work {
@@ -62,7 +64,7 @@ pub enum SyncReq {
     /// A 9P2000.L Tfsync: answer `tag` on `conn` once durable.
     Fsync(Arc<Conn>, u16),
     /// The console (or shutdown): send the outcome.
-    Notify(Sender<Result<CommitInfo, String>>),
+    Notify(Sender<Result<CommitInfo>>),
     /// Finish after one last commit.
     Stop,
 }
@@ -118,16 +120,11 @@ pub fn spawn_syncer(core: Arc<Core>, rx: Receiver<SyncReq>) -> std::io::Result<J
             match r {
                 SyncReq::Reply(conn, tag) => match &outcome {
                     Ok(_) => conn.reply(tag, Rmsg::Wstat),
-                    Err(e) => conn.reply(tag, Rmsg::Error { ename: e.clone() }),
+                    Err(e) => conn.reply(tag, err::commit_failed(Dialect::P9, e)),
                 },
                 SyncReq::Fsync(conn, tag) => match &outcome {
                     Ok(_) => conn.reply(tag, Rmsg::L(RmsgL::Fsync)),
-                    Err(_) => conn.reply(
-                        tag,
-                        Rmsg::L(RmsgL::Lerror {
-                            ecode: gefs_core::fs::errno::EIO,
-                        }),
-                    ),
+                    Err(e) => conn.reply(tag, err::commit_failed(Dialect::L, e)),
                 },
                 SyncReq::Notify(tx) => {
                     let _ = tx.send(outcome.clone());
@@ -136,8 +133,9 @@ pub fn spawn_syncer(core: Arc<Core>, rx: Receiver<SyncReq>) -> std::io::Result<J
             }
         }
         if let Err(e) = &outcome {
-            if !core.store().is_read_only() {
-                tracing::error!(error = %e, "sync failed: {e}");
+            // A store that failed said so once, when it latched.
+            if !core.store().has_failed() {
+                log_failed_commit("sync", e);
             }
         }
         if stop {
@@ -154,9 +152,9 @@ pub const COMMIT_SWEEP_STEPS: usize = 256;
 
 /// One commit under the commit gate, after finishing pending clears (up to
 /// [`COMMIT_SWEEP_STEPS`]). A server started read-only (`-R`) has nothing to commit and
-/// succeeds; a store latched read-only by a device failure fails, because earlier changes may
-/// not be durable.
-pub fn commit(core: &Core) -> Result<CommitInfo, String> {
+/// succeeds; a store latched by a device failure fails ([`gefs_core::Error::Failed`]), because
+/// earlier changes may not be durable.
+pub fn commit(core: &Core) -> Result<CommitInfo> {
     let s = core.store();
     if core.opts.read_only {
         return Ok(CommitInfo {
@@ -176,14 +174,24 @@ pub fn commit(core: &Core) -> Result<CommitInfo, String> {
             tracing::warn!(error = %e, "applying the write buffers before a commit: {e}");
         }
     }
-    s.sync()
-        .map_err(|e| gefs_core::fs::Error::from(e).message().to_string())
+    Ok(s.sync()?)
+}
+
+/// Log a failed commit (`what`: which one), with the engine's detail (the device offset or
+/// the block) that the client-safe text of `e` leaves out.
+pub fn log_failed_commit(what: &str, e: &Error) {
+    match e.engine() {
+        Some(detail) => {
+            tracing::error!(error = %e, detail = %detail, "{what} failed: {e}: {detail}")
+        }
+        None => tracing::error!(error = %e, "{what} failed: {e}"),
+    }
 }
 
 /// A last commit before an immediate exit (a second stop signal): like [`commit`], but gives
 /// up if the commit gate cannot be had within `wait` (a console `check` holding it, or a commit
 /// stuck on the device).
-pub fn last_commit(core: &Core, wait: Duration) -> Result<CommitInfo, String> {
+pub fn last_commit(core: &Core, wait: Duration) -> Result<CommitInfo> {
     let s = core.store();
     if core.opts.read_only {
         return Ok(CommitInfo {
@@ -192,13 +200,9 @@ pub fn last_commit(core: &Core, wait: Duration) -> Result<CommitInfo, String> {
         });
     }
     let Some(_g) = core.commit_gate.try_lock_for(wait) else {
-        return Err(format!(
-            "another commit or a check held the image for {} s",
-            wait.as_secs()
-        ));
+        return Err(Error::Busy(wait));
     };
-    s.sync()
-        .map_err(|e| gefs_core::fs::Error::from(e).message().to_string())
+    Ok(s.sync()?)
 }
 
 /// The sweeper.
