@@ -406,7 +406,7 @@ fn serve(a: ServeArgs) -> Result<(), Failure> {
             tracing::info!(commit = c.gen, "stopped after commit {}", c.gen);
             Ok(())
         }
-        Err(e) => Err(fail(format!("final sync failed: {e}"))),
+        Err(e) => Err(fail(format!("final sync failed: {}", e.detailed()))),
     }
 }
 

@@ -58,6 +58,15 @@ impl Error {
             _ => None,
         }
     }
+
+    /// The text with the engine's detail appended, for the operator (the log, standard error):
+    /// `i/o error: i/o error: flush at offset 0x0: …`.
+    pub fn detailed(&self) -> String {
+        match self.engine() {
+            Some(d) => format!("{self}: {d}"),
+            None => self.to_string(),
+        }
+    }
 }
 
 impl fmt::Display for Error {
@@ -140,6 +149,12 @@ mod tests {
         );
         let e = Error::from(io);
         assert_eq!(e.to_string(), "i/o error");
+        assert!(
+            e.detailed()
+                .starts_with("i/o error: i/o error: flush at offset 0x0"),
+            "{}",
+            e.detailed()
+        );
         let detail = e.engine().map(ToString::to_string).unwrap_or_default();
         assert!(
             detail.contains("flush") && detail.contains("medium error"),

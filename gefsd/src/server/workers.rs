@@ -180,12 +180,7 @@ pub fn commit(core: &Core) -> Result<CommitInfo> {
 /// Log a failed commit (`what`: which one), with the engine's detail (the device offset or
 /// the block) that the client-safe text of `e` leaves out.
 pub fn log_failed_commit(what: &str, e: &Error) {
-    match e.engine() {
-        Some(detail) => {
-            tracing::error!(error = %e, detail = %detail, "{what} failed: {e}: {detail}")
-        }
-        None => tracing::error!(error = %e, "{what} failed: {e}"),
-    }
+    tracing::error!(error = %e, "{what} failed: {}", e.detailed());
 }
 
 /// A last commit before an immediate exit (a second stop signal): like [`commit`], but gives
