@@ -37,6 +37,7 @@ mod io;
 mod labels;
 mod msglog;
 mod open;
+mod overwrite;
 mod reclaim;
 mod wbuf;
 mod writer;
@@ -519,7 +520,8 @@ impl Store {
         self.upserts.fetch_add(1, Ordering::Relaxed);
         let mut m = self.mutlk.lock();
         let r = self.upsert_buffered(&mut m, t, msgs, tier);
-        // A buffered batch freed nothing: no epoch work to do.
+        // A buffered batch that took nothing back freed nothing: no epoch
+        // work to do.
         if !matches!(r, Ok(Buffered::Yes)) {
             self.collect(m)?;
         }
@@ -761,6 +763,8 @@ pub use ctx::ReadCtx;
 /// A value [`Store::get`] found: in place in the cached leaf, or computed.
 pub type Value<'s> = tree::Found<Block<'s>>;
 
+#[cfg(test)]
+mod overwrite_tests;
 #[cfg(test)]
 mod pressure_tests;
 #[cfg(test)]
