@@ -39,6 +39,7 @@ mod io;
 mod labels;
 mod msglog;
 mod open;
+mod overwrite;
 mod reclaim;
 mod wbuf;
 mod writer;
@@ -531,7 +532,8 @@ impl Store {
         self.upserts.fetch_add(1, Ordering::Relaxed);
         let mut m = self.mutlk.lock();
         let r = self.upsert_buffered(&mut m, t, msgs, tier);
-        // A buffered batch freed nothing: no epoch work to do.
+        // A buffered batch that took nothing back freed nothing: no epoch
+        // work to do.
         if !matches!(r, Ok(Buffered::Yes)) {
             self.collect(m)?;
         }
@@ -773,6 +775,8 @@ pub use ctx::ReadCtx;
 /// A value [`Store::get`] found: in place in the cached leaf, or computed.
 pub type Value<'s> = tree::Found<Block<'s>>;
 
+#[cfg(test)]
+mod overwrite_tests;
 #[cfg(test)]
 mod pressure_tests;
 #[cfg(test)]

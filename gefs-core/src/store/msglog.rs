@@ -36,6 +36,8 @@
 //! stale); a record never spans two blocks; a chain never exceeds
 //! [`MLOG_MAX_BLOCKS`] (the buffer is applied before it would).
 
+use std::collections::HashMap;
+
 use super::{Mutation, Store, TreeId};
 use crate::alloc::{Kind, Tier};
 use crate::error::{Error, Result};
@@ -61,6 +63,27 @@ pub(super) struct Log {
     /// The buffer was applied to the tree since the chain was written: the
     /// next log write replaces the chain.
     stale: bool,
+    /// For each `KDAT` key among the unlogged records, where its newest
+    /// record starts in `unlogged` (`overwrite.rs` takes some back).
+    newest: HashMap<Vec<u8>, usize>,
+    /// Unlogged records taken back: where they start. The next log write
+    /// leaves them out.
+    dropped: Vec<usize>,
+    /// Their bytes.
+    dropped_bytes: usize,
+}
+
+/// Bytes of a `KDAT` key (tag, qid, offset), as the index counts them.
+const KDAT_KEY: usize = 17;
+
+/// Where a buffered message stands with respect to the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Unlogged {
+    /// The chain is stale: the next log write writes the whole buffer, so
+    /// no log holds any buffered message.
+    Stale,
+    /// The message is the unlogged record that starts there.
+    At(usize),
 }
 
 impl Log {
@@ -78,25 +101,91 @@ impl Log {
     pub(super) fn accept(&mut self, msgs: &[Msg]) {
         if !self.stale {
             for m in msgs {
+                if m.key.first() == Some(&KDAT) {
+                    self.newest.insert(m.key.clone(), self.unlogged.len());
+                }
                 mlog::put(&mut self.unlogged, m.op, &m.key, &m.val);
             }
         }
     }
 
+    /// The records are in the chain now, or no longer needed: start afresh.
+    fn clear_unlogged(&mut self) {
+        self.unlogged = Vec::new();
+        self.newest = HashMap::new();
+        self.dropped = Vec::new();
+        self.dropped_bytes = 0;
+    }
+
     /// The buffer was applied to the tree: the chain no longer matches.
     pub(super) fn applied(&mut self) {
         self.stale = true;
-        self.unlogged = Vec::new();
+        self.clear_unlogged();
+    }
+
+    /// Whether the buffer's newest message for the `KDAT` key `key`, which
+    /// is `(op, key, arg)`, is in no log yet, and where: the chain is
+    /// stale, or the newest unlogged record for `key` is that message (the
+    /// unlogged records are the newest accepted, so if any is for `key`,
+    /// the newest of them is the buffer's newest for it). `None` when it
+    /// may be logged.
+    pub(super) fn unlogged_at(&self, op: Op, key: &[u8], arg: &[u8]) -> Option<Unlogged> {
+        if self.stale {
+            return Some(Unlogged::Stale);
+        }
+        let at = *self.newest.get(key)?;
+        let (rop, rkey, rarg, _) = mlog::record(&self.unlogged, at)?;
+        (rop == op && rkey == key && rarg == arg).then_some(Unlogged::At(at))
+    }
+
+    /// Leave an unlogged record out of the next log write (a message taken
+    /// back before any log held it).
+    pub(super) fn forget(&mut self, at: Unlogged) {
+        let Unlogged::At(at) = at else { return };
+        let Some((_, key, _, end)) = mlog::record(&self.unlogged, at) else {
+            return;
+        };
+        if self.newest.get(key) == Some(&at) {
+            self.newest.remove(key);
+        }
+        self.dropped.push(at);
+        self.dropped_bytes += end - at;
+    }
+
+    /// The unlogged records, but those taken back.
+    fn records(&self) -> std::borrow::Cow<'_, [u8]> {
+        if self.dropped.is_empty() {
+            return std::borrow::Cow::Borrowed(&self.unlogged);
+        }
+        let mut skip = self.dropped.clone();
+        skip.sort_unstable();
+        let mut out = Vec::with_capacity(self.unlogged());
+        let (mut at, mut k) = (0, 0);
+        while let Some((_, _, _, next)) = mlog::record(&self.unlogged, at) {
+            if skip.get(k) == Some(&at) {
+                k += 1;
+            } else if let Some(rec) = self.unlogged.get(at..next) {
+                out.extend_from_slice(rec);
+            }
+            at = next;
+        }
+        std::borrow::Cow::Owned(out)
     }
 
     /// Bytes of records not yet written.
     pub(super) fn unlogged(&self) -> usize {
-        self.unlogged.len()
+        self.unlogged.len().saturating_sub(self.dropped_bytes)
+    }
+
+    /// Memory the unlogged records take, with their index.
+    pub(super) fn mem(&self) -> usize {
+        let per_key = std::mem::size_of::<(Vec<u8>, usize)>() + 2 * KDAT_KEY;
+        self.unlogged.len() + self.newest.len() * per_key + 8 * self.dropped.len()
     }
 
     /// Whether the next log write has anything to do.
     pub(super) fn pending(&self) -> bool {
-        self.stale || !self.unlogged.is_empty()
+        self.stale || self.unlogged() > 0
     }
 }
 
@@ -197,6 +286,9 @@ impl Store {
             chain: rl.chain,
             unlogged: Vec::new(),
             stale: false,
+            newest: HashMap::new(),
+            dropped: Vec::new(),
+            dropped_bytes: 0,
         };
         Ok((log, run))
     }
@@ -215,7 +307,7 @@ impl Store {
             (0, pack(&[], &streams))
         } else {
             let keep = log.chain.len().saturating_sub(1);
-            (keep, pack(&log.head, &[&log.unlogged]))
+            (keep, pack(&log.head, &[&log.records()]))
         };
         let kill: Vec<Bptr> = log.chain[keep..].to_vec();
         let wgen = ts.wgen;
@@ -252,7 +344,7 @@ impl Store {
         ts.log.chain.truncate(keep);
         ts.log.chain.extend(new);
         ts.log.head = payloads.last().cloned().unwrap_or_default();
-        ts.log.unlogged = Vec::new();
+        ts.log.clear_unlogged();
         ts.log.stale = false;
         Ok(())
     }

@@ -32,7 +32,10 @@
 //!   tree nor the buffer changes. Messages for one key keep their order.
 //! - **Overwritten data returns**: buffered `KDAT` inserts keep the blocks
 //!   they replace until they reach a leaf; when those could exceed
-//!   [`RETAIN_FACTOR`] times the memory bound, the buffers are applied.
+//!   [`RETAIN_FACTOR`] times the memory bound, the buffers are applied. A
+//!   block whose insert is itself replaced in the buffer before any log
+//!   holds it is freed at once instead, its insert taken out of the buffer
+//!   (`overwrite.rs`).
 //! - **Memory is bounded** by [`Store::set_write_buffer_bytes`] (default
 //!   [`DEFAULT_WRITE_BUFFER_BYTES`](super::DEFAULT_WRITE_BUFFER_BYTES)) over
 //!   all trees (the runs' memory and the unlogged records); a batch that
@@ -67,6 +70,9 @@ use crate::tree::{self, Root};
 pub(super) enum Buffered {
     /// Kept in the buffer: nothing was written or freed.
     Yes,
+    /// Kept in the buffer, taking back buffered writes it replaces: their
+    /// blocks were freed (`overwrite.rs`).
+    Freeing,
     /// Applied to the tree (with the tree's buffer, or alone).
     No,
 }
@@ -117,6 +123,51 @@ impl WriteBuf {
     /// Bytes the buffered messages take as log records.
     pub(super) fn log_bytes(&self) -> usize {
         self.runs.iter().map(|r| r.encoded().len()).sum()
+    }
+
+    /// Where the buffer's newest message for `key` is: (run, message).
+    pub(super) fn newest(&self, key: &[u8]) -> Option<(usize, usize)> {
+        self.runs
+            .iter()
+            .enumerate()
+            .rev()
+            .find_map(|(r, run)| run.last_of(key).map(|i| (r, i)))
+    }
+
+    /// Message `i` of run `r`.
+    pub(super) fn get(&self, r: usize, i: usize) -> Option<crate::tree::pending::Rec<'_>> {
+        self.runs.get(r)?.get(i)
+    }
+
+    /// Messages in run `r`.
+    pub(super) fn run_len(&self, r: usize) -> usize {
+        self.runs.get(r).map_or(0, |run| run.len())
+    }
+
+    /// Take messages out of the buffer, `KDAT` inserts named as (run,
+    /// message), sorted: each run that loses some is replaced by a copy
+    /// without them, or dropped if that is empty (readers keep the old
+    /// runs). The counts are brought up to date by the next
+    /// [`WriteBuf::push`].
+    pub(super) fn take_dat(&mut self, taken: &[(usize, usize)]) {
+        let mut at = taken.len();
+        // Runs from the last, so that dropping one leaves the indices of
+        // those before it alone.
+        while at > 0 {
+            let r = taken[at - 1].0;
+            let first = taken[..at].partition_point(|&(x, _)| x < r);
+            let drop: Vec<usize> = taken[first..at].iter().map(|&(_, i)| i).collect();
+            if let Some(run) = self.runs.get_mut(r) {
+                let rest = run.without(&drop);
+                self.dat = self.dat.saturating_sub(drop.len());
+                if rest.is_empty() {
+                    self.runs.remove(r);
+                } else {
+                    *run = Arc::new(rest);
+                }
+            }
+            at = first;
+        }
     }
 
     /// Add a run, merging runs to keep their lengths halving, but never
@@ -252,11 +303,7 @@ impl Store {
         if Self::buffered_bound(m, Some((t, n, bytes))) > self.normal_headroom() {
             return self.upsert_locked(m, t, msgs, tier).map(|()| Buffered::No);
         }
-        let total: usize = m
-            .trees
-            .iter()
-            .map(|t| t.wbuf.mem() + t.log.unlogged())
-            .sum();
+        let total: usize = m.trees.iter().map(|t| t.wbuf.mem() + t.log.mem()).sum();
         let ts = m.tree(t)?;
         let log_full =
             log_bound(ts.wbuf.log_bytes() + bytes + ts.log.unlogged()) > MLOG_MAX_BLOCKS / 2;
@@ -269,13 +316,18 @@ impl Store {
         if total + mem_of(&msgs) > cap || log_full || retained {
             self.drain_all(m)?;
         }
+        let freed = self.take_back_overwritten(m, t, &msgs)?;
         let ts = m.tree_mut(t)?;
         ts.log.accept(&msgs);
         ts.wbuf.push(Run::new(&msgs), cap / 4);
         ts.dirty = true;
         let (root, runs) = (ts.root, ts.wbuf.runs());
         self.publish(t, root, runs);
-        Ok(Buffered::Yes)
+        Ok(if freed > 0 {
+            Buffered::Freeing
+        } else {
+            Buffered::Yes
+        })
     }
 
     /// Read a tree's root as an upsert would: verified, at its level.

@@ -30,7 +30,8 @@
 //! per create for every walk through it to apply; a wstat after a delete,
 //! clearb or clobber is an orphan and vanishes. Nothing else is folded:
 //! a data pointer replaced in the buffer must still reach the tree, which
-//! frees the old block.
+//! frees the old block (the store takes out of its buffer, with
+//! [`Run::without`], inserts whose blocks it freed itself: `store/overwrite.rs`).
 
 use std::sync::Arc;
 
@@ -216,6 +217,46 @@ impl Run {
     pub fn contains(&self, key: &[u8]) -> bool {
         let i = self.lower_bound(key);
         i < self.len() && self.key(i) == key
+    }
+
+    /// Index of the run's newest message for `key` (the last of its
+    /// messages for it), if any.
+    pub fn last_of(&self, key: &[u8]) -> Option<usize> {
+        let (mut lo, mut hi) = (self.lower_bound(key), self.len());
+        if lo == hi || self.key(lo) != key {
+            return None;
+        }
+        // Index of the first message whose key is > `key`.
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.key(mid) <= key {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        Some(lo - 1)
+    }
+
+    /// A copy of the run without the messages `drop` names (sorted
+    /// indices); the others keep their order and their bytes: nothing is
+    /// folded again.
+    pub fn without(&self, drop: &[usize]) -> Run {
+        let mut out = Run::with_capacity(self.buf.len(), self.len());
+        let mut k = 0;
+        for j in 0..self.len() {
+            if drop.get(k) == Some(&j) {
+                k += 1;
+                continue;
+            }
+            let at = self.idx[j] as usize;
+            let end = self.idx.get(j + 1).map_or(self.buf.len(), |&e| e as usize);
+            if let Some(rec) = self.buf.get(at..end) {
+                out.idx.push(out.buf.len() as u32);
+                out.buf.extend_from_slice(rec);
+            }
+        }
+        out
     }
 }
 

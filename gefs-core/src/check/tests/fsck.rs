@@ -477,9 +477,11 @@ fn a_clobbered_buffered_insert_owns_nothing() {
     }
 }
 
-/// A buffered insert replaced by a later buffered insert is owned (the
-/// tree frees it when the messages reach the leaf): both blocks must stay
-/// allocated, and freeing the first is reported.
+/// A buffered insert replaced by a later buffered insert is owned once a
+/// commit has logged it (the tree frees it when the messages reach the
+/// leaf; replaced before any log holds it, it is freed at once,
+/// `store/overwrite.rs`): both blocks must stay allocated, and freeing the
+/// first is reported.
 #[test]
 fn a_replaced_buffered_insert_is_owned() {
     let (dev, s, t, q) = buffered();
@@ -496,8 +498,8 @@ fn a_replaced_buffered_insert_is_owned() {
         )
         .unwrap();
         bps.push(bp);
+        s.sync().unwrap();
     }
-    s.sync().unwrap();
     let r = clean(&dev, "two inserts buffered");
     let main = r.trees.iter().find(|t| t.labels == ["main"]).unwrap();
     assert_eq!(main.data_blocks, 2);
