@@ -31,6 +31,7 @@
 //! listing cut short; a failure of the host (no space, no permission on
 //! DIR) stops the export with an error.
 
+use crate::format::Decode;
 use std::collections::HashSet;
 use std::fs::File;
 use std::io;
@@ -266,7 +267,7 @@ impl Exporter<'_> {
             let Some((last, _)) = kvs.last() else { break };
             from = Bound::Excluded(last.clone());
             for (k, v) in kvs {
-                let KeyView::Dat { off, .. } = KeyView::parse(&k) else {
+                let Ok(KeyView::Dat { off, .. }) = KeyView::decode(&k) else {
                     continue;
                 };
                 if off >= len {

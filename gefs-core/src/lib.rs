@@ -57,7 +57,7 @@ pub mod probe;
 pub mod retain;
 pub mod snap;
 
-pub use error::{Error, Result};
+pub use error::{CorruptKind, Error, Result};
 pub use ids::{BlockAddr, Gen};
 pub mod admin;
 pub mod alloc;

@@ -3,6 +3,7 @@
 //! data blocks, the deadlist heads and the message-log blocks, found by walking from the superblock with the store's
 //! own readers.
 
+use gefs_core::format::Decode;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -77,7 +78,7 @@ pub fn classes(dev: Arc<dyn Device>) -> Classes {
         )
         .expect("scan");
     for (k, v) in lists {
-        assert!(matches!(KeyView::parse(&k), KeyView::Dlist { .. }));
+        assert!(matches!(KeyView::decode(&k), Ok(KeyView::Dlist { .. })));
         let d = DlistVal::decode(&v).expect("dlist");
         c.entry("deadlist").or_default().insert(d.head.addr.0);
     }

@@ -5,6 +5,7 @@
 //! store writes carries valid hashes, so only structural checks stand
 //! between such an image and the tools.
 
+use gefs_core::format::Encode;
 use std::path::Path;
 use std::sync::Arc;
 

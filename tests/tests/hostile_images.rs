@@ -3,6 +3,7 @@
 //! clean error, within a time limit, and `gefs-dump export` must never write
 //! outside its directory.
 
+use gefs_core::format::{Decode, Encode};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Output;

@@ -10,6 +10,7 @@
 //! applied, so no tree has a log), and both superblock copies given the old
 //! version number with their checksums recomputed.
 
+use gefs_core::format::Decode;
 use std::path::Path;
 use std::sync::Arc;
 

@@ -77,7 +77,7 @@ fn fam_mask(fams: &[u8]) -> u16 {
 }
 
 fn hex(k: &[u8]) -> String {
-    crate::format::key::KeyView::parse(k).to_string()
+    crate::format::key::show(k).to_string()
 }
 
 impl Checker<'_> {

@@ -8,6 +8,7 @@
 mod block;
 mod files;
 
+use crate::format::Decode;
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
@@ -261,7 +262,7 @@ fn levels_of(s: &Store, t: TreeId) -> Result<Vec<Vec<NodeLine>>> {
             let depth = (root.height as usize).saturating_sub(1 + v.level() as usize);
             let first = v
                 .key(0)
-                .map(|k| key::KeyView::parse(k).to_string())
+                .map(|k| key::show(k).to_string())
                 .unwrap_or_default();
             if let Some(l) = levels.get_mut(depth) {
                 l.push(NodeLine {

@@ -29,6 +29,8 @@
 //!   drains its clear ([`Fs::settle`]), so a clear never deletes data written
 //!   after it was queued (the reference's `truncwait`).
 
+use crate::format::Decode;
+use crate::CorruptKind;
 use std::collections::VecDeque;
 use std::ops::Bound;
 
@@ -104,11 +106,12 @@ impl Fs {
                 return Ok(());
             }
             for (k, v) in &found {
-                let (KeyView::Clear { qid }, Ok(off)) =
-                    (KeyView::parse(k), <[u8; 8]>::try_from(&v[..]))
+                let (Ok(KeyView::Clear { qid }), Ok(off)) =
+                    (KeyView::decode(k), <[u8; 8]>::try_from(&v[..]))
                 else {
                     return Err(crate::Error::corrupt(
                         crate::BlockAddr::NONE,
+                        CorruptKind::Value,
                         "malformed clear note",
                     )
                     .into());
@@ -206,11 +209,12 @@ impl Fs {
         let mut msgs = Vec::with_capacity(found.len() + 1);
         let mut frees = Vec::with_capacity(found.len());
         for (k, v) in found {
-            if let KeyView::Dat { off, .. } = KeyView::parse(&k) {
+            if let Ok(KeyView::Dat { off, .. }) = KeyView::decode(&k) {
                 next = off.checked_add(BLKSZ_U64);
             }
-            let bp = crate::format::Bptr::from_slice(&v)
-                .map_err(|_| crate::Error::corrupt(crate::BlockAddr::NONE, "data pointer"))?;
+            let bp = crate::format::Bptr::from_slice(&v).map_err(|_| {
+                crate::Error::corrupt(crate::BlockAddr::NONE, CorruptKind::Value, "data pointer")
+            })?;
             frees.push(bp);
             msgs.push(Msg::bare(Op::Clobber, k));
         }

@@ -7,6 +7,7 @@
 //! file's data is cleared in the background ([`Fs::sweep`]); the entry is
 //! gone for every handle at once.
 
+use crate::format::Decode;
 use std::ops::Bound;
 
 use super::error::{Error, Result};
@@ -120,7 +121,7 @@ impl Fs {
         let kvs = self.store.scan(m.tree, from, Bound::Excluded(&hi), limit)?;
         let mut out = Vec::with_capacity(kvs.len());
         for (k, v) in kvs {
-            if let KeyView::Ent { name, .. } = KeyView::parse(&k) {
+            if let Ok(KeyView::Ent { name, .. }) = KeyView::decode(&k) {
                 out.push(DirEntry {
                     name: name.to_vec(),
                     dir: super::walk::decode_xdir(&v)?,

@@ -14,6 +14,8 @@
 //! leaves nothing allocated. Inserting over an old pointer frees the old
 //! block in the tree.
 
+use crate::format::{Decode, Encode};
+use crate::CorruptKind;
 use std::ops::Bound;
 
 use super::error::{Error, Result};
@@ -221,11 +223,16 @@ impl Fs {
             let kvs =
                 crate::tree::scan(ctx, root, Bound::Included(&lo), Bound::Excluded(&hi), limit)?;
             for (k, v) in kvs {
-                let KeyView::Dat { off: boff, .. } = KeyView::parse(&k) else {
+                let Ok(KeyView::Dat { off: boff, .. }) = KeyView::decode(&k) else {
                     continue;
                 };
-                let bp = Bptr::from_slice(&v)
-                    .map_err(|_| crate::Error::corrupt(crate::BlockAddr::NONE, "data pointer"))?;
+                let bp = Bptr::from_slice(&v).map_err(|_| {
+                    crate::Error::corrupt(
+                        crate::BlockAddr::NONE,
+                        CorruptKind::Value,
+                        "data pointer",
+                    )
+                })?;
                 // A null pointer is no block (FORMAT.md §7): a hole.
                 if bp.is_none() {
                     continue;
@@ -352,10 +359,9 @@ impl Fs {
     /// pointer is no block).
     fn data_ptr(&self, tree: TreeId, q: u64, boff: u64) -> Result<Option<Bptr>> {
         match self.store.lookup(tree, &key::dat(q, boff))? {
-            Some(v) => Ok(Some(
-                Bptr::from_slice(&v)
-                    .map_err(|_| crate::Error::corrupt(crate::BlockAddr::NONE, "data pointer"))?,
-            )
+            Some(v) => Ok(Some(Bptr::from_slice(&v).map_err(|_| {
+                crate::Error::corrupt(crate::BlockAddr::NONE, CorruptKind::Value, "data pointer")
+            })?)
             .filter(|p| !p.is_none())),
             None => Ok(None),
         }

@@ -4,6 +4,7 @@
 //! here; the store makes the labels and trees (`store/format.rs`) and this
 //! fills them.
 
+use crate::format::Encode;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -46,6 +46,8 @@ mod wstat;
 #[cfg(test)]
 mod tests;
 
+use crate::format::Decode;
+use crate::CorruptKind;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -397,8 +399,9 @@ impl Fs {
             .store
             .lookup(TreeId::SNAP, &key::label(label.as_bytes()))?
             .ok_or_else(|| self.store.no_label(label))?;
-        let lv = crate::format::value::LabelVal::decode(&v)
-            .map_err(|_| crate::Error::corrupt(crate::BlockAddr::NONE, "label value"))?;
+        let lv = crate::format::value::LabelVal::decode(&v).map_err(|_| {
+            crate::Error::corrupt(crate::BlockAddr::NONE, CorruptKind::Value, "label value")
+        })?;
         Ok(lv.is_mutable())
     }
 

@@ -25,7 +25,9 @@ use crate::alloc::Tier;
 use crate::format::key;
 use crate::format::msg::{Msg, Op};
 use crate::format::value::Xdir;
+use crate::format::Encode;
 use crate::store::TreeId;
+use crate::CorruptKind;
 
 /// Most parent links followed looking for a cycle; a deeper chain is corruption.
 const MAX_DEPTH: usize = 1 << 20;
@@ -170,6 +172,7 @@ impl Fs {
         }
         Err(Error::Store(crate::Error::corrupt(
             crate::BlockAddr::NONE,
+            CorruptKind::Cycle,
             "directory chain without a root",
         )))
     }

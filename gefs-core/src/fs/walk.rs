@@ -5,6 +5,7 @@
 //! size of the directory. `..` at a root stays at the root, any number of
 //! times (reference defect #29).
 
+use crate::format::Decode;
 use std::sync::Arc;
 
 use super::error::{Error, Result};
@@ -14,6 +15,7 @@ use super::{names, Entry, Fs, Mount, Who};
 use crate::format::key::{self, KeyView};
 use crate::format::value::Xdir;
 use crate::store::TreeId;
+use crate::CorruptKind;
 
 /// Attempts to find an entry whose key moves under a reader.
 const RETRIES: usize = 8;
@@ -22,7 +24,11 @@ const RETRIES: usize = 8;
 const FOLLOW_TRIES: usize = 20_000;
 
 fn bad_value(what: &str) -> Error {
-    Error::Store(crate::Error::corrupt(crate::BlockAddr::NONE, what))
+    Error::Store(crate::Error::corrupt(
+        crate::BlockAddr::NONE,
+        CorruptKind::Value,
+        what,
+    ))
 }
 
 /// Decode a `KENT` value.
@@ -97,7 +103,7 @@ impl Fs {
             let Some(up) = crate::tree::lookup(ctx, root, &key::up(loc.pqid))? else {
                 return Ok(Err(bad_value("directory without an up-link")));
             };
-            let KeyView::Ent { pqid, name } = KeyView::parse(&up) else {
+            let Ok(KeyView::Ent { pqid, name }) = KeyView::decode(&up) else {
                 return Ok(Err(bad_value("up-link is not an entry key")));
             };
             let ploc = Loc::at(pqid, name);

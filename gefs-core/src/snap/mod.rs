@@ -35,6 +35,7 @@
 //! commit, at most), and the snapshot shares the chain as it shares the
 //! nodes; its own buffered messages are never applied for it.
 
+use crate::format::Encode;
 use std::collections::{BTreeMap, HashSet};
 
 use crate::alloc::Tier;

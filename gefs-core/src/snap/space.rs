@@ -25,6 +25,8 @@
 //! "held only by snapshots" is an upper bound. A label that another label or
 //! a fork also holds frees nothing when deleted, and says so (0).
 
+use crate::format::Decode;
+use crate::CorruptKind;
 use std::collections::{HashMap, HashSet};
 use std::ops::Bound;
 
@@ -94,13 +96,18 @@ impl Store {
             if hops > limit {
                 return Err(crate::Error::corrupt(
                     at.addr,
+                    CorruptKind::Chain,
                     "deadlist chain does not end",
                 ));
             }
             let b = self.read_block(&at, false)?;
-            let h = LogHeader::decode(b.bytes()).map_err(|e| crate::Error::corrupt(at.addr, e))?;
+            let h = LogHeader::decode(b.bytes()).map_err(|e| e.at(at.addr))?;
             if h.kind != BlockType::Dlist {
-                return Err(crate::Error::corrupt(at.addr, "not a deadlist block"));
+                return Err(crate::Error::corrupt(
+                    at.addr,
+                    CorruptKind::BlockType,
+                    "not a deadlist block",
+                ));
             }
             n += 1 + (h.nbytes / 8) as u64;
             at = h.prev;
@@ -124,8 +131,8 @@ impl Store {
                 return Ok(out);
             }
             for (k, v) in &batch {
-                let (KeyView::Dlist { owner, birth, .. }, Ok(val)) =
-                    (KeyView::parse(k), DlistVal::decode(v))
+                let (Ok(KeyView::Dlist { owner, birth, .. }), Ok(val)) =
+                    (KeyView::decode(k), DlistVal::decode(v))
                 else {
                     return Err(self.snap_corrupt("deadlist segment"));
                 };

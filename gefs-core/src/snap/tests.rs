@@ -1,6 +1,7 @@
 //! Snapshot tests: contents frozen at the snapshot, forks, deletion in
 //! every order returning exactly the space only the deleted snapshot held.
 
+use crate::format::Decode;
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::Arc;

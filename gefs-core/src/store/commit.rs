@@ -27,6 +27,7 @@
 //! Any failed write or flush latches the store read-only and the commit
 //! returns the error: a sync that saw an error is never reported done (F4).
 
+use crate::format::Encode;
 use std::sync::atomic::Ordering;
 
 use super::{Mutation, Store, TreeId};

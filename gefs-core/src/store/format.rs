@@ -10,6 +10,7 @@
 //! through the ordinary tree and commit code, so a new image is exactly as
 //! checked as any other.
 
+use crate::format::Encode;
 use std::sync::Arc;
 
 use super::{Config, Mutation, Store, TreeId};

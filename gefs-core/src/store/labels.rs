@@ -3,6 +3,8 @@
 //! mount a tree and to say which labels exist when one does not. Taking,
 //! forking and deleting snapshots is the snapshot layer's (`crate::snap`).
 
+use crate::format::Decode;
+use crate::CorruptKind;
 use std::ops::Bound;
 
 use super::{Store, TreeId};
@@ -106,6 +108,10 @@ impl Store {
         let addr = self
             .root(TreeId::SNAP)
             .map_or(BlockAddr::NONE, |r| r.bp.addr);
-        Error::corrupt(addr, format!("snapshot tree: malformed {what}"))
+        Error::corrupt(
+            addr,
+            CorruptKind::Value,
+            format!("snapshot tree: malformed {what}"),
+        )
     }
 }

@@ -41,6 +41,8 @@ mod reclaim;
 mod wbuf;
 mod writer;
 
+use crate::format::Decode;
+use crate::CorruptKind;
 use wbuf::Buffered;
 
 use std::ops::Bound;
@@ -428,12 +430,13 @@ impl Store {
             .lookup(TreeId::SNAP, &key::label(label.as_bytes()))?
             .ok_or_else(|| self.no_label(label))?;
         let snap_addr = self.root(TreeId::SNAP)?.bp.addr;
-        let lv = LabelVal::decode(&lv).map_err(|_| Error::corrupt(snap_addr, "label value"))?;
+        let lv = LabelVal::decode(&lv)
+            .map_err(|_| Error::corrupt(snap_addr, CorruptKind::Value, "label value"))?;
         let rec = self
             .lookup(TreeId::SNAP, &key::snap(lv.id))?
             .ok_or_else(|| Error::NotFound(format!("snapshot {} of label {label}", lv.id)))?;
-        let rec =
-            TreeRec::decode(&rec).map_err(|_| Error::corrupt(snap_addr, "snapshot record"))?;
+        let rec = TreeRec::decode(&rec)
+            .map_err(|_| Error::corrupt(snap_addr, CorruptKind::Value, "snapshot record"))?;
         let root = Root {
             bp: rec.root,
             height: rec.ht,
@@ -441,6 +444,7 @@ impl Store {
         if rec.ht == 0 || rec.ht > crate::format::superblock::MAX_HEIGHT || rec.root.is_none() {
             return Err(Error::corrupt(
                 snap_addr,
+                CorruptKind::Level,
                 format!(
                     "snapshot record {} of label {label}: tree height {} or root {} out of range",
                     lv.id, rec.ht, rec.root.addr

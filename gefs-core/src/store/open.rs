@@ -8,6 +8,7 @@
 //! state of the copy not chosen is reported ([`SbChoice`]), so that tools
 //! can warn about damage to the redundant copy.
 
+use crate::CorruptKind;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 
@@ -120,6 +121,7 @@ impl Store {
         if sb.geometry.dev_size > dev.size() {
             return Err(Error::corrupt(
                 BlockAddr(0),
+                CorruptKind::Header,
                 format!(
                     "superblock describes {} bytes, the device has {}",
                     sb.geometry.dev_size,

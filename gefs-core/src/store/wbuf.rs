@@ -49,6 +49,7 @@
 //!   `Clobber` (its sender releases the blocks at once, so the clobber must
 //!   reach the tree in the same step: see `upsert_freeing`).
 
+use crate::CorruptKind;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -282,11 +283,12 @@ impl Store {
     fn check_root(&self, root: &Root) -> Result<()> {
         let b = self.read_block_writer(&root.bp, true)?;
         let level = NodeView::new(&b[..])
-            .map_err(|e| Error::corrupt(root.bp.addr, e))?
+            .map_err(|e| e.at(root.bp.addr))?
             .level();
         if u32::from(level) + 1 != root.height {
             return Err(Error::corrupt(
                 root.bp.addr,
+                CorruptKind::Level,
                 format!("root at level {level} of a tree of height {}", root.height),
             ));
         }

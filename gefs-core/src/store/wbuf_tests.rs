@@ -1,6 +1,7 @@
 //! Write buffer tests: buffered upserts against a `BTreeMap` model through
 //! lookups, scans, syncs, caps, snapshots, reopens and concurrent readers.
 
+use crate::format::Encode;
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, Ordering};

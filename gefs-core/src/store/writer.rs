@@ -9,6 +9,7 @@
 //! holds, so a snapshot change is one batch that a commit sees whole or not
 //! at all.
 
+use crate::format::Encode;
 use parking_lot::MutexGuard;
 
 use super::{Mutation, Store, TreeId};

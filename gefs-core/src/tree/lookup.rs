@@ -10,10 +10,12 @@
 //! A value no message changed is returned in place: a handle on the cached
 //! leaf and its position ([`Found::InBlock`]), no copy.
 
+use crate::CorruptKind;
 use std::ops::Deref;
 
 use crate::error::{Error, Result};
 use crate::format::msg::{self, Op};
+use crate::format::DecodeError;
 use crate::format::KEYMAX;
 use crate::ids::BlockAddr;
 
@@ -109,7 +111,7 @@ pub fn lookup_ref<S: NodeStore>(s: &S, root: &Root, key: &[u8]) -> Result<Option
     let base = loop {
         let r = read_node(s, &bp, level)?;
         let v = view(&r, bp.addr)?;
-        let bad = |e: String| Error::corrupt(bp.addr, e);
+        let bad = |e: DecodeError| e.at(bp.addr);
         if v.is_leaf() {
             let found = match &hi {
                 Some(h) => v.search_in(key, lo.get(), h.get()),
@@ -148,13 +150,13 @@ pub fn lookup_ref<S: NodeStore>(s: &S, root: &Root, key: &[u8]) -> Result<Option
         bp = child;
         level = level
             .checked_sub(1)
-            .ok_or_else(|| Error::corrupt(bp.addr, "pivot at level 0"))?;
+            .ok_or_else(|| Error::corrupt(bp.addr, CorruptKind::Level, "pivot at level 0"))?;
     };
     let mut cur = base;
     for (addr, run) in runs.iter().rev() {
         let mut v = cur.map(Found::into_vec);
         for (op, arg) in run {
-            v = msg::apply(*op, arg, v).map_err(|e| Error::corrupt(*addr, e))?;
+            v = msg::apply(*op, arg, v).map_err(|e| e.at(*addr))?;
         }
         cur = v.map(Found::Owned);
     }
@@ -169,6 +171,7 @@ pub fn lookup_ref<S: NodeStore>(s: &S, root: &Root, key: &[u8]) -> Result<Option
             v = msg::apply(op, arg, v).map_err(|e| {
                 Error::corrupt(
                     BlockAddr::NONE,
+                    CorruptKind::Message,
                     format!("buffered message for key {key:02x?}: {e}"),
                 )
             })?;

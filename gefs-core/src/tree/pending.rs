@@ -32,6 +32,7 @@
 //! a data pointer replaced in the buffer must still reach the tree, which
 //! frees the old block.
 
+use crate::CorruptKind;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
@@ -68,7 +69,7 @@ impl Run {
     fn push(&mut self, (op, key, arg): Rec<'_>) {
         if op == Op::Wstat {
             if let Some(&at) = self.idx.last() {
-                if let Some((lop, lkey, larg, _)) = mlog::record(&self.buf, at as usize) {
+                if let Ok((lop, lkey, larg, _)) = mlog::record(&self.buf, at as usize) {
                     if lkey == key {
                         if let Some(val) = msg::fold_wstat(lop, larg, arg) {
                             let lkey = lkey.to_vec();
@@ -156,7 +157,9 @@ impl Run {
     #[inline]
     pub fn get(&self, i: usize) -> Option<Rec<'_>> {
         let at = *self.idx.get(i)? as usize;
-        mlog::record(&self.buf, at).map(|(op, k, v, _)| (op, k, v))
+        mlog::record(&self.buf, at)
+            .ok()
+            .map(|(op, k, v, _)| (op, k, v))
     }
 
     /// The messages in order.
@@ -236,6 +239,7 @@ fn apply(op: Op, key: &[u8], arg: &[u8], cur: Option<Vec<u8>>) -> Result<Option<
     msg::apply(op, arg, cur).map_err(|e| {
         Error::corrupt(
             BlockAddr::NONE,
+            CorruptKind::Message,
             format!("buffered message for key {key:02x?}: {e}"),
         )
     })

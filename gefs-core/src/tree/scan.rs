@@ -26,12 +26,14 @@
 //! call re-enters from the root it is given, so a caller resumes by passing
 //! the last key it got as an excluded start); nothing is modified or freed.
 
+use crate::CorruptKind;
 use std::collections::HashSet;
 use std::ops::Bound;
 
 use crate::error::{Error, Result};
 use crate::format::msg;
 use crate::format::Bptr;
+use crate::format::DecodeError;
 use crate::ids::BlockAddr;
 
 use super::pending;
@@ -122,9 +124,10 @@ fn ascending(root: &Root, start: Option<&[u8]>, prev: Option<&[u8]>, k: &[u8]) -
     }
     Err(Error::corrupt(
         root.bp.addr,
+        CorruptKind::KeyOrder,
         format!(
             "scan met key {} out of order (a node below holds keys outside its range)",
-            crate::format::key::KeyView::parse(k)
+            crate::format::key::show(k)
         ),
     ))
 }
@@ -189,13 +192,19 @@ impl<S: NodeStore> Cursor<'_, S> {
             let level = u16::try_from(d)
                 .ok()
                 .and_then(|d| self.top.checked_sub(d))
-                .ok_or_else(|| Error::corrupt(bp.addr, "tree deeper than its height"))?;
+                .ok_or_else(|| {
+                    Error::corrupt(bp.addr, CorruptKind::Level, "tree deeper than its height")
+                })?;
             if !self.loaded.insert(bp.addr) {
-                return Err(Error::corrupt(bp.addr, "node reached twice in one tree"));
+                return Err(Error::corrupt(
+                    bp.addr,
+                    CorruptKind::Cycle,
+                    "node reached twice in one tree",
+                ));
             }
             let node = read_node(self.s, &bp, level)?;
             let v = view(&node, bp.addr)?;
-            let bad = |e: String| Error::corrupt(bp.addr, e);
+            let bad = |e: DecodeError| e.at(bp.addr);
             if v.is_leaf() {
                 let next = match start {
                     Some(k) => v.search(k).map_err(bad)?.unwrap_or_else(|i| i),
@@ -236,7 +245,7 @@ impl<S: NodeStore> Cursor<'_, S> {
         for p in self.pivots.iter().rev() {
             if p.child + 1 < p.nval {
                 let v = view(&p.node, p.addr)?;
-                let sep = v.key(p.child + 1).map_err(|e| Error::corrupt(p.addr, e))?;
+                let sep = v.key(p.child + 1).map_err(|e| e.at(p.addr))?;
                 self.hi = Some(sep.to_vec());
                 break;
             }
@@ -254,7 +263,7 @@ impl<S: NodeStore> Cursor<'_, S> {
         let p = &mut self.pivots[d];
         p.child += 1;
         let v = view(&p.node, p.addr)?;
-        let (sep, bp, _) = v.child(p.child).map_err(|e| Error::corrupt(p.addr, e))?;
+        let (sep, bp, _) = v.child(p.child).map_err(|e| e.at(p.addr))?;
         let beyond = match end {
             Bound::Included(e) => sep > e,
             Bound::Excluded(e) => sep >= e,
@@ -276,7 +285,7 @@ impl<S: NodeStore> Cursor<'_, S> {
         for p in &self.pivots {
             if p.msg < p.nbuf {
                 let v = view(&p.node, p.addr)?;
-                let k = v.msg(p.msg).map_err(|e| Error::corrupt(p.addr, e))?.1;
+                let k = v.msg(p.msg).map_err(|e| e.at(p.addr))?.1;
                 if best.is_none_or(|b| k < b) {
                     best = Some(k);
                 }
@@ -299,7 +308,7 @@ impl<S: NodeStore> Cursor<'_, S> {
         };
         let lv = view(&leaf.node, leaf.addr)?;
         let lk = if leaf.next < leaf.nval {
-            Some(lv.kv(leaf.next).map_err(|e| Error::corrupt(leaf.addr, e))?)
+            Some(lv.kv(leaf.next).map_err(|e| e.at(leaf.addr))?)
         } else {
             None
         };
@@ -353,7 +362,7 @@ impl<S: NodeStore> Cursor<'_, S> {
     fn apply_msgs(&mut self, key: &[u8], mut cur: Option<Vec<u8>>) -> Result<Option<Vec<u8>>> {
         for p in self.pivots.iter_mut().rev() {
             let v = view(&p.node, p.addr)?;
-            let bad = |e: String| Error::corrupt(p.addr, e);
+            let bad = |e: DecodeError| e.at(p.addr);
             while p.msg < p.nbuf {
                 let (op, k, arg) = v.msg(p.msg).map_err(bad)?;
                 if k != key {

@@ -3,6 +3,7 @@
 //! with raw upserts is reported with its kind, its tree and its block; and
 //! the ownership rule for clobbered data pointers.
 
+use crate::format::Encode;
 use std::sync::Arc;
 
 use super::{run, show};

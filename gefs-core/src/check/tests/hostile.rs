@@ -4,6 +4,7 @@
 //! and then changed through raw store calls, so only the structural rules of
 //! `snaps.rs`, `walk.rs` and `sb.rs` stand between it and a clean report.
 
+use crate::format::{Decode, Encode};
 use std::sync::Arc;
 
 use super::image::read_superblock;

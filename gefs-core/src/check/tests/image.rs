@@ -1,6 +1,7 @@
 //! Populated images, where their blocks are, and the clean, leak and
 //! reachable-but-free cases.
 
+use crate::format::Encode;
 use std::sync::Arc;
 
 use super::{run, run_store, show};

@@ -1,6 +1,7 @@
 //! Formatting: the trees, root directories and users file a new image
 //! holds (`fs/format.rs` and `store/format.rs`).
 
+use crate::format::Decode;
 use std::sync::Arc;
 
 use crate::alloc::Tier;

@@ -1,5 +1,6 @@
 //! Space accounting, bounded clearing, and walk cost at directory scale.
 
+use crate::format::Encode;
 use std::time::Instant;
 
 use super::*;

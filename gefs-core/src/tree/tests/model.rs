@@ -1,6 +1,7 @@
 //! Model-based tests: the tree against a `BTreeMap`, with the structural
 //! checker and block accounting after batches.
 
+use crate::format::Encode;
 use std::ops::Bound;
 
 use proptest::prelude::*;

@@ -1,6 +1,7 @@
 //! Regressions named for the reference implementation's defects (design
 //! digest §13.2).
 
+use crate::format::Encode;
 use std::ops::Bound;
 
 use crate::format::msg::{Msg, Op, Relink, Wstat};
