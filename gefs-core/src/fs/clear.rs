@@ -101,16 +101,16 @@ impl Fs {
                 Some(k) => Bound::Excluded(&k[..]),
                 None => Bound::Included(&lo[..]),
             };
-            let found = self.store.scan(tree, from, Bound::Excluded(&hi[..]), 256)?;
+            let found = self.scan_at(tree, from, Bound::Excluded(&hi[..]), 256)?;
             if found.is_empty() {
                 return Ok(());
             }
             for (k, v) in &found {
                 let (Ok(KeyView::Clear { qid }), Ok(off)) =
-                    (KeyView::decode(k), <[u8; 8]>::try_from(&v[..]))
+                    (KeyView::decode(k), <[u8; 8]>::try_from(&v.val[..]))
                 else {
                     return Err(crate::Error::corrupt(
-                        crate::BlockAddr::NONE,
+                        v.addr,
                         CorruptKind::Value,
                         "malformed clear note",
                     )
@@ -199,7 +199,7 @@ impl Fs {
         let from = key::dat(c.qid, c.from);
         let end = key::prefix_end(&key::dat_prefix(c.qid))
             .ok_or_else(|| Error::Invalid("qid has no key bound".into()))?;
-        let found = self.store.scan(
+        let found = self.scan_at(
             c.tree,
             Bound::Included(&from[..]),
             Bound::Excluded(&end[..]),
@@ -212,9 +212,8 @@ impl Fs {
             if let Ok(KeyView::Dat { off, .. }) = KeyView::decode(&k) {
                 next = off.checked_add(BLKSZ_U64);
             }
-            let bp = crate::format::Bptr::from_slice(&v).map_err(|_| {
-                crate::Error::corrupt(crate::BlockAddr::NONE, CorruptKind::Value, "data pointer")
-            })?;
+            let bp = crate::format::Bptr::from_slice(&v.val)
+                .map_err(|_| crate::Error::corrupt(v.addr, CorruptKind::Value, "data pointer"))?;
             frees.push(bp);
             msgs.push(Msg::bare(Op::Clobber, k));
         }

@@ -118,7 +118,7 @@ impl Fs {
             Some(k) => Bound::Excluded(&k[..]),
             None => Bound::Included(&lo[..]),
         };
-        let kvs = self.store.scan(m.tree, from, Bound::Excluded(&hi), limit)?;
+        let kvs = self.scan_at(m.tree, from, Bound::Excluded(&hi), limit)?;
         let mut out = Vec::with_capacity(kvs.len());
         for (k, v) in kvs {
             if let Ok(KeyView::Ent { name, .. }) = KeyView::decode(&k) {

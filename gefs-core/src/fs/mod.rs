@@ -396,12 +396,10 @@ impl Fs {
     /// knows this per tree but does not say; the label's flags do.
     fn label_is_mutable(&self, label: &str) -> Result<bool> {
         let v = self
-            .store
-            .lookup(TreeId::SNAP, &key::label(label.as_bytes()))?
+            .lookup_at(TreeId::SNAP, &key::label(label.as_bytes()))?
             .ok_or_else(|| self.store.no_label(label))?;
-        let lv = crate::format::value::LabelVal::decode(&v).map_err(|_| {
-            crate::Error::corrupt(crate::BlockAddr::NONE, CorruptKind::Value, "label value")
-        })?;
+        let lv = crate::format::value::LabelVal::decode(&v.val)
+            .map_err(|_| crate::Error::corrupt(v.addr, CorruptKind::Value, "label value"))?;
         Ok(lv.is_mutable())
     }
 

@@ -426,16 +426,15 @@ impl Store {
                 return Ok(TreeId(i));
             }
         }
-        let lv = self
-            .lookup(TreeId::SNAP, &key::label(label.as_bytes()))?
-            .ok_or_else(|| self.no_label(label))?;
-        let snap_addr = self.root(TreeId::SNAP)?.bp.addr;
-        let lv = LabelVal::decode(&lv)
-            .map_err(|_| Error::corrupt(snap_addr, CorruptKind::Value, "label value"))?;
-        let rec = self
-            .lookup(TreeId::SNAP, &key::snap(lv.id))?
+        let snap_at =
+            |k: &[u8]| self.with_reader(TreeId::SNAP, |ctx, root| tree::lookup_at(ctx, root, k));
+        let lv = snap_at(&key::label(label.as_bytes()))?.ok_or_else(|| self.no_label(label))?;
+        let lv = LabelVal::decode(&lv.val)
+            .map_err(|_| Error::corrupt(lv.addr, CorruptKind::Value, "label value"))?;
+        let found = snap_at(&key::snap(lv.id))?
             .ok_or_else(|| Error::NotFound(format!("snapshot {} of label {label}", lv.id)))?;
-        let rec = TreeRec::decode(&rec)
+        let snap_addr = found.addr;
+        let rec = TreeRec::decode(&found.val)
             .map_err(|_| Error::corrupt(snap_addr, CorruptKind::Value, "snapshot record"))?;
         let root = Root {
             bp: rec.root,

@@ -96,7 +96,8 @@ impl Store {
         order.sort_by_key(|(_, sb)| std::cmp::Reverse(sb.commit_gen));
         let mut first_err = None;
         for (i, sb) in order {
-            match Store::from_superblock(dev.clone(), cfg, &sb) {
+            let at = if i == 0 { BlockAddr(0) } else { b_at };
+            match Store::from_superblock(dev.clone(), cfg, &sb, at) {
                 Ok(mut s) => {
                     s.sb_choice.used = i;
                     s.sb_choice.copies = copies;
@@ -116,11 +117,17 @@ impl Store {
         }))
     }
 
-    /// Build a store from one superblock, verifying its logs and roots.
-    fn from_superblock(dev: Arc<dyn Device>, cfg: &Config, sb: &Superblock) -> Result<Store> {
+    /// Build a store from one superblock (read from `at`), verifying its
+    /// logs and roots.
+    fn from_superblock(
+        dev: Arc<dyn Device>,
+        cfg: &Config,
+        sb: &Superblock,
+        at: BlockAddr,
+    ) -> Result<Store> {
         if sb.geometry.dev_size > dev.size() {
             return Err(Error::corrupt(
-                BlockAddr(0),
+                at,
                 CorruptKind::Header,
                 format!(
                     "superblock describes {} bytes, the device has {}",

@@ -65,9 +65,9 @@ mod memstore;
 #[cfg(test)]
 mod tests;
 
-pub use lookup::{lookup, lookup_ref, Found};
+pub use lookup::{lookup, lookup_at, lookup_ref, Found, Located};
 pub use owned::owned_data_ptrs;
-pub use scan::{scan, scan_with};
+pub use scan::{scan, scan_at, scan_with};
 pub use store::NodeStore;
 pub use tx::root_level;
 pub use upsert::{apply, upsert, validate, Applied};

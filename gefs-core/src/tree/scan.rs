@@ -36,6 +36,7 @@ use crate::format::Bptr;
 use crate::format::DecodeError;
 use crate::ids::BlockAddr;
 
+use super::lookup::Located;
 use super::pending;
 use super::store::NodeStore;
 use super::tx::{read_node, root_level, view};
@@ -60,6 +61,23 @@ pub fn scan<S: NodeStore>(
     Ok(out)
 }
 
+/// [`scan`], with the block each value was found in (see [`Located`]).
+pub fn scan_at<S: NodeStore>(
+    s: &S,
+    root: &Root,
+    from: Bound<&[u8]>,
+    to: Bound<&[u8]>,
+    limit: usize,
+) -> Result<Vec<(Vec<u8>, Located)>> {
+    let mut out = Vec::new();
+    scan_located(s, root, from, to, limit, |k, v, addr| {
+        let val = v.to_vec();
+        out.push((k.to_vec(), Located { val, addr }));
+        Ok(())
+    })?;
+    Ok(out)
+}
+
 /// [`scan`], handing each entry to `f` (key, value) instead of collecting
 /// them: values no message changed are slices of the cached leaf. Returns
 /// the number of entries visited. An error from `f` stops the scan.
@@ -70,6 +88,18 @@ pub fn scan_with<S: NodeStore>(
     to: Bound<&[u8]>,
     limit: usize,
     mut f: impl FnMut(&[u8], &[u8]) -> Result<()>,
+) -> Result<usize> {
+    scan_located(s, root, from, to, limit, |k, v, _| f(k, v))
+}
+
+/// The scan itself: `f` also gets the block each value was found in.
+fn scan_located<S: NodeStore>(
+    s: &S,
+    root: &Root,
+    from: Bound<&[u8]>,
+    to: Bound<&[u8]>,
+    limit: usize,
+    mut f: impl FnMut(&[u8], &[u8], BlockAddr) -> Result<()>,
 ) -> Result<usize> {
     let top = root_level(root)?;
     if limit == 0 || empty_range(from, to) {
@@ -98,12 +128,12 @@ pub fn scan_with<S: NodeStore>(
     c.frontier()?;
     // The last key visited (one buffer, reused).
     let mut prev: Option<Vec<u8>> = None;
-    let mut visit = |k: &[u8], v: &[u8]| {
+    let mut visit = |k: &[u8], v: &[u8], at: BlockAddr| {
         ascending(root, start, prev.as_deref(), k)?;
         let p = prev.get_or_insert_with(Vec::new);
         p.clear();
         p.extend_from_slice(k);
-        f(k, v)
+        f(k, v, at)
     };
     let mut n = 0;
     while n < limit {
@@ -301,11 +331,12 @@ impl<S: NodeStore> Cursor<'_, S> {
     fn step(
         &mut self,
         skip: Option<&[u8]>,
-        f: &mut impl FnMut(&[u8], &[u8]) -> Result<()>,
+        f: &mut impl FnMut(&[u8], &[u8], BlockAddr) -> Result<()>,
     ) -> Result<Option<bool>> {
         let Some(leaf) = &self.leaf else {
             return Ok(None);
         };
+        let leaf_addr = leaf.addr;
         let lv = view(&leaf.node, leaf.addr)?;
         let lk = if leaf.next < leaf.nval {
             Some(lv.kv(leaf.next).map_err(|e| e.at(leaf.addr))?)
@@ -320,7 +351,7 @@ impl<S: NodeStore> Cursor<'_, S> {
                 }
                 let visit = skip != Some(k);
                 if visit {
-                    f(k, v)?;
+                    f(k, v, leaf_addr)?;
                 }
                 if let Some(l) = self.leaf.as_mut() {
                     l.next += 1;
@@ -332,7 +363,7 @@ impl<S: NodeStore> Cursor<'_, S> {
                 if self.beyond(&key) {
                     return Ok(None);
                 }
-                let mut cur = match lk {
+                let cur = match lk {
                     Some((k, v)) if k == key.as_slice() => Some(v.to_vec()),
                     _ => None,
                 };
@@ -341,11 +372,16 @@ impl<S: NodeStore> Cursor<'_, S> {
                         l.next += 1;
                     }
                 }
-                cur = self.apply_msgs(&key, cur)?;
+                let from = if cur.is_some() {
+                    leaf_addr
+                } else {
+                    BlockAddr::NONE
+                };
+                let (cur, at) = self.apply_msgs(&key, cur, from)?;
                 self.frontier()?;
                 match cur {
                     Some(v) if skip != Some(key.as_slice()) => {
-                        f(&key, &v)?;
+                        f(&key, &v, at)?;
                         Ok(Some(true))
                     }
                     _ => Ok(Some(false)),
@@ -357,9 +393,16 @@ impl<S: NodeStore> Cursor<'_, S> {
         }
     }
 
-    /// Apply every unconsumed message for `key` to `cur`: the lowest pivot's
-    /// first, then those above, then the pending runs.
-    fn apply_msgs(&mut self, key: &[u8], mut cur: Option<Vec<u8>>) -> Result<Option<Vec<u8>>> {
+    /// Apply every unconsumed message for `key` to `cur` (found in block
+    /// `at`): the lowest pivot's first, then those above, then the pending
+    /// runs. Returns the value and the block of the last message that
+    /// changed it ([`BlockAddr::NONE`] for a pending one).
+    fn apply_msgs(
+        &mut self,
+        key: &[u8],
+        mut cur: Option<Vec<u8>>,
+        mut at: BlockAddr,
+    ) -> Result<(Option<Vec<u8>>, BlockAddr)> {
         for p in self.pivots.iter_mut().rev() {
             let v = view(&p.node, p.addr)?;
             let bad = |e: DecodeError| e.at(p.addr);
@@ -369,9 +412,13 @@ impl<S: NodeStore> Cursor<'_, S> {
                     break;
                 }
                 cur = msg::apply(op, arg, cur).map_err(bad)?;
+                at = p.addr;
                 p.msg += 1;
             }
         }
-        self.pending.apply(key, cur)
+        if self.pending.peek() == Some(key) {
+            at = BlockAddr::NONE;
+        }
+        Ok((self.pending.apply(key, cur)?, at))
     }
 }
