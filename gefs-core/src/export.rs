@@ -31,7 +31,6 @@
 //! listing cut short; a failure of the host (no space, no permission on
 //! DIR) stops the export with an error.
 
-use crate::format::Decode;
 use std::collections::HashSet;
 use std::fs::File;
 use std::io;
@@ -45,6 +44,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
 use crate::error::IoOp;
 use crate::format::key::{self, KeyView};
+use crate::format::Decode;
 use crate::format::{Bptr, BLKSZ};
 use crate::fs::{names, Entry, Error, Fs, Mount, Result, Who, OREAD};
 

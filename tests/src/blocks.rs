@@ -3,7 +3,6 @@
 //! data blocks, the deadlist heads and the message-log blocks, found by walking from the superblock with the store's
 //! own readers.
 
-use gefs_core::format::Decode;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -13,6 +12,7 @@ use gefs_core::format::key::{self, KeyView};
 use gefs_core::format::log::LogHeader;
 use gefs_core::format::superblock::Superblock;
 use gefs_core::format::value::{DlistVal, TreeRec};
+use gefs_core::format::Decode;
 use gefs_core::format::BLKSZ;
 use gefs_core::store::{Config, Store, TreeId};
 use gefs_core::tree;

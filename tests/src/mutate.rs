@@ -15,7 +15,6 @@
 //! (with that block's hash, so it still verifies), to a new generation, to
 //! null or to a wrong address.
 
-use gefs_core::format::Decode;
 use std::collections::{HashMap, HashSet};
 
 use gefs_core::device::{Device, MemDev};
@@ -26,6 +25,7 @@ use gefs_core::format::msg::Op;
 use gefs_core::format::node::NodeView;
 use gefs_core::format::superblock::{Superblock, ARENA_REC, OFF_ARENAS};
 use gefs_core::format::value::{DlistVal, TreeRec};
+use gefs_core::format::Decode;
 use gefs_core::format::{
     block_hash, Bptr, BLKSZ, BLKSZ_U64, LEAFSPC, LOG_HDR, NODE_HDR, PIVSPC, PTRSZ,
 };

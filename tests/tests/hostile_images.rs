@@ -3,7 +3,6 @@
 //! clean error, within a time limit, and `gefs-dump export` must never write
 //! outside its directory.
 
-use gefs_core::format::{Decode, Encode};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -12,6 +11,7 @@ use std::time::Duration;
 use gefs_core::format::key;
 use gefs_core::format::msg::Msg;
 use gefs_core::format::value::{LabelVal, TreeRec};
+use gefs_core::format::{Decode, Encode};
 use gefs_tests::cli::bin;
 use gefs_tests::craft::{self, entry_msgs, xdir};
 

@@ -16,13 +16,15 @@
 //! released the block in the same batch (`Store::upsert_freeing`), so it
 //! may well be free, or reused.
 
-use crate::format::Decode;
+#![deny(clippy::indexing_slicing)]
+
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::format::key::{KeyView, KDAT};
 use crate::format::msg::{self, Op};
+use crate::format::Decode;
 use crate::format::{Bptr, BLKSZ_U64};
 use crate::ids::BlockAddr;
 

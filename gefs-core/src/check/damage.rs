@@ -10,6 +10,8 @@
 //! range (with the bytes concerned), and the directories whose entries do.
 //! A file whose own entry was lost is named by its qid.
 
+#![deny(clippy::indexing_slicing)]
+
 use crate::format::key::{KeyView, KDAT, KENT, ROOT_PQID};
 use crate::format::Decode;
 use crate::format::BLKSZ_U64;

@@ -29,11 +29,13 @@
 //! checks that do not rest on a key's absence are made there (names,
 //! duplicates, `nextqid`, alignment); the damage itself is reported.
 
-use crate::format::Decode;
+#![deny(clippy::indexing_slicing)]
+
 use std::collections::HashMap;
 
 use crate::format::key::{KeyView, KCLEAR, KDAT, KENT, KUP, ROOT_PQID};
 use crate::format::value::{Xdir, DMKIND};
+use crate::format::Decode;
 use crate::format::BLKSZ_U64;
 use crate::ids::BlockAddr;
 

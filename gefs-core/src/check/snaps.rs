@@ -9,12 +9,14 @@
 //! arrival order (the tree's ordering invariant). A damaged subtree simply
 //! contributes nothing.
 
-use crate::format::Decode;
+#![deny(clippy::indexing_slicing)]
+
 use std::collections::BTreeMap;
 
 use crate::format::key::{KeyView, KDLIST, KLABEL, KSNAP};
 use crate::format::msg;
 use crate::format::value::{DlistVal, LabelVal, TreeRec};
+use crate::format::Decode;
 use crate::ids::BlockAddr;
 
 use super::records::{show_name, Label};
@@ -40,8 +42,8 @@ impl Checker<'_> {
         });
         let mut out = Vec::new();
         let mut i = 0;
-        while i < found.len() {
-            let key = found[i].rec.key.clone();
+        while let Some(first) = found.get(i) {
+            let key = first.rec.key.clone();
             let mut cur: Option<(Vec<u8>, BlockAddr)> = None;
             while let Some(f) = found.get(i).filter(|f| f.rec.key == key) {
                 i += 1;

@@ -10,7 +10,8 @@
 //! decoded with bounds-checked accessors: a summary of hostile bytes is an
 //! error string, never a panic.
 
-use crate::format::{Decode, DecodeResult};
+#![deny(clippy::indexing_slicing)]
+
 use std::sync::Arc;
 
 use crate::format::key::{KeyView, KCLEAR, KCONF, KDAT, KENT, KUP};
@@ -19,6 +20,7 @@ use crate::format::msg::Op;
 use crate::format::node::NodeView;
 use crate::format::value::Xdir;
 use crate::format::{block_type, BlockType, Bptr, BLKSZ_U64, PTRSZ};
+use crate::format::{Decode, DecodeResult};
 
 /// A pivot's child.
 #[derive(Debug, Clone)]

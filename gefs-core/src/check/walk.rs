@@ -8,6 +8,8 @@
 //! [`MAX_HEIGHT`]. A damaged block is reported once and its subtree
 //! skipped; the walk goes on with every other subtree.
 
+#![deny(clippy::indexing_slicing)]
+
 use std::sync::Arc;
 
 use crate::format::key::{KCLEAR, KCONF, KDAT, KDLIST, KENT, KLABEL, KSNAP, KUP};

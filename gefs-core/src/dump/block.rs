@@ -57,7 +57,7 @@ pub fn decode_block(dev: &dyn Device, addr: u64) -> Result<BlockView> {
         Some(BlockType::Super) => superblock(&b, addr, &mut v),
         _ => {
             v.kind = "data?".into();
-            v.lines = hexdump(&b[..256]);
+            v.lines = hexdump(b.get(..256).unwrap_or(&b));
             Ok(())
         }
     };

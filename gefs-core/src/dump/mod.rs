@@ -5,10 +5,11 @@
 //!
 //! Every view is a serializable value; `text` renders it for a terminal.
 
+#![deny(clippy::indexing_slicing)]
+
 mod block;
 mod files;
 
-use crate::format::Decode;
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
@@ -19,6 +20,7 @@ use crate::format::key;
 use crate::format::superblock::Superblock;
 use crate::format::value::{LabelVal, TreeRec};
 use crate::format::Bptr;
+use crate::format::Decode;
 use crate::ids::BlockAddr;
 use crate::store::{SbCopy, Store, TreeId};
 use crate::tree;
@@ -180,7 +182,7 @@ pub fn snaps(s: &Store) -> Result<Vec<SnapView>> {
     let hi = [key::KLABEL + 1];
     for (k, v) in all(s, &lo, &hi)? {
         if let Ok(lv) = LabelVal::decode(&v) {
-            let name = String::from_utf8_lossy(&k[1..]).into_owned();
+            let name = String::from_utf8_lossy(k.get(1..).unwrap_or_default()).into_owned();
             labels
                 .entry(lv.id)
                 .or_default()

@@ -29,8 +29,6 @@
 //!   drains its clear ([`Fs::settle`]), so a clear never deletes data written
 //!   after it was queued (the reference's `truncwait`).
 
-use crate::format::Decode;
-use crate::CorruptKind;
 use std::collections::VecDeque;
 use std::ops::Bound;
 
@@ -39,8 +37,10 @@ use super::Fs;
 use crate::alloc::Tier;
 use crate::format::key::{self, KeyView};
 use crate::format::msg::{Msg, Op};
+use crate::format::Decode;
 use crate::format::BLKSZ_U64;
 use crate::store::TreeId;
+use crate::CorruptKind;
 
 /// Most `KDAT` keys cleared by one sweep step (one upsert).
 pub const CLEAR_CHUNK: usize = 256;

@@ -7,7 +7,6 @@
 //! file's data is cleared in the background ([`Fs::sweep`]); the entry is
 //! gone for every handle at once.
 
-use crate::format::Decode;
 use std::ops::Bound;
 
 use super::error::{Error, Result};
@@ -20,6 +19,7 @@ use crate::alloc::Tier;
 use crate::format::key::{self, KeyView};
 use crate::format::msg::{Msg, Op};
 use crate::format::value::{Xdir, DMDIR, DMSETVTX};
+use crate::format::Decode;
 
 impl Fs {
     /// Create `name` in directory `dir` with permissions `perm` (Plan 9

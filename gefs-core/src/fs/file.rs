@@ -14,8 +14,6 @@
 //! leaves nothing allocated. Inserting over an old pointer frees the old
 //! block in the tree.
 
-use crate::format::{Decode, Encode};
-use crate::CorruptKind;
 use std::ops::Bound;
 
 use super::error::{Error, Result};
@@ -27,7 +25,9 @@ use crate::format::key::{self, KeyView};
 use crate::format::msg::{Msg, Wstat};
 use crate::format::value::{Xdir, DMAPPEND, DMEXCL};
 use crate::format::{Bptr, BLKSZ, BLKSZ_U64};
+use crate::format::{Decode, Encode};
 use crate::store::TreeId;
+use crate::CorruptKind;
 
 pub use crate::users::{OEXEC, ORCLOSE, ORDWR, OREAD, OTRUNC, OWRITE};
 

@@ -4,7 +4,6 @@
 //! here; the store makes the labels and trees (`store/format.rs`) and this
 //! fills them.
 
-use crate::format::Encode;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -13,6 +12,7 @@ use crate::error::Result;
 use crate::format::key;
 use crate::format::msg::Msg;
 use crate::format::value::{Xdir, DMDIR};
+use crate::format::Encode;
 use crate::store::{FormatOpts, Seed, Store};
 use crate::users;
 

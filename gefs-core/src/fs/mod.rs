@@ -46,15 +46,15 @@ mod wstat;
 #[cfg(test)]
 mod tests;
 
-use crate::format::Decode;
-use crate::CorruptKind;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Mutex, MutexGuard, RwLock};
 
+use crate::format::Decode;
 use crate::store::OpGuard;
+use crate::CorruptKind;
 
 use crate::format::key;
 use crate::format::value::Xdir;

@@ -10,8 +10,6 @@
 //! proves nobody else holds its blocks, or dropped (only its chain freed)
 //! when its blocks are still live elsewhere.
 
-use crate::format::{Decode, Encode};
-use crate::CorruptKind;
 use std::ops::Bound;
 
 use crate::error::{Error, Result};
@@ -20,8 +18,10 @@ use crate::format::log::{decode_addrs, payload, LogHeader};
 use crate::format::msg::Msg;
 use crate::format::value::DlistVal;
 use crate::format::{BlockType, Bptr, BLKSZ_U64};
+use crate::format::{Decode, Encode};
 use crate::ids::BlockAddr;
 use crate::store::{Store, TreeId};
+use crate::CorruptKind;
 
 /// One deadlist segment as stored in the snapshot tree.
 #[derive(Debug, Clone)]

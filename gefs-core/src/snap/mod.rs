@@ -35,7 +35,6 @@
 //! commit, at most), and the snapshot shares the chain as it shares the
 //! nodes; its own buffered messages are never applied for it.
 
-use crate::format::Encode;
 use std::collections::{BTreeMap, HashSet};
 
 use crate::alloc::Tier;
@@ -43,6 +42,7 @@ use crate::error::{Error, Result};
 use crate::format::key;
 use crate::format::msg::Msg;
 use crate::format::value::{LabelVal, TreeRec, LABEL_MUTABLE};
+use crate::format::Encode;
 use crate::ids::BlockAddr;
 use crate::store::{valid_label, ReadCtx, Store, TreeId, Writer};
 use crate::tree::Root;

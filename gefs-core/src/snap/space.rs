@@ -25,8 +25,6 @@
 //! "held only by snapshots" is an upper bound. A label that another label or
 //! a fork also holds frees nothing when deleted, and says so (0).
 
-use crate::format::Decode;
-use crate::CorruptKind;
 use std::collections::{HashMap, HashSet};
 use std::ops::Bound;
 
@@ -36,10 +34,12 @@ use crate::error::Result;
 use crate::format::key::{self, KeyView};
 use crate::format::log::LogHeader;
 use crate::format::value::{DlistVal, TreeRec};
+use crate::format::Decode;
 use crate::format::{BlockType, BLKSZ_U64};
 use crate::store::{ReadCtx, Store, TreeId};
 use crate::tree::{self, Root};
 use crate::units::human;
+use crate::CorruptKind;
 
 use super::RESERVED;
 

@@ -1,7 +1,6 @@
 //! Snapshot tests: contents frozen at the snapshot, forks, deletion in
 //! every order returning exactly the space only the deleted snapshot held.
 
-use crate::format::Decode;
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::Arc;
@@ -11,6 +10,7 @@ use crate::check::{check_store, CheckOpts};
 use crate::device::MemDev;
 use crate::format::msg::Op;
 use crate::format::Bptr;
+use crate::format::Decode;
 use crate::store::{Store, TreeId};
 
 const DEV: u64 = 64 << 20;

@@ -27,7 +27,6 @@
 //! Any failed write or flush latches the store read-only and the commit
 //! returns the error: a sync that saw an error is never reported done (F4).
 
-use crate::format::Encode;
 use std::sync::atomic::Ordering;
 
 use super::{Mutation, Store, TreeId};
@@ -36,6 +35,7 @@ use crate::error::Result;
 use crate::format::key;
 use crate::format::msg::Msg;
 use crate::format::superblock::Superblock;
+use crate::format::Encode;
 use crate::ids::Gen;
 
 /// What a completed commit produced.

@@ -10,7 +10,6 @@
 //! through the ordinary tree and commit code, so a new image is exactly as
 //! checked as any other.
 
-use crate::format::Encode;
 use std::sync::Arc;
 
 use super::{Config, Mutation, Store, TreeId};
@@ -20,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::format::msg::Msg;
 use crate::format::superblock::Geometry;
 use crate::format::value::{LabelVal, TreeRec, LABEL_MUTABLE};
+use crate::format::Encode;
 use crate::format::{key, Bptr};
 use crate::ids::Gen;
 use crate::tree::{self, Root};

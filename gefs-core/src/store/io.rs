@@ -18,7 +18,6 @@
 //! ends (its own holds during one change, a tree path and the nodes
 //! replacing it, are far fewer than a shard's buffers).
 
-use crate::CorruptKind;
 use std::sync::atomic::Ordering;
 
 use super::Store;
@@ -28,6 +27,7 @@ use crate::error::{Error, IoOp, Result};
 use crate::format::node::NodeView;
 use crate::format::{block_hash, Bptr, BLKSZ, BLKSZ_U64};
 use crate::ids::{BlockAddr, Gen};
+use crate::CorruptKind;
 
 /// Most bytes written by one device call during writeback.
 const MAX_WRITE: usize = 1 << 20;

@@ -3,15 +3,15 @@
 //! mount a tree and to say which labels exist when one does not. Taking,
 //! forking and deleting snapshots is the snapshot layer's (`crate::snap`).
 
-use crate::format::Decode;
-use crate::CorruptKind;
 use std::ops::Bound;
 
 use super::{Store, TreeId};
 use crate::error::{Error, Result};
 use crate::format::key;
 use crate::format::value::{LabelVal, TreeRec};
+use crate::format::Decode;
 use crate::ids::BlockAddr;
+use crate::CorruptKind;
 
 /// One label as [`Store::labels`] lists it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

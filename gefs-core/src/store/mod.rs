@@ -41,8 +41,6 @@ mod reclaim;
 mod wbuf;
 mod writer;
 
-use crate::format::Decode;
-use crate::CorruptKind;
 use wbuf::Buffered;
 
 use std::ops::Bound;
@@ -59,9 +57,11 @@ use crate::error::{Error, Result};
 use crate::format::msg::Msg;
 use crate::format::superblock::Geometry;
 use crate::format::value::{LabelVal, TreeRec};
+use crate::format::Decode;
 use crate::format::{key, Bptr, BLKSZ};
 use crate::ids::Gen;
 use crate::tree::{self, Root};
+use crate::CorruptKind;
 
 pub use commit::CommitInfo;
 pub use format::{FormatOpts, Seed, NEW_TREES};

@@ -8,7 +8,6 @@
 //! state of the copy not chosen is reported ([`SbChoice`]), so that tools
 //! can warn about damage to the redundant copy.
 
-use crate::CorruptKind;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 
@@ -25,6 +24,7 @@ use crate::format::value::TreeRec;
 use crate::format::{Bptr, BLKSZ, BLKSZ_U64};
 use crate::ids::{BlockAddr, Gen};
 use crate::tree::Root;
+use crate::CorruptKind;
 
 /// What was found in one superblock copy.
 #[derive(Debug, Clone, PartialEq, Eq)]

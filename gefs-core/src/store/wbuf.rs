@@ -49,7 +49,6 @@
 //!   `Clobber` (its sender releases the blocks at once, so the clobber must
 //!   reach the tree in the same step: see `upsert_freeing`).
 
-use crate::CorruptKind;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -62,6 +61,7 @@ use crate::format::node::NodeView;
 use crate::format::{BLKSZ, LEAFSPC, LOGSPC, MLOG_MAX_BLOCKS};
 use crate::tree::pending::{self, Run, Runs};
 use crate::tree::{self, Root};
+use crate::CorruptKind;
 
 /// Whether an upsert was kept in the write buffer or applied to the tree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,7 +1,6 @@
 //! Write buffer tests: buffered upserts against a `BTreeMap` model through
 //! lookups, scans, syncs, caps, snapshots, reopens and concurrent readers.
 
-use crate::format::Encode;
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,6 +9,7 @@ use std::sync::Arc;
 use super::*;
 use crate::device::MemDev;
 use crate::format::msg::Op;
+use crate::format::Encode;
 
 use super::tests::{fmt, k, open, DEV};
 use crate::testing::Rng;

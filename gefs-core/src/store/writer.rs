@@ -9,7 +9,6 @@
 //! holds, so a snapshot change is one batch that a commit sees whole or not
 //! at all.
 
-use crate::format::Encode;
 use parking_lot::MutexGuard;
 
 use super::{Mutation, Store, TreeId};
@@ -20,6 +19,7 @@ use crate::format::key;
 use crate::format::msg::Msg;
 use crate::format::value::TreeRec;
 use crate::format::Bptr;
+use crate::format::Encode;
 
 /// The store's writer, held under the mutation lock.
 pub(crate) struct Writer<'s> {

@@ -22,7 +22,6 @@
 //!   no messages) disappears from its parent; if it was child 0, the next
 //!   child inherits the parent's lower bound.
 
-use crate::CorruptKind;
 use std::mem::take;
 
 use crate::error::{Error, Result};
@@ -30,6 +29,7 @@ use crate::format::key::KDAT;
 use crate::format::msg::{self, Op};
 use crate::format::{Bptr, BUFSPC, PTRSZ};
 use crate::ids::BlockAddr;
+use crate::CorruptKind;
 
 use super::content::{decode, merge_msgs, msgs_used, Buf, Bytes, Child, Kv, Node, Pivot, TMsg};
 use super::pack::{pack_leaf, pack_pivot, rebalance_pair};

@@ -10,7 +10,6 @@
 //! A value no message changed is returned in place: a handle on the cached
 //! leaf and its position ([`Found::InBlock`]), no copy.
 
-use crate::CorruptKind;
 use std::ops::Deref;
 
 use crate::error::{Error, Result};
@@ -18,6 +17,7 @@ use crate::format::msg::{self, Op};
 use crate::format::KEYMAX;
 use crate::format::{Decode, DecodeError};
 use crate::ids::BlockAddr;
+use crate::CorruptKind;
 
 use super::store::NodeStore;
 use super::tx::{read_node, root_level, view};
@@ -45,12 +45,14 @@ impl Default for Bound {
 impl Bound {
     fn set(&mut self, k: &[u8]) {
         let n = k.len().min(KEYMAX);
-        self.buf[..n].copy_from_slice(&k[..n]);
+        if let (Some(dst), Some(src)) = (self.buf.get_mut(..n), k.get(..n)) {
+            dst.copy_from_slice(src);
+        }
         self.len = n;
     }
 
     fn get(&self) -> &[u8] {
-        &self.buf[..self.len]
+        self.buf.get(..self.len).unwrap_or_default()
     }
 }
 

@@ -48,6 +48,8 @@
 //! `upsert`, `lookup`, `scan`, `walk`, [`pending`] (a store's write buffer,
 //! which lookups and scans apply on top of the tree).
 
+#![deny(clippy::indexing_slicing)]
+
 mod content;
 mod flush;
 mod lookup;

@@ -32,7 +32,6 @@
 //! a data pointer replaced in the buffer must still reach the tree, which
 //! frees the old block.
 
-use crate::CorruptKind;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
@@ -40,6 +39,7 @@ use crate::format::mlog;
 use crate::format::msg::{self, Msg, Op};
 use crate::format::SLOTSZ;
 use crate::ids::BlockAddr;
+use crate::CorruptKind;
 
 /// One message of a run: op, key, argument.
 pub type Rec<'a> = mlog::Record<'a>;

@@ -26,7 +26,6 @@
 //! call re-enters from the root it is given, so a caller resumes by passing
 //! the last key it got as an excluded start); nothing is modified or freed.
 
-use crate::CorruptKind;
 use std::collections::HashSet;
 use std::ops::Bound;
 
@@ -35,6 +34,7 @@ use crate::format::msg;
 use crate::format::Bptr;
 use crate::format::DecodeError;
 use crate::ids::BlockAddr;
+use crate::CorruptKind;
 
 use super::lookup::Located;
 use super::pending;
@@ -290,7 +290,9 @@ impl<S: NodeStore> Cursor<'_, S> {
             return Ok(false);
         };
         let end = self.end;
-        let p = &mut self.pivots[d];
+        let Some(p) = self.pivots.get_mut(d) else {
+            return Err(Error::Internal(format!("scan depth {d} past its path")));
+        };
         p.child += 1;
         let v = view(&p.node, p.addr)?;
         let (sep, bp, _) = v.child(p.child).map_err(|e| e.at(p.addr))?;

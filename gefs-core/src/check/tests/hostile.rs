@@ -4,7 +4,6 @@
 //! and then changed through raw store calls, so only the structural rules of
 //! `snaps.rs`, `walk.rs` and `sb.rs` stand between it and a clean report.
 
-use crate::format::{Decode, Encode};
 use std::sync::Arc;
 
 use super::image::read_superblock;
@@ -18,6 +17,7 @@ use crate::format::log::LogHeader;
 use crate::format::msg::Msg;
 use crate::format::value::{DlistVal, LabelVal, TreeRec};
 use crate::format::{BlockType, Bptr, BLKSZ, LOG_HDR};
+use crate::format::{Decode, Encode};
 use crate::fs::{Fs, Who, ORDWR};
 use crate::ids::{BlockAddr, Gen};
 use crate::store::{Config, FormatOpts, Store, TreeId};

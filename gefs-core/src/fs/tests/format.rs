@@ -1,7 +1,6 @@
 //! Formatting: the trees, root directories and users file a new image
 //! holds (`fs/format.rs` and `store/format.rs`).
 
-use crate::format::Decode;
 use std::sync::Arc;
 
 use crate::alloc::Tier;
@@ -11,6 +10,7 @@ use crate::format::key;
 use crate::format::msg::Msg;
 use crate::format::value::Xdir;
 use crate::format::Bptr;
+use crate::format::Decode;
 use crate::store::{FormatOpts, Store};
 
 const DEV: u64 = 64 << 20;

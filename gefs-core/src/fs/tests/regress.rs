@@ -1,13 +1,13 @@
 //! Regression tests, one per reference defect (§13.2), each opening with
 //! what the reference does wrong.
 
-use crate::format::Encode;
 use std::ops::Bound;
 use std::sync::Arc;
 
 use super::*;
 use crate::alloc::Tier;
 use crate::format::msg::{Msg, Op, Wstat};
+use crate::format::Encode;
 
 /// KDAT keys of `q` at or beyond `from`.
 fn dat_keys(fs: &Fs, m: &Mount, q: u64, from: u64) -> Vec<u64> {

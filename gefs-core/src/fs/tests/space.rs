@@ -1,11 +1,11 @@
 //! Space accounting, bounded clearing, and walk cost at directory scale.
 
-use crate::format::Encode;
 use std::time::Instant;
 
 use super::*;
 use crate::alloc::Tier;
 use crate::format::msg::Msg;
+use crate::format::Encode;
 
 /// Blocks that may legitimately still be in use after everything was
 /// removed: a few tree nodes, plus the data blocks whose `Clearb` messages

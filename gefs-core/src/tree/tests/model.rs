@@ -1,13 +1,13 @@
 //! Model-based tests: the tree against a `BTreeMap`, with the structural
 //! checker and block accounting after batches.
 
-use crate::format::Encode;
 use std::ops::Bound;
 
 use proptest::prelude::*;
 
 use crate::format::msg::{Msg, Op, Wstat};
 use crate::format::value::Xdir;
+use crate::format::Encode;
 use crate::format::{KEYMAX, VALMAX};
 
 use super::harness::{Harness, Rng};

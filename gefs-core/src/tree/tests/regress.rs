@@ -1,11 +1,11 @@
 //! Regressions named for the reference implementation's defects (design
 //! digest §13.2).
 
-use crate::format::Encode;
 use std::ops::Bound;
 
 use crate::format::msg::{Msg, Op, Relink, Wstat};
 use crate::format::node::NodeView;
+use crate::format::Encode;
 
 use super::super::{lookup, scan, walk};
 use super::harness::{check, Harness, Rng};
