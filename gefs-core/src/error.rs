@@ -1,6 +1,7 @@
 //! The error type of the whole library.
 //!
-//! Corruption errors always name the block they were found in; I/O errors name
+//! Corruption errors always name the block they were found in and the class
+//! of damage ([`CorruptKind`]); I/O errors name
 //! the operation and offset. Nothing here is matched by its text: callers match
 //! on the variant (for example [`Error::NoSpace`] or [`Error::ReadOnly`]).
 
@@ -33,6 +34,68 @@ impl fmt::Display for IoOp {
     }
 }
 
+/// What is wrong with a malformed block or value: the class of damage that an
+/// [`Error::Corrupt`] reports (its `detail` says exactly what was found).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CorruptKind {
+    /// A block of another type where one type was expected (a log block
+    /// where a node belongs, a leaf at a pivot's level).
+    BlockType,
+    /// A record, field or value runs past the end of what holds it.
+    Truncated,
+    /// A count or size in a header disagrees with the block or its contents.
+    Count,
+    /// A header field out of range: flags, version, block size, geometry.
+    Header,
+    /// A tree's shape: a node at the wrong level, a height out of range.
+    Level,
+    /// Keys or messages out of order.
+    KeyOrder,
+    /// A key that is no key of its family.
+    Key,
+    /// A value of the wrong shape for its key.
+    Value,
+    /// A message with an unknown op, or an argument its op cannot take.
+    Message,
+    /// A pointer that leads outside the arenas or to the wrong place.
+    Pointer,
+    /// A chain of log, deadlist or message-log blocks out of sequence,
+    /// unterminated or unfinished.
+    Chain,
+    /// Something reached twice on a path that must not loop.
+    Cycle,
+    /// Allocation-log entries that contradict each other or the superblock.
+    Accounting,
+}
+
+impl CorruptKind {
+    /// A short description, as error messages show it.
+    pub fn name(self) -> &'static str {
+        match self {
+            CorruptKind::BlockType => "wrong block type",
+            CorruptKind::Truncated => "truncated",
+            CorruptKind::Count => "bad counts",
+            CorruptKind::Header => "bad header",
+            CorruptKind::Level => "bad tree shape",
+            CorruptKind::KeyOrder => "keys out of order",
+            CorruptKind::Key => "bad key",
+            CorruptKind::Value => "bad value",
+            CorruptKind::Message => "bad message",
+            CorruptKind::Pointer => "bad pointer",
+            CorruptKind::Chain => "broken chain",
+            CorruptKind::Cycle => "cycle",
+            CorruptKind::Accounting => "bad accounting",
+        }
+    }
+}
+
+impl fmt::Display for CorruptKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Everything that can go wrong in gefs-core.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -57,10 +120,13 @@ pub enum Error {
     },
     /// A block or structure is malformed.
     Corrupt {
-        /// The block where the damage was found.
+        /// The block where the damage was found ([`BlockAddr::NONE`] only
+        /// for a message still in memory, which no block holds yet).
         addr: BlockAddr,
-        /// What is wrong with it.
-        what: String,
+        /// The class of damage.
+        kind: CorruptKind,
+        /// What exactly was found.
+        detail: String,
     },
     /// Neither superblock is a valid gefs-rs superblock.
     NotGefs {
@@ -106,11 +172,12 @@ pub enum Error {
 }
 
 impl Error {
-    /// A corruption error for block `addr`.
-    pub fn corrupt(addr: BlockAddr, what: impl Into<String>) -> Error {
+    /// A corruption error of `kind` found in block `addr`.
+    pub fn corrupt(addr: BlockAddr, kind: CorruptKind, detail: impl Into<String>) -> Error {
         Error::Corrupt {
             addr,
-            what: what.into(),
+            kind,
+            detail: detail.into(),
         }
     }
 
@@ -141,7 +208,9 @@ impl fmt::Display for Error {
                 f,
                 "block {addr}: hash mismatch (expected {expected:016x}, found {actual:016x})"
             ),
-            Error::Corrupt { addr, what } => write!(f, "block {addr}: corrupt: {what}"),
+            Error::Corrupt { addr, kind, detail } => {
+                write!(f, "block {addr}: corrupt ({kind}): {detail}")
+            }
             Error::NotGefs { why } => write!(f, "not a gefs-rs image: {why}"),
             Error::Version { found } => write!(
                 f,

@@ -44,6 +44,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
 use crate::error::IoOp;
 use crate::format::key::{self, KeyView};
+use crate::format::Decode;
 use crate::format::{Bptr, BLKSZ};
 use crate::fs::{names, Entry, Error, Fs, Mount, Result, Who, OREAD};
 
@@ -266,7 +267,7 @@ impl Exporter<'_> {
             let Some((last, _)) = kvs.last() else { break };
             from = Bound::Excluded(last.clone());
             for (k, v) in kvs {
-                let KeyView::Dat { off, .. } = KeyView::parse(&k) else {
+                let Ok(KeyView::Dat { off, .. }) = KeyView::decode(&k) else {
                     continue;
                 };
                 if off >= len {

@@ -12,7 +12,7 @@
 //! | `host` | facts about the host (login name) | — |
 //! | `sync` | the lock and atomic primitives of cache and epochs (loom-swappable) | — |
 //! | `error` | the library's error type | `ids` |
-//! | `format` | every on-disk byte layout; pure encode/decode; never panics on input | `error`, `ids`, `units` |
+//! | `format` | every on-disk byte layout; pure encode/decode (`Encode`, `Decode`, one `DecodeError`); never panics on input | `error`, `ids`, `units` |
 //! | `device` | the `Device` trait: file/block device (`fdatasync` flush), memory, recording and faulty test devices | `error`, `format` |
 //! | `epoch` | epoch-based reclamation: slots, limbo lists | `sync` |
 //! | `cache` | the fixed buffer pool, address index, per-shard LRU that is the free list | `error`, `format`, `ids`, `sync` |
@@ -57,7 +57,7 @@ pub mod probe;
 pub mod retain;
 pub mod snap;
 
-pub use error::{Error, Result};
+pub use error::{CorruptKind, Error, Result};
 pub use ids::{BlockAddr, Gen};
 pub mod admin;
 pub mod alloc;

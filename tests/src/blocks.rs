@@ -12,6 +12,7 @@ use gefs_core::format::key::{self, KeyView};
 use gefs_core::format::log::LogHeader;
 use gefs_core::format::superblock::Superblock;
 use gefs_core::format::value::{DlistVal, TreeRec};
+use gefs_core::format::Decode;
 use gefs_core::format::BLKSZ;
 use gefs_core::store::{Config, Store, TreeId};
 use gefs_core::tree;
@@ -77,7 +78,7 @@ pub fn classes(dev: Arc<dyn Device>) -> Classes {
         )
         .expect("scan");
     for (k, v) in lists {
-        assert!(matches!(KeyView::parse(&k), KeyView::Dlist { .. }));
+        assert!(matches!(KeyView::decode(&k), Ok(KeyView::Dlist { .. })));
         let d = DlistVal::decode(&v).expect("dlist");
         c.entry("deadlist").or_default().insert(d.head.addr.0);
     }

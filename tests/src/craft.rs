@@ -12,6 +12,7 @@ use gefs_core::alloc::Tier;
 use gefs_core::format::key;
 use gefs_core::format::msg::Msg;
 use gefs_core::format::value::{Xdir, DMDIR};
+use gefs_core::format::Encode;
 use gefs_core::fs::{Entry, Fs, Mount, Who, ORDWR, OREAD};
 use gefs_core::store::{Store, TreeId};
 

@@ -25,6 +25,7 @@ use gefs_core::format::msg::Op;
 use gefs_core::format::node::NodeView;
 use gefs_core::format::superblock::{Superblock, ARENA_REC, OFF_ARENAS};
 use gefs_core::format::value::{DlistVal, TreeRec};
+use gefs_core::format::Decode;
 use gefs_core::format::{
     block_hash, Bptr, BLKSZ, BLKSZ_U64, LEAFSPC, LOG_HDR, NODE_HDR, PIVSPC, PTRSZ,
 };
@@ -224,7 +225,7 @@ impl Indexed {
         let end = LOG_HDR + nbytes.min(BLKSZ - LOG_HDR);
         let mut at = LOG_HDR;
         let mut ptrs = Vec::new();
-        while let Some((op, k, x, next)) = mlog::record(&b[..end], at) {
+        while let Ok((op, k, x, next)) = mlog::record(&b[..end], at) {
             if op == Op::Insert && k.first() == Some(&KDAT) {
                 if let Ok(p) = Bptr::from_slice(x) {
                     ptrs.push(p);
@@ -505,7 +506,7 @@ fn mlog_fields(b: &[u8]) -> Vec<Field> {
     ];
     let end = LOG_HDR + (be(b, 2, 2) as usize).min(BLKSZ - LOG_HDR);
     let mut at = LOG_HDR;
-    while let Some((_, key, arg, next)) = mlog::record(&b[..end], at) {
+    while let Ok((_, key, arg, next)) = mlog::record(&b[..end], at) {
         let ks = at + 3;
         let vs = ks + key.len() + 2;
         v.push(f(at, 1, Kind::Int, "message log record: op"));

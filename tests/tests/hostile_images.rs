@@ -11,6 +11,7 @@ use std::time::Duration;
 use gefs_core::format::key;
 use gefs_core::format::msg::Msg;
 use gefs_core::format::value::{LabelVal, TreeRec};
+use gefs_core::format::{Decode, Encode};
 use gefs_tests::cli::bin;
 use gefs_tests::craft::{self, entry_msgs, xdir};
 

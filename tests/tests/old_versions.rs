@@ -18,6 +18,7 @@ use gefs_core::format::key::{self, KSNAP};
 use gefs_core::format::msg::Msg;
 use gefs_core::format::superblock::Superblock;
 use gefs_core::format::value::TreeRec;
+use gefs_core::format::Decode;
 use gefs_core::format::{block_hash, BLKSZ, FORMAT_VERSION};
 use gefs_core::fs::Fs;
 use gefs_core::store::{Config, Store, TreeId};

@@ -19,6 +19,7 @@ use crate::format::log::{decode_entries, payload, LogEntry, LogHeader};
 use crate::format::superblock::{ArenaRec, Geometry};
 use crate::format::{block_hash, BlockType, Bptr, BLKSZ, BLKSZ_U64, LOGSPC, LOG_HDR};
 use crate::ids::{BlockAddr, Gen};
+use crate::CorruptKind;
 
 use super::freemap::FreeMap;
 
@@ -119,6 +120,7 @@ pub fn replay(dev: &dyn Device, geo: &Geometry, index: u32, rec: &ArenaRec) -> R
     if rec.log_blocks == 0 || rec.log_blocks > geo.arena_blocks() {
         return Err(Error::corrupt(
             rec.log_tail.addr,
+            CorruptKind::Count,
             format!("arena {index}: log of {} blocks", rec.log_blocks),
         ));
     }
@@ -130,14 +132,16 @@ pub fn replay(dev: &dyn Device, geo: &Geometry, index: u32, rec: &ArenaRec) -> R
         if !within(&ptr) {
             return Err(Error::corrupt(
                 ptr.addr,
+                CorruptKind::Pointer,
                 format!("arena {index}: log block outside the arena"),
             ));
         }
         let b = read_log_block(dev, &ptr)?;
-        let h = LogHeader::decode(&b[..]).map_err(|e| Error::corrupt(ptr.addr, e))?;
+        let h = LogHeader::decode(&b[..]).map_err(|e| e.at(ptr.addr))?;
         if h.kind != BlockType::Log || h.seq != want_seq {
             return Err(Error::corrupt(
                 ptr.addr,
+                CorruptKind::Chain,
                 format!("log block has sequence {} (expected {want_seq})", h.seq),
             ));
         }
@@ -154,7 +158,7 @@ pub fn replay(dev: &dyn Device, geo: &Geometry, index: u32, rec: &ArenaRec) -> R
     let mut syncs = Vec::new();
     let mut last = None;
     for (bp, h, b) in &blocks {
-        let es = decode_entries(payload(&b[..], h)).map_err(|e| Error::corrupt(bp.addr, e))?;
+        let es = decode_entries(payload(&b[..], h)).map_err(|e| e.at(bp.addr))?;
         for e in es {
             entries += 1;
             last = Some(e);
@@ -163,6 +167,7 @@ pub fn replay(dev: &dyn Device, geo: &Geometry, index: u32, rec: &ArenaRec) -> R
                     if syncs.last().is_some_and(|&g| g > gen) {
                         return Err(Error::corrupt(
                             bp.addr,
+                            CorruptKind::Chain,
                             format!("barrier {gen} after a later one"),
                         ));
                     }
@@ -175,6 +180,7 @@ pub fn replay(dev: &dyn Device, geo: &Geometry, index: u32, rec: &ArenaRec) -> R
             if start < lo || start.saturating_add(len) > hi {
                 return Err(Error::corrupt(
                     bp.addr,
+                    CorruptKind::Pointer,
                     format!("entry {e:?} outside arena {index}"),
                 ));
             }
@@ -191,6 +197,7 @@ pub fn replay(dev: &dyn Device, geo: &Geometry, index: u32, rec: &ArenaRec) -> R
                 };
                 Error::corrupt(
                     bp.addr,
+                    CorruptKind::Accounting,
                     format!("blocks {:#x}+{} {what}", c.start * BLKSZ_U64, c.len),
                 )
             })?;
@@ -198,11 +205,18 @@ pub fn replay(dev: &dyn Device, geo: &Geometry, index: u32, rec: &ArenaRec) -> R
     }
     let (tail_bp, tail_h, tail_b) = match blocks.last() {
         Some(t) => t,
-        None => return Err(Error::corrupt(rec.log_tail.addr, "empty log")),
+        None => {
+            return Err(Error::corrupt(
+                rec.log_tail.addr,
+                CorruptKind::Chain,
+                "empty log",
+            ))
+        }
     };
     if !matches!(last, Some(LogEntry::Sync { .. })) {
         return Err(Error::corrupt(
             tail_bp.addr,
+            CorruptKind::Chain,
             "log does not end with a commit barrier",
         ));
     }
@@ -210,6 +224,7 @@ pub fn replay(dev: &dyn Device, geo: &Geometry, index: u32, rec: &ArenaRec) -> R
         if free.contains(bp.addr.index()) {
             return Err(Error::corrupt(
                 bp.addr,
+                CorruptKind::Accounting,
                 "log block is marked free by its own log",
             ));
         }
@@ -217,6 +232,7 @@ pub fn replay(dev: &dyn Device, geo: &Geometry, index: u32, rec: &ArenaRec) -> R
     if free.blocks() != rec.free_blocks {
         return Err(Error::corrupt(
             tail_bp.addr,
+            CorruptKind::Accounting,
             format!(
                 "arena {index}: log leaves {} blocks free, superblock says {}",
                 free.blocks(),

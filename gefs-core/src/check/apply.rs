@@ -16,12 +16,15 @@
 //! released the block in the same batch (`Store::upsert_freeing`), so it
 //! may well be free, or reused.
 
+#![deny(clippy::indexing_slicing)]
+
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::format::key::{KeyView, KDAT};
 use crate::format::msg::{self, Op};
+use crate::format::Decode;
 use crate::format::{Bptr, BLKSZ_U64};
 use crate::ids::BlockAddr;
 
@@ -181,7 +184,7 @@ impl Checker<'_> {
         touched: &mut Vec<usize>,
     ) {
         let Some(first) = group.first() else { return };
-        let KeyView::Dat { qid, off } = KeyView::parse(first.key()) else {
+        let Ok(KeyView::Dat { qid, off }) = KeyView::decode(first.key()) else {
             return;
         };
         let li = leaf.and_then(|n| n.dat_index(qid, off));
@@ -221,7 +224,7 @@ impl Checker<'_> {
                 other => {
                     let what = format!(
                         "{}: {} message on a data key",
-                        KeyView::parse(p.key()),
+                        crate::format::key::show(p.key()),
                         other.name()
                     );
                     self.problem(Kind::Value, p.at.addr, p.at.role, &t.name, what);
@@ -275,7 +278,7 @@ impl Checker<'_> {
                 match msg::apply(op, arg, v.take().map(|x| x.0)) {
                     Ok(nv) => v = nv.map(|nv| (nv, p.at)),
                     Err(e) => {
-                        let what = format!("{}: {e}", KeyView::parse(key));
+                        let what = format!("{}: {e}", crate::format::key::show(key));
                         self.problem(Kind::Value, p.at.addr, p.at.role, &t.name, what);
                         v = before;
                     }

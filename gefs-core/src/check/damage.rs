@@ -10,7 +10,10 @@
 //! range (with the bytes concerned), and the directories whose entries do.
 //! A file whose own entry was lost is named by its qid.
 
+#![deny(clippy::indexing_slicing)]
+
 use crate::format::key::{KeyView, KDAT, KENT, ROOT_PQID};
+use crate::format::Decode;
 use crate::format::BLKSZ_U64;
 
 use super::files::Files;
@@ -40,9 +43,9 @@ const MOST: usize = 16;
 /// A key's family and, within it, its first field (qid or parent qid) and
 /// second (offset), for range arithmetic. The empty key sorts first.
 fn split(k: &[u8]) -> (u8, u64, u64) {
-    match KeyView::parse(k) {
-        KeyView::Dat { qid, off } => (KDAT, qid, off),
-        KeyView::Ent { pqid, .. } => (KENT, pqid, 0),
+    match KeyView::decode(k) {
+        Ok(KeyView::Dat { qid, off }) => (KDAT, qid, off),
+        Ok(KeyView::Ent { pqid, .. }) => (KENT, pqid, 0),
         _ => (k.first().copied().unwrap_or(0), 0, 0),
     }
 }
@@ -138,8 +141,9 @@ impl Files {
         if out.is_empty() {
             out.push(format!(
                 "{prefix}: keys {} to {} (no known file)",
-                KeyView::parse(lo),
-                hi.map_or("the end".into(), |k| KeyView::parse(k).to_string())
+                crate::format::key::show(lo),
+                hi.map_or("the end".into(), |k| crate::format::key::show(k)
+                    .to_string())
             ));
         }
         out

@@ -29,10 +29,13 @@
 //! checks that do not rest on a key's absence are made there (names,
 //! duplicates, `nextqid`, alignment); the damage itself is reported.
 
+#![deny(clippy::indexing_slicing)]
+
 use std::collections::HashMap;
 
 use crate::format::key::{KeyView, KCLEAR, KDAT, KENT, KUP, ROOT_PQID};
 use crate::format::value::{Xdir, DMKIND};
+use crate::format::Decode;
 use crate::format::BLKSZ_U64;
 use crate::ids::BlockAddr;
 
@@ -82,7 +85,7 @@ pub(super) struct Files {
 }
 
 fn show(k: &[u8]) -> String {
-    KeyView::parse(k).to_string()
+    crate::format::key::show(k).to_string()
 }
 
 fn ent_name(pqid: u64, name: &[u8]) -> String {
@@ -149,12 +152,12 @@ impl Files {
 
     /// The current value of a `KENT`, `KUP` or `KCLEAR` key.
     pub fn record(&mut self, key: &[u8], val: &[u8], at: At) {
-        match (key.first().copied(), KeyView::parse(key)) {
-            (Some(KENT), KeyView::Ent { pqid, name }) => self.ent(pqid, name, val, at),
-            (Some(KUP), KeyView::Up { qid }) => {
+        match (key.first().copied(), KeyView::decode(key)) {
+            (Some(KENT), Ok(KeyView::Ent { pqid, name })) => self.ent(pqid, name, val, at),
+            (Some(KUP), Ok(KeyView::Up { qid })) => {
                 self.ups.insert(qid, (val.into(), at));
             }
-            (Some(KCLEAR), KeyView::Clear { qid }) => {
+            (Some(KCLEAR), Ok(KeyView::Clear { qid })) => {
                 if qid >= self.nextqid {
                     let what = format!(
                         "clear note of qid {qid}, not below the next qid {}",
@@ -359,16 +362,18 @@ impl Files {
         }
         let mut found = Vec::new();
         for (&q, (val, at)) in &self.ups {
-            let what = match (KeyView::parse(val), self.ents.get(&q)) {
-                (KeyView::Ent { .. }, None) => format!(
+            let what = match (KeyView::decode(val), self.ents.get(&q)) {
+                (Ok(KeyView::Ent { .. }), None) => format!(
                     "up-link of qid {q} names {}, but no entry has qid {q}",
                     show(val)
                 ),
-                (KeyView::Ent { .. }, Some(e)) if !e.dir => format!(
+                (Ok(KeyView::Ent { .. }), Some(e)) if !e.dir => format!(
                     "up-link of qid {q}, whose entry {} is not a directory",
                     ent_name(e.pqid, &e.name)
                 ),
-                (KeyView::Ent { pqid, name }, Some(e)) if pqid != e.pqid || *name != *e.name => {
+                (Ok(KeyView::Ent { pqid, name }), Some(e))
+                    if pqid != e.pqid || *name != *e.name =>
+                {
                     format!(
                         "up-link of directory {q} names {}, but its entry is {}",
                         show(val),

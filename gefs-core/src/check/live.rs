@@ -5,6 +5,8 @@
 //! device unchanged for as long as the pin lives (`store/reclaim.rs`), so
 //! the check sees exactly that commit while the server commits on.
 
+#![deny(clippy::indexing_slicing)]
+
 use std::io;
 
 use crate::device::Device;
@@ -28,7 +30,9 @@ impl Device for PinnedView<'_> {
             if lo < hi {
                 let (b, i) = ((lo - off) as usize, (lo - at) as usize);
                 let n = (hi - lo) as usize;
-                buf[b..b + n].copy_from_slice(&img[i..i + n]);
+                if let (Some(dst), Some(src)) = (buf.get_mut(b..b + n), img.get(i..i + n)) {
+                    dst.copy_from_slice(src);
+                }
             }
         }
         Ok(())

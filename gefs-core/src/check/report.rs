@@ -156,7 +156,9 @@ impl Problem {
                     "hash mismatch: pointer says {expected:016x}, block hashes to {actual:016x}"
                 ),
             ),
-            Error::Corrupt { addr, what } => (Kind::Structure, *addr, what.clone()),
+            Error::Corrupt { addr, kind, detail } => {
+                (Kind::Structure, *addr, format!("{kind}: {detail}"))
+            }
             Error::Io { off, source, .. } => (Kind::Io, BlockAddr(*off), source.to_string()),
             other => (Kind::Structure, at, other.to_string()),
         };

@@ -34,6 +34,7 @@ use crate::format::node::NodeView;
 use crate::format::superblock::Superblock;
 use crate::format::{BLKSZ, BLKSZ_U64};
 use crate::ids::BlockAddr;
+use crate::CorruptKind;
 
 use super::report::{CopyState, Kind, Problem, Role, SuperInfo};
 
@@ -127,13 +128,17 @@ fn evaluate(dev: &dyn Device, sb: &Superblock) -> (Vec<Result<Replayed>>, Option
 fn read_root(dev: &dyn Device, sb: &Superblock) -> Result<()> {
     let bp = sb.snap_root;
     if !bp.addr.0.is_multiple_of(BLKSZ_U64) || sb.geometry.arena_of(bp.addr).is_none() {
-        return Err(Error::corrupt(bp.addr, "pointer outside the arenas"));
+        return Err(Error::corrupt(
+            bp.addr,
+            CorruptKind::Pointer,
+            "pointer outside the arenas",
+        ));
     }
     let mut b = Box::new([0u8; BLKSZ]);
     dev.read_block(&bp, &mut b)?;
     NodeView::new(&b[..])
         .and_then(|v| v.validate())
-        .map_err(|e| Error::corrupt(bp.addr, e))
+        .map_err(|e| e.at(bp.addr))
 }
 
 /// One decoded copy and what trying it found.

@@ -16,6 +16,8 @@
 //! fails is marked unreadable (reported only if something reaches it, or as
 //! a leak).
 
+#![deny(clippy::indexing_slicing)]
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -201,7 +203,9 @@ pub(super) fn scan(
                 let len = c.span as usize * BLKSZ;
                 buf.resize(len, 0);
                 st.reads.fetch_add(1, Ordering::Relaxed);
-                let ok = dev.read_bytes(&mut buf[..len], c.start * BLKSZ_U64).is_ok();
+                let ok = dev
+                    .read_bytes(buf.get_mut(..len).unwrap_or_default(), c.start * BLKSZ_U64)
+                    .is_ok();
                 if ok {
                     st.bytes.fetch_add(len as u64, Ordering::Relaxed);
                 }
@@ -254,7 +258,9 @@ fn inline(
         let len = c.span as usize * BLKSZ;
         buf.resize(len, 0);
         st.reads.fetch_add(1, Ordering::Relaxed);
-        let ok = dev.read_bytes(&mut buf[..len], c.start * BLKSZ_U64).is_ok();
+        let ok = dev
+            .read_bytes(buf.get_mut(..len).unwrap_or_default(), c.start * BLKSZ_U64)
+            .is_ok();
         if ok {
             st.bytes.fetch_add(len as u64, Ordering::Relaxed);
         }

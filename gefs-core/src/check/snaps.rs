@@ -9,11 +9,14 @@
 //! arrival order (the tree's ordering invariant). A damaged subtree simply
 //! contributes nothing.
 
+#![deny(clippy::indexing_slicing)]
+
 use std::collections::BTreeMap;
 
 use crate::format::key::{KeyView, KDLIST, KLABEL, KSNAP};
 use crate::format::msg;
 use crate::format::value::{DlistVal, LabelVal, TreeRec};
+use crate::format::Decode;
 use crate::ids::BlockAddr;
 
 use super::records::{show_name, Label};
@@ -39,8 +42,8 @@ impl Checker<'_> {
         });
         let mut out = Vec::new();
         let mut i = 0;
-        while i < found.len() {
-            let key = found[i].rec.key.clone();
+        while let Some(first) = found.get(i) {
+            let key = first.rec.key.clone();
             let mut cur: Option<(Vec<u8>, BlockAddr)> = None;
             while let Some(f) = found.get(i).filter(|f| f.rec.key == key) {
                 i += 1;
@@ -51,7 +54,7 @@ impl Checker<'_> {
                 match r {
                     Ok(v) => cur = v.map(|v| (v, f.addr)),
                     Err(e) => {
-                        let what = format!("{}: {e}", KeyView::parse(&key));
+                        let what = format!("{}: {e}", crate::format::key::show(&key));
                         self.problem(Kind::Value, f.addr, Role::Node, SNAP_TREE, what);
                     }
                 }
@@ -75,25 +78,28 @@ impl Checker<'_> {
         let mut snaps: BTreeMap<u64, (TreeRec, BlockAddr)> = BTreeMap::new();
         let mut dlists = Vec::new();
         for f in &finals {
-            let kv = KeyView::parse(&f.key);
-            let bad = |what: &str| format!("{kv}: value of {} bytes is not {what}", f.val.len());
+            let kv = KeyView::decode(&f.key);
+            let shown = crate::format::key::show(&f.key);
+            let bad = |what: &str| format!("{shown}: value of {} bytes is not {what}", f.val.len());
             match (f.key.first().copied(), &kv) {
-                (Some(KLABEL), KeyView::Label { name }) => match LabelVal::decode(&f.val) {
+                (Some(KLABEL), Ok(KeyView::Label { name })) => match LabelVal::decode(&f.val) {
                     Ok(l) => labels.push((name.to_vec(), l, f.addr)),
                     Err(_) => self.value(f.addr, bad("a label")),
                 },
-                (Some(KSNAP), KeyView::Snap { id }) => match TreeRec::decode(&f.val) {
+                (Some(KSNAP), Ok(KeyView::Snap { id })) => match TreeRec::decode(&f.val) {
                     Ok(r) if r.gen != *id => {
-                        self.value(f.addr, format!("{kv}: record says snapshot {}", r.gen))
+                        self.value(f.addr, format!("{shown}: record says snapshot {}", r.gen))
                     }
                     Ok(r) => {
                         snaps.insert(*id, (r, f.addr));
                     }
                     Err(_) => self.value(f.addr, bad("a snapshot record")),
                 },
-                (Some(KDLIST), KeyView::Dlist { owner, birth, seq }) => {
+                (Some(KDLIST), Ok(KeyView::Dlist { owner, birth, seq })) => {
                     match DlistVal::decode(&f.val) {
-                        Ok(d) => dlists.push((kv.to_string(), d, f.addr, [*owner, *birth, *seq])),
+                        Ok(d) => {
+                            dlists.push((shown.to_string(), d, f.addr, [*owner, *birth, *seq]))
+                        }
                         Err(_) => self.value(f.addr, bad("a deadlist")),
                     }
                 }

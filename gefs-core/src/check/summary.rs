@@ -10,6 +10,8 @@
 //! decoded with bounds-checked accessors: a summary of hostile bytes is an
 //! error string, never a panic.
 
+#![deny(clippy::indexing_slicing)]
+
 use std::sync::Arc;
 
 use crate::format::key::{KeyView, KCLEAR, KCONF, KDAT, KENT, KUP};
@@ -18,6 +20,7 @@ use crate::format::msg::Op;
 use crate::format::node::NodeView;
 use crate::format::value::Xdir;
 use crate::format::{block_type, BlockType, Bptr, BLKSZ_U64, PTRSZ};
+use crate::format::{Decode, DecodeResult};
 
 /// A pivot's child.
 #[derive(Debug, Clone)]
@@ -145,24 +148,24 @@ pub(super) fn summarize(buf: &[u8]) -> Option<Sum> {
     match block_type(buf)? {
         BlockType::Pivot | BlockType::Leaf => Some(match node(buf) {
             Ok(n) => Sum::Node(Arc::new(n)),
-            Err(e) => Sum::BadNode(e.into()),
+            Err(e) => Sum::BadNode(e.to_string().into()),
         }),
         BlockType::Log | BlockType::Dlist | BlockType::Mlog => {
             let hdr = LogHeader::decode(buf).ok()?;
             let p = payload(buf, &hdr);
             let mut msgs = None;
             let (defect, addrs) = match hdr.kind {
-                BlockType::Log => (decode_entries(p).err(), Vec::new()),
+                BlockType::Log => (decode_entries(p).err().map(|e| e.to_string()), Vec::new()),
                 BlockType::Mlog => match mlog(p) {
                     Ok(n) => {
                         msgs = Some(Arc::new(n));
                         (None, Vec::new())
                     }
-                    Err(e) => (Some(e), Vec::new()),
+                    Err(e) => (Some(e.to_string()), Vec::new()),
                 },
                 _ => match decode_addrs(p) {
                     Ok(a) => (None, a),
-                    Err(e) => (Some(e), Vec::new()),
+                    Err(e) => (Some(e.to_string()), Vec::new()),
                 },
             };
             Some(Sum::Chain(Arc::new(ChainSum {
@@ -184,7 +187,7 @@ fn family_bit(k: &[u8]) -> u16 {
 }
 
 fn show(k: &[u8]) -> String {
-    KeyView::parse(k).to_string()
+    crate::format::key::show(k).to_string()
 }
 
 /// A defect of a value (a leaf value or an insert's argument) of a key of
@@ -194,7 +197,9 @@ fn bad_value(fam: u8, v: &[u8]) -> Option<&'static str> {
         KDAT if v.len() != PTRSZ => Some("is not a block pointer"),
         KDAT if Bptr::from_slice(v).is_err() => Some("is not a block pointer"),
         KENT if Xdir::decode(v).is_err() => Some("is not a directory entry"),
-        KUP if !matches!(KeyView::parse(v), KeyView::Ent { .. }) => Some("is not an entry key"),
+        KUP if !matches!(KeyView::decode(v), Ok(KeyView::Ent { .. })) => {
+            Some("is not an entry key")
+        }
         KCLEAR => match <[u8; 8]>::try_from(v) {
             Err(_) => Some("is not a block offset"),
             Ok(b) if !u64::from_be_bytes(b).is_multiple_of(BLKSZ_U64) => {
@@ -224,11 +229,10 @@ fn leaf_dat(n: &mut NodeSum, qid: u64, off: u64, bp: Bptr) {
 /// Check one record's key and value, and keep what the graph check needs.
 fn record(n: &mut NodeSum, k: &[u8], op: Option<Op>, v: &[u8]) {
     n.families |= family_bit(k);
-    let kv = KeyView::parse(k);
-    if let KeyView::Other(_) = kv {
-        n.defects.push(format!("malformed key {kv}"));
+    let Ok(kv) = KeyView::decode(k) else {
+        n.defects.push(format!("malformed key {}", show(k)));
         return;
-    }
+    };
     let Some(&fam) = k.first() else { return };
     let bad = match op {
         None | Some(Op::Insert) => bad_value(fam, v),
@@ -258,7 +262,7 @@ fn record(n: &mut NodeSum, k: &[u8], op: Option<Op>, v: &[u8]) {
 /// Validate and summarize a message-log payload: its messages, kept as a
 /// node's buffered messages are (families, defects, and every record but
 /// `KCONF` ones, in order).
-fn mlog(p: &[u8]) -> Result<NodeSum, String> {
+fn mlog(p: &[u8]) -> DecodeResult<NodeSum> {
     let mut n = NodeSum::default();
     for (op, k, arg) in crate::format::mlog::decode(p)? {
         record(&mut n, k, Some(op), arg);
@@ -267,7 +271,7 @@ fn mlog(p: &[u8]) -> Result<NodeSum, String> {
 }
 
 /// Validate and summarize a tree node.
-pub(super) fn node(buf: &[u8]) -> Result<NodeSum, String> {
+pub(super) fn node(buf: &[u8]) -> DecodeResult<NodeSum> {
     let v = NodeView::new(buf)?;
     v.validate()?;
     let mut n = NodeSum {

@@ -8,6 +8,8 @@
 //! [`MAX_HEIGHT`]. A damaged block is reported once and its subtree
 //! skipped; the walk goes on with every other subtree.
 
+#![deny(clippy::indexing_slicing)]
+
 use std::sync::Arc;
 
 use crate::device::DeviceExt;
@@ -78,7 +80,7 @@ fn fam_mask(fams: &[u8]) -> u16 {
 }
 
 fn hex(k: &[u8]) -> String {
-    crate::format::key::KeyView::parse(k).to_string()
+    crate::format::key::show(k).to_string()
 }
 
 impl Checker<'_> {

@@ -5,10 +5,10 @@ use serde::Serialize;
 
 use crate::device::{Device, DeviceExt};
 use crate::error::{Error, Result};
-use crate::format::key::KeyView;
 use crate::format::log::{decode_addrs, decode_entries, payload, LogHeader};
 use crate::format::node::NodeView;
 use crate::format::superblock::Superblock;
+use crate::format::DecodeResult;
 use crate::format::{block_hash, block_type, BlockType, BLKSZ, BLKSZ_U64};
 use crate::ids::BlockAddr;
 
@@ -46,12 +46,14 @@ pub fn decode_block(dev: &dyn Device, addr: u64) -> Result<BlockView> {
         damage: None,
     };
     let r = match block_type(&b) {
-        Some(BlockType::Pivot | BlockType::Leaf) => node(&b, &mut v),
-        Some(t @ (BlockType::Log | BlockType::Dlist | BlockType::Mlog)) => log(&b, t, &mut v),
+        Some(BlockType::Pivot | BlockType::Leaf) => node(&b, &mut v).map_err(|e| e.to_string()),
+        Some(t @ (BlockType::Log | BlockType::Dlist | BlockType::Mlog)) => {
+            log(&b, t, &mut v).map_err(|e| e.to_string())
+        }
         Some(BlockType::Super) => superblock(&b, addr, &mut v),
         _ => {
             v.kind = "data?".into();
-            v.lines = hexdump(&b[..256]);
+            v.lines = hexdump(b.get(..256).unwrap_or(&b));
             Ok(())
         }
     };
@@ -61,7 +63,7 @@ pub fn decode_block(dev: &dyn Device, addr: u64) -> Result<BlockView> {
     Ok(v)
 }
 
-fn node(b: &[u8], v: &mut BlockView) -> std::result::Result<(), String> {
+fn node(b: &[u8], v: &mut BlockView) -> DecodeResult<()> {
     let n = NodeView::new(b)?;
     v.kind = if n.is_leaf() { "leaf" } else { "pivot" }.into();
     v.lines.push(format!(
@@ -75,13 +77,13 @@ fn node(b: &[u8], v: &mut BlockView) -> std::result::Result<(), String> {
         if n.is_leaf() {
             let (k, val) = n.kv(i)?;
             v.lines
-                .push(format!("{} => {}", KeyView::parse(k), short(val)));
+                .push(format!("{} => {}", crate::format::key::show(k), short(val)));
         } else {
             let (k, bp, fill) = n.child(i)?;
             let p = Ptr::from(&bp);
             v.lines.push(format!(
                 "[{}] -> {:#x} hash {} gen {} fill {fill}",
-                KeyView::parse(k),
+                crate::format::key::show(k),
                 p.addr,
                 p.hash,
                 p.gen
@@ -93,14 +95,14 @@ fn node(b: &[u8], v: &mut BlockView) -> std::result::Result<(), String> {
         v.lines.push(format!(
             "msg {} {} {}",
             op.name(),
-            KeyView::parse(k),
+            crate::format::key::show(k),
             short(a)
         ));
     }
     n.validate()
 }
 
-fn log(b: &[u8], t: BlockType, v: &mut BlockView) -> std::result::Result<(), String> {
+fn log(b: &[u8], t: BlockType, v: &mut BlockView) -> DecodeResult<()> {
     v.kind = t.name().into();
     let h = LogHeader::decode(b)?;
     v.lines.push(format!(
@@ -117,7 +119,7 @@ fn log(b: &[u8], t: BlockType, v: &mut BlockView) -> std::result::Result<(), Str
             v.lines.push(format!(
                 "msg {} {} {}",
                 op.name(),
-                KeyView::parse(k),
+                crate::format::key::show(k),
                 short(a)
             ));
         }

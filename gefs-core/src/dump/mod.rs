@@ -5,6 +5,8 @@
 //!
 //! Every view is a serializable value; `text` renders it for a terminal.
 
+#![deny(clippy::indexing_slicing)]
+
 mod block;
 mod files;
 
@@ -18,6 +20,7 @@ use crate::format::key;
 use crate::format::superblock::Superblock;
 use crate::format::value::{LabelVal, TreeRec};
 use crate::format::Bptr;
+use crate::format::Decode;
 use crate::ids::BlockAddr;
 use crate::store::{SbCopy, Store, TreeId};
 use crate::tree;
@@ -179,7 +182,7 @@ pub fn snaps(s: &Store) -> Result<Vec<SnapView>> {
     let hi = [key::KLABEL + 1];
     for (k, v) in all(s, &lo, &hi)? {
         if let Ok(lv) = LabelVal::decode(&v) {
-            let name = String::from_utf8_lossy(&k[1..]).into_owned();
+            let name = String::from_utf8_lossy(k.get(1..).unwrap_or_default()).into_owned();
             labels
                 .entry(lv.id)
                 .or_default()
@@ -261,7 +264,7 @@ fn levels_of(s: &Store, t: TreeId) -> Result<Vec<Vec<NodeLine>>> {
             let depth = (root.height as usize).saturating_sub(1 + v.level() as usize);
             let first = v
                 .key(0)
-                .map(|k| key::KeyView::parse(k).to_string())
+                .map(|k| key::show(k).to_string())
                 .unwrap_or_default();
             if let Some(l) = levels.get_mut(depth) {
                 l.push(NodeLine {

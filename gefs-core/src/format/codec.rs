@@ -1,12 +1,85 @@
-//! Bounds-checked big-endian readers and writers over byte slices.
+//! The codec discipline of the format: the [`Decode`] and [`Encode`] traits,
+//! the one decode error ([`DecodeError`]), and bounds-checked big-endian
+//! readers and writers over byte slices.
 //!
-//! Every read checks the remaining length first and reports a short buffer as
-//! [`Short`]; callers turn that into a corruption error naming their block.
-//! Integers are big-endian so that packed keys sort with a byte compare.
+//! Every decoder in `format/` takes bytes and returns `Result<T,
+//! DecodeError>`: a [`CorruptKind`] and a detail, but no block address (the
+//! bytes alone do not know where they were read from); the caller that
+//! read the block turns it into [`Error::Corrupt`] with [`DecodeError::at`].
+//! Every read checks the remaining length first; nothing here panics on
+//! input. Integers are big-endian so that packed keys sort with a byte
+//! compare.
 
-/// A read ran past the end of its buffer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Short;
+use std::fmt;
+
+use crate::error::{CorruptKind, Error};
+use crate::ids::BlockAddr;
+
+/// Why bytes did not decode: the class of damage and what exactly was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError {
+    /// The class of damage.
+    pub kind: CorruptKind,
+    /// What was found.
+    pub detail: String,
+}
+
+impl DecodeError {
+    /// An error of `kind`.
+    pub fn new(kind: CorruptKind, detail: impl Into<String>) -> DecodeError {
+        DecodeError {
+            kind,
+            detail: detail.into(),
+        }
+    }
+
+    /// The input ended before a field did.
+    pub fn truncated() -> DecodeError {
+        DecodeError::new(CorruptKind::Truncated, "truncated")
+    }
+
+    /// The same error with `context` (which record, which field) in front
+    /// of its detail.
+    pub fn context(self, context: impl fmt::Display) -> DecodeError {
+        DecodeError {
+            kind: self.kind,
+            detail: format!("{context}: {}", self.detail),
+        }
+    }
+
+    /// The library error for this damage, found in block `addr`.
+    pub fn at(self, addr: BlockAddr) -> Error {
+        Error::Corrupt {
+            addr,
+            kind: self.kind,
+            detail: self.detail,
+        }
+    }
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind, self.detail)
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// The result of a decoder.
+pub type DecodeResult<T> = Result<T, DecodeError>;
+
+/// A value with one byte encoding that decodes from a whole slice (a tree
+/// value, a key, a pointer): every byte must belong to the value.
+pub trait Decode<'a>: Sized {
+    /// Decode `b`, all of it.
+    fn decode(b: &'a [u8]) -> DecodeResult<Self>;
+}
+
+/// A value with one byte encoding, the inverse of [`Decode`].
+pub trait Encode {
+    /// The encoding.
+    fn encode(&self) -> Vec<u8>;
+}
 
 /// A cursor reading big-endian integers from a byte slice.
 #[derive(Debug, Clone)]
@@ -23,7 +96,18 @@ impl<'a> Reader<'a> {
 
     /// Bytes not yet read.
     pub fn remaining(&self) -> usize {
-        self.buf.len() - self.pos
+        self.buf.len().saturating_sub(self.pos)
+    }
+
+    /// Fail unless every byte was read: a value's encoding has no slack.
+    pub fn finish(&self) -> DecodeResult<()> {
+        match self.remaining() {
+            0 => Ok(()),
+            n => Err(DecodeError::new(
+                CorruptKind::Truncated,
+                format!("{n} bytes past the end of the value"),
+            )),
+        }
     }
 
     /// The current offset.
@@ -32,42 +116,43 @@ impl<'a> Reader<'a> {
     }
 
     /// The next `n` bytes.
-    pub fn bytes(&mut self, n: usize) -> Result<&'a [u8], Short> {
-        let end = self.pos.checked_add(n).ok_or(Short)?;
-        let s = self.buf.get(self.pos..end).ok_or(Short)?;
+    pub fn bytes(&mut self, n: usize) -> DecodeResult<&'a [u8]> {
+        let end = self.pos.checked_add(n).ok_or_else(DecodeError::truncated)?;
+        let s = self
+            .buf
+            .get(self.pos..end)
+            .ok_or_else(DecodeError::truncated)?;
         self.pos = end;
         Ok(s)
     }
 
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], Short> {
+    fn array<const N: usize>(&mut self) -> DecodeResult<[u8; N]> {
         let s = self.bytes(N)?;
-        let mut a = [0u8; N];
-        a.copy_from_slice(s);
-        Ok(a)
+        <[u8; N]>::try_from(s).map_err(|_| DecodeError::truncated())
     }
 
     /// One byte.
-    pub fn u8(&mut self) -> Result<u8, Short> {
-        Ok(self.array::<1>()?[0])
+    pub fn u8(&mut self) -> DecodeResult<u8> {
+        Ok(u8::from_be_bytes(self.array()?))
     }
 
     /// A signed byte.
-    pub fn i8(&mut self) -> Result<i8, Short> {
+    pub fn i8(&mut self) -> DecodeResult<i8> {
         Ok(i8::from_be_bytes(self.array::<1>()?))
     }
 
     /// A big-endian u16.
-    pub fn u16(&mut self) -> Result<u16, Short> {
+    pub fn u16(&mut self) -> DecodeResult<u16> {
         Ok(u16::from_be_bytes(self.array()?))
     }
 
     /// A big-endian u32.
-    pub fn u32(&mut self) -> Result<u32, Short> {
+    pub fn u32(&mut self) -> DecodeResult<u32> {
         Ok(u32::from_be_bytes(self.array()?))
     }
 
     /// A big-endian u64.
-    pub fn u64(&mut self) -> Result<u64, Short> {
+    pub fn u64(&mut self) -> DecodeResult<u64> {
         Ok(u64::from_be_bytes(self.array()?))
     }
 }
@@ -102,30 +187,26 @@ impl PutBe for Vec<u8> {
 /// Read a big-endian u16 at `off`, if in bounds.
 pub fn get_u16(buf: &[u8], off: usize) -> Option<u16> {
     let s = buf.get(off..off.checked_add(2)?)?;
-    Some(u16::from_be_bytes([s[0], s[1]]))
+    Some(u16::from_be_bytes(s.try_into().ok()?))
 }
 
 /// Read a big-endian u32 at `off`, if in bounds.
 pub fn get_u32(buf: &[u8], off: usize) -> Option<u32> {
     let s = buf.get(off..off.checked_add(4)?)?;
-    let mut a = [0u8; 4];
-    a.copy_from_slice(s);
-    Some(u32::from_be_bytes(a))
+    Some(u32::from_be_bytes(s.try_into().ok()?))
 }
 
 /// Read a big-endian u64 at `off`, if in bounds.
 pub fn get_u64(buf: &[u8], off: usize) -> Option<u64> {
     let s = buf.get(off..off.checked_add(8)?)?;
-    let mut a = [0u8; 8];
-    a.copy_from_slice(s);
-    Some(u64::from_be_bytes(a))
+    Some(u64::from_be_bytes(s.try_into().ok()?))
 }
 
 /// Write a big-endian u16 at `off`. Callers pass offsets derived from layout
 /// constants checked at compile time; an out-of-range offset is ignored and
 /// reported as `false`.
 pub fn set_u16(buf: &mut [u8], off: usize, v: u16) -> bool {
-    match buf.get_mut(off..off + 2) {
+    match buf.get_mut(off..off.saturating_add(2)) {
         Some(s) => {
             s.copy_from_slice(&v.to_be_bytes());
             true
@@ -136,7 +217,7 @@ pub fn set_u16(buf: &mut [u8], off: usize, v: u16) -> bool {
 
 /// Write a big-endian u32 at `off` (see [`set_u16`]).
 pub fn set_u32(buf: &mut [u8], off: usize, v: u32) -> bool {
-    match buf.get_mut(off..off + 4) {
+    match buf.get_mut(off..off.saturating_add(4)) {
         Some(s) => {
             s.copy_from_slice(&v.to_be_bytes());
             true
@@ -147,7 +228,7 @@ pub fn set_u32(buf: &mut [u8], off: usize, v: u32) -> bool {
 
 /// Write a big-endian u64 at `off` (see [`set_u16`]).
 pub fn set_u64(buf: &mut [u8], off: usize, v: u64) -> bool {
-    match buf.get_mut(off..off + 8) {
+    match buf.get_mut(off..off.saturating_add(8)) {
         Some(s) => {
             s.copy_from_slice(&v.to_be_bytes());
             true
@@ -165,9 +246,10 @@ mod tests {
         let b = [1u8, 2, 3];
         let mut r = Reader::new(&b);
         assert_eq!(r.u16(), Ok(0x0102));
-        assert_eq!(r.u16(), Err(Short));
+        assert_eq!(r.u16().map_err(|e| e.kind), Err(CorruptKind::Truncated));
         assert_eq!(r.u8(), Ok(3));
-        assert_eq!(r.bytes(usize::MAX), Err(Short));
+        assert!(r.bytes(usize::MAX).is_err());
+        assert!(r.finish().is_ok());
         assert_eq!(get_u64(&b, usize::MAX - 2), None);
     }
 

@@ -12,7 +12,8 @@
 //! | `KCONF` 6 | `06 name` | configuration string |
 //! | `KCLEAR` 7 | `07 qid[8]` | block offset: file `qid`'s data keys from there on are garbage to clear |
 
-use super::codec::{get_u64, PutBe};
+use super::codec::{get_u64, Decode, DecodeError, DecodeResult, PutBe};
+use crate::error::CorruptKind;
 
 /// Data block of a file.
 pub const KDAT: u8 = 0;
@@ -124,7 +125,8 @@ pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
-/// A decoded key, for display and checking.
+/// A decoded key, for display and checking ([`show`] displays any bytes,
+/// keys or not).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyView<'a> {
     /// Data block.
@@ -175,37 +177,62 @@ pub enum KeyView<'a> {
         /// The file.
         qid: u64,
     },
-    /// Anything else (malformed).
-    Other(&'a [u8]),
 }
 
-impl<'a> KeyView<'a> {
-    /// Decode `k`.
-    pub fn parse(k: &'a [u8]) -> KeyView<'a> {
+impl<'a> Decode<'a> for KeyView<'a> {
+    /// A key of a known family with that family's length; anything else is
+    /// [`CorruptKind::Key`].
+    fn decode(k: &'a [u8]) -> DecodeResult<KeyView<'a>> {
         let u = |o: usize| get_u64(k, o);
-        match (k.first().copied(), k.len()) {
-            (Some(KDAT), 17) => match (u(1), u(9)) {
-                (Some(qid), Some(off)) => KeyView::Dat { qid, off },
-                _ => KeyView::Other(k),
-            },
-            (Some(KENT), n) if n >= 9 => match u(1) {
-                Some(pqid) => KeyView::Ent {
-                    pqid,
-                    name: &k[9..],
-                },
-                None => KeyView::Other(k),
-            },
-            (Some(KUP), 9) => u(1).map_or(KeyView::Other(k), |qid| KeyView::Up { qid }),
-            (Some(KLABEL), n) if n > 1 => KeyView::Label { name: &k[1..] },
-            (Some(KSNAP), 9) => u(1).map_or(KeyView::Other(k), |id| KeyView::Snap { id }),
+        let rest = || k.get(1..).unwrap_or_default();
+        let name = || k.get(9..).unwrap_or_default();
+        let v = match (k.first().copied(), k.len()) {
+            (Some(KDAT), 17) => u(1).zip(u(9)).map(|(qid, off)| KeyView::Dat { qid, off }),
+            (Some(KENT), n) if n >= 9 => u(1).map(|pqid| KeyView::Ent { pqid, name: name() }),
+            (Some(KUP), 9) => u(1).map(|qid| KeyView::Up { qid }),
+            (Some(KLABEL), n) if n > 1 => Some(KeyView::Label { name: rest() }),
+            (Some(KSNAP), 9) => u(1).map(|id| KeyView::Snap { id }),
             (Some(KDLIST), 25) => match (u(1), u(9), u(17)) {
-                (Some(owner), Some(birth), Some(seq)) => KeyView::Dlist { owner, birth, seq },
-                _ => KeyView::Other(k),
+                (Some(owner), Some(birth), Some(seq)) => Some(KeyView::Dlist { owner, birth, seq }),
+                _ => None,
             },
-            (Some(KCONF), n) if n > 1 => KeyView::Conf { name: &k[1..] },
-            (Some(KCLEAR), 9) => u(1).map_or(KeyView::Other(k), |qid| KeyView::Clear { qid }),
-            _ => KeyView::Other(k),
+            (Some(KCONF), n) if n > 1 => Some(KeyView::Conf { name: rest() }),
+            (Some(KCLEAR), 9) => u(1).map(|qid| KeyView::Clear { qid }),
+            _ => None,
+        };
+        v.ok_or_else(|| DecodeError::new(CorruptKind::Key, format!("malformed key {}", Raw(k))))
+    }
+}
+
+/// Display any bytes as a key: its [`KeyView`] if it decodes, else
+/// `raw:` and its bytes in hex.
+pub fn show(k: &[u8]) -> Show<'_> {
+    Show(k)
+}
+
+/// What [`show`] returns.
+#[derive(Debug, Clone, Copy)]
+pub struct Show<'a>(&'a [u8]);
+
+impl std::fmt::Display for Show<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match KeyView::decode(self.0) {
+            Ok(v) => v.fmt(f),
+            Err(_) => Raw(self.0).fmt(f),
         }
+    }
+}
+
+/// Bytes shown as `raw:` and hex.
+struct Raw<'a>(&'a [u8]);
+
+impl std::fmt::Display for Raw<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("raw:")?;
+        for x in self.0 {
+            write!(f, "{x:02x}")?;
+        }
+        Ok(())
     }
 }
 
@@ -229,13 +256,6 @@ impl std::fmt::Display for KeyView<'_> {
             }
             KeyView::Conf { name } => write!(f, "conf {:?}", s(name)),
             KeyView::Clear { qid } => write!(f, "clear qid:{qid}"),
-            KeyView::Other(b) => {
-                f.write_str("raw:")?;
-                for x in b.iter() {
-                    write!(f, "{x:02x}")?;
-                }
-                Ok(())
-            }
         }
     }
 }
@@ -256,25 +276,30 @@ mod tests {
     #[test]
     fn parse_round_trip() {
         assert_eq!(
-            KeyView::parse(&dat(3, 16384)),
-            KeyView::Dat { qid: 3, off: 16384 }
+            KeyView::decode(&dat(3, 16384)),
+            Ok(KeyView::Dat { qid: 3, off: 16384 })
         );
         assert_eq!(
-            KeyView::parse(&ent(3, b"x")),
-            KeyView::Ent {
+            KeyView::decode(&ent(3, b"x")),
+            Ok(KeyView::Ent {
                 pqid: 3,
                 name: b"x"
-            }
+            })
         );
         assert_eq!(
-            KeyView::parse(&dlist(4, 2, 9)),
-            KeyView::Dlist {
+            KeyView::decode(&dlist(4, 2, 9)),
+            Ok(KeyView::Dlist {
                 owner: 4,
                 birth: 2,
                 seq: 9
-            }
+            })
         );
-        assert_eq!(KeyView::parse(&[0x42]), KeyView::Other(&[0x42]));
+        assert_eq!(
+            KeyView::decode(&[0x42]).map_err(|e| e.kind),
+            Err(CorruptKind::Key)
+        );
+        assert_eq!(show(&[0x42, 1]).to_string(), "raw:4201");
+        assert_eq!(show(&up(7)).to_string(), "up dir:7");
     }
 
     #[test]

@@ -20,9 +20,31 @@
 //! addresses are multiples of 16 KiB): `addr|1` alloc one block, `addr|2` free
 //! one block, `gen<<8|3` commit barrier, `addr|4 len` alloc a range, `addr|5
 //! len` free a range. Deadlist entries are bare block addresses.
+//!
+//! The header's offsets are [`hdr`]'s constants, which encoder and decoder
+//! share. Decoders answer [`DecodeResult`]; the caller names the block.
 
-use super::codec::{get_u16, get_u32, get_u64, set_u16, set_u32, set_u64, Reader};
-use super::{BlockType, Bptr, BLKSZ, BLKSZ_U64, LOGSPC, LOG_HDR};
+use super::codec::{
+    get_u16, get_u32, get_u64, set_u16, set_u32, set_u64, DecodeError, DecodeResult, Reader,
+};
+use super::{BlockType, Bptr, BLKSZ, BLKSZ_U64, LOGSPC, LOG_HDR, PTRSZ};
+use crate::error::CorruptKind;
+
+/// Offsets of the log header's fields, each the previous one plus its size.
+pub mod hdr {
+    /// Block type, u16.
+    pub const TYPE: usize = 0;
+    /// Payload bytes in use, u16.
+    pub const NBYTES: usize = TYPE + 2;
+    /// Flags, u32, zero.
+    pub const FLAGS: usize = NBYTES + 2;
+    /// Position in the chain, u64.
+    pub const SEQ: usize = FLAGS + 4;
+    /// The previous block, a `Bptr`.
+    pub const PREV: usize = SEQ + 8;
+}
+
+const _: () = assert!(hdr::PREV + PTRSZ == LOG_HDR);
 
 const OP_ALLOC1: u64 = 1;
 const OP_FREE1: u64 = 2;
@@ -81,12 +103,14 @@ impl LogEntry {
 }
 
 /// Decode the entries of an allocation-log payload.
-pub fn decode_entries(payload: &[u8]) -> Result<Vec<LogEntry>, String> {
+pub fn decode_entries(payload: &[u8]) -> DecodeResult<Vec<LogEntry>> {
     let mut r = Reader::new(payload);
     let mut out = Vec::with_capacity(payload.len() / 8);
     while r.remaining() > 0 {
         let at = r.pos();
-        let w = r.u64().map_err(|_| format!("entry at {at} truncated"))?;
+        let w = r
+            .u64()
+            .map_err(|e| e.context(format_args!("entry at {at}")))?;
         let op = w & 0xff;
         let addr = w & !(BLKSZ_U64 - 1);
         let aligned = w & (BLKSZ_U64 - 1) & !0xff == 0;
@@ -106,9 +130,14 @@ pub fn decode_entries(payload: &[u8]) -> Result<Vec<LogEntry>, String> {
                 }
             }
             OP_ALLOC | OP_FREE if aligned => {
-                let len = r.u64().map_err(|_| format!("entry at {at} truncated"))?;
+                let len = r
+                    .u64()
+                    .map_err(|e| e.context(format_args!("entry at {at}")))?;
                 if len == 0 || len % BLKSZ_U64 != 0 || addr.checked_add(len).is_none() {
-                    return Err(format!("entry at {at}: bad length {len:#x}"));
+                    return Err(DecodeError::new(
+                        CorruptKind::Accounting,
+                        format!("entry at {at}: bad length {len:#x}"),
+                    ));
                 }
                 if op == OP_ALLOC {
                     LogEntry::Alloc { addr, len }
@@ -116,7 +145,12 @@ pub fn decode_entries(payload: &[u8]) -> Result<Vec<LogEntry>, String> {
                     LogEntry::Free { addr, len }
                 }
             }
-            _ => return Err(format!("entry at {at}: bad word {w:#018x}")),
+            _ => {
+                return Err(DecodeError::new(
+                    CorruptKind::Accounting,
+                    format!("entry at {at}: bad word {w:#018x}"),
+                ))
+            }
         };
         out.push(e);
     }
@@ -138,23 +172,33 @@ pub struct LogHeader {
 
 impl LogHeader {
     /// Parse and validate the header of a (hash-verified) block.
-    pub fn decode(buf: &[u8]) -> Result<LogHeader, String> {
+    pub fn decode(buf: &[u8]) -> DecodeResult<LogHeader> {
         let kind = match super::block_type(buf) {
             Some(t @ (BlockType::Log | BlockType::Dlist | BlockType::Mlog)) => t,
-            _ => return Err("not a log, deadlist or message-log block".into()),
+            _ => {
+                return Err(DecodeError::new(
+                    CorruptKind::BlockType,
+                    "not a log, deadlist or message-log block",
+                ))
+            }
         };
-        let nbytes = usize::from(get_u16(buf, 2).ok_or("truncated")?);
+        let nbytes = usize::from(get_u16(buf, hdr::NBYTES).ok_or_else(DecodeError::truncated)?);
         if nbytes > LOGSPC || (kind != BlockType::Mlog && nbytes % 8 != 0) {
-            return Err(format!("bad payload size {nbytes}"));
+            return Err(DecodeError::new(
+                CorruptKind::Count,
+                format!("bad payload size {nbytes}"),
+            ));
         }
-        if get_u32(buf, 4) != Some(0) {
-            return Err("unknown flags".into());
+        if get_u32(buf, hdr::FLAGS) != Some(0) {
+            return Err(DecodeError::new(CorruptKind::Header, "unknown flags"));
         }
-        let seq = get_u64(buf, 8).ok_or("truncated")?;
-        let prev =
-            Bptr::from_slice(buf.get(16..LOG_HDR).ok_or("truncated")?).map_err(|_| "truncated")?;
+        let seq = get_u64(buf, hdr::SEQ).ok_or_else(DecodeError::truncated)?;
+        let prev = Bptr::from_slice(buf.get(hdr::PREV..).unwrap_or_default())?;
         if (seq == 0) != prev.is_none() {
-            return Err(format!("sequence {seq} disagrees with back pointer {prev}"));
+            return Err(DecodeError::new(
+                CorruptKind::Chain,
+                format!("sequence {seq} disagrees with back pointer {prev}"),
+            ));
         }
         Ok(LogHeader {
             kind,
@@ -166,11 +210,13 @@ impl LogHeader {
 
     /// Write this header into the first [`LOG_HDR`] bytes of `buf`.
     pub fn encode(&self, buf: &mut [u8; BLKSZ]) {
-        set_u16(buf, 0, self.kind.tag());
-        set_u16(buf, 2, self.nbytes as u16);
-        set_u32(buf, 4, 0);
-        set_u64(buf, 8, self.seq);
-        buf[16..LOG_HDR].copy_from_slice(&self.prev.to_bytes());
+        set_u16(buf, hdr::TYPE, self.kind.tag());
+        set_u16(buf, hdr::NBYTES, self.nbytes as u16);
+        set_u32(buf, hdr::FLAGS, 0);
+        set_u64(buf, hdr::SEQ, self.seq);
+        if let Some(prev) = buf.get_mut(hdr::PREV..LOG_HDR) {
+            prev.copy_from_slice(&self.prev.to_bytes());
+        }
     }
 }
 
@@ -180,13 +226,16 @@ pub fn payload<'a>(buf: &'a [u8], h: &LogHeader) -> &'a [u8] {
 }
 
 /// Decode the addresses in a deadlist payload.
-pub fn decode_addrs(payload: &[u8]) -> Result<Vec<u64>, String> {
+pub fn decode_addrs(payload: &[u8]) -> DecodeResult<Vec<u64>> {
     let mut r = Reader::new(payload);
     let mut out = Vec::with_capacity(payload.len() / 8);
     while r.remaining() > 0 {
-        let a = r.u64().map_err(|_| "truncated")?;
+        let a = r.u64()?;
         if a % BLKSZ_U64 != 0 {
-            return Err(format!("unaligned address {a:#x}"));
+            return Err(DecodeError::new(
+                CorruptKind::Pointer,
+                format!("unaligned address {a:#x}"),
+            ));
         }
         out.push(a);
     }
@@ -245,7 +294,7 @@ mod tests {
         };
         h.encode(&mut b);
         assert_eq!(LogHeader::decode(&b[..]), Ok(h));
-        set_u16(&mut b[..], 2, 12);
+        set_u16(&mut b[..], hdr::NBYTES, 12);
         assert!(LogHeader::decode(&b[..]).is_err());
     }
 }

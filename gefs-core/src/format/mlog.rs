@@ -15,11 +15,12 @@
 //! `seq` 0 and taking the records of every block in order.
 //!
 //! Every decoder checks lengths before use and every record's validity
-//! ([`msg::validate`]); nothing here panics on input.
+//! ([`msg::check`]); nothing here panics on input.
 
-use super::codec::get_u16;
+use super::codec::{DecodeError, DecodeResult, Reader};
 use super::msg::{self, Op};
 use super::MSG_OVERHEAD;
+use crate::error::CorruptKind;
 
 /// Bytes a record with a `klen`-byte key and a `vlen`-byte argument takes.
 pub fn size(klen: usize, vlen: usize) -> usize {
@@ -37,31 +38,32 @@ pub fn put(out: &mut Vec<u8>, op: Op, key: &[u8], arg: &[u8]) {
 }
 
 /// The record at `at` in `buf`: op, key, argument, and where the next one
-/// starts. `None` if it is truncated or its op is unknown (its contents are
-/// not validated: see [`decode`]).
+/// starts. An error if it is truncated or its op is unknown (its contents
+/// are not validated: see [`decode`]).
 #[inline]
-pub fn record(buf: &[u8], at: usize) -> Option<(Op, &[u8], &[u8], usize)> {
-    let op = Op::from_code(*buf.get(at)?)?;
-    let kl = usize::from(get_u16(buf, at + 1)?);
-    let ks = at + 3;
-    let key = buf.get(ks..ks + kl)?;
-    let vl = usize::from(get_u16(buf, ks + kl)?);
-    let vs = ks + kl + 2;
-    let arg = buf.get(vs..vs + vl)?;
-    Some((op, key, arg, vs + vl))
+pub fn record(buf: &[u8], at: usize) -> DecodeResult<(Op, &[u8], &[u8], usize)> {
+    let mut r = Reader::new(buf.get(at..).unwrap_or_default());
+    let code = r.u8()?;
+    let op = Op::from_code(code)
+        .ok_or_else(|| DecodeError::new(CorruptKind::Message, format!("bad op {code}")))?;
+    let kl = usize::from(r.u16()?);
+    let key = r.bytes(kl)?;
+    let vl = usize::from(r.u16()?);
+    let arg = r.bytes(vl)?;
+    Ok((op, key, arg, at + r.pos()))
 }
 
 /// One decoded record: op, key, argument.
 pub type Record<'a> = (Op, &'a [u8], &'a [u8]);
 
 /// Decode and validate every record of a message-log payload, in order.
-pub fn decode(payload: &[u8]) -> Result<Vec<Record<'_>>, String> {
+pub fn decode(payload: &[u8]) -> DecodeResult<Vec<Record<'_>>> {
     let mut out = Vec::new();
     let mut at = 0;
     while at < payload.len() {
         let (op, key, arg, next) =
-            record(payload, at).ok_or_else(|| format!("record at {at} is malformed"))?;
-        msg::validate(op, key, arg).map_err(|e| format!("record at {at}: {e}"))?;
+            record(payload, at).map_err(|e| e.context(format_args!("record at {at}")))?;
+        msg::check(op, key, arg).map_err(|e| e.context(format_args!("record at {at}")))?;
         out.push((op, key, arg));
         at = next;
     }

@@ -1,11 +1,21 @@
 //! The on-disk format: the only module that knows byte offsets.
 //!
-//! Everything here is pure (no I/O). Every decoder bounds every length before
-//! using it and reports damage as [`Error::Corrupt`](crate::Error::Corrupt)
-//! naming the block; nothing here panics on input. Integers are big-endian so
-//! that packed keys sort with a plain byte compare. `doc/FORMAT.md` describes
-//! each structure byte by byte; the compile-time assertions below keep the
-//! constants honest.
+//! Everything here is pure (no I/O). One codec discipline (`codec.rs`):
+//! values implement [`Encode`] and [`Decode`]; every decoder, of a value or
+//! of a block's header and records, answers [`DecodeResult`], bounds every
+//! length before using it and never panics on input (indexing is denied
+//! here: reads go through `get`, [`codec::Reader`] and array conversions).
+//! A [`DecodeError`] carries a [`CorruptKind`](crate::CorruptKind) and a
+//! detail; the caller that read the block names it
+//! ([`DecodeError::at`] makes the [`Error::Corrupt`](crate::Error::Corrupt)).
+//! The superblock alone answers library errors, since it classifies an
+//! image (not ours, newer, damaged). Every header's field offsets are one
+//! chain of constants that its encoder and decoder share. Integers are
+//! big-endian so that packed keys sort with a plain byte compare.
+//! `doc/FORMAT.md` describes each structure byte by byte; the compile-time
+//! assertions below keep the constants honest.
+
+#![deny(clippy::indexing_slicing)]
 
 pub mod bptr;
 pub mod codec;
@@ -18,6 +28,7 @@ pub mod superblock;
 pub mod value;
 
 pub use bptr::Bptr;
+pub use codec::{Decode, DecodeError, DecodeResult, Encode};
 
 // The block size and the format version are defined with the block address
 // (`ids`), the leaf every layer shares, so that `error` and `ids` need nothing
@@ -140,7 +151,11 @@ pub fn block_hash(buf: &[u8]) -> u64 {
     xxhash_rust::xxh3::xxh3_64(buf)
 }
 
-/// Read the type tag of a header-carrying block.
+/// Read the type tag of a header-carrying block (its first two bytes, in
+/// every header: [`node::hdr::TYPE`], [`log::hdr::TYPE`], the superblock's
+/// magic).
 pub fn block_type(buf: &[u8]) -> Option<BlockType> {
-    codec::get_u16(buf, 0).and_then(BlockType::from_tag)
+    codec::get_u16(buf, node::hdr::TYPE).and_then(BlockType::from_tag)
 }
+
+const _: () = assert!(node::hdr::TYPE == 0 && log::hdr::TYPE == 0);

@@ -18,10 +18,10 @@
 //! Unlike the reference, a message with no value to act on is harmless
 //! everywhere (leaf, lookup, scan): it is simply dropped.
 
-use super::codec::{PutBe, Reader, Short};
+use super::codec::{Decode, DecodeError, DecodeResult, Encode, PutBe, Reader};
 use super::value::{TreeRec, Xdir};
 use super::{KEYMAX, VALMAX};
-use crate::error::{Error, Result};
+use crate::error::{CorruptKind, Error, Result};
 
 /// A message operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -141,16 +141,35 @@ impl Msg {
     }
 }
 
-/// Check a message's limits and argument shape.
+/// Check a message's limits and argument shape, as a caller's input: the
+/// answer is a usage error ([`Error::KeyTooLong`], [`Error::ValueTooLong`],
+/// [`Error::Invalid`]). [`check`] is the same test for decoded bytes.
 pub fn validate(op: Op, key: &[u8], val: &[u8]) -> Result<()> {
+    check(op, key, val).map_err(|e| match e.kind {
+        CorruptKind::Key if !key.is_empty() => Error::KeyTooLong(key.len()),
+        CorruptKind::Value => Error::ValueTooLong(val.len()),
+        _ => Error::Invalid(e.detail),
+    })
+}
+
+/// Check a decoded message's limits and argument shape: an empty or
+/// too long key is [`CorruptKind::Key`], a too long argument
+/// [`CorruptKind::Value`], one its op cannot take [`CorruptKind::Message`].
+pub fn check(op: Op, key: &[u8], val: &[u8]) -> DecodeResult<()> {
     if key.is_empty() {
-        return Err(Error::Invalid("empty key".into()));
+        return Err(DecodeError::new(CorruptKind::Key, "empty key"));
     }
     if key.len() > KEYMAX {
-        return Err(Error::KeyTooLong(key.len()));
+        return Err(DecodeError::new(
+            CorruptKind::Key,
+            format!("key of {} bytes exceeds the limit", key.len()),
+        ));
     }
     if val.len() > VALMAX {
-        return Err(Error::ValueTooLong(val.len()));
+        return Err(DecodeError::new(
+            CorruptKind::Value,
+            format!("value of {} bytes exceeds the limit", val.len()),
+        ));
     }
     let ok = match op {
         Op::Insert => true,
@@ -161,7 +180,10 @@ pub fn validate(op: Op, key: &[u8], val: &[u8]) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::Invalid(format!("malformed {} argument", op.name())))
+        Err(DecodeError::new(
+            CorruptKind::Message,
+            format!("malformed {} argument", op.name()),
+        ))
     }
 }
 
@@ -200,9 +222,9 @@ const WS_GID: u8 = 32;
 const WS_MUID: u8 = 64;
 const WS_BUMPS: u8 = 128;
 
-impl Wstat {
-    /// Encode: a flag byte, then the present fields in flag-bit order, then the ctime if any.
-    pub fn encode(&self) -> Vec<u8> {
+impl Encode for Wstat {
+    /// A flag byte, then the present fields in flag-bit order, then the ctime if any.
+    fn encode(&self) -> Vec<u8> {
         let mut v = vec![0u8];
         let mut f = 0;
         if let Some(x) = self.size {
@@ -240,12 +262,16 @@ impl Wstat {
         if let Some(x) = self.ctime {
             v.put_u64(x);
         }
-        v[0] = f;
+        if let Some(flags) = v.first_mut() {
+            *flags = f;
+        }
         v
     }
+}
 
-    /// Decode; missing fields, or trailing bytes other than one u64 ctime, are errors.
-    pub fn decode(b: &[u8]) -> std::result::Result<Wstat, Short> {
+impl Decode<'_> for Wstat {
+    /// Missing fields, or trailing bytes other than one u64 ctime, are errors.
+    fn decode(b: &[u8]) -> DecodeResult<Wstat> {
         let mut r = Reader::new(b);
         let f = r.u8()?;
         let mut w = Wstat::default();
@@ -276,12 +302,12 @@ impl Wstat {
         if r.remaining() == 8 {
             w.ctime = Some(r.u64()?);
         }
-        if r.remaining() != 0 {
-            return Err(Short);
-        }
+        r.finish()?;
         Ok(w)
     }
+}
 
+impl Wstat {
     /// Apply to a directory entry, bumping its version.
     pub fn apply(&self, d: &mut Xdir) {
         if let Some(x) = self.size {
@@ -344,30 +370,31 @@ pub struct Relink {
     pub dref: i8,
 }
 
-impl Relink {
-    /// Encode.
-    pub fn encode(&self) -> Vec<u8> {
+impl Encode for Relink {
+    fn encode(&self) -> Vec<u8> {
         let mut v = Vec::with_capacity(10);
         v.put_u64(self.id);
         v.push(self.dlbl as u8);
         v.push(self.dref as u8);
         v
     }
+}
 
-    /// Decode; exactly 10 bytes.
-    pub fn decode(b: &[u8]) -> std::result::Result<Relink, Short> {
+impl Decode<'_> for Relink {
+    /// Exactly 10 bytes.
+    fn decode(b: &[u8]) -> DecodeResult<Relink> {
         let mut r = Reader::new(b);
         let rl = Relink {
             id: r.u64()?,
             dlbl: r.i8()?,
             dref: r.i8()?,
         };
-        if r.remaining() != 0 {
-            return Err(Short);
-        }
+        r.finish()?;
         Ok(rl)
     }
+}
 
+impl Relink {
     fn apply(&self, t: &mut TreeRec, succ: bool) {
         if succ {
             t.succ = self.id;
@@ -382,27 +409,32 @@ impl Relink {
 /// Apply one message to the current value of its key. Returns the new value.
 /// A removal or a message with nothing to act on yields `None`. A value of the
 /// wrong shape for a wstat or relink is corruption, reported as an error.
-pub fn apply(
-    op: Op,
-    arg: &[u8],
-    cur: Option<Vec<u8>>,
-) -> std::result::Result<Option<Vec<u8>>, String> {
+pub fn apply(op: Op, arg: &[u8], cur: Option<Vec<u8>>) -> DecodeResult<Option<Vec<u8>>> {
+    fn bad(kind: CorruptKind, what: &'static str) -> impl Fn(DecodeError) -> DecodeError {
+        move |_| DecodeError::new(kind, what)
+    }
     match op {
         Op::Insert => Ok(Some(arg.to_vec())),
         Op::Delete | Op::Clearb | Op::Clobber => Ok(None),
         Op::Wstat => {
             let Some(v) = cur else { return Ok(None) };
-            let w = Wstat::decode(arg).map_err(|_| "malformed wstat argument".to_string())?;
-            let mut d = Xdir::decode(&v)
-                .map_err(|_| "wstat on a value that is not a directory entry".to_string())?;
+            let w = Wstat::decode(arg)
+                .map_err(bad(CorruptKind::Message, "malformed wstat argument"))?;
+            let mut d = Xdir::decode(&v).map_err(bad(
+                CorruptKind::Value,
+                "wstat on a value that is not a directory entry",
+            ))?;
             w.apply(&mut d);
             Ok(Some(d.encode()))
         }
         Op::Relink | Op::Reprev => {
             let Some(v) = cur else { return Ok(None) };
-            let rl = Relink::decode(arg).map_err(|_| "malformed relink argument".to_string())?;
-            let mut t = TreeRec::decode(&v)
-                .map_err(|_| "relink on a value that is not a snapshot record".to_string())?;
+            let rl = Relink::decode(arg)
+                .map_err(bad(CorruptKind::Message, "malformed relink argument"))?;
+            let mut t = TreeRec::decode(&v).map_err(bad(
+                CorruptKind::Value,
+                "relink on a value that is not a snapshot record",
+            ))?;
             rl.apply(&mut t, op == Op::Relink);
             Ok(Some(t.encode()))
         }

@@ -5,10 +5,17 @@
 //! higher `commit_gen` whose checksum (and, at open, whose roots) verify wins.
 //! Allocation-log tails live in the superblock's arena table, so a commit
 //! rewrites exactly two blocks in place: copy A, then (after a flush) copy B.
+//!
+//! The field offsets are one chain of constants (`OFF_*`, each the previous
+//! plus its field's size) that [`Superblock::encode`] writes at and
+//! [`Superblock::decode`] reads from. Decoding classifies a copy: not ours
+//! ([`Error::NotGefs`]), newer than this build ([`Error::Version`]),
+//! damaged ([`Error::Checksum`], or a [`DecodeError`] turned into
+//! [`Error::Corrupt`] at the copy's address).
 
-use super::codec::{get_u64, Reader, Short};
-use super::{block_hash, Bptr, BLKSZ, BLKSZ_U64, FORMAT_VERSION};
-use crate::error::{Error, Result};
+use super::codec::{get_u32, get_u64, set_u32, set_u64, DecodeError, DecodeResult};
+use super::{block_hash, Bptr, BLKSZ, BLKSZ_U64, FORMAT_VERSION, PTRSZ};
+use crate::error::{CorruptKind, Error, Result};
 use crate::ids::BlockAddr;
 
 /// The magic string at offset 0. Its first two bytes, "ge", double as the
@@ -25,7 +32,8 @@ pub const MIN_DEVICE: u64 = 32 << 20;
 /// Deepest tree any reader will descend.
 pub const MAX_HEIGHT: u32 = 32;
 
-const OFF_VERSION: usize = 8;
+const OFF_MAGIC: usize = 0;
+const OFF_VERSION: usize = OFF_MAGIC + MAGIC.len();
 const OFF_BLKSZ: usize = OFF_VERSION + 4;
 const OFF_NARENA: usize = OFF_BLKSZ + 4;
 const OFF_SNAPHT: usize = OFF_NARENA + 4;
@@ -40,9 +48,14 @@ const OFF_SNAPROOT: usize = OFF_ASIZE + 8;
 /// Where the arena table starts.
 pub const OFF_ARENAS: usize = OFF_SNAPROOT + super::PTRSZ;
 /// Size of one arena record.
-pub const ARENA_REC: usize = super::PTRSZ + 8 + 8 + 8;
+pub const ARENA_REC: usize = ARENA_RESERVED + 8;
+// The fields of arena record, from its start.
+const ARENA_TAIL: usize = 0;
+const ARENA_NBLOCKS: usize = ARENA_TAIL + PTRSZ;
+const ARENA_FREE: usize = ARENA_NBLOCKS + 8;
+const ARENA_RESERVED: usize = ARENA_FREE + 8;
 
-const _: () = assert!(OFF_ARENAS == 104);
+const _: () = assert!(OFF_ARENAS == 104 && ARENA_REC == 48);
 const _: () = assert!(OFF_ARENAS + ARENA_REC * MAX_ARENAS as usize + 8 <= BLKSZ);
 
 /// Where the arenas lie on the device.
@@ -113,26 +126,27 @@ impl Geometry {
         self.arena_size / BLKSZ_U64
     }
 
-    fn validate(&self) -> std::result::Result<(), String> {
+    fn validate(&self) -> DecodeResult<()> {
         let b = BLKSZ_U64;
+        let bad = |what: String| Err(DecodeError::new(CorruptKind::Header, what));
         if !self.dev_size.is_multiple_of(b)
             || !self.arena_size.is_multiple_of(b)
             || self.arena_start != b
         {
-            return Err("geometry not block aligned".into());
+            return bad("geometry not block aligned".into());
         }
         if self.narena == 0 || self.narena > MAX_ARENAS {
-            return Err(format!("bad arena count {}", self.narena));
+            return bad(format!("bad arena count {}", self.narena));
         }
         if self.arena_size < 16 * b {
-            return Err(format!("arena size {} too small", self.arena_size));
+            return bad(format!("arena size {} too small", self.arena_size));
         }
         let end = u64::from(self.narena)
             .checked_mul(self.arena_size)
             .and_then(|x| x.checked_add(self.arena_start));
         match end {
             Some(end) if end <= self.dev_size.saturating_sub(b) => Ok(()),
-            _ => Err("arenas overrun the device".into()),
+            _ => bad("arenas overrun the device".into()),
         }
     }
 }
@@ -183,111 +197,120 @@ impl Superblock {
     pub fn encode(&self) -> Box<[u8; BLKSZ]> {
         let mut b = Box::new([0u8; BLKSZ]);
         let g = &self.geometry;
-        let mut v: Vec<u8> = Vec::with_capacity(Self::encoded_len(g.narena));
-        use super::codec::PutBe;
-        v.extend_from_slice(&MAGIC);
-        v.put_u32(FORMAT_VERSION);
-        v.put_u32(BLKSZ as u32);
-        v.put_u32(g.narena);
-        v.put_u32(self.snap_height);
-        v.put_u64(self.flags);
-        v.put_u64(self.commit_gen);
-        v.put_u64(self.nextgen);
-        v.put_u64(self.nextqid);
-        v.put_u64(g.dev_size);
-        v.put_u64(g.arena_start);
-        v.put_u64(g.arena_size);
-        v.extend_from_slice(&self.snap_root.to_bytes());
-        for a in &self.arenas {
-            v.extend_from_slice(&a.log_tail.to_bytes());
-            v.put_u64(a.log_blocks);
-            v.put_u64(a.free_blocks);
-            v.put_u64(0);
+        let buf = &mut b[..];
+        if let Some(m) = buf.get_mut(OFF_MAGIC..OFF_VERSION) {
+            m.copy_from_slice(&MAGIC);
         }
-        let h = block_hash(&v);
-        v.put_u64(h);
-        let n = v.len().min(BLKSZ);
-        b[..n].copy_from_slice(&v[..n]);
+        set_u32(buf, OFF_VERSION, FORMAT_VERSION);
+        set_u32(buf, OFF_BLKSZ, BLKSZ as u32);
+        set_u32(buf, OFF_NARENA, g.narena);
+        set_u32(buf, OFF_SNAPHT, self.snap_height);
+        set_u64(buf, OFF_FLAGS, self.flags);
+        set_u64(buf, OFF_COMMIT, self.commit_gen);
+        set_u64(buf, OFF_NEXTGEN, self.nextgen);
+        set_u64(buf, OFF_NEXTQID, self.nextqid);
+        set_u64(buf, OFF_DEVSIZE, g.dev_size);
+        set_u64(buf, OFF_ASTART, g.arena_start);
+        set_u64(buf, OFF_ASIZE, g.arena_size);
+        set_ptr(buf, OFF_SNAPROOT, &self.snap_root);
+        for (i, a) in self.arenas.iter().enumerate() {
+            let at = OFF_ARENAS + i * ARENA_REC;
+            set_ptr(buf, at + ARENA_TAIL, &a.log_tail);
+            set_u64(buf, at + ARENA_NBLOCKS, a.log_blocks);
+            set_u64(buf, at + ARENA_FREE, a.free_blocks);
+            set_u64(buf, at + ARENA_RESERVED, 0);
+        }
+        let len = Self::encoded_len(self.arenas.len() as u32);
+        let h = block_hash(buf.get(..len - 8).unwrap_or_default());
+        set_u64(buf, len - 8, h);
         b
     }
 
     /// Decode and validate one copy read from `addr`.
     pub fn decode(buf: &[u8], addr: BlockAddr) -> Result<Superblock> {
-        let bad = |what: String| Error::NotGefs {
-            why: format!("superblock at {addr}: {what}"),
-        };
-        if buf.len() < OFF_ARENAS + 8 || buf[..8] != MAGIC {
-            return Err(bad("bad magic".into()));
+        if buf.len() < OFF_ARENAS + 8 || buf.get(OFF_MAGIC..OFF_VERSION) != Some(&MAGIC[..]) {
+            return Err(Error::NotGefs {
+                why: format!("superblock at {addr}: bad magic"),
+            });
         }
-        let short = |_: Short| Error::corrupt(addr, "superblock truncated");
-        let mut r = Reader::new(&buf[8..]);
-        let version = r.u32().map_err(short)?;
-        if version == 0 {
-            return Err(Error::corrupt(addr, "superblock version 0"));
-        }
+        let version = get_u32(buf, OFF_VERSION).unwrap_or(0);
         if version > FORMAT_VERSION {
             return Err(Error::Version { found: version });
         }
-        let blksz = r.u32().map_err(short)?;
-        let narena = r.u32().map_err(short)?;
-        if narena == 0 || narena > MAX_ARENAS {
-            return Err(Error::corrupt(addr, format!("bad arena count {narena}")));
+        let narena = get_u32(buf, OFF_NARENA).unwrap_or(0);
+        if version != 0 && narena != 0 && narena <= MAX_ARENAS {
+            let len = Self::encoded_len(narena);
+            let sum = get_u64(buf, len - 8);
+            let actual = block_hash(buf.get(..len - 8).unwrap_or_default());
+            if let Some(expected) = sum.filter(|&s| s != actual) {
+                return Err(Error::Checksum {
+                    addr,
+                    expected,
+                    actual,
+                });
+            }
         }
-        let len = Self::encoded_len(narena);
-        let sum = get_u64(buf, len - 8).ok_or_else(|| short(Short))?;
-        let actual = block_hash(&buf[..len - 8]);
-        if sum != actual {
-            return Err(Error::Checksum {
-                addr,
-                expected: sum,
-                actual,
-            });
+        Self::decode_fields(buf).map_err(|e| e.at(addr))
+    }
+
+    /// Decode the fields of a copy whose magic, version and checksum
+    /// [`Superblock::decode`] has checked.
+    fn decode_fields(buf: &[u8]) -> DecodeResult<Superblock> {
+        let bad = |kind, what: String| Err(DecodeError::new(kind, what));
+        let u32_at = |off| get_u32(buf, off).ok_or_else(|| short("superblock"));
+        let u64_at = |off| get_u64(buf, off).ok_or_else(|| short("superblock"));
+        let ptr_at = |off: usize| Bptr::from_slice(buf.get(off..).unwrap_or_default());
+        let version = u32_at(OFF_VERSION)?;
+        if version == 0 {
+            return bad(CorruptKind::Header, "superblock version 0".into());
+        }
+        let blksz = u32_at(OFF_BLKSZ)?;
+        let narena = u32_at(OFF_NARENA)?;
+        if narena == 0 || narena > MAX_ARENAS {
+            return bad(CorruptKind::Count, format!("bad arena count {narena}"));
         }
         if blksz as usize != BLKSZ {
-            return Err(Error::corrupt(
-                addr,
+            return bad(
+                CorruptKind::Header,
                 format!("block size {blksz} is not {BLKSZ}"),
-            ));
+            );
         }
-        let snap_height = r.u32().map_err(short)?;
-        let flags = r.u64().map_err(short)?;
-        let commit_gen = r.u64().map_err(short)?;
-        let nextgen = r.u64().map_err(short)?;
-        let nextqid = r.u64().map_err(short)?;
+        let snap_height = u32_at(OFF_SNAPHT)?;
+        let flags = u64_at(OFF_FLAGS)?;
         let geometry = Geometry {
-            dev_size: r.u64().map_err(short)?,
-            arena_start: r.u64().map_err(short)?,
-            arena_size: r.u64().map_err(short)?,
+            dev_size: u64_at(OFF_DEVSIZE)?,
+            arena_start: u64_at(OFF_ASTART)?,
+            arena_size: u64_at(OFF_ASIZE)?,
             narena,
         };
-        geometry.validate().map_err(|e| Error::corrupt(addr, e))?;
+        geometry.validate()?;
         if flags != 0 {
-            return Err(Error::corrupt(
-                addr,
+            return bad(
+                CorruptKind::Header,
                 format!("unknown feature flags {flags:#x}"),
-            ));
+            );
         }
         if snap_height == 0 || snap_height > MAX_HEIGHT {
-            return Err(Error::corrupt(
-                addr,
+            return bad(
+                CorruptKind::Level,
                 format!("bad snapshot tree height {snap_height}"),
-            ));
+            );
         }
-        let snap_root = Bptr::read(&mut r).map_err(short)?;
+        let snap_root = ptr_at(OFF_SNAPROOT)?;
         let mut arenas = Vec::with_capacity(narena as usize);
         for i in 0..narena {
-            let log_tail = Bptr::read(&mut r).map_err(short)?;
-            let log_blocks = r.u64().map_err(short)?;
-            let free_blocks = r.u64().map_err(short)?;
-            let _reserved = r.u64().map_err(short)?;
+            let at = OFF_ARENAS + i as usize * ARENA_REC;
+            let log_tail = ptr_at(at + ARENA_TAIL)?;
+            let log_blocks = u64_at(at + ARENA_NBLOCKS)?;
+            let free_blocks = u64_at(at + ARENA_FREE)?;
             if log_tail.is_none() || geometry.arena_of(log_tail.addr) != Some(i) {
-                return Err(Error::corrupt(
-                    addr,
+                return bad(
+                    CorruptKind::Pointer,
                     format!("arena {i}: log tail {} outside the arena", log_tail.addr),
-                ));
+                );
             }
             if free_blocks > geometry.arena_blocks() || log_blocks == 0 {
-                return Err(Error::corrupt(addr, format!("arena {i}: bad counts")));
+                return bad(CorruptKind::Count, format!("arena {i}: bad counts"));
             }
             arenas.push(ArenaRec {
                 log_tail,
@@ -296,22 +319,32 @@ impl Superblock {
             });
         }
         if snap_root.is_none() || geometry.arena_of(snap_root.addr).is_none() {
-            return Err(Error::corrupt(
-                addr,
-                "snapshot tree root outside the arenas",
-            ));
+            return bad(
+                CorruptKind::Pointer,
+                "snapshot tree root outside the arenas".into(),
+            );
         }
         Ok(Superblock {
             version,
             geometry,
-            commit_gen,
-            nextgen,
-            nextqid,
+            commit_gen: u64_at(OFF_COMMIT)?,
+            nextgen: u64_at(OFF_NEXTGEN)?,
+            nextqid: u64_at(OFF_NEXTQID)?,
             flags,
             snap_root,
             snap_height,
             arenas,
         })
+    }
+}
+
+fn short(what: &str) -> DecodeError {
+    DecodeError::new(CorruptKind::Truncated, format!("{what} truncated"))
+}
+
+fn set_ptr(buf: &mut [u8], off: usize, p: &Bptr) {
+    if let Some(dst) = buf.get_mut(off..off + PTRSZ) {
+        dst.copy_from_slice(&p.to_bytes());
     }
 }
 

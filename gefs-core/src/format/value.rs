@@ -1,8 +1,19 @@
 //! Fixed-layout values: directory entries, snapshot records, labels and
-//! deadlist heads.
+//! deadlist heads, each with its [`Encode`] and [`Decode`]. A value decodes
+//! only from exactly its size (a snapshot record also from its version-1
+//! size); anything else is [`CorruptKind::Value`].
 
-use super::codec::{PutBe, Reader, Short};
+use super::codec::{Decode, DecodeError, DecodeResult, Encode, PutBe, Reader};
 use super::Bptr;
+use crate::error::CorruptKind;
+
+/// The error for a value of `len` bytes where `what` of `size` belongs.
+fn wrong_size(what: &str, len: usize, size: usize) -> DecodeError {
+    DecodeError::new(
+        CorruptKind::Value,
+        format!("{what} of {len} bytes (expected {size})"),
+    )
+}
 
 /// Directory bit of a mode (and, shifted down by 24, of a qid type).
 pub const DMDIR: u32 = 0x8000_0000;
@@ -112,9 +123,10 @@ pub struct Xdir {
 impl Xdir {
     /// Encoded size.
     pub const SIZE: usize = 61;
+}
 
-    /// Encode.
-    pub fn encode(&self) -> Vec<u8> {
+impl Encode for Xdir {
+    fn encode(&self) -> Vec<u8> {
         let mut v = Vec::with_capacity(Self::SIZE);
         v.put_u64(self.ctime);
         v.put_u64(self.qid_path);
@@ -129,11 +141,13 @@ impl Xdir {
         v.put_u32(self.muid as u32);
         v
     }
+}
 
-    /// Decode; the value must be exactly [`Xdir::SIZE`] bytes.
-    pub fn decode(b: &[u8]) -> Result<Xdir, Short> {
+impl Decode<'_> for Xdir {
+    /// Exactly [`Xdir::SIZE`] bytes.
+    fn decode(b: &[u8]) -> DecodeResult<Xdir> {
         if b.len() != Self::SIZE {
-            return Err(Short);
+            return Err(wrong_size("directory entry", b.len(), Self::SIZE));
         }
         let mut r = Reader::new(b);
         Ok(Xdir {
@@ -150,7 +164,9 @@ impl Xdir {
             muid: r.u32()? as i32,
         })
     }
+}
 
+impl Xdir {
     /// Whether this is a directory.
     pub fn is_dir(&self) -> bool {
         self.mode & DMDIR != 0
@@ -241,9 +257,10 @@ impl TreeRec {
     pub const NODES_UNKNOWN: u64 = u64::MAX;
     /// "No snapshot" in `pred`/`succ`.
     pub const NONE: u64 = u64::MAX;
+}
 
-    /// Encode.
-    pub fn encode(&self) -> Vec<u8> {
+impl Encode for TreeRec {
+    fn encode(&self) -> Vec<u8> {
         let mut v = Vec::with_capacity(Self::SIZE);
         v.put_u32(self.nref);
         v.put_u32(self.nlbl);
@@ -258,10 +275,12 @@ impl TreeRec {
         v.put_u64(self.nodes);
         v
     }
+}
 
-    /// Decode; exactly [`TreeRec::SIZE`] bytes, or [`TreeRec::SIZE_V1`]
-    /// (an empty log, nodes unknown).
-    pub fn decode(b: &[u8]) -> Result<TreeRec, Short> {
+impl Decode<'_> for TreeRec {
+    /// Exactly [`TreeRec::SIZE`] bytes, or [`TreeRec::SIZE_V1`] (an empty
+    /// log, nodes unknown).
+    fn decode(b: &[u8]) -> DecodeResult<TreeRec> {
         if b.len() == Self::SIZE_V1 {
             let mut v = b.to_vec();
             v.extend_from_slice(&Bptr::NONE.to_bytes());
@@ -269,7 +288,7 @@ impl TreeRec {
             return Self::decode(&v);
         }
         if b.len() != Self::SIZE {
-            return Err(Short);
+            return Err(wrong_size("snapshot record", b.len(), Self::SIZE));
         }
         let mut r = Reader::new(b);
         Ok(TreeRec {
@@ -303,19 +322,22 @@ pub struct LabelVal {
 impl LabelVal {
     /// Encoded size.
     pub const SIZE: usize = 12;
+}
 
-    /// Encode.
-    pub fn encode(&self) -> Vec<u8> {
+impl Encode for LabelVal {
+    fn encode(&self) -> Vec<u8> {
         let mut v = Vec::with_capacity(Self::SIZE);
         v.put_u64(self.id);
         v.put_u32(self.flags);
         v
     }
+}
 
-    /// Decode; exactly [`LabelVal::SIZE`] bytes.
-    pub fn decode(b: &[u8]) -> Result<LabelVal, Short> {
+impl Decode<'_> for LabelVal {
+    /// Exactly [`LabelVal::SIZE`] bytes.
+    fn decode(b: &[u8]) -> DecodeResult<LabelVal> {
         if b.len() != Self::SIZE {
-            return Err(Short);
+            return Err(wrong_size("label value", b.len(), Self::SIZE));
         }
         let mut r = Reader::new(b);
         Ok(LabelVal {
@@ -323,7 +345,9 @@ impl LabelVal {
             flags: r.u32()?,
         })
     }
+}
 
+impl LabelVal {
     /// Whether the label moves.
     pub fn is_mutable(&self) -> bool {
         self.flags & LABEL_MUTABLE != 0
@@ -342,19 +366,22 @@ pub struct DlistVal {
 impl DlistVal {
     /// Encoded size.
     pub const SIZE: usize = 48;
+}
 
-    /// Encode.
-    pub fn encode(&self) -> Vec<u8> {
+impl Encode for DlistVal {
+    fn encode(&self) -> Vec<u8> {
         let mut v = Vec::with_capacity(Self::SIZE);
         v.extend_from_slice(&self.head.to_bytes());
         v.extend_from_slice(&self.tail.to_bytes());
         v
     }
+}
 
-    /// Decode; exactly [`DlistVal::SIZE`] bytes.
-    pub fn decode(b: &[u8]) -> Result<DlistVal, Short> {
+impl Decode<'_> for DlistVal {
+    /// Exactly [`DlistVal::SIZE`] bytes.
+    fn decode(b: &[u8]) -> DecodeResult<DlistVal> {
         if b.len() != Self::SIZE {
-            return Err(Short);
+            return Err(wrong_size("deadlist value", b.len(), Self::SIZE));
         }
         let mut r = Reader::new(b);
         Ok(DlistVal {
@@ -413,7 +440,10 @@ mod tests {
         let e = d.encode();
         assert_eq!(e.len(), Xdir::SIZE);
         assert_eq!(Xdir::decode(&e), Ok(d));
-        assert_eq!(Xdir::decode(&e[1..]), Err(Short));
+        assert_eq!(
+            Xdir::decode(&e[1..]).map_err(|e| e.kind),
+            Err(CorruptKind::Value)
+        );
     }
 
     #[test]

@@ -37,8 +37,10 @@ use super::Fs;
 use crate::alloc::Tier;
 use crate::format::key::{self, KeyView};
 use crate::format::msg::{Msg, Op};
+use crate::format::Decode;
 use crate::format::BLKSZ_U64;
 use crate::store::TreeId;
+use crate::CorruptKind;
 
 /// Most `KDAT` keys cleared by one sweep step (one upsert).
 pub const CLEAR_CHUNK: usize = 256;
@@ -99,16 +101,17 @@ impl Fs {
                 Some(k) => Bound::Excluded(&k[..]),
                 None => Bound::Included(&lo[..]),
             };
-            let found = self.store.scan(tree, from, Bound::Excluded(&hi[..]), 256)?;
+            let found = self.scan_at(tree, from, Bound::Excluded(&hi[..]), 256)?;
             if found.is_empty() {
                 return Ok(());
             }
             for (k, v) in &found {
-                let (KeyView::Clear { qid }, Ok(off)) =
-                    (KeyView::parse(k), <[u8; 8]>::try_from(&v[..]))
+                let (Ok(KeyView::Clear { qid }), Ok(off)) =
+                    (KeyView::decode(k), <[u8; 8]>::try_from(&v.val[..]))
                 else {
                     return Err(crate::Error::corrupt(
-                        crate::BlockAddr::NONE,
+                        v.addr,
+                        CorruptKind::Value,
                         "malformed clear note",
                     )
                     .into());
@@ -196,7 +199,7 @@ impl Fs {
         let from = key::dat(c.qid, c.from);
         let end = key::prefix_end(&key::dat_prefix(c.qid))
             .ok_or_else(|| Error::Invalid("qid has no key bound".into()))?;
-        let found = self.store.scan(
+        let found = self.scan_at(
             c.tree,
             Bound::Included(&from[..]),
             Bound::Excluded(&end[..]),
@@ -206,11 +209,11 @@ impl Fs {
         let mut msgs = Vec::with_capacity(found.len() + 1);
         let mut frees = Vec::with_capacity(found.len());
         for (k, v) in found {
-            if let KeyView::Dat { off, .. } = KeyView::parse(&k) {
+            if let Ok(KeyView::Dat { off, .. }) = KeyView::decode(&k) {
                 next = off.checked_add(BLKSZ_U64);
             }
-            let bp = crate::format::Bptr::from_slice(&v)
-                .map_err(|_| crate::Error::corrupt(crate::BlockAddr::NONE, "data pointer"))?;
+            let bp = crate::format::Bptr::from_slice(&v.val)
+                .map_err(|_| crate::Error::corrupt(v.addr, CorruptKind::Value, "data pointer"))?;
             frees.push(bp);
             msgs.push(Msg::bare(Op::Clobber, k));
         }

@@ -19,6 +19,7 @@ use crate::alloc::Tier;
 use crate::format::key::{self, KeyView};
 use crate::format::msg::{Msg, Op};
 use crate::format::value::{Xdir, DMDIR, DMSETVTX};
+use crate::format::Decode;
 
 impl Fs {
     /// Create `name` in directory `dir` with permissions `perm` (Plan 9
@@ -117,10 +118,10 @@ impl Fs {
             Some(k) => Bound::Excluded(&k[..]),
             None => Bound::Included(&lo[..]),
         };
-        let kvs = self.store.scan(m.tree, from, Bound::Excluded(&hi), limit)?;
+        let kvs = self.scan_at(m.tree, from, Bound::Excluded(&hi), limit)?;
         let mut out = Vec::with_capacity(kvs.len());
         for (k, v) in kvs {
-            if let KeyView::Ent { name, .. } = KeyView::parse(&k) {
+            if let Ok(KeyView::Ent { name, .. }) = KeyView::decode(&k) {
                 out.push(DirEntry {
                     name: name.to_vec(),
                     dir: super::walk::decode_xdir(&v)?,

@@ -25,7 +25,9 @@ use crate::format::key::{self, KeyView};
 use crate::format::msg::{Msg, Wstat};
 use crate::format::value::{Xdir, DMAPPEND, DMEXCL};
 use crate::format::{Bptr, BLKSZ, BLKSZ_U64};
+use crate::format::{Decode, Encode};
 use crate::store::TreeId;
+use crate::CorruptKind;
 
 pub use crate::users::{OEXEC, ORCLOSE, ORDWR, OREAD, OTRUNC, OWRITE};
 
@@ -203,7 +205,7 @@ impl Fs {
 
     fn read_at(&self, tree: TreeId, loc: &Loc, qid: u64, off: u64, n: usize) -> Result<Vec<u8>> {
         let r = self.store.with_reader(tree, |ctx, root| {
-            let Some(v) = crate::tree::lookup(ctx, root, &key::ent(loc.pqid, &loc.name))? else {
+            let Some(v) = crate::tree::lookup_at(ctx, root, &key::ent(loc.pqid, &loc.name))? else {
                 return Ok(Err(Error::Gone));
             };
             let d = match super::walk::decode_xdir(&v) {
@@ -219,13 +221,14 @@ impl Fs {
             let (lo, hi) = (key::dat(qid, off - off % BLKSZ_U64), key::dat(qid, off + n));
             let limit = (n / BLKSZ_U64 + 2) as usize;
             let kvs =
-                crate::tree::scan(ctx, root, Bound::Included(&lo), Bound::Excluded(&hi), limit)?;
+                crate::tree::scan_at(ctx, root, Bound::Included(&lo), Bound::Excluded(&hi), limit)?;
             for (k, v) in kvs {
-                let KeyView::Dat { off: boff, .. } = KeyView::parse(&k) else {
+                let Ok(KeyView::Dat { off: boff, .. }) = KeyView::decode(&k) else {
                     continue;
                 };
-                let bp = Bptr::from_slice(&v)
-                    .map_err(|_| crate::Error::corrupt(crate::BlockAddr::NONE, "data pointer"))?;
+                let bp = Bptr::from_slice(&v.val).map_err(|_| {
+                    crate::Error::corrupt(v.addr, CorruptKind::Value, "data pointer")
+                })?;
                 // A null pointer is no block (FORMAT.md §7): a hole.
                 if bp.is_none() {
                     continue;
@@ -351,12 +354,13 @@ impl Fs {
     /// The data pointer at block offset `boff` of `q`, if any (a null
     /// pointer is no block).
     fn data_ptr(&self, tree: TreeId, q: u64, boff: u64) -> Result<Option<Bptr>> {
-        match self.store.lookup(tree, &key::dat(q, boff))? {
-            Some(v) => Ok(Some(
-                Bptr::from_slice(&v)
-                    .map_err(|_| crate::Error::corrupt(crate::BlockAddr::NONE, "data pointer"))?,
-            )
-            .filter(|p| !p.is_none())),
+        match self.lookup_at(tree, &key::dat(q, boff))? {
+            Some(v) => {
+                Ok(Some(Bptr::from_slice(&v.val).map_err(|_| {
+                    crate::Error::corrupt(v.addr, CorruptKind::Value, "data pointer")
+                })?)
+                .filter(|p| !p.is_none()))
+            }
             None => Ok(None),
         }
     }

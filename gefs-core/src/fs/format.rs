@@ -12,6 +12,7 @@ use crate::error::Result;
 use crate::format::key;
 use crate::format::msg::Msg;
 use crate::format::value::{Xdir, DMDIR};
+use crate::format::Encode;
 use crate::store::{FormatOpts, Seed, Store};
 use crate::users;
 

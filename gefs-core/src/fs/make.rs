@@ -29,6 +29,7 @@ use crate::format::msg::Msg;
 use crate::format::value::{
     Device, Xdir, DMDEVICE, DMDIR, DMNAMEDPIPE, DMSETGID, DMSOCKET, DMSYMLINK,
 };
+use crate::format::Encode;
 
 /// The longest symbolic-link target, in bytes (Linux's `PATH_MAX` less its NUL).
 pub const MAX_TARGET: usize = 4095;

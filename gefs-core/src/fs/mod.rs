@@ -52,7 +52,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Mutex, MutexGuard, RwLock};
 
+use crate::format::Decode;
 use crate::store::OpGuard;
+use crate::CorruptKind;
 
 use crate::format::key;
 use crate::format::value::Xdir;
@@ -394,11 +396,10 @@ impl Fs {
     /// knows this per tree but does not say; the label's flags do.
     fn label_is_mutable(&self, label: &str) -> Result<bool> {
         let v = self
-            .store
-            .lookup(TreeId::SNAP, &key::label(label.as_bytes()))?
+            .lookup_at(TreeId::SNAP, &key::label(label.as_bytes()))?
             .ok_or_else(|| self.store.no_label(label))?;
-        let lv = crate::format::value::LabelVal::decode(&v)
-            .map_err(|_| crate::Error::corrupt(crate::BlockAddr::NONE, "label value"))?;
+        let lv = crate::format::value::LabelVal::decode(&v.val)
+            .map_err(|_| crate::Error::corrupt(v.addr, CorruptKind::Value, "label value"))?;
         Ok(lv.is_mutable())
     }
 

@@ -25,7 +25,9 @@ use crate::alloc::Tier;
 use crate::format::key;
 use crate::format::msg::{Msg, Op};
 use crate::format::value::Xdir;
+use crate::format::Encode;
 use crate::store::TreeId;
+use crate::CorruptKind;
 
 /// Most parent links followed looking for a cycle; a deeper chain is corruption.
 const MAX_DEPTH: usize = 1 << 20;
@@ -73,7 +75,7 @@ impl Fs {
             self.check_not_under(m.tree, d.qid_path, &tloc, &td)?;
         }
         let new = key::ent(td.qid_path, name);
-        let target = match self.store.lookup(m.tree, &new)? {
+        let target = match self.lookup_at(m.tree, &new)? {
             Some(v) => Some(decode_xdir(&v)?),
             None => None,
         };
@@ -168,8 +170,13 @@ impl Fs {
             let (ploc, pd) = self.parent_of(tree, &loc)?;
             (loc, q) = (ploc, pd.qid_path);
         }
+        // Name the block of the last up-link followed.
+        let at = self
+            .lookup_at(tree, &key::up(loc.pqid))?
+            .map_or(crate::BlockAddr::NONE, |l| l.addr);
         Err(Error::Store(crate::Error::corrupt(
-            crate::BlockAddr::NONE,
+            at,
+            CorruptKind::Cycle,
             "directory chain without a root",
         )))
     }

@@ -5,6 +5,7 @@
 //! size of the directory. `..` at a root stays at the root, any number of
 //! times (reference defect #29).
 
+use std::ops::Bound;
 use std::sync::Arc;
 
 use super::error::{Error, Result};
@@ -13,7 +14,11 @@ use super::perm::{self, EXEC};
 use super::{names, Entry, Fs, Mount, Who};
 use crate::format::key::{self, KeyView};
 use crate::format::value::Xdir;
+use crate::format::Decode;
+use crate::ids::BlockAddr;
 use crate::store::TreeId;
+use crate::tree::Located;
+use crate::CorruptKind;
 
 /// Attempts to find an entry whose key moves under a reader.
 const RETRIES: usize = 8;
@@ -21,19 +26,43 @@ const RETRIES: usize = 8;
 /// well over a second in all).
 const FOLLOW_TRIES: usize = 20_000;
 
-fn bad_value(what: &str) -> Error {
-    Error::Store(crate::Error::corrupt(crate::BlockAddr::NONE, what))
+/// A damaged value found in block `at` (for a value that is missing, the
+/// root of the tree that should hold it).
+fn bad_value(at: BlockAddr, what: &str) -> Error {
+    Error::Store(crate::Error::corrupt(at, CorruptKind::Value, what))
 }
 
-/// Decode a `KENT` value.
-pub(super) fn decode_xdir(v: &[u8]) -> Result<Xdir> {
-    Xdir::decode(v).map_err(|_| bad_value("malformed directory entry value"))
+/// Decode a `KENT` value, naming the block it was found in if it is
+/// damaged.
+pub(super) fn decode_xdir(v: &Located) -> Result<Xdir> {
+    Ok(v.decode::<Xdir>()?)
 }
 
 impl Fs {
+    /// Look `key` up in `tree`, with the block its value was found in.
+    pub(super) fn lookup_at(&self, tree: TreeId, key: &[u8]) -> Result<Option<Located>> {
+        Ok(self
+            .store
+            .with_reader(tree, |ctx, root| crate::tree::lookup_at(ctx, root, key))?)
+    }
+
+    /// Scan `tree` over `[from, to)` for at most `limit` entries, with the
+    /// block each value was found in.
+    pub(super) fn scan_at(
+        &self,
+        tree: TreeId,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Located)>> {
+        Ok(self.store.with_reader(tree, |ctx, root| {
+            crate::tree::scan_at(ctx, root, from, to, limit)
+        })?)
+    }
+
     /// The value of the entry at `loc`, if there is one.
     pub(super) fn xdir_at(&self, tree: TreeId, loc: &Loc) -> Result<Option<Xdir>> {
-        match self.store.lookup(tree, &key::ent(loc.pqid, &loc.name))? {
+        match self.lookup_at(tree, &key::ent(loc.pqid, &loc.name))? {
             Some(v) => Ok(Some(decode_xdir(&v)?)),
             None => Ok(None),
         }
@@ -94,21 +123,22 @@ impl Fs {
         }
         // Both lookups on one tree: a reader may race a rename of the parent.
         self.store.with_reader(tree, |ctx, root| {
-            let Some(up) = crate::tree::lookup(ctx, root, &key::up(loc.pqid))? else {
-                return Ok(Err(bad_value("directory without an up-link")));
+            let tree_at = root.bp.addr;
+            let Some(up) = crate::tree::lookup_at(ctx, root, &key::up(loc.pqid))? else {
+                return Ok(Err(bad_value(tree_at, "directory without an up-link")));
             };
-            let KeyView::Ent { pqid, name } = KeyView::parse(&up) else {
-                return Ok(Err(bad_value("up-link is not an entry key")));
+            let Ok(KeyView::Ent { pqid, name }) = KeyView::decode(&up.val) else {
+                return Ok(Err(bad_value(up.addr, "up-link is not an entry key")));
             };
             let ploc = Loc::at(pqid, name);
-            let Some(v) = crate::tree::lookup(ctx, root, &key::ent(pqid, name))? else {
-                return Ok(Err(bad_value("up-link to a missing entry")));
+            let Some(v) = crate::tree::lookup_at(ctx, root, &key::ent(pqid, name))? else {
+                return Ok(Err(bad_value(up.addr, "up-link to a missing entry")));
             };
             Ok(decode_xdir(&v).and_then(|d| {
                 if d.qid_path == loc.pqid {
                     Ok((ploc, d))
                 } else {
-                    Err(bad_value("up-link to another directory"))
+                    Err(bad_value(up.addr, "up-link to another directory"))
                 }
             }))
         })?

@@ -35,6 +35,7 @@ use crate::alloc::Tier;
 use crate::format::key;
 use crate::format::msg::{Msg, Op, Wstat};
 use crate::format::value::{Xdir, DMKIND, DMSETGID, DMSETUID};
+use crate::format::Encode;
 use crate::format::BLKSZ_U64;
 use crate::users::POSIX_MODE_BITS;
 

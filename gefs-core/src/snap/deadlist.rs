@@ -18,8 +18,10 @@ use crate::format::log::{decode_addrs, payload, LogHeader};
 use crate::format::msg::Msg;
 use crate::format::value::DlistVal;
 use crate::format::{BlockType, Bptr, BLKSZ_U64};
+use crate::format::{Decode, Encode};
 use crate::ids::BlockAddr;
 use crate::store::{Store, TreeId};
+use crate::CorruptKind;
 
 /// One deadlist segment as stored in the snapshot tree.
 #[derive(Debug, Clone)]
@@ -67,8 +69,8 @@ impl Store {
                 return Ok(out);
             }
             for (k, v) in &batch {
-                let (KeyView::Dlist { owner, birth, seq }, Ok(val)) =
-                    (KeyView::parse(k), DlistVal::decode(v))
+                let (Ok(KeyView::Dlist { owner, birth, seq }), Ok(val)) =
+                    (KeyView::decode(k), DlistVal::decode(v))
                 else {
                     return Err(self.snap_corrupt("deadlist segment"));
                 };
@@ -100,22 +102,34 @@ impl Store {
         let mut want: Option<u64> = None;
         while !at.is_none() {
             if !seen.insert(at.addr) || chain.len() as u64 >= self.geometry().dev_size / BLKSZ_U64 {
-                return Err(Error::corrupt(at.addr, "deadlist chain does not end"));
+                return Err(Error::corrupt(
+                    at.addr,
+                    CorruptKind::Chain,
+                    "deadlist chain does not end",
+                ));
             }
             let b = if writer {
                 self.read_block_writer(&at, false)?
             } else {
                 self.read_block(&at, false)?
             };
-            let h = LogHeader::decode(b.bytes()).map_err(|e| Error::corrupt(at.addr, e))?;
+            let h = LogHeader::decode(b.bytes()).map_err(|e| e.at(at.addr))?;
             if h.kind != BlockType::Dlist {
-                return Err(Error::corrupt(at.addr, "not a deadlist block"));
+                return Err(Error::corrupt(
+                    at.addr,
+                    CorruptKind::BlockType,
+                    "not a deadlist block",
+                ));
             }
             if want.is_some_and(|w| w != h.seq) {
-                return Err(Error::corrupt(at.addr, "deadlist chain out of sequence"));
+                return Err(Error::corrupt(
+                    at.addr,
+                    CorruptKind::Chain,
+                    "deadlist chain out of sequence",
+                ));
             }
             want = h.seq.checked_sub(1);
-            let a = decode_addrs(payload(b.bytes(), &h)).map_err(|e| Error::corrupt(at.addr, e))?;
+            let a = decode_addrs(payload(b.bytes(), &h)).map_err(|e| e.at(at.addr))?;
             addrs.extend(a.into_iter().map(BlockAddr));
             chain.push(at);
             at = h.prev;

@@ -42,6 +42,7 @@ use crate::error::{Error, Result};
 use crate::format::key;
 use crate::format::msg::Msg;
 use crate::format::value::{LabelVal, TreeRec, LABEL_MUTABLE};
+use crate::format::Encode;
 use crate::ids::BlockAddr;
 use crate::store::{valid_label, ReadCtx, Store, TreeId, Writer};
 use crate::tree::Root;

@@ -34,10 +34,12 @@ use crate::error::Result;
 use crate::format::key::{self, KeyView};
 use crate::format::log::LogHeader;
 use crate::format::value::{DlistVal, TreeRec};
+use crate::format::Decode;
 use crate::format::{BlockType, BLKSZ_U64};
 use crate::store::{ReadCtx, Store, TreeId};
 use crate::tree::{self, Root};
 use crate::units::human;
+use crate::CorruptKind;
 
 use super::RESERVED;
 
@@ -94,13 +96,18 @@ impl Store {
             if hops > limit {
                 return Err(crate::Error::corrupt(
                     at.addr,
+                    CorruptKind::Chain,
                     "deadlist chain does not end",
                 ));
             }
             let b = self.read_block(&at, false)?;
-            let h = LogHeader::decode(b.bytes()).map_err(|e| crate::Error::corrupt(at.addr, e))?;
+            let h = LogHeader::decode(b.bytes()).map_err(|e| e.at(at.addr))?;
             if h.kind != BlockType::Dlist {
-                return Err(crate::Error::corrupt(at.addr, "not a deadlist block"));
+                return Err(crate::Error::corrupt(
+                    at.addr,
+                    CorruptKind::BlockType,
+                    "not a deadlist block",
+                ));
             }
             n += 1 + (h.nbytes / 8) as u64;
             at = h.prev;
@@ -124,8 +131,8 @@ impl Store {
                 return Ok(out);
             }
             for (k, v) in &batch {
-                let (KeyView::Dlist { owner, birth, .. }, Ok(val)) =
-                    (KeyView::parse(k), DlistVal::decode(v))
+                let (Ok(KeyView::Dlist { owner, birth, .. }), Ok(val)) =
+                    (KeyView::decode(k), DlistVal::decode(v))
                 else {
                     return Err(self.snap_corrupt("deadlist segment"));
                 };

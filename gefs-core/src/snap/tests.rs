@@ -10,6 +10,7 @@ use crate::check::{check_store, CheckOpts};
 use crate::device::MemDev;
 use crate::format::msg::Op;
 use crate::format::Bptr;
+use crate::format::Decode;
 use crate::store::{Store, TreeId};
 
 const DEV: u64 = 64 << 20;

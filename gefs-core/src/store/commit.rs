@@ -35,6 +35,7 @@ use crate::error::Result;
 use crate::format::key;
 use crate::format::msg::Msg;
 use crate::format::superblock::Superblock;
+use crate::format::Encode;
 use crate::ids::Gen;
 
 /// What a completed commit produced.

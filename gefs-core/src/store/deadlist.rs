@@ -17,6 +17,7 @@ use crate::format::key;
 use crate::format::log::LogHeader;
 use crate::format::msg::Msg;
 use crate::format::value::DlistVal;
+use crate::format::Encode;
 use crate::format::{BlockType, Bptr, LOGSPC};
 use crate::ids::{BlockAddr, Gen};
 

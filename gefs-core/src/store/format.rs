@@ -19,6 +19,7 @@ use crate::error::Result;
 use crate::format::msg::Msg;
 use crate::format::superblock::Geometry;
 use crate::format::value::{LabelVal, TreeRec, LABEL_MUTABLE};
+use crate::format::Encode;
 use crate::format::{key, Bptr};
 use crate::ids::Gen;
 use crate::tree::{self, Root};

@@ -28,6 +28,7 @@ use crate::error::{Error, Result};
 use crate::format::node::NodeView;
 use crate::format::{block_hash, Bptr, BLKSZ, BLKSZ_U64};
 use crate::ids::{BlockAddr, Gen};
+use crate::CorruptKind;
 
 /// Most bytes written by one device call during writeback.
 const MAX_WRITE: usize = 1 << 20;
@@ -66,7 +67,11 @@ impl Store {
     fn check_ptr(&self, bp: &Bptr) -> Result<()> {
         let addr = bp.addr;
         if bp.is_none() || !addr.0.is_multiple_of(BLKSZ_U64) || !self.geo.in_arenas(addr) {
-            return Err(Error::corrupt(addr, "pointer outside the arenas"));
+            return Err(Error::corrupt(
+                addr,
+                CorruptKind::Pointer,
+                "pointer outside the arenas",
+            ));
         }
         Ok(())
     }
@@ -83,7 +88,7 @@ impl Store {
             if node {
                 NodeView::new(&buf[..])
                     .and_then(|v| v.validate())
-                    .map_err(|e| Error::corrupt(addr, e))?;
+                    .map_err(|e| e.at(addr))?;
             }
             Ok(())
         }
@@ -272,11 +277,16 @@ fn log_read_failure(bp: &Bptr, node: bool, e: &Error) {
             actual = format_args!("{actual:016x}"),
             "corrupt block: contents do not match their hash"
         ),
-        Error::Corrupt { addr, what } => tracing::error!(
+        Error::Corrupt {
+            addr,
+            kind: damage,
+            detail,
+        } => tracing::error!(
             addr = %addr,
             kind = %kind,
             gen = bp.gen.0,
-            what = %what,
+            damage = %damage,
+            what = %detail,
             "corrupt block: malformed"
         ),
         Error::Io { op, off, source } => tracing::error!(

@@ -9,7 +9,9 @@ use super::{Store, TreeId};
 use crate::error::{Error, Result};
 use crate::format::key;
 use crate::format::value::{LabelVal, TreeRec};
+use crate::format::Decode;
 use crate::ids::BlockAddr;
+use crate::CorruptKind;
 
 /// One label as [`Store::labels`] lists it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -106,6 +108,10 @@ impl Store {
         let addr = self
             .root(TreeId::SNAP)
             .map_or(BlockAddr::NONE, |r| r.bp.addr);
-        Error::corrupt(addr, format!("snapshot tree: malformed {what}"))
+        Error::corrupt(
+            addr,
+            CorruptKind::Value,
+            format!("snapshot tree: malformed {what}"),
+        )
     }
 }

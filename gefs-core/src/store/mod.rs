@@ -60,9 +60,11 @@ use crate::error::{Error, Result};
 use crate::format::msg::Msg;
 use crate::format::superblock::Geometry;
 use crate::format::value::{LabelVal, TreeRec};
+use crate::format::Decode;
 use crate::format::{key, Bptr, BLKSZ};
 use crate::ids::Gen;
 use crate::tree::{self, Root};
+use crate::CorruptKind;
 
 pub use commit::CommitInfo;
 pub use format::{FormatOpts, Seed, NEW_TREES};
@@ -437,16 +439,16 @@ impl Store {
                 return Ok(TreeId(i));
             }
         }
-        let lv = self
-            .lookup(TreeId::SNAP, &key::label(label.as_bytes()))?
-            .ok_or_else(|| self.no_label(label))?;
-        let snap_addr = self.root(TreeId::SNAP)?.bp.addr;
-        let lv = LabelVal::decode(&lv).map_err(|_| Error::corrupt(snap_addr, "label value"))?;
-        let rec = self
-            .lookup(TreeId::SNAP, &key::snap(lv.id))?
+        let snap_at =
+            |k: &[u8]| self.with_reader(TreeId::SNAP, |ctx, root| tree::lookup_at(ctx, root, k));
+        let lv = snap_at(&key::label(label.as_bytes()))?.ok_or_else(|| self.no_label(label))?;
+        let lv = LabelVal::decode(&lv.val)
+            .map_err(|_| Error::corrupt(lv.addr, CorruptKind::Value, "label value"))?;
+        let found = snap_at(&key::snap(lv.id))?
             .ok_or_else(|| Error::NotFound(format!("snapshot {} of label {label}", lv.id)))?;
-        let rec =
-            TreeRec::decode(&rec).map_err(|_| Error::corrupt(snap_addr, "snapshot record"))?;
+        let snap_addr = found.addr;
+        let rec = TreeRec::decode(&found.val)
+            .map_err(|_| Error::corrupt(snap_addr, CorruptKind::Value, "snapshot record"))?;
         let root = Root {
             bp: rec.root,
             height: rec.ht,
@@ -454,6 +456,7 @@ impl Store {
         if rec.ht == 0 || rec.ht > crate::format::superblock::MAX_HEIGHT || rec.root.is_none() {
             return Err(Error::corrupt(
                 snap_addr,
+                CorruptKind::Level,
                 format!(
                     "snapshot record {} of label {label}: tree height {} or root {} out of range",
                     lv.id, rec.ht, rec.root.addr

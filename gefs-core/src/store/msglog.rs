@@ -45,10 +45,12 @@ use crate::format::key::KDAT;
 use crate::format::log::{payload, LogHeader};
 use crate::format::mlog;
 use crate::format::msg::{Msg, Op};
+use crate::format::DecodeError;
 use crate::format::{BlockType, Bptr, BLKSZ, LOGSPC, LOG_HDR, MLOG_MAX_BLOCKS, PTRSZ};
 use crate::ids::Gen;
 use crate::tree::pending::{Rec, Run};
 use crate::tree::NodeStore;
+use crate::CorruptKind;
 
 /// A tree's message log, as its writer keeps it.
 #[derive(Debug, Default, Clone)]
@@ -195,7 +197,7 @@ fn pack(first: &[u8], streams: &[&[u8]]) -> Vec<Vec<u8>> {
     let mut out = vec![first.to_vec()];
     for s in streams {
         let mut at = 0;
-        while let Some((_, _, _, next)) = mlog::record(s, at) {
+        while let Ok((_, _, _, next)) = mlog::record(s, at) {
             let rec = s.get(at..next).unwrap_or_default();
             if out.last().is_some_and(|p| p.len() + rec.len() > LOGSPC) {
                 out.push(Vec::with_capacity(LOGSPC));
@@ -225,10 +227,13 @@ impl ReadLog {
     pub(crate) fn recs(&self) -> Result<Vec<Rec<'_>>> {
         let mut out = Vec::new();
         for (bp, p) in self.chain.iter().zip(&self.payloads) {
-            let bad = |e: String| Error::corrupt(bp.addr, format!("message log: {e}"));
+            let bad = |e: DecodeError| e.context("message log").at(bp.addr);
             for (op, key, arg) in mlog::decode(p).map_err(bad)? {
                 if op == Op::Insert && key.first() == Some(&KDAT) && arg.len() != PTRSZ {
-                    return Err(bad("data key insert that is not a block pointer".into()));
+                    return Err(bad(DecodeError::new(
+                        CorruptKind::Value,
+                        "data key insert that is not a block pointer",
+                    )));
                 }
                 out.push((op, key, arg));
             }
@@ -255,13 +260,19 @@ impl Store {
         let mut want: Option<u64> = None;
         while !at.is_none() {
             let b = self.read_block(&at, false)?;
-            let bad = |e: String| Error::corrupt(at.addr, format!("message log: {e}"));
+            let bad = |e: DecodeError| e.context("message log").at(at.addr);
             let h = LogHeader::decode(b.bytes()).map_err(bad)?;
             if h.kind != BlockType::Mlog {
-                return Err(bad(format!("a {} block in the chain", h.kind.name())));
+                return Err(bad(DecodeError::new(
+                    CorruptKind::BlockType,
+                    format!("a {} block in the chain", h.kind.name()),
+                )));
             }
             if want.is_some_and(|w| w != h.seq) || h.seq >= MLOG_MAX_BLOCKS {
-                return Err(bad(format!("block {} where {want:?} belongs", h.seq)));
+                return Err(bad(DecodeError::new(
+                    CorruptKind::Chain,
+                    format!("block {} where {want:?} belongs", h.seq),
+                )));
             }
             payloads.push(payload(b.bytes(), &h).to_vec());
             chain.push(at);

@@ -24,6 +24,7 @@ use crate::format::value::TreeRec;
 use crate::format::{Bptr, BLKSZ, BLKSZ_U64};
 use crate::ids::{BlockAddr, Gen};
 use crate::tree::Root;
+use crate::CorruptKind;
 
 /// What was found in one superblock copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,7 +92,8 @@ impl Store {
         order.sort_by_key(|(_, sb)| std::cmp::Reverse(sb.commit_gen));
         let mut first_err = None;
         for (i, sb) in order {
-            match Store::from_superblock(dev.clone(), cfg, &sb) {
+            let at = if i == 0 { BlockAddr(0) } else { b_at };
+            match Store::from_superblock(dev.clone(), cfg, &sb, at) {
                 Ok(mut s) => {
                     s.sb_choice.used = i;
                     s.sb_choice.copies = copies;
@@ -111,11 +113,18 @@ impl Store {
         }))
     }
 
-    /// Build a store from one superblock, verifying its logs and roots.
-    fn from_superblock(dev: Arc<dyn Device>, cfg: &Config, sb: &Superblock) -> Result<Store> {
+    /// Build a store from one superblock (read from `at`), verifying its
+    /// logs and roots.
+    fn from_superblock(
+        dev: Arc<dyn Device>,
+        cfg: &Config,
+        sb: &Superblock,
+        at: BlockAddr,
+    ) -> Result<Store> {
         if sb.geometry.dev_size > dev.size() {
             return Err(Error::corrupt(
-                BlockAddr(0),
+                at,
+                CorruptKind::Header,
                 format!(
                     "superblock describes {} bytes, the device has {}",
                     sb.geometry.dev_size,

@@ -64,6 +64,7 @@ use crate::format::node::NodeView;
 use crate::format::{BLKSZ, LEAFSPC, LOGSPC, MLOG_MAX_BLOCKS};
 use crate::tree::pending::{self, Run, Runs};
 use crate::tree::{self, Root};
+use crate::CorruptKind;
 
 /// Whether an upsert was kept in the write buffer or applied to the tree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -334,11 +335,12 @@ impl Store {
     fn check_root(&self, root: &Root) -> Result<()> {
         let b = self.read_block_writer(&root.bp, true)?;
         let level = NodeView::new(&b[..])
-            .map_err(|e| Error::corrupt(root.bp.addr, e))?
+            .map_err(|e| e.at(root.bp.addr))?
             .level();
         if u32::from(level) + 1 != root.height {
             return Err(Error::corrupt(
                 root.bp.addr,
+                CorruptKind::Level,
                 format!("root at level {level} of a tree of height {}", root.height),
             ));
         }

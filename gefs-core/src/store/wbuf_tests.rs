@@ -9,6 +9,7 @@ use std::sync::Arc;
 use super::*;
 use crate::device::MemDev;
 use crate::format::msg::Op;
+use crate::format::Encode;
 
 use super::tests::{fmt, k, open, DEV};
 use crate::testing::Rng;

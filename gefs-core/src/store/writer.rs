@@ -19,6 +19,7 @@ use crate::format::key;
 use crate::format::msg::Msg;
 use crate::format::value::TreeRec;
 use crate::format::Bptr;
+use crate::format::Encode;
 
 /// The store's writer, held under the mutation lock.
 pub(crate) struct Writer<'s> {

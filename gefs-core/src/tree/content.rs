@@ -27,6 +27,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::format::msg::{self, Op};
 use crate::format::node::{child_size, kv_size, LeafBuilder, NodeView, PivotBuilder};
+use crate::format::DecodeError;
 use crate::format::{Bptr, BLKSZ, BUFSPC, LEAFSPC, MSG_OVERHEAD, PIVSPC, SLOTSZ};
 use crate::ids::BlockAddr;
 
@@ -391,7 +392,7 @@ fn push_folded<R: Buf>(out: &mut Vec<TMsg<R>>, m: TMsg<R>) {
 /// (empty for the root). Nothing is copied: every record is a slice of the
 /// block, which the decoded node holds through one shared handle.
 pub(crate) fn decode<R: Buf>(raw: R, addr: BlockAddr, lo: &Bytes<R>) -> Result<Node<R>> {
-    let bad = |e: String| Error::corrupt(addr, e);
+    let bad = |e: DecodeError| e.at(addr);
     let buf: Rc<R> = Rc::new(raw);
     let v = NodeView::new(&buf).map_err(bad)?;
     let sh = |part: &[u8]| Bytes::in_block(&buf, part);

@@ -29,6 +29,7 @@ use crate::format::key::KDAT;
 use crate::format::msg::{self, Op};
 use crate::format::{Bptr, BUFSPC, PTRSZ};
 use crate::ids::BlockAddr;
+use crate::CorruptKind;
 
 use super::content::{decode, merge_msgs, msgs_used, Buf, Bytes, Child, Kv, Node, Pivot, TMsg};
 use super::pack::{pack_leaf, pack_pivot, rebalance_pair};
@@ -74,7 +75,11 @@ fn apply_one<S: NodeStore>(
     if key.first() == Some(&KDAT) && matches!(op, Op::Insert | Op::Delete | Op::Clearb) {
         if let Some(old) = &cur {
             let bp = data_ptr(old).ok_or_else(|| {
-                Error::corrupt(addr, format!("data key {key:02x?}: value is not a pointer"))
+                Error::corrupt(
+                    addr,
+                    CorruptKind::Value,
+                    format!("data key {key:02x?}: value is not a pointer"),
+                )
             })?;
             if !bp.is_none() {
                 tx.retire(bp);
@@ -88,7 +93,7 @@ fn apply_one<S: NodeStore>(
         Op::Delete | Op::Clearb | Op::Clobber => Ok(None),
         _ => msg::apply(op, arg, cur.map(|v| v.to_vec()))
             .map(|v| v.map(|v| Bytes::copy(&v)))
-            .map_err(|e| Error::corrupt(addr, format!("key {key:02x?}: {e}"))),
+            .map_err(|e| e.context(format_args!("key {key:02x?}")).at(addr)),
     }
 }
 
@@ -175,12 +180,16 @@ pub(crate) fn give<S: NodeStore>(
         return Ok(());
     }
     if p.children.is_empty() {
-        return Err(Error::corrupt(addr, "pivot without children"));
+        return Err(Error::corrupt(
+            addr,
+            CorruptKind::Count,
+            "pivot without children",
+        ));
     }
     let level = p
         .level
         .checked_sub(1)
-        .ok_or_else(|| Error::corrupt(addr, "pivot at level 0"))?;
+        .ok_or_else(|| Error::corrupt(addr, CorruptKind::Level, "pivot at level 0"))?;
     let sh = shares(&p.children, &all);
     let mut order: Vec<usize> = (0..sh.len()).collect();
     order.sort_by_key(|&g| std::cmp::Reverse(sh.get(g).map_or(0, |s| s.bytes)));

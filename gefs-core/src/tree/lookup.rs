@@ -15,7 +15,9 @@ use std::ops::Deref;
 use crate::error::{Error, Result};
 use crate::format::msg::{self, Op};
 use crate::format::KEYMAX;
+use crate::format::{Decode, DecodeError};
 use crate::ids::BlockAddr;
+use crate::CorruptKind;
 
 use super::store::NodeStore;
 use super::tx::{read_node, root_level, view};
@@ -43,12 +45,14 @@ impl Default for Bound {
 impl Bound {
     fn set(&mut self, k: &[u8]) {
         let n = k.len().min(KEYMAX);
-        self.buf[..n].copy_from_slice(&k[..n]);
+        if let (Some(dst), Some(src)) = (self.buf.get_mut(..n), k.get(..n)) {
+            dst.copy_from_slice(src);
+        }
         self.len = n;
     }
 
     fn get(&self) -> &[u8] {
-        &self.buf[..self.len]
+        self.buf.get(..self.len).unwrap_or_default()
     }
 }
 
@@ -97,6 +101,43 @@ pub fn lookup<S: NodeStore>(s: &S, root: &Root, key: &[u8]) -> Result<Option<Vec
 
 /// [`lookup`], returning a value no message changed in place.
 pub fn lookup_ref<S: NodeStore>(s: &S, root: &Root, key: &[u8]) -> Result<Option<Found<S::Ref>>> {
+    Ok(lookup_found(s, root, key)?.map(|(f, _)| f))
+}
+
+/// A value and the block it was found in: the leaf that holds it, or the
+/// pivot whose buffered message last changed it; [`BlockAddr::NONE`] for a
+/// value that messages still in memory computed (no block holds it yet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located {
+    /// The value.
+    pub val: Vec<u8>,
+    /// Where it was found.
+    pub addr: BlockAddr,
+}
+
+impl Located {
+    /// Decode the value; damage is [`Error::Corrupt`] naming the block it
+    /// was found in.
+    pub fn decode<'a, T: Decode<'a>>(&'a self) -> Result<T> {
+        T::decode(&self.val).map_err(|e| e.at(self.addr))
+    }
+}
+
+/// [`lookup`], with the block the value was found in.
+pub fn lookup_at<S: NodeStore>(s: &S, root: &Root, key: &[u8]) -> Result<Option<Located>> {
+    Ok(lookup_found(s, root, key)?.map(|(f, addr)| Located {
+        val: f.into_vec(),
+        addr,
+    }))
+}
+
+/// The lookup itself: the value, and the block it was found in (see
+/// [`Located`]).
+fn lookup_found<S: NodeStore>(
+    s: &S,
+    root: &Root,
+    key: &[u8],
+) -> Result<Option<(Found<S::Ref>, BlockAddr)>> {
     let mut level = root_level(root)?;
     let mut bp = root.bp;
     // Pivots with messages for the key, root first (none allocated when
@@ -109,7 +150,7 @@ pub fn lookup_ref<S: NodeStore>(s: &S, root: &Root, key: &[u8]) -> Result<Option
     let base = loop {
         let r = read_node(s, &bp, level)?;
         let v = view(&r, bp.addr)?;
-        let bad = |e: String| Error::corrupt(bp.addr, e);
+        let bad = |e: DecodeError| e.at(bp.addr);
         if v.is_leaf() {
             let found = match &hi {
                 Some(h) => v.search_in(key, lo.get(), h.get()),
@@ -145,18 +186,19 @@ pub fn lookup_ref<S: NodeStore>(s: &S, root: &Root, key: &[u8]) -> Result<Option
             let next = v.key(i + 1).map_err(bad)?;
             hi.get_or_insert_with(Bound::default).set(next);
         }
-        bp = child;
+        // The pivot's address, before `bp` moves to the child.
         level = level
             .checked_sub(1)
-            .ok_or_else(|| Error::corrupt(bp.addr, "pivot at level 0"))?;
+            .ok_or_else(|| Error::corrupt(bp.addr, CorruptKind::Level, "pivot at level 0"))?;
+        bp = child;
     };
-    let mut cur = base;
+    let mut cur = base.map(|f| (f, bp.addr));
     for (addr, run) in runs.iter().rev() {
-        let mut v = cur.map(Found::into_vec);
+        let mut v = cur.map(|(f, _)| f.into_vec());
         for (op, arg) in run {
-            v = msg::apply(*op, arg, v).map_err(|e| Error::corrupt(*addr, e))?;
+            v = msg::apply(*op, arg, v).map_err(|e| e.at(*addr))?;
         }
-        cur = v.map(Found::Owned);
+        cur = v.map(|v| (Found::Owned(v), *addr));
     }
     // The pending runs, oldest first, each searched once.
     for r in s.pending() {
@@ -164,16 +206,17 @@ pub fn lookup_ref<S: NodeStore>(s: &S, root: &Root, key: &[u8]) -> Result<Option
         if hits.peek().is_none() {
             continue;
         }
-        let mut v = cur.map(Found::into_vec);
+        let mut v = cur.map(|(f, _)| f.into_vec());
         for (op, _, arg) in hits {
             v = msg::apply(op, arg, v).map_err(|e| {
                 Error::corrupt(
                     BlockAddr::NONE,
+                    CorruptKind::Message,
                     format!("buffered message for key {key:02x?}: {e}"),
                 )
             })?;
         }
-        cur = v.map(Found::Owned);
+        cur = v.map(|v| (Found::Owned(v), BlockAddr::NONE));
     }
     Ok(cur)
 }

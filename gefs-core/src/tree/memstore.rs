@@ -125,7 +125,7 @@ impl NodeStore for MemStore {
         }
         NodeView::new(b)
             .and_then(|v| v.validate())
-            .map_err(|e| Error::corrupt(bp.addr, e))?;
+            .map_err(|e| e.at(bp.addr))?;
         Ok(b.clone())
     }
 

@@ -48,6 +48,8 @@
 //! `upsert`, `lookup`, `scan`, `walk`, [`pending`] (a store's write buffer,
 //! which lookups and scans apply on top of the tree).
 
+#![deny(clippy::indexing_slicing)]
+
 mod content;
 mod flush;
 mod lookup;
@@ -65,9 +67,9 @@ mod memstore;
 #[cfg(test)]
 mod tests;
 
-pub use lookup::{lookup, lookup_ref, Found};
+pub use lookup::{lookup, lookup_at, lookup_ref, Found, Located};
 pub use owned::owned_data_ptrs;
-pub use scan::{scan, scan_with};
+pub use scan::{scan, scan_at, scan_with};
 pub use store::NodeStore;
 pub use tx::root_level;
 pub use upsert::{apply, upsert, validate, Applied};

@@ -17,6 +17,8 @@ use crate::error::{Error, Result};
 use crate::format::key::KDAT;
 use crate::format::msg::Op;
 use crate::format::Bptr;
+use crate::format::DecodeError;
+use crate::CorruptKind;
 
 use super::flush::data_ptr;
 use super::store::NodeStore;
@@ -39,11 +41,15 @@ pub fn owned_data_ptrs<S: NodeStore>(
     let mut seen = std::collections::HashSet::new();
     while let Some((bp, level, above)) = stack.pop() {
         if !seen.insert(bp.addr) {
-            return Err(Error::corrupt(bp.addr, "node reached twice in one tree"));
+            return Err(Error::corrupt(
+                bp.addr,
+                CorruptKind::Cycle,
+                "node reached twice in one tree",
+            ));
         }
         let r = read_node(s, &bp, level)?;
         let v = view(&r, bp.addr)?;
-        let bad = |e: String| Error::corrupt(bp.addr, e);
+        let bad = |e: DecodeError| e.at(bp.addr);
         if v.is_leaf() {
             let mut leaf = Vec::new();
             for i in 0..v.nval() {
@@ -57,7 +63,7 @@ pub fn owned_data_ptrs<S: NodeStore>(
         }
         let below = level
             .checked_sub(1)
-            .ok_or_else(|| Error::corrupt(bp.addr, "pivot at level 0"))?;
+            .ok_or_else(|| Error::corrupt(bp.addr, CorruptKind::Level, "pivot at level 0"))?;
         let mut own: Vec<Pending> = Vec::new();
         for j in 0..v.nbuf() {
             let (op, k, arg) = v.msg(j).map_err(bad)?;
@@ -97,6 +103,7 @@ fn resolve(
             Some(p) => Ok(Some(p)),
             None => Err(Error::corrupt(
                 at.addr,
+                CorruptKind::Value,
                 format!("data key {k:02x?}: value is not a pointer"),
             )),
         }

@@ -36,7 +36,9 @@ fn cuts(sizes: &[usize], cap: usize) -> Vec<usize> {
     let mut k = total.div_ceil(cap).max(2);
     while k < n {
         let b = balanced(sizes, total, k);
-        if b.windows(2).all(|w| run(sizes, w[0], w[1]) <= cap) {
+        if b.windows(2)
+            .all(|w| matches!(w, [x, y] if run(sizes, *x, *y) <= cap))
+        {
             return b;
         }
         k += 1;

@@ -40,6 +40,7 @@ use crate::format::mlog;
 use crate::format::msg::{self, Msg, Op};
 use crate::format::SLOTSZ;
 use crate::ids::BlockAddr;
+use crate::CorruptKind;
 
 /// One message of a run: op, key, argument.
 pub type Rec<'a> = mlog::Record<'a>;
@@ -69,7 +70,7 @@ impl Run {
     fn push(&mut self, (op, key, arg): Rec<'_>) {
         if op == Op::Wstat {
             if let Some(&at) = self.idx.last() {
-                if let Some((lop, lkey, larg, _)) = mlog::record(&self.buf, at as usize) {
+                if let Ok((lop, lkey, larg, _)) = mlog::record(&self.buf, at as usize) {
                     if lkey == key {
                         if let Some(val) = msg::fold_wstat(lop, larg, arg) {
                             let lkey = lkey.to_vec();
@@ -157,7 +158,9 @@ impl Run {
     #[inline]
     pub fn get(&self, i: usize) -> Option<Rec<'_>> {
         let at = *self.idx.get(i)? as usize;
-        mlog::record(&self.buf, at).map(|(op, k, v, _)| (op, k, v))
+        mlog::record(&self.buf, at)
+            .ok()
+            .map(|(op, k, v, _)| (op, k, v))
     }
 
     /// The messages in order.
@@ -277,6 +280,7 @@ fn apply(op: Op, key: &[u8], arg: &[u8], cur: Option<Vec<u8>>) -> Result<Option<
     msg::apply(op, arg, cur).map_err(|e| {
         Error::corrupt(
             BlockAddr::NONE,
+            CorruptKind::Message,
             format!("buffered message for key {key:02x?}: {e}"),
         )
     })

@@ -32,8 +32,11 @@ use std::ops::Bound;
 use crate::error::{Error, Result};
 use crate::format::msg;
 use crate::format::Bptr;
+use crate::format::DecodeError;
 use crate::ids::BlockAddr;
+use crate::CorruptKind;
 
+use super::lookup::Located;
 use super::pending;
 use super::store::NodeStore;
 use super::tx::{read_node, root_level, view};
@@ -58,6 +61,23 @@ pub fn scan<S: NodeStore>(
     Ok(out)
 }
 
+/// [`scan`], with the block each value was found in (see [`Located`]).
+pub fn scan_at<S: NodeStore>(
+    s: &S,
+    root: &Root,
+    from: Bound<&[u8]>,
+    to: Bound<&[u8]>,
+    limit: usize,
+) -> Result<Vec<(Vec<u8>, Located)>> {
+    let mut out = Vec::new();
+    scan_located(s, root, from, to, limit, |k, v, addr| {
+        let val = v.to_vec();
+        out.push((k.to_vec(), Located { val, addr }));
+        Ok(())
+    })?;
+    Ok(out)
+}
+
 /// [`scan`], handing each entry to `f` (key, value) instead of collecting
 /// them: values no message changed are slices of the cached leaf. Returns
 /// the number of entries visited. An error from `f` stops the scan.
@@ -68,6 +88,18 @@ pub fn scan_with<S: NodeStore>(
     to: Bound<&[u8]>,
     limit: usize,
     mut f: impl FnMut(&[u8], &[u8]) -> Result<()>,
+) -> Result<usize> {
+    scan_located(s, root, from, to, limit, |k, v, _| f(k, v))
+}
+
+/// The scan itself: `f` also gets the block each value was found in.
+fn scan_located<S: NodeStore>(
+    s: &S,
+    root: &Root,
+    from: Bound<&[u8]>,
+    to: Bound<&[u8]>,
+    limit: usize,
+    mut f: impl FnMut(&[u8], &[u8], BlockAddr) -> Result<()>,
 ) -> Result<usize> {
     let top = root_level(root)?;
     if limit == 0 || empty_range(from, to) {
@@ -96,12 +128,12 @@ pub fn scan_with<S: NodeStore>(
     c.frontier()?;
     // The last key visited (one buffer, reused).
     let mut prev: Option<Vec<u8>> = None;
-    let mut visit = |k: &[u8], v: &[u8]| {
+    let mut visit = |k: &[u8], v: &[u8], at: BlockAddr| {
         ascending(root, start, prev.as_deref(), k)?;
         let p = prev.get_or_insert_with(Vec::new);
         p.clear();
         p.extend_from_slice(k);
-        f(k, v)
+        f(k, v, at)
     };
     let mut n = 0;
     while n < limit {
@@ -122,9 +154,10 @@ fn ascending(root: &Root, start: Option<&[u8]>, prev: Option<&[u8]>, k: &[u8]) -
     }
     Err(Error::corrupt(
         root.bp.addr,
+        CorruptKind::KeyOrder,
         format!(
             "scan met key {} out of order (a node below holds keys outside its range)",
-            crate::format::key::KeyView::parse(k)
+            crate::format::key::show(k)
         ),
     ))
 }
@@ -189,13 +222,19 @@ impl<S: NodeStore> Cursor<'_, S> {
             let level = u16::try_from(d)
                 .ok()
                 .and_then(|d| self.top.checked_sub(d))
-                .ok_or_else(|| Error::corrupt(bp.addr, "tree deeper than its height"))?;
+                .ok_or_else(|| {
+                    Error::corrupt(bp.addr, CorruptKind::Level, "tree deeper than its height")
+                })?;
             if !self.loaded.insert(bp.addr) {
-                return Err(Error::corrupt(bp.addr, "node reached twice in one tree"));
+                return Err(Error::corrupt(
+                    bp.addr,
+                    CorruptKind::Cycle,
+                    "node reached twice in one tree",
+                ));
             }
             let node = read_node(self.s, &bp, level)?;
             let v = view(&node, bp.addr)?;
-            let bad = |e: String| Error::corrupt(bp.addr, e);
+            let bad = |e: DecodeError| e.at(bp.addr);
             if v.is_leaf() {
                 let next = match start {
                     Some(k) => v.search(k).map_err(bad)?.unwrap_or_else(|i| i),
@@ -236,7 +275,7 @@ impl<S: NodeStore> Cursor<'_, S> {
         for p in self.pivots.iter().rev() {
             if p.child + 1 < p.nval {
                 let v = view(&p.node, p.addr)?;
-                let sep = v.key(p.child + 1).map_err(|e| Error::corrupt(p.addr, e))?;
+                let sep = v.key(p.child + 1).map_err(|e| e.at(p.addr))?;
                 self.hi = Some(sep.to_vec());
                 break;
             }
@@ -251,10 +290,12 @@ impl<S: NodeStore> Cursor<'_, S> {
             return Ok(false);
         };
         let end = self.end;
-        let p = &mut self.pivots[d];
+        let Some(p) = self.pivots.get_mut(d) else {
+            return Err(Error::Internal(format!("scan depth {d} past its path")));
+        };
         p.child += 1;
         let v = view(&p.node, p.addr)?;
-        let (sep, bp, _) = v.child(p.child).map_err(|e| Error::corrupt(p.addr, e))?;
+        let (sep, bp, _) = v.child(p.child).map_err(|e| e.at(p.addr))?;
         let beyond = match end {
             Bound::Included(e) => sep > e,
             Bound::Excluded(e) => sep >= e,
@@ -276,7 +317,7 @@ impl<S: NodeStore> Cursor<'_, S> {
         for p in &self.pivots {
             if p.msg < p.nbuf {
                 let v = view(&p.node, p.addr)?;
-                let k = v.msg(p.msg).map_err(|e| Error::corrupt(p.addr, e))?.1;
+                let k = v.msg(p.msg).map_err(|e| e.at(p.addr))?.1;
                 if best.is_none_or(|b| k < b) {
                     best = Some(k);
                 }
@@ -292,14 +333,15 @@ impl<S: NodeStore> Cursor<'_, S> {
     fn step(
         &mut self,
         skip: Option<&[u8]>,
-        f: &mut impl FnMut(&[u8], &[u8]) -> Result<()>,
+        f: &mut impl FnMut(&[u8], &[u8], BlockAddr) -> Result<()>,
     ) -> Result<Option<bool>> {
         let Some(leaf) = &self.leaf else {
             return Ok(None);
         };
+        let leaf_addr = leaf.addr;
         let lv = view(&leaf.node, leaf.addr)?;
         let lk = if leaf.next < leaf.nval {
-            Some(lv.kv(leaf.next).map_err(|e| Error::corrupt(leaf.addr, e))?)
+            Some(lv.kv(leaf.next).map_err(|e| e.at(leaf.addr))?)
         } else {
             None
         };
@@ -311,7 +353,7 @@ impl<S: NodeStore> Cursor<'_, S> {
                 }
                 let visit = skip != Some(k);
                 if visit {
-                    f(k, v)?;
+                    f(k, v, leaf_addr)?;
                 }
                 if let Some(l) = self.leaf.as_mut() {
                     l.next += 1;
@@ -323,7 +365,7 @@ impl<S: NodeStore> Cursor<'_, S> {
                 if self.beyond(&key) {
                     return Ok(None);
                 }
-                let mut cur = match lk {
+                let cur = match lk {
                     Some((k, v)) if k == key.as_slice() => Some(v.to_vec()),
                     _ => None,
                 };
@@ -332,11 +374,16 @@ impl<S: NodeStore> Cursor<'_, S> {
                         l.next += 1;
                     }
                 }
-                cur = self.apply_msgs(&key, cur)?;
+                let from = if cur.is_some() {
+                    leaf_addr
+                } else {
+                    BlockAddr::NONE
+                };
+                let (cur, at) = self.apply_msgs(&key, cur, from)?;
                 self.frontier()?;
                 match cur {
                     Some(v) if skip != Some(key.as_slice()) => {
-                        f(&key, &v)?;
+                        f(&key, &v, at)?;
                         Ok(Some(true))
                     }
                     _ => Ok(Some(false)),
@@ -348,21 +395,32 @@ impl<S: NodeStore> Cursor<'_, S> {
         }
     }
 
-    /// Apply every unconsumed message for `key` to `cur`: the lowest pivot's
-    /// first, then those above, then the pending runs.
-    fn apply_msgs(&mut self, key: &[u8], mut cur: Option<Vec<u8>>) -> Result<Option<Vec<u8>>> {
+    /// Apply every unconsumed message for `key` to `cur` (found in block
+    /// `at`): the lowest pivot's first, then those above, then the pending
+    /// runs. Returns the value and the block of the last message that
+    /// changed it ([`BlockAddr::NONE`] for a pending one).
+    fn apply_msgs(
+        &mut self,
+        key: &[u8],
+        mut cur: Option<Vec<u8>>,
+        mut at: BlockAddr,
+    ) -> Result<(Option<Vec<u8>>, BlockAddr)> {
         for p in self.pivots.iter_mut().rev() {
             let v = view(&p.node, p.addr)?;
-            let bad = |e: String| Error::corrupt(p.addr, e);
+            let bad = |e: DecodeError| e.at(p.addr);
             while p.msg < p.nbuf {
                 let (op, k, arg) = v.msg(p.msg).map_err(bad)?;
                 if k != key {
                     break;
                 }
                 cur = msg::apply(op, arg, cur).map_err(bad)?;
+                at = p.addr;
                 p.msg += 1;
             }
         }
-        self.pending.apply(key, cur)
+        if self.pending.peek() == Some(key) {
+            at = BlockAddr::NONE;
+        }
+        Ok((self.pending.apply(key, cur)?, at))
     }
 }

@@ -16,6 +16,7 @@ use crate::format::node::NodeView;
 use crate::format::superblock::MAX_HEIGHT;
 use crate::format::Bptr;
 use crate::ids::BlockAddr;
+use crate::CorruptKind;
 
 use super::content::{encode, Child, Node};
 use super::store::NodeStore;
@@ -26,16 +27,17 @@ pub fn root_level(root: &Root) -> Result<u16> {
     if root.height == 0 || root.height > MAX_HEIGHT {
         return Err(Error::corrupt(
             root.bp.addr,
+            CorruptKind::Level,
             format!("tree height {} out of range", root.height),
         ));
     }
     u16::try_from(root.height - 1)
-        .map_err(|_| Error::corrupt(root.bp.addr, "tree height out of range"))
+        .map_err(|_| Error::corrupt(root.bp.addr, CorruptKind::Level, "tree height out of range"))
 }
 
 /// A view of a node read from `addr`.
 pub(crate) fn view(buf: &[u8], addr: BlockAddr) -> Result<NodeView<'_>> {
-    NodeView::new(buf).map_err(|e| Error::corrupt(addr, e))
+    NodeView::new(buf).map_err(|e| e.at(addr))
 }
 
 /// Read the node `bp` points to and check that it sits at `level` (the
@@ -46,6 +48,7 @@ pub(crate) fn read_node<S: NodeStore>(s: &S, bp: &Bptr, level: u16) -> Result<S:
         let v = view(&r, bp.addr)?;
         return Err(Error::corrupt(
             bp.addr,
+            CorruptKind::Level,
             format!(
                 "{} at level {} where level {level} was expected",
                 if v.is_leaf() { "leaf" } else { "pivot" },

@@ -12,6 +12,8 @@ use crate::format::key::KDAT;
 use crate::format::msg::Op;
 use crate::format::node::NodeView;
 use crate::format::Bptr;
+use crate::format::DecodeError;
+use crate::CorruptKind;
 
 use super::flush::data_ptr;
 use super::store::NodeStore;
@@ -31,7 +33,11 @@ pub fn walk<S: NodeStore>(
     let mut seen = std::collections::HashSet::new();
     while let Some((bp, level)) = stack.pop() {
         if !seen.insert(bp.addr) {
-            return Err(Error::corrupt(bp.addr, "node reached twice in one tree"));
+            return Err(Error::corrupt(
+                bp.addr,
+                CorruptKind::Cycle,
+                "node reached twice in one tree",
+            ));
         }
         let r = read_node(s, &bp, level)?;
         let v = view(&r, bp.addr)?;
@@ -41,9 +47,9 @@ pub fn walk<S: NodeStore>(
         }
         let below = level
             .checked_sub(1)
-            .ok_or_else(|| Error::corrupt(bp.addr, "pivot at level 0"))?;
+            .ok_or_else(|| Error::corrupt(bp.addr, CorruptKind::Level, "pivot at level 0"))?;
         for i in (0..v.nval()).rev() {
-            let (_, child, _) = v.child(i).map_err(|e| Error::corrupt(bp.addr, e))?;
+            let (_, child, _) = v.child(i).map_err(|e| e.at(bp.addr))?;
             stack.push((child, below));
         }
     }
@@ -61,7 +67,7 @@ pub fn data_ptrs<S: NodeStore>(
     mut f: impl FnMut(Bptr) -> Result<()>,
 ) -> Result<()> {
     walk(s, root, |bp, v| {
-        let bad = |e: String| Error::corrupt(bp.addr, e);
+        let bad = |e: DecodeError| e.at(bp.addr);
         let mut each = |key: &[u8], val: &[u8]| -> Result<()> {
             if key.first() != Some(&KDAT) {
                 return Ok(());
@@ -69,7 +75,11 @@ pub fn data_ptrs<S: NodeStore>(
             match data_ptr(val) {
                 Some(p) if p.is_none() => Ok(()),
                 Some(p) => f(p),
-                None => Err(bad(format!("data key {key:02x?}: value is not a pointer"))),
+                None => Err(Error::corrupt(
+                    bp.addr,
+                    CorruptKind::Value,
+                    format!("data key {key:02x?}: value is not a pointer"),
+                )),
             }
         };
         if v.is_leaf() {

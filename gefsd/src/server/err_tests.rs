@@ -84,7 +84,11 @@ fn every_error() -> Vec<Error> {
         fs::Error::Wstat(WstatRule::DirLength),
         fs::Error::NoUser,
         fs::Error::Invalid("offset".into()),
-        fs::Error::Store(gefs_core::Error::corrupt(gefs_core::BlockAddr(4096), "x")),
+        fs::Error::Store(gefs_core::Error::corrupt(
+            gefs_core::BlockAddr(4096),
+            gefs_core::CorruptKind::Value,
+            "x",
+        )),
         fs::Error::Store(io_error()),
         fs::Error::Store(gefs_core::Error::Internal("bug".into())),
         fs::Error::from(gefs_core::Error::NoSpace),

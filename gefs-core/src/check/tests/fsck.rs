@@ -12,6 +12,7 @@ use crate::device::MemDev;
 use crate::format::key::{self, ROOT_PQID};
 use crate::format::msg::{Msg, Op};
 use crate::format::value::{Xdir, DMDIR};
+use crate::format::Encode;
 use crate::format::{Bptr, BLKSZ, BLKSZ_U64};
 use crate::fs::{Changes, Entry, Fs, Mount, Who, MAX_IO, ORDWR, OREAD};
 use crate::store::{Config, FormatOpts, Store, TreeId};

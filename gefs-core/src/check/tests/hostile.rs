@@ -17,6 +17,7 @@ use crate::format::log::LogHeader;
 use crate::format::msg::Msg;
 use crate::format::value::{DlistVal, LabelVal, TreeRec};
 use crate::format::{BlockType, Bptr, BLKSZ, LOG_HDR};
+use crate::format::{Decode, Encode};
 use crate::fs::{Fs, Who, ORDWR};
 use crate::ids::{BlockAddr, Gen};
 use crate::store::{Config, FormatOpts, Store, TreeId};

@@ -12,6 +12,7 @@ use crate::format::log::{decode_entries, payload, LogEntry, LogHeader};
 use crate::format::msg::Msg;
 use crate::format::superblock::Superblock;
 use crate::format::value::Xdir;
+use crate::format::Encode;
 use crate::format::{block_hash, key, Bptr, BLKSZ, BLKSZ_U64, LOG_HDR};
 use crate::ids::BlockAddr;
 use crate::store::{Config, FormatOpts, Store, TreeId};

@@ -11,6 +11,7 @@ use crate::format::key::{KLABEL, KSNAP};
 use crate::format::node::NodeView;
 use crate::format::value::TreeRec;
 use crate::format::{block_hash, Bptr, BLKSZ};
+use crate::format::{Decode, Encode};
 use crate::ids::BlockAddr;
 
 fn read(dev: &MemDev, a: BlockAddr) -> Vec<u8> {

@@ -10,6 +10,7 @@ use crate::format::key;
 use crate::format::msg::Msg;
 use crate::format::value::Xdir;
 use crate::format::Bptr;
+use crate::format::Decode;
 use crate::store::{FormatOpts, Store};
 
 const DEV: u64 = 64 << 20;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::*;
 use crate::alloc::Tier;
 use crate::format::msg::{Msg, Op, Wstat};
+use crate::format::Encode;
 
 /// KDAT keys of `q` at or beyond `from`.
 fn dat_keys(fs: &Fs, m: &Mount, q: u64, from: u64) -> Vec<u64> {
@@ -21,8 +22,8 @@ fn dat_keys(fs: &Fs, m: &Mount, q: u64, from: u64) -> Vec<u64> {
         )
         .unwrap()
         .into_iter()
-        .map(|(k, _)| match key::KeyView::parse(&k) {
-            key::KeyView::Dat { off, .. } => off,
+        .map(|(k, _)| match key::KeyView::decode(&k) {
+            Ok(key::KeyView::Dat { off, .. }) => off,
             _ => panic!("not a data key"),
         })
         .collect()

@@ -5,6 +5,7 @@ use std::time::Instant;
 use super::*;
 use crate::alloc::Tier;
 use crate::format::msg::Msg;
+use crate::format::Encode;
 
 /// Blocks that may legitimately still be in use after everything was
 /// removed: a few tree nodes, plus the data blocks whose `Clearb` messages

@@ -7,6 +7,7 @@ use proptest::prelude::*;
 
 use crate::format::msg::{Msg, Op, Wstat};
 use crate::format::value::Xdir;
+use crate::format::Encode;
 use crate::format::{KEYMAX, VALMAX};
 
 use super::harness::{Harness, Rng};

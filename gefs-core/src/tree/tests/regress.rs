@@ -5,6 +5,7 @@ use std::ops::Bound;
 
 use crate::format::msg::{Msg, Op, Relink, Wstat};
 use crate::format::node::NodeView;
+use crate::format::Encode;
 
 use super::super::{lookup, scan, walk};
 use super::harness::{check, Harness, Rng};
