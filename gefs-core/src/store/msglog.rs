@@ -136,7 +136,7 @@ impl Log {
             return Some(Unlogged::Stale);
         }
         let at = *self.newest.get(key)?;
-        let (rop, rkey, rarg, _) = mlog::record(&self.unlogged, at)?;
+        let (rop, rkey, rarg, _) = mlog::record(&self.unlogged, at).ok()?;
         (rop == op && rkey == key && rarg == arg).then_some(Unlogged::At(at))
     }
 
@@ -144,7 +144,7 @@ impl Log {
     /// back before any log held it).
     pub(super) fn forget(&mut self, at: Unlogged) {
         let Unlogged::At(at) = at else { return };
-        let Some((_, key, _, end)) = mlog::record(&self.unlogged, at) else {
+        let Ok((_, key, _, end)) = mlog::record(&self.unlogged, at) else {
             return;
         };
         if self.newest.get(key) == Some(&at) {
@@ -163,7 +163,7 @@ impl Log {
         skip.sort_unstable();
         let mut out = Vec::with_capacity(self.unlogged());
         let (mut at, mut k) = (0, 0);
-        while let Some((_, _, _, next)) = mlog::record(&self.unlogged, at) {
+        while let Ok((_, _, _, next)) = mlog::record(&self.unlogged, at) {
             if skip.get(k) == Some(&at) {
                 k += 1;
             } else if let Some(rec) = self.unlogged.get(at..next) {
