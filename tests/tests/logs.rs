@@ -41,9 +41,7 @@ fn a_damaged_block_read_through_gefsd_is_logged_with_its_address() {
     // Both events: the corrupt block, then the request that met it (a line later, so wait
     // for that one too rather than for the first).
     let named = |l: &str| l.contains("Tattach") && l.contains(":/") && l.contains(&addr);
-    let log = log_until(&d, |l| {
-        l.contains("corrupt block") && l.lines().any(|x| named(x))
-    });
+    let log = log_until(&d, |l| l.contains("corrupt block") && l.lines().any(&named));
     let line = log
         .lines()
         .find(|l| l.contains("corrupt block") && l.contains(&format!("addr={addr}")))
