@@ -325,6 +325,10 @@ pub struct RetentionReport {
 mod tests {
     use super::*;
 
+    /// Postmortem: a retention pass returned at the first expired label it could not delete
+    /// (one in use by an attach or gefsd's dump), abandoning every later label and the
+    /// pass's commit. Pins: the label in use is skipped and reported, the others are
+    /// deleted, and the next pass retries it.
     #[test]
     fn retention_skips_a_label_in_use() {
         use crate::device::MemDev;

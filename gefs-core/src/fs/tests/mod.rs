@@ -257,6 +257,8 @@ fn snapshots_are_read_only() {
 /// Readers and walkers racing a renamer never see a live file as gone: a
 /// held entry follows the renames, and a walk that registers a node while a
 /// rename runs re-checks the key.
+/// Postmortem: a reader holding an entry that a rename moved looked it up under its old
+/// key and reported it gone (an error on a file that was only renamed).
 #[test]
 fn readers_racing_renames_never_see_a_live_file_gone() {
     let dev = format(DEV);
