@@ -43,13 +43,18 @@ pub fn fresh_dev(size: u64, cache: usize) -> Arc<MemDev> {
     dev
 }
 
+/// The configuration to open a test store with: a `cache`-byte cache,
+/// read-only or not.
+pub fn config(cache: usize, read_only: bool) -> Config {
+    Config {
+        cache_bytes: cache,
+        read_only,
+    }
+}
+
 /// Open the store on `dev`, read-write, with a `cache`-byte cache.
 pub fn open_store(dev: &Arc<MemDev>, cache: usize) -> Store {
-    let cfg = Config {
-        cache_bytes: cache,
-        read_only: false,
-    };
-    Store::open(dev.clone(), &cfg).expect("open a test store")
+    Store::open(dev.clone(), &config(cache, false)).expect("open a test store")
 }
 
 /// A fresh device of `size` bytes and the store open on it.

@@ -18,10 +18,7 @@ use gefs_tests::blocks::classes;
 use gefs_tests::model::{apply, read_back, workload_with, Model, Op, ReadBack, State};
 
 fn cfg(read_only: bool) -> Config {
-    Config {
-        cache_bytes: 2 << 20,
-        read_only,
-    }
+    gefs_core::testing::config(2 << 20, read_only)
 }
 
 struct Image {

@@ -20,10 +20,7 @@ const OLD: u64 = 40 << 20;
 const NEW: u64 = 72 << 20;
 
 fn cfg(read_only: bool) -> Config {
-    Config {
-        cache_bytes: 4 << 20,
-        read_only,
-    }
+    gefs_core::testing::config(4 << 20, read_only)
 }
 
 /// A formatted `OLD`-byte image with a workload of data and snapshots committed on it,

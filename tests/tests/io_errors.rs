@@ -13,10 +13,7 @@ use gefs_core::Error;
 use gefs_tests::model::{apply, verify_state, workload_with, Model, Op};
 
 fn cfg(read_only: bool) -> Config {
-    Config {
-        cache_bytes: 2 << 20,
-        read_only,
-    }
+    gefs_core::testing::config(2 << 20, read_only)
 }
 
 fn formatted() -> Arc<MemDev> {

@@ -16,8 +16,7 @@ const DEV: u64 = 64 << 20;
 
 /// Format `dev` (8 MiB cache).
 fn fmt(dev: &Arc<MemDev>) -> Store {
-    let opts = crate::testing::format_opts(8 << 20);
-    Store::format(dev.clone(), &opts).unwrap()
+    crate::testing::format(dev.clone(), 8 << 20)
 }
 
 /// Open the store on `dev` (8 MiB cache).
