@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use gefs_core::device::FileDev;
 use gefs_core::fs::{Fs, Who, MAX_IO, ORDWR, OREAD};
-use gefs_core::store::{FormatOpts, Store};
+use gefs_core::store::Store;
 
 use crate::hist::Histogram;
 use crate::report::{Goal, Phase, Report, Run};
@@ -56,10 +56,7 @@ pub const PHASES: [&str; 7] = [
 
 fn store_on(path: &Path, size: u64) -> BenchResult<Arc<Store>> {
     let dev = Arc::new(FileDev::create(path, size)?);
-    let opts = FormatOpts {
-        user: "bench".into(),
-        cache_bytes: 256 << 20,
-    };
+    let opts = gefs_core::testing::format_opts_for("bench", 256 << 20);
     Ok(Arc::new(Store::format(dev, &opts)?))
 }
 

@@ -25,7 +25,7 @@ use std::time::Instant;
 
 use gefs_core::device::FileDev;
 use gefs_core::fs::{Fs, Mount, Open, Who, MAX_IO, ORDWR};
-use gefs_core::store::{FormatOpts, Store};
+use gefs_core::store::Store;
 
 use crate::cpu::Mark;
 use crate::hist::Histogram;
@@ -66,10 +66,7 @@ fn ours(path: &Path, o: &FileOpts) -> BenchResult<Ours> {
     let data = file + o.creates * 16384 * 2;
     let size = (data * 3).max(1 << 30);
     let dev = Arc::new(FileDev::create(path, size)?);
-    let opts = FormatOpts {
-        user: "bench".into(),
-        cache_bytes: o.cache_mb << 20,
-    };
+    let opts = gefs_core::testing::format_opts_for("bench", o.cache_mb << 20);
     let store = Arc::new(Store::format(dev, &opts)?);
     let fs = Fs::new(store, true)?;
     let who = Who::permissive(fs.uid("adm")?);

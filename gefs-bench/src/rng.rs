@@ -1,5 +1,5 @@
-//! Deterministic pseudo-random numbers and the key and value shapes every
-//! benchmark shares, so that ours and the baseline see identical inputs.
+//! The key and value shapes every benchmark shares, and its seeded
+//! generator, so that ours and the baseline see identical inputs.
 
 /// SplitMix64's output function: a bijective mix of a 64-bit value.
 pub fn mix(mut z: u64) -> u64 {
@@ -9,29 +9,8 @@ pub fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// A small, fast generator (SplitMix64).
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator whose sequence is fixed by `seed`.
-    pub fn new(seed: u64) -> Rng {
-        Rng(mix(seed))
-    }
-
-    /// The next 64 random bits.
-    #[inline]
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        mix(self.0)
-    }
-
-    /// A number in `0..n` (`n` > 0), by multiply-shift.
-    #[inline]
-    pub fn below(&mut self, n: u64) -> u64 {
-        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
-    }
-}
+/// The seeded generator tests and benches share (gefs-core's `testing` surface).
+pub use gefs_core::testing::Rng;
 
 /// Length of every benchmark key.
 pub const KEY_LEN: usize = 16;

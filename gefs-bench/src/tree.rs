@@ -21,7 +21,7 @@ use gefs_core::alloc::Tier;
 use gefs_core::device::{FileDev, OpenMode};
 use gefs_core::format::msg::Msg;
 use gefs_core::format::BLKSZ;
-use gefs_core::store::{FormatOpts, Store, TreeId};
+use gefs_core::store::{Store, TreeId};
 use redb::Database;
 
 use crate::cpu::{Cpu, Mark};
@@ -217,10 +217,7 @@ fn gefs_open(path: &Path, o: &TreeOpts) -> BenchResult<(Store, TreeId)> {
     let dev = Arc::new(dev);
     let s = Store::format(
         dev,
-        &FormatOpts {
-            user: "bench".into(),
-            cache_bytes: o.cache_bytes,
-        },
+        &gefs_core::testing::format_opts_for("bench", o.cache_bytes),
     )?;
     let t = s.mount("main")?;
     Ok((s, t))

@@ -14,7 +14,7 @@ use gefs_core::alloc::Tier;
 use gefs_core::device::{Device, FileDev};
 use gefs_core::format::key;
 use gefs_core::format::msg::Msg;
-use gefs_core::store::{FormatOpts, Store};
+use gefs_core::store::Store;
 
 fn run(args: &[String]) -> Result<(), String> {
     let [img, size, n, rest @ ..] = args else {
@@ -29,10 +29,7 @@ fn run(args: &[String]) -> Result<(), String> {
     let path = PathBuf::from(img);
     let dev: Arc<dyn Device> =
         Arc::new(FileDev::create(&path, size).map_err(|e| format!("{img}: {e}"))?);
-    let opts = FormatOpts {
-        user: "bench".into(),
-        cache_bytes: 256 << 20,
-    };
+    let opts = gefs_core::testing::format_opts_for("bench", 256 << 20);
     let s = Store::format(dev, &opts).map_err(|e| e.to_string())?;
     let t = s.mount("main").map_err(|e| e.to_string())?;
     let t0 = Instant::now();

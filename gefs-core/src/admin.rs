@@ -325,15 +325,16 @@ pub struct RetentionReport {
 mod tests {
     use super::*;
 
+    /// Postmortem: a retention pass returned at the first expired label it could not delete
+    /// (one in use by an attach or gefsd's dump), abandoning every later label and the
+    /// pass's commit. Pins: the label in use is skipped and reported, the others are
+    /// deleted, and the next pass retries it.
     #[test]
     fn retention_skips_a_label_in_use() {
         use crate::device::MemDev;
-        use crate::store::{FormatOpts, Store};
+        use crate::store::Store;
         let dev = std::sync::Arc::new(MemDev::new(64 << 20));
-        let opts = FormatOpts {
-            user: "glenda".into(),
-            cache_bytes: 8 << 20,
-        };
+        let opts = crate::testing::format_opts(8 << 20);
         let s = Store::format(dev, &opts).expect("format");
         s.set_conf(None, "retain", b"")
             .expect("no automatic snapshots elsewhere");

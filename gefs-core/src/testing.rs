@@ -1,37 +1,60 @@
 //! What tests and benches share, built for gefs-core's own tests and, with
 //! the `testing` feature, for the other crates' tests: a seeded generator,
-//! so that every randomised test replays from its seed, and fresh stores and
-//! file systems on memory devices. One copy of each; a test takes them from
+//! so that every randomised test replays from its seed, format options and
+//! fresh stores and file systems on memory devices. One copy of each; a test takes them from
 //! here rather than building its own.
 
 use std::sync::Arc;
 
-use crate::device::MemDev;
+use crate::device::{Device, MemDev};
 use crate::fs::Fs;
 use crate::store::{Config, FormatOpts, Store};
 
 /// The first administrator of every fresh test image.
 pub const TEST_ADMIN: &str = "glenda";
 
+/// Options to format a test image: [`TEST_ADMIN`] as its first
+/// administrator, a `cache`-byte cache for the formatting run.
+pub fn format_opts(cache: usize) -> FormatOpts {
+    format_opts_for(TEST_ADMIN, cache)
+}
+
+/// Options to format an image with `user` as its first administrator (a
+/// bench's user, or the login name a real gefsd will see), a `cache`-byte
+/// cache for the formatting run.
+pub fn format_opts_for(user: &str, cache: usize) -> FormatOpts {
+    FormatOpts {
+        user: user.into(),
+        cache_bytes: cache,
+    }
+}
+
+/// Format `dev` with [`format_opts`]; the store the formatting left open on
+/// it.
+pub fn format(dev: Arc<dyn Device>, cache: usize) -> Store {
+    Store::format(dev, &format_opts(cache)).expect("format a test device")
+}
+
 /// A memory device of `size` bytes, formatted with [`TEST_ADMIN`] as its
 /// first administrator (a `cache`-byte cache for the formatting run).
 pub fn fresh_dev(size: u64, cache: usize) -> Arc<MemDev> {
     let dev = Arc::new(MemDev::new(size));
-    let opts = FormatOpts {
-        user: TEST_ADMIN.into(),
-        cache_bytes: cache,
-    };
-    drop(Store::format(dev.clone(), &opts).expect("format a fresh test device"));
+    drop(format(dev.clone(), cache));
     dev
+}
+
+/// The configuration to open a test store with: a `cache`-byte cache,
+/// read-only or not.
+pub fn config(cache: usize, read_only: bool) -> Config {
+    Config {
+        cache_bytes: cache,
+        read_only,
+    }
 }
 
 /// Open the store on `dev`, read-write, with a `cache`-byte cache.
 pub fn open_store(dev: &Arc<MemDev>, cache: usize) -> Store {
-    let cfg = Config {
-        cache_bytes: cache,
-        read_only: false,
-    };
-    Store::open(dev.clone(), &cfg).expect("open a test store")
+    Store::open(dev.clone(), &config(cache, false)).expect("open a test store")
 }
 
 /// A fresh device of `size` bytes and the store open on it.

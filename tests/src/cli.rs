@@ -70,3 +70,22 @@ pub fn code(c: &mut Command) -> (Option<i32>, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// Open the image file at `path`, waiting up to 5 s while it is "in use": flock locks
+/// belong to the open file description, so a child that another test thread forked while
+/// this test held the image open keeps the lock until it execs.
+pub fn open_image(path: &Path, mode: gefs_core::device::OpenMode) -> gefs_core::device::FileDev {
+    let t0 = std::time::Instant::now();
+    loop {
+        match gefs_core::device::FileDev::open(path, mode) {
+            Ok(d) => return d,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    && t0.elapsed() < std::time::Duration::from_secs(5) =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("open {}: {e}", path.display()),
+        }
+    }
+}

@@ -336,3 +336,12 @@ pub fn proc_fds(pid: u32) -> Option<usize> {
 
 /// A user name that is safe to use as the image's administrator.
 pub const ADMIN: &str = "alice";
+
+/// A client of gefsd's Unix socket `sock`, versioned at the default msize and attached to
+/// `main` as [`ADMIN`] on fid 0.
+pub fn attached(sock: &Path) -> gefsd::client::Client<std::os::unix::net::UnixStream> {
+    let mut c = gefsd::client::Client::unix(sock).expect("connect");
+    c.version(gefsd::proto::MSIZE_DEFAULT).expect("version");
+    c.attach(0, ADMIN, "").expect("attach");
+    c
+}

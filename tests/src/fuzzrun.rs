@@ -30,7 +30,7 @@ use gefs_core::check::{check, CheckOpts};
 use gefs_core::device::MemDev;
 use gefs_core::format::BLKSZ_U64;
 use gefs_core::fs::{Entry, Fs, Mount, Who, OREAD};
-use gefs_core::store::{Config, FormatOpts, Store};
+use gefs_core::store::{Config, Store};
 
 use crate::craft::{dir, file, me};
 use crate::mutate::{Indexed, Mutant};
@@ -41,10 +41,7 @@ pub const SIZE: u64 = 32 << 20;
 /// Build the populated image (see the module docs).
 pub fn base_image() -> MemDev {
     let dev = Arc::new(MemDev::new(SIZE));
-    let opts = FormatOpts {
-        user: me(),
-        cache_bytes: 8 << 20,
-    };
+    let opts = gefs_core::testing::format_opts_for(&me(), 8 << 20);
     drop(Store::format(dev.clone(), &opts).expect("format"));
     let cfg = Config {
         cache_bytes: 8 << 20,

@@ -375,3 +375,12 @@ pub fn run_workload(
         violations: results.into_iter().filter_map(|(_, v)| v).collect(),
     }
 }
+
+/// The number in environment variable `name` (a harness knob such as `GEFS_CRASH_STATES`),
+/// or `default` when it is unset or not a number.
+pub fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use gefs_core::device::MemDev;
-use gefs_core::store::{FormatOpts, Store};
+use gefs_core::store::Store;
 
 use crate::fsmodel::{FsOp, Image, Session};
 use crate::rng::Rng;
@@ -103,10 +103,7 @@ pub fn ace_ops() -> Vec<FsOp> {
 /// A formatted `size`-byte image with `ops` applied and committed, and its model.
 pub fn base(size: u64, ops: &[FsOp]) -> (MemDev, Image) {
     let dev = Arc::new(MemDev::new(size));
-    let opts = FormatOpts {
-        user: "glenda".into(),
-        cache_bytes: 4 << 20,
-    };
+    let opts = gefs_core::testing::format_opts(4 << 20);
     drop(Store::format(dev.clone(), &opts).expect("format"));
     let mut sess = Session::open(dev.clone(), Image::default()).expect("open");
     for op in ops {

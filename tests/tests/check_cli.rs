@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Output;
 
 use gefs_core::device::{FileDev, OpenMode};
-use gefs_tests::cli::bin;
+use gefs_tests::cli::{bin, open_image};
 use gefs_tests::damage::{flip, root_of};
 
 fn mkfs(img: &Path) {
@@ -188,20 +188,9 @@ fn a_writer_locks_the_checker_out_readers_do_not() {
     let reader = FileDev::open(&img, OpenMode::ReadOnly).expect("shared lock");
     assert_eq!(check(&[], &img).status.code(), Some(0));
     drop(reader);
-    // flock locks belong to the open file description: a child that another test thread
-    // forks while `reader` is open shares it until that child execs, so the exclusive lock
-    // may take a moment to become free.
-    let t0 = std::time::Instant::now();
-    let writer = loop {
-        match FileDev::open(&img, OpenMode::ReadWrite) {
-            Ok(w) => break w,
-            Err(e) if t0.elapsed() < std::time::Duration::from_secs(5) => {
-                assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock, "{e}");
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            Err(e) => panic!("exclusive lock: {e}"),
-        }
-    };
+    // A child another test thread forked while `reader` was open may hold its shared lock a
+    // moment longer (see `open_image`).
+    let writer = open_image(&img, OpenMode::ReadWrite);
     let o = check(&[], &img);
     assert_eq!(o.status.code(), Some(2));
     assert!(

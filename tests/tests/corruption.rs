@@ -13,15 +13,12 @@ use std::sync::Arc;
 use gefs_core::check::{check_store, CheckOpts};
 use gefs_core::device::{Device, MemDev};
 use gefs_core::format::{BLKSZ, BLKSZ_U64};
-use gefs_core::store::{Config, FormatOpts, Store};
+use gefs_core::store::{Config, Store};
 use gefs_tests::blocks::classes;
 use gefs_tests::model::{apply, read_back, workload_with, Model, Op, ReadBack, State};
 
 fn cfg(read_only: bool) -> Config {
-    Config {
-        cache_bytes: 2 << 20,
-        read_only,
-    }
+    gefs_core::testing::config(2 << 20, read_only)
 }
 
 struct Image {
@@ -32,10 +29,7 @@ struct Image {
 
 fn build() -> Image {
     let dev = Arc::new(MemDev::new(32 << 20));
-    let opts = FormatOpts {
-        user: "glenda".into(),
-        cache_bytes: 4 << 20,
-    };
+    let opts = gefs_core::testing::format_opts(4 << 20);
     drop(Store::format(dev.clone(), &opts).expect("format"));
     let s = Store::open(dev.clone(), &cfg(false)).expect("open");
     let t = s.mount("main").expect("mount");

@@ -20,16 +20,9 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use gefs_tests::fsmodel::{model_apply, valid, FsOp};
-use gefs_tests::powercut::{crash_states, record, run_workload, verify_crash, Tally};
+use gefs_tests::powercut::{crash_states, env, record, run_workload, verify_crash, Tally};
 use gefs_tests::rng::Rng;
 use gefs_tests::workloads::{ace_ops, base, random_ops, setup};
-
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 #[test]
 fn seq1_and_every_seq2_workload() {

@@ -22,21 +22,14 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use gefs_tests::daemon::{self, Daemon, Opts, ADMIN};
+use gefs_tests::daemon::{self, attached, Daemon, Opts, ADMIN};
 use gefsd::client::Client;
-use gefsd::proto::{omode, Stat, MSIZE_DEFAULT};
+use gefsd::proto::{omode, Stat};
 
 const WRITERS: usize = 8;
 const MIB: usize = 1 << 20;
 const PIECE: usize = 256 << 10;
 const FULL: &str = "file system is full";
-
-fn attached(sock: &Path) -> Client<UnixStream> {
-    let mut c = Client::unix(sock).expect("connect");
-    c.version(MSIZE_DEFAULT).expect("version");
-    c.attach(0, ADMIN, "").expect("attach");
-    c
-}
 
 /// The byte at `off` of file `name`.
 fn byte(name: &str, off: usize) -> u8 {

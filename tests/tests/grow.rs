@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use gefs_core::device::{Device, MemDev, RecordingDev};
 use gefs_core::format::superblock::Geometry;
-use gefs_core::store::{Config, FormatOpts, Store};
+use gefs_core::store::{Config, Store};
 use gefs_tests::cli::{bin, code, ok};
 use gefs_tests::daemon::{Daemon, Opts, ADMIN};
 use gefs_tests::model::{apply, verify_state, workload_with, Model, State};
@@ -20,10 +20,7 @@ const OLD: u64 = 40 << 20;
 const NEW: u64 = 72 << 20;
 
 fn cfg(read_only: bool) -> Config {
-    Config {
-        cache_bytes: 4 << 20,
-        read_only,
-    }
+    gefs_core::testing::config(4 << 20, read_only)
 }
 
 /// A formatted `OLD`-byte image with a workload of data and snapshots committed on it,
@@ -31,10 +28,7 @@ fn cfg(read_only: bool) -> Config {
 /// state it holds.
 fn old_image(seed: u64) -> (MemDev, State, u64, Geometry) {
     let dev = Arc::new(MemDev::new(OLD));
-    let opts = FormatOpts {
-        user: "glenda".into(),
-        cache_bytes: 4 << 20,
-    };
+    let opts = gefs_core::testing::format_opts(4 << 20);
     drop(Store::format(dev.clone(), &opts).expect("format"));
     let s = Store::open(dev.clone(), &cfg(false)).expect("open");
     let t = s.mount("main").expect("mount");

@@ -8,23 +8,17 @@
 use std::sync::Arc;
 
 use gefs_core::device::{FaultyDev, IoKind, MemDev};
-use gefs_core::store::{Config, FormatOpts, Store};
+use gefs_core::store::{Config, Store};
 use gefs_core::Error;
 use gefs_tests::model::{apply, verify_state, workload_with, Model, Op};
 
 fn cfg(read_only: bool) -> Config {
-    Config {
-        cache_bytes: 2 << 20,
-        read_only,
-    }
+    gefs_core::testing::config(2 << 20, read_only)
 }
 
 fn formatted() -> Arc<MemDev> {
     let d = Arc::new(MemDev::new(32 << 20));
-    let opts = FormatOpts {
-        user: "glenda".into(),
-        cache_bytes: 4 << 20,
-    };
+    let opts = gefs_core::testing::format_opts(4 << 20);
     drop(Store::format(d.clone(), &opts).expect("format"));
     d
 }

@@ -38,7 +38,10 @@ fn a_damaged_block_read_through_gefsd_is_logged_with_its_address() {
     c.version(1 << 20).expect("version");
     let e = c.attach(0, ADMIN, "").expect_err("main's root is damaged");
     let addr = format!("{root:#x}");
-    let log = log_until(&d, |l| l.contains("corrupt block"));
+    // Both events: the corrupt block, then the request that met it (a line later, so wait
+    // for that one too rather than for the first).
+    let named = |l: &str| l.contains("Tattach") && l.contains(":/") && l.contains(&addr);
+    let log = log_until(&d, |l| l.contains("corrupt block") && l.lines().any(&named));
     let line = log
         .lines()
         .find(|l| l.contains("corrupt block") && l.contains(&format!("addr={addr}")))
@@ -48,11 +51,7 @@ fn a_damaged_block_read_through_gefsd_is_logged_with_its_address() {
         "{line}"
     );
     // The request that met it is named too, with the tree it was reading.
-    assert!(
-        log.lines()
-            .any(|l| l.contains("Tattach") && l.contains(":/") && l.contains(&addr)),
-        "{log}"
-    );
+    assert!(log.lines().any(named), "{log}");
     // Attaches are logged: a refused one with the peer's uid.
     let mut c = Client::unix(&d.sock).expect("connect");
     c.version(1 << 20).expect("version");

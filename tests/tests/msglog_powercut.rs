@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use gefs_core::device::{Device, Event, FaultyDev, IoKind, MemDev, RecordingDev};
 use gefs_core::format::{block_type, BlockType, BLKSZ};
-use gefs_core::store::{Config, FormatOpts, Store};
+use gefs_core::store::{Config, Store};
 use gefs_core::Error;
 use gefs_tests::model::{apply, verify_state, workload_with, Model, Op};
 use gefs_tests::powercut::crash_images;
@@ -66,10 +66,7 @@ impl<D: Device> Device for PerBlock<D> {
 
 fn formatted() -> MemDev {
     let dev = Arc::new(MemDev::new(SIZE));
-    let opts = FormatOpts {
-        user: "glenda".into(),
-        cache_bytes: 4 << 20,
-    };
+    let opts = gefs_core::testing::format_opts(4 << 20);
     drop(Store::format(dev.clone(), &opts).expect("format"));
     dev.snapshot()
 }

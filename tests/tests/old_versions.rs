@@ -22,7 +22,7 @@ use gefs_core::format::Decode;
 use gefs_core::format::{block_hash, BLKSZ, FORMAT_VERSION};
 use gefs_core::fs::Fs;
 use gefs_core::store::{Config, Store, TreeId};
-use gefs_tests::cli::{bin, code, ok};
+use gefs_tests::cli::{bin, code, ok, open_image};
 use gefs_tests::craft::{self, adm, populated};
 
 /// Both superblock copies of `dev`: (offset, bytes).
@@ -38,7 +38,7 @@ fn superblocks(dev: &FileDev) -> Vec<(u64, Vec<u8>)> {
 
 /// The version both superblock copies of `img` record.
 fn version(img: &Path) -> Vec<u32> {
-    let dev = FileDev::open(img, OpenMode::ReadOnly).expect("open");
+    let dev = open_image(img, OpenMode::ReadOnly);
     superblocks(&dev)
         .iter()
         .map(|(_, b)| u32::from_be_bytes(b[8..12].try_into().expect("4 bytes")))
@@ -47,7 +47,7 @@ fn version(img: &Path) -> Vec<u32> {
 
 /// Give both superblock copies of `img` version `v`, checksums recomputed.
 fn set_version(img: &Path, v: u32) {
-    let dev = FileDev::open(img, OpenMode::ReadWrite).expect("open");
+    let dev = open_image(img, OpenMode::ReadWrite);
     for (at, mut b) in superblocks(&dev) {
         b[8..12].copy_from_slice(&v.to_be_bytes());
         let narena = u32::from_be_bytes(b[16..20].try_into().expect("4 bytes"));
@@ -115,7 +115,7 @@ fn version_1_and_2_images_open_check_and_upgrade() {
         assert_eq!(a, "abc", "version {v}");
         // The records read as 72 bytes: no log, node count unknown.
         {
-            let dev = Arc::new(FileDev::open(&img, OpenMode::ReadOnly).expect("open"));
+            let dev = Arc::new(open_image(&img, OpenMode::ReadOnly));
             let cfg = Config {
                 cache_bytes: 16 << 20,
                 read_only: true,
@@ -140,7 +140,7 @@ fn version_1_and_2_images_open_check_and_upgrade() {
         // Change it: the next commit records this build's version, and
         // the trees carry on without a node count (and with logs).
         {
-            let dev = Arc::new(FileDev::open(&img, OpenMode::ReadWrite).expect("open"));
+            let dev = Arc::new(open_image(&img, OpenMode::ReadWrite));
             let cfg = Config {
                 cache_bytes: 16 << 20,
                 read_only: false,
@@ -185,7 +185,7 @@ fn a_newer_version_is_refused() {
     );
     let want = format!("unsupported format version {}", FORMAT_VERSION + 1);
     assert!(out.contains(&want), "gefs-check said: {out}");
-    let dev = Arc::new(FileDev::open(&img, OpenMode::ReadOnly).expect("open"));
+    let dev = Arc::new(open_image(&img, OpenMode::ReadOnly));
     let cfg = Config {
         cache_bytes: 16 << 20,
         read_only: true,

@@ -11,16 +11,9 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use gefs_tests::powercut::{run_workload, Tally};
+use gefs_tests::powercut::{env, run_workload, Tally};
 use gefs_tests::rng::Rng;
 use gefs_tests::workloads::{base, random_ops, setup};
-
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 #[test]
 fn power_cut_at_every_point_of_file_system_workloads() {

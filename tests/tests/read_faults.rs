@@ -29,7 +29,7 @@ use gefs_core::device::{FaultyDev, IoKind, MemDev};
 use gefs_core::format::BLKSZ;
 use gefs_core::fs::errno::{EIO, EROFS};
 use gefs_core::fs::Fs;
-use gefs_core::store::{Config, FormatOpts, Store};
+use gefs_core::store::{Config, Store};
 use gefs_tests::blocks::classes;
 use gefs_tests::daemon::{self, Daemon, Opts, ADMIN};
 use gefsd::client::Client;
@@ -369,10 +369,7 @@ fn a_damaged_deadlist_fails_its_snapshot_delete_and_nothing_else() {
 /// An in-process gefsd over a faulty in-memory device with a small cache.
 fn faulty_server() -> (Arc<MemDev>, Arc<FaultyDev<Arc<MemDev>>>, Server) {
     let mem = Arc::new(MemDev::new(64 << 20));
-    let fo = FormatOpts {
-        user: server::current_user(),
-        cache_bytes: 4 << 20,
-    };
+    let fo = gefs_core::testing::format_opts_for(&server::current_user(), 4 << 20);
     drop(Store::format(mem.clone(), &fo).expect("format"));
     let dev = Arc::new(FaultyDev::new(mem.clone()));
     let cfg = Config {

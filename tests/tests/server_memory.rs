@@ -20,9 +20,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gefs_tests::daemon::{self, Daemon, Opts, ADMIN};
+use gefs_tests::daemon::{self, attached, Daemon, Opts, ADMIN};
 use gefsd::client::Client;
-use gefsd::proto::{encode_t, omode, Tmsg, MSIZE_DEFAULT};
+use gefsd::proto::{encode_t, omode, Tmsg};
 
 const MIB: u64 = 1 << 20;
 const FLOOD_CONNS: usize = 16;
@@ -42,13 +42,6 @@ fn raise_fd_limit() {
         l.current = Some(max);
         let _ = setrlimit(Resource::Nofile, l);
     }
-}
-
-fn attached(sock: &Path) -> Client<UnixStream> {
-    let mut c = Client::unix(sock).expect("connect");
-    c.version(MSIZE_DEFAULT).expect("version");
-    c.attach(0, ADMIN, "").expect("attach");
-    c
 }
 
 /// `count`-byte reads of `big`, pipelined: walk fid 1 to it, open it, then send

@@ -9,21 +9,12 @@
 //! Each case restarts gefsd on the image and reads back what was written before the signal
 //! (acknowledged, never explicitly synced), then runs gefs-check.
 
-use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use gefs_tests::daemon::{self, Daemon, Opts, ADMIN};
-use gefsd::client::Client;
-use gefsd::proto::{encode_t, omode, Tmsg, MSIZE_DEFAULT};
+use gefs_tests::daemon::{self, attached, Daemon, Opts, ADMIN};
+use gefsd::proto::{encode_t, omode, Tmsg};
 use rustix::process::Signal;
-
-fn attached(sock: &Path) -> Client<UnixStream> {
-    let mut c = Client::unix(sock).expect("connect");
-    c.version(MSIZE_DEFAULT).expect("version");
-    c.attach(0, ADMIN, "").expect("attach");
-    c
-}
 
 fn put(sock: &Path, name: &str, data: &[u8]) {
     let mut c = attached(sock);

@@ -9,17 +9,14 @@ use std::sync::Arc;
 
 use gefs_core::device::MemDev;
 use gefs_core::fs::{Changes, Error as FsError};
-use gefs_core::store::{FormatOpts, Store};
+use gefs_core::store::Store;
 use gefs_tests::fsmodel::{FsOp, Image, Session};
 
 const MIB: usize = 1 << 20;
 
 fn session(size: u64) -> (Arc<MemDev>, Session) {
     let dev = Arc::new(MemDev::new(size));
-    let opts = FormatOpts {
-        user: "glenda".into(),
-        cache_bytes: 8 << 20,
-    };
+    let opts = gefs_core::testing::format_opts(8 << 20);
     drop(Store::format(dev.clone(), &opts).expect("format"));
     let s = Session::open(dev.clone(), Image::default()).expect("open");
     (dev, s)

@@ -284,6 +284,11 @@ fn relief<'c>(c: &'c Cache, runs: &'c AtomicUsize) -> impl FnMut() -> Result<()>
     }
 }
 
+/// Postmortem: only the writer pins buffers (dirty and limbo blocks), so only the writer can
+/// unpin them; gefsd's final commit freed a shard's worth of blocks (frees then pinned even
+/// clean blocks), read a node of that shard and waited for a free buffer, in the one thread
+/// that could make one: gefsd never stopped (1 in 2-8 runs of diod_clients). Pins: a writer
+/// taker on a shard full of its own pins writes them out and goes on instead of waiting.
 #[test]
 fn the_writer_makes_room_from_its_own_pins() {
     let c = pinned_by_the_writer();

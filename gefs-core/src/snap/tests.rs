@@ -403,6 +403,8 @@ fn regress_25_formatted_blocks_are_reclaimed_when_replaced() {
 
 /// A label's tree is in use while mounted, and deletable once every holder
 /// has unmounted it — also when its last changes are still uncommitted.
+/// Postmortem: mounts were never released, so a snapshot that any client had attached to
+/// stayed "in use" until gefsd restarted, and `snap -d` refused it.
 #[test]
 fn unmounted_trees_can_be_deleted() {
     let (dev, s) = setup();

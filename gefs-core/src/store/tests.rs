@@ -11,11 +11,7 @@ pub(super) const DEV: u64 = 64 << 20;
 
 /// Format `dev` (8 MiB cache).
 pub(super) fn fmt(dev: &Arc<MemDev>) -> Store {
-    let opts = FormatOpts {
-        user: "glenda".into(),
-        cache_bytes: 8 << 20,
-    };
-    Store::format(dev.clone(), &opts).unwrap()
+    crate::testing::format(dev.clone(), 8 << 20)
 }
 
 /// Open the store on `dev` (8 MiB cache).

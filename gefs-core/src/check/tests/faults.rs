@@ -212,10 +212,7 @@ fn copy_b_never_written_after_the_format_is_a_warning() {
 
 fn img_fresh() -> crate::device::MemDev {
     let dev = std::sync::Arc::new(crate::device::MemDev::new(32 << 20));
-    let opts = crate::store::FormatOpts {
-        user: "glenda".into(),
-        cache_bytes: 4 << 20,
-    };
+    let opts = crate::testing::format_opts(4 << 20);
     drop(crate::store::Store::format(dev.clone(), &opts).unwrap());
     dev.snapshot()
 }

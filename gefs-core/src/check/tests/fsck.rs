@@ -15,7 +15,7 @@ use crate::format::value::{Xdir, DMDIR};
 use crate::format::Encode;
 use crate::format::{Bptr, BLKSZ, BLKSZ_U64};
 use crate::fs::{Changes, Entry, Fs, Mount, Who, MAX_IO, ORDWR, OREAD};
-use crate::store::{Config, FormatOpts, Store, TreeId};
+use crate::store::{Config, Store, TreeId};
 
 const DEV: u64 = 96 << 20;
 
@@ -25,10 +25,7 @@ fn who() -> Who {
 
 fn format() -> Arc<MemDev> {
     let dev = Arc::new(MemDev::new(DEV));
-    let opts = FormatOpts {
-        user: "glenda".into(),
-        cache_bytes: 16 << 20,
-    };
+    let opts = crate::testing::format_opts(16 << 20);
     drop(Store::format(dev.clone(), &opts).unwrap());
     dev
 }
@@ -399,10 +396,7 @@ fn faults_are_reported_in_their_tree() {
 /// buffered; the open store and a file qid with an entry.
 fn buffered() -> (Arc<MemDev>, Store, TreeId, u64) {
     let dev = Arc::new(MemDev::new(64 << 20));
-    let opts = FormatOpts {
-        user: "glenda".into(),
-        cache_bytes: 8 << 20,
-    };
+    let opts = crate::testing::format_opts(8 << 20);
     let s = Store::format(dev.clone(), &opts).unwrap();
     let t = s.mount("main").unwrap();
     for b in 0..10u64 {

@@ -20,7 +20,7 @@ use crate::format::{BlockType, Bptr, BLKSZ, LOG_HDR};
 use crate::format::{Decode, Encode};
 use crate::fs::{Fs, Who, ORDWR};
 use crate::ids::{BlockAddr, Gen};
-use crate::store::{Config, FormatOpts, Store, TreeId};
+use crate::store::{Config, Store, TreeId};
 
 const DEV: u64 = 48 << 20;
 
@@ -35,10 +35,7 @@ fn cfg() -> Config {
 /// newer snapshot and `main` (files rewritten after each snapshot).
 fn image() -> Arc<MemDev> {
     let dev = Arc::new(MemDev::new(DEV));
-    let opts = FormatOpts {
-        user: "glenda".into(),
-        cache_bytes: 8 << 20,
-    };
+    let opts = crate::testing::format_opts(8 << 20);
     drop(Store::format(dev.clone(), &opts).unwrap());
     let fs = Fs::new(Arc::new(Store::open(dev.clone(), &cfg()).unwrap()), false).unwrap();
     let who = Who::permissive(fs.uid("adm").unwrap());

@@ -15,7 +15,7 @@ use crate::format::value::Xdir;
 use crate::format::Encode;
 use crate::format::{block_hash, key, Bptr, BLKSZ, BLKSZ_U64, LOG_HDR};
 use crate::ids::BlockAddr;
-use crate::store::{Config, FormatOpts, Store, TreeId};
+use crate::store::{Config, Store, TreeId};
 use crate::tree::{data_ptrs, walk};
 
 /// Bytes of a test image.
@@ -38,10 +38,7 @@ fn conf_key(tag: &str, i: u64) -> Vec<u8> {
 /// have height ≥ 2 and the logs have several entries.
 pub(crate) fn build() -> Img {
     let dev = Arc::new(MemDev::new(DEV));
-    let opts = FormatOpts {
-        user: "glenda".into(),
-        cache_bytes: 8 << 20,
-    };
+    let opts = crate::testing::format_opts(8 << 20);
     let s = Store::format(dev.clone(), &opts).unwrap();
     let mut history = vec![dev.snapshot()];
     let t = s.mount("main").unwrap();
@@ -219,10 +216,7 @@ fn one_thread_and_many_agree() {
 #[test]
 fn unreferenced_data_block_is_a_leak() {
     let dev = Arc::new(MemDev::new(DEV));
-    let opts = FormatOpts {
-        user: "glenda".into(),
-        cache_bytes: 8 << 20,
-    };
+    let opts = crate::testing::format_opts(8 << 20);
     let s = Store::format(dev.clone(), &opts).unwrap();
     let t = s.mount("main").unwrap();
     let bp = s
@@ -303,10 +297,7 @@ fn reachable_block_marked_free() {
 fn reference_from_two_parents_is_reported() {
     // Point a second KDAT key at a data block the tree already holds.
     let dev = Arc::new(MemDev::new(DEV));
-    let opts = FormatOpts {
-        user: "glenda".into(),
-        cache_bytes: 8 << 20,
-    };
+    let opts = crate::testing::format_opts(8 << 20);
     let s = Store::format(dev.clone(), &opts).unwrap();
     let t = s.mount("main").unwrap();
     let bp = s
@@ -334,10 +325,7 @@ fn deadlists_are_followed_and_keep_their_blocks() {
     use crate::format::value::DlistVal;
     use crate::format::BlockType;
     let dev = Arc::new(MemDev::new(DEV));
-    let opts = FormatOpts {
-        user: "glenda".into(),
-        cache_bytes: 8 << 20,
-    };
+    let opts = crate::testing::format_opts(8 << 20);
     let s = Store::format(dev.clone(), &opts).unwrap();
     let t = s.mount("main").unwrap();
     // A block no tree references, kept allocated by a deadlist entry.
@@ -407,10 +395,7 @@ fn deadlists_are_followed_and_keep_their_blocks() {
 /// open store.
 pub(crate) fn build_with_snapshots() -> (Img, Store) {
     let dev = Arc::new(MemDev::new(DEV));
-    let opts = FormatOpts {
-        user: "glenda".into(),
-        cache_bytes: 8 << 20,
-    };
+    let opts = crate::testing::format_opts(8 << 20);
     let s = Store::format(dev.clone(), &opts).unwrap();
     let mut history = vec![dev.snapshot()];
     let t = s.mount("main").unwrap();

@@ -11,17 +11,13 @@ use crate::format::msg::Msg;
 use crate::format::value::Xdir;
 use crate::format::Bptr;
 use crate::format::Decode;
-use crate::store::{FormatOpts, Store};
+use crate::store::Store;
 
 const DEV: u64 = 64 << 20;
 
 /// Format `dev` (8 MiB cache).
 fn fmt(dev: &Arc<MemDev>) -> Store {
-    let opts = FormatOpts {
-        user: "glenda".into(),
-        cache_bytes: 8 << 20,
-    };
-    Store::format(dev.clone(), &opts).unwrap()
+    crate::testing::format(dev.clone(), 8 << 20)
 }
 
 /// Open the store on `dev` (8 MiB cache).

@@ -322,6 +322,8 @@ fn a_failed_device_is_not_a_read_only_store() {
 /// Readers and walkers racing a renamer never see a live file as gone: a
 /// held entry follows the renames, and a walk that registers a node while a
 /// rename runs re-checks the key.
+/// Postmortem: a reader holding an entry that a rename moved looked it up under its old
+/// key and reported it gone (an error on a file that was only renamed).
 #[test]
 fn readers_racing_renames_never_see_a_live_file_gone() {
     let dev = format(DEV);
