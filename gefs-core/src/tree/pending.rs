@@ -247,12 +247,12 @@ impl Run {
     pub fn without(&self, drop: &[usize]) -> Run {
         let mut out = Run::with_capacity(self.buf.len(), self.len());
         let mut k = 0;
-        for j in 0..self.len() {
+        for (j, &at) in self.idx.iter().enumerate() {
             if drop.get(k) == Some(&j) {
                 k += 1;
                 continue;
             }
-            let at = self.idx[j] as usize;
+            let at = at as usize;
             let end = self.idx.get(j + 1).map_or(self.buf.len(), |&e| e as usize);
             if let Some(rec) = self.buf.get(at..end) {
                 out.idx.push(out.buf.len() as u32);
