@@ -56,6 +56,7 @@ use crate::store::OpGuard;
 
 use crate::format::key;
 use crate::format::value::Xdir;
+use crate::snap::{Snaps, Space};
 use crate::store::{CommitInfo, Store, TreeId};
 
 pub use crate::users::{Access as Who, Users};
@@ -374,6 +375,19 @@ impl Fs {
             bavail,
             namelen: names::MAX_NAME as u32,
         }
+    }
+
+    /// The image's space, with what only snapshots hold
+    /// ([`Snaps::space`]).
+    pub fn space(&self) -> crate::Result<Space> {
+        Snaps::new(&self.store).space()
+    }
+
+    /// What to tell an administrator when the file system is full: the
+    /// space, what snapshots hold (the largest first), and how to free it
+    /// ([`Snaps::explain_full`]).
+    pub fn explain_full(&self) -> String {
+        Snaps::new(&self.store).explain_full()
     }
 
     /// Finish every queued clear, then commit: everything done so far is

@@ -189,7 +189,7 @@ impl Core {
             .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
             .is_ok()
         {
-            let space = self.store().space().ok();
+            let space = self.fs.space().ok();
             tracing::warn!(
                 size = space.as_ref().map(|s| s.size),
                 free = space.as_ref().map(|s| s.free),
@@ -197,7 +197,7 @@ impl Core {
                 available = space.as_ref().map(|s| s.available),
                 snapshots = space.as_ref().map(|s| s.snapshots),
                 "{}",
-                self.store().explain_full()
+                self.fs.explain_full()
             );
         }
     }
