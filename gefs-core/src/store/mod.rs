@@ -299,7 +299,7 @@ impl Store {
 
     /// Which superblock copy the store was opened from, and the state of
     /// the other.
-    pub fn superblock_choice(&self) -> &SbChoice {
+    pub(crate) fn superblock_choice(&self) -> &SbChoice {
         &self.sb_choice
     }
 
@@ -368,7 +368,7 @@ impl Store {
     /// are applied to their trees. 0 applies every upsert to its tree at
     /// once. The default is [`DEFAULT_WRITE_BUFFER_BYTES`]. A lower bound
     /// takes effect at the next upsert.
-    pub fn set_write_buffer_bytes(&self, bytes: usize) {
+    pub(crate) fn set_write_buffer_bytes(&self, bytes: usize) {
         self.wbuf_cap.store(bytes, Ordering::Relaxed);
     }
 
@@ -378,13 +378,13 @@ impl Store {
     }
 
     /// The block cache (for statistics and benchmarks).
-    pub fn cache(&self) -> &Cache {
+    pub(crate) fn cache(&self) -> &Cache {
         &self.cache
     }
 
     /// The current root of an open tree. Upserts still in the write buffer
     /// are not in it (they are after a [`Store::checkpoint`]).
-    pub fn root(&self, t: TreeId) -> Result<Root> {
+    pub(crate) fn root(&self, t: TreeId) -> Result<Root> {
         Ok(self.published(t)?.root)
     }
 
@@ -535,7 +535,7 @@ impl Store {
     /// referenced only by the keys this batch removes. Never buffered: the
     /// batch is applied at once (together with the tree's write buffer if
     /// that holds a message for one of its keys).
-    pub fn upsert_freeing(
+    pub(crate) fn upsert_freeing(
         &self,
         t: TreeId,
         msgs: Vec<Msg>,
@@ -660,7 +660,7 @@ impl Store {
     /// commit waits until the guard drops, so it never makes the blocks'
     /// allocation durable without the keys that reference them (a crash
     /// between the two would leak them). Never commit while holding one.
-    pub fn begin_op(&self) -> OpGuard<'_> {
+    pub(crate) fn begin_op(&self) -> OpGuard<'_> {
         OpGuard(self.ops.read())
     }
 
@@ -683,7 +683,7 @@ impl Store {
     /// [`Store::write_data`] for a `fill` that writes every byte of the
     /// block (a whole block of file data, or an old block copied and then
     /// changed): the buffer is not zeroed first, and holds stale bytes.
-    pub fn write_data_whole(
+    pub(crate) fn write_data_whole(
         &self,
         t: TreeId,
         hint: u64,
@@ -721,7 +721,7 @@ impl Store {
     }
 
     /// Whether an open tree accepts changes (a mutable label's tree).
-    pub fn is_mutable(&self, t: TreeId) -> Result<bool> {
+    pub(crate) fn is_mutable(&self, t: TreeId) -> Result<bool> {
         Ok(self.mutlk.lock().tree(t)?.mutable)
     }
 
