@@ -368,18 +368,13 @@ impl Store {
     /// are applied to their trees. 0 applies every upsert to its tree at
     /// once. The default is [`DEFAULT_WRITE_BUFFER_BYTES`]. A lower bound
     /// takes effect at the next upsert.
-    pub(crate) fn set_write_buffer_bytes(&self, bytes: usize) {
+    pub fn set_write_buffer_bytes(&self, bytes: usize) {
         self.wbuf_cap.store(bytes, Ordering::Relaxed);
     }
 
     /// The allocator (for checks, dumps and benchmarks).
     pub fn allocator(&self) -> &Allocator {
         &self.alloc
-    }
-
-    /// The block cache (for statistics and benchmarks).
-    pub(crate) fn cache(&self) -> &Cache {
-        &self.cache
     }
 
     /// The current root of an open tree. Upserts still in the write buffer
@@ -718,11 +713,6 @@ impl Store {
             Ok(())
         })?;
         Ok(bp)
-    }
-
-    /// Whether an open tree accepts changes (a mutable label's tree).
-    pub(crate) fn is_mutable(&self, t: TreeId) -> Result<bool> {
-        Ok(self.mutlk.lock().tree(t)?.mutable)
     }
 
     /// Read a data block, verified against its pointer.
