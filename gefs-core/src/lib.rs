@@ -22,7 +22,7 @@
 //! | `snap` | snapshots: taking, forking, deleting; deadlists, settings, space accounting | `alloc`, `error`, `format`, `ids`, `store`, `tree`, `units` |
 //! | `retain` | the retention schedule and its stateless planner | `error` |
 //! | `users` | the users table and permission rules | `error`, `format` |
-//! | `fs` | the file system: files, directories, permissions | `alloc`, `device`, `error`, `format`, `ids`, `snap`, `store`, `tree`, `users` |
+//! | `fs` | the file system: files, directories, permissions, exclusive-use opens | `alloc`, `device`, `error`, `format`, `ids`, `snap`, `store`, `tree`, `users` |
 //! | `check` | the offline checker | `alloc`, `device`, `error`, `format`, `fs`, `ids`, `store` |
 //! | `dump` | read-only views of an image (`gefs-dump`) | `alloc`, `device`, `error`, `format`, `fs`, `ids`, `snap`, `store`, `tree` |
 //! | `export` | copying a snapshot's files out to a host directory | `error`, `format`, `fs` |
