@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use gefs_core::device::FileDev;
 use gefs_core::fs::{Fs, Who, MAX_IO, ORDWR, OREAD};
+use gefs_core::snap::Snaps;
 use gefs_core::store::Store;
 
 use crate::hist::Histogram;
@@ -174,7 +175,7 @@ fn snapshots(o: &FsOpts, dir: &Path, rep: &mut Report, progress: &dyn Fn(&str)) 
     for c in 0..o.cycles {
         let name = format!("s{c}");
         let t = Instant::now();
-        store.snapshot("main", &name, false)?;
+        Snaps::new(&store).take("main", &name, false)?;
         take.record(t.elapsed().as_nanos() as u64);
         store.sync()?;
         take_sync.record(t.elapsed().as_nanos() as u64);
@@ -186,7 +187,7 @@ fn snapshots(o: &FsOpts, dir: &Path, rep: &mut Report, progress: &dyn Fn(&str)) 
         }
         fs.sync()?;
         let t = Instant::now();
-        store.delete_label(&name)?;
+        Snaps::new(&store).delete(&name)?;
         del.record(t.elapsed().as_nanos() as u64);
         store.sync()?;
         del_sync.record(t.elapsed().as_nanos() as u64);

@@ -9,6 +9,7 @@
 
 use crate::error::{Error, Result};
 use crate::retain::{self, Schedule};
+use crate::snap::Snaps;
 use crate::store::Store;
 
 /// A parsed `snap` command.
@@ -86,9 +87,9 @@ fn usage(u: &str) -> Error {
 /// Run a `snap` command, commit, and describe what was done.
 pub fn run_snap(s: &Store, cmd: &Snap) -> Result<String> {
     match cmd {
-        Snap::List => Ok(list_text(&s.labels_space()?)),
+        Snap::List => Ok(list_text(&Snaps::new(s).labels_space()?)),
         Snap::Take { old, new, mutable } => {
-            s.snapshot(old, new, *mutable)?;
+            Snaps::new(s).take(old, new, *mutable)?;
             s.sync()?;
             let what = if *mutable { "forked" } else { "labeled" };
             Ok(format!("{what}: {old} as {new}\n"))
@@ -97,7 +98,7 @@ pub fn run_snap(s: &Store, cmd: &Snap) -> Result<String> {
             if !force {
                 refuse_unforced_delete(s, name)?;
             }
-            s.delete_label(name)?;
+            Snaps::new(s).delete(name)?;
             s.sync()?;
             Ok(format!("deleted: {name}\n"))
         }
@@ -180,7 +181,7 @@ pub fn df(s: &Store) -> Result<Df> {
         })
         .collect();
     Ok(Df {
-        space: s.space()?,
+        space: Snaps::new(s).space()?,
         arenas,
     })
 }
@@ -240,7 +241,7 @@ pub fn run_set(s: &Store, args: &[&str]) -> Result<String> {
     if key == "retain" {
         val.parse::<Schedule>()?;
     }
-    s.set_conf(label, key, val.as_bytes())?;
+    Snaps::new(s).set_conf(label, key, val.as_bytes())?;
     s.sync()?;
     Ok(format!(
         "set {}{key}\n",
@@ -255,7 +256,7 @@ pub fn run_clear(s: &Store, args: &[&str]) -> Result<String> {
         [l, k] => (Some(*l), *k),
         _ => return Err(usage(CLEAR_USAGE)),
     };
-    s.clear_conf(label, key)?;
+    Snaps::new(s).clear_conf(label, key)?;
     s.sync()?;
     Ok(format!(
         "cleared {}{key}\n",
@@ -266,7 +267,7 @@ pub fn run_clear(s: &Store, args: &[&str]) -> Result<String> {
 /// The retention schedule of a label: its own `retain`, else the global
 /// one, else [`retain::DEFAULT`].
 pub fn schedule_of(s: &Store, label: &str) -> Result<Schedule> {
-    match s.conf(Some(label), "retain")? {
+    match Snaps::new(s).conf(Some(label), "retain")? {
         Some(v) => String::from_utf8_lossy(&v).parse(),
         None => Ok(Schedule::default()),
     }
@@ -292,13 +293,13 @@ pub fn run_retention(s: &Store, now: u64) -> Result<RetentionReport> {
         };
         let plan = retain::plan(&sched, &l.name, &names, now);
         for t in &plan.take {
-            s.snapshot(&l.name, t, false)?;
+            Snaps::new(s).take(&l.name, t, false)?;
             rep.taken.push(t.clone());
         }
         for d in &plan.delete {
             // A label in use (mounted: the daemon's dump, an attach) cannot be deleted now;
             // that must not stop the pass for every other label. The next pass retries it.
-            match s.delete_label(d) {
+            match Snaps::new(s).delete(d) {
                 Ok(()) => rep.deleted.push(d.clone()),
                 Err(e) => rep.errors.push(format!("{d}: {e}")),
             }
@@ -336,9 +337,12 @@ mod tests {
         let dev = std::sync::Arc::new(MemDev::new(64 << 20));
         let opts = crate::testing::format_opts(8 << 20);
         let s = Store::format(dev, &opts).expect("format");
-        s.set_conf(None, "retain", b"")
+        Snaps::new(&s)
+            .set_conf(None, "retain", b"")
             .expect("no automatic snapshots elsewhere");
-        s.set_conf(Some("main"), "retain", b"1@m").expect("set");
+        Snaps::new(&s)
+            .set_conf(Some("main"), "retain", b"1@m")
+            .expect("set");
         let t0 = 1_700_000_000;
         let first = run_retention(&s, t0).expect("first pass");
         assert_eq!(first.taken.len(), 1);

@@ -22,9 +22,9 @@
 //! | `snap` | snapshots: taking, forking, deleting; deadlists, settings, space accounting | `alloc`, `error`, `format`, `ids`, `store`, `tree`, `units` |
 //! | `retain` | the retention schedule and its stateless planner | `error` |
 //! | `users` | the users table and permission rules | `error`, `format` |
-//! | `fs` | the file system: files, directories, permissions | `alloc`, `device`, `error`, `format`, `ids`, `store`, `tree`, `users` |
+//! | `fs` | the file system: files, directories, permissions, exclusive-use opens | `alloc`, `device`, `error`, `format`, `ids`, `snap`, `store`, `tree`, `users` |
 //! | `check` | the offline checker | `alloc`, `device`, `error`, `format`, `fs`, `ids`, `store` |
-//! | `dump` | read-only views of an image (`gefs-dump`) | `alloc`, `device`, `error`, `format`, `fs`, `ids`, `store`, `tree` |
+//! | `dump` | read-only views of an image (`gefs-dump`) | `alloc`, `device`, `error`, `format`, `fs`, `ids`, `snap`, `store`, `tree` |
 //! | `export` | copying a snapshot's files out to a host directory | `error`, `format`, `fs` |
 //! | `import` | populating a tree from a host directory | `error`, `format`, `fs` |
 //! | `probe` | recognizing what a device holds before formatting it | `device` |

@@ -14,6 +14,7 @@ use std::time::Instant;
 use clap::Parser;
 use gefs_core::fs::Fs;
 use gefs_core::retain::Schedule;
+use gefs_core::snap::Snaps;
 use gefs_core::units::human;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -66,7 +67,7 @@ fn retain_arg(s: &str) -> Result<Schedule, String> {
 fn retention(store: &gefs_core::store::Store, given: Option<&Schedule>) -> Result<String, String> {
     let (sched, whence) = match given {
         Some(s) => {
-            store
+            Snaps::new(store)
                 .set_conf(None, "retain", s.to_string().as_bytes())
                 .and_then(|()| store.sync().map(drop))
                 .map_err(|e| e.to_string())?;
@@ -126,7 +127,7 @@ fn populate(
         }
     };
     let explain = |e: gefs_core::fs::Error| match e {
-        gefs_core::fs::Error::NoSpace => fs.store().explain_full(),
+        gefs_core::fs::Error::NoSpace => fs.explain_full(),
         e => e.to_string(),
     };
     let r = gefs_core::import::import(&fs, "main", dir, owner, &mut tick).map_err(explain)?;

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use gefs_core::fs::Config;
 use gefs_core::fs::Fs;
-use gefs_core::store::Config;
 use gefs_core::units::human;
 
 use crate::console::{run_client, ClientOpts};
@@ -369,7 +369,7 @@ fn serve(a: ServeArgs) -> Result<(), Failure> {
     sockets.push(cons.clone());
     handle_signals(&srv, sockets)?;
     // The pool the store made: the size asked for, bounded by what the image can hold.
-    let cache = srv.core().store().stats().cache.capacity * gefs_core::format::BLKSZ;
+    let cache = srv.core().store().stats().cache.capacity * gefs_core::fs::BLKSZ;
     let listen = if bound.is_empty() {
         "-".to_string()
     } else {

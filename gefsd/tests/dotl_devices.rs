@@ -7,8 +7,8 @@
 mod common;
 
 use common::*;
-use gefs_core::format::value::DMDEVICE;
 use gefs_core::fs::errno::*;
+use gefs_core::fs::DMDEVICE;
 use gefsd::proto::dotl::setattr;
 use gefsd::server::posix::ifmt::*;
 

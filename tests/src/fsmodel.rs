@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use gefs_core::device::Device;
 use gefs_core::fs::{Changes, Entry, Fs, Mount, Who, MAX_IO, ORDWR, OREAD};
+use gefs_core::snap::Snaps;
 use gefs_core::store::{Config, Store};
 
 /// One file or directory.
@@ -507,12 +508,11 @@ impl Session {
                 fs.rename(m, &f, &dir, name(to).as_bytes(), true, &w)
                     .map_err(e)
             }
-            FsOp::Snap(n) => fs
-                .store()
-                .snapshot("main", n, false)
+            FsOp::Snap(n) => Snaps::new(fs.store())
+                .take("main", n, false)
                 .map(drop)
                 .map_err(|x| x.to_string()),
-            FsOp::DelSnap(n) => fs.store().delete_label(n).map_err(|x| x.to_string()),
+            FsOp::DelSnap(n) => Snaps::new(fs.store()).delete(n).map_err(|x| x.to_string()),
             FsOp::Sync => {
                 let c = Changes::default();
                 fs.wstat(m, &self.root, &c, &w).map(drop).map_err(e)

@@ -30,6 +30,7 @@ use gefs_core::check::{check, CheckOpts};
 use gefs_core::device::MemDev;
 use gefs_core::format::BLKSZ_U64;
 use gefs_core::fs::{Entry, Fs, Mount, Who, OREAD};
+use gefs_core::snap::Snaps;
 use gefs_core::store::{Config, Store};
 
 use crate::craft::{dir, file, me};
@@ -69,18 +70,22 @@ pub fn base_image() -> MemDev {
     }
     for i in 0..70 {
         let v = format!("{i:0400}");
-        fs.store()
+        Snaps::new(fs.store())
             .set_conf(None, &format!("setting{i:04}"), v.as_bytes())
             .expect("conf");
     }
     fs.sync().expect("sync");
-    fs.store().snapshot("main", "s1", false).expect("s1");
+    Snaps::new(fs.store())
+        .take("main", "s1", false)
+        .expect("s1");
     let o = fs.open(&m, &b, gefs_core::fs::ORDWR, &who).expect("open b");
     fs.write(&o, 0, &[7u8; 20 << 10], &who).expect("rewrite");
     drop(o);
     fs.sync().expect("sync");
-    fs.store().snapshot("main", "s2", false).expect("s2");
-    fs.store().snapshot("s1", "m1", true).expect("fork");
+    Snaps::new(fs.store())
+        .take("main", "s2", false)
+        .expect("s2");
+    Snaps::new(fs.store()).take("s1", "m1", true).expect("fork");
     for i in 0..8 {
         let name = long_name(i);
         let e = fs.walk(&m, &many, name.as_bytes(), &who).expect("walk");

@@ -9,6 +9,7 @@ use gefs_core::alloc::Tier;
 use gefs_core::format::key;
 use gefs_core::format::msg::Msg;
 use gefs_core::format::Bptr;
+use gefs_core::snap::Snaps;
 use gefs_core::store::{Store, TreeId};
 use gefs_core::Result;
 
@@ -220,11 +221,11 @@ pub fn apply(s: &Store, t: TreeId, m: &mut Model, op: &Op) -> Result<()> {
             m.now.remove(&k);
         }
         Op::Snap(name) => {
-            s.snapshot("main", name, false)?;
+            Snaps::new(s).take("main", name, false)?;
             m.snaps.insert(name.clone(), m.now.clone());
         }
         Op::DelSnap(name) => {
-            s.delete_label(name)?;
+            Snaps::new(s).delete(name)?;
             m.snaps.remove(name);
         }
         Op::Sync => {

@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use crate::format::value::Xdir;
 use crate::fs::{Entry, Fs, Mount, Who, MAX_IO, OREAD};
+use crate::snap::Snaps;
 use crate::store::Store;
 
 /// One entry as `ls` and `stat` show it.
@@ -166,8 +167,8 @@ pub fn deadlist(s: &Store, label: &str) -> crate::Result<Vec<SegmentView>> {
         .map(|l| l.id)
         .ok_or_else(|| s.no_label(label))?;
     let mut out = Vec::new();
-    for seg in s.segments(id)? {
-        let (addrs, chain) = s.read_segment(&seg)?;
+    for seg in Snaps::new(s).segments(id)? {
+        let (addrs, chain) = Snaps::new(s).read_segment(&seg)?;
         out.push(SegmentView {
             birth: seg.birth,
             seq: seg.seq,

@@ -33,6 +33,7 @@
 mod clear;
 mod dir;
 pub mod error;
+mod excl;
 mod file;
 pub mod format;
 mod make;
@@ -57,16 +58,28 @@ use crate::store::OpGuard;
 use crate::CorruptKind;
 
 use crate::format::key;
-use crate::format::value::Xdir;
-use crate::store::{CommitInfo, Store, TreeId};
+use crate::snap::{Snaps, Space};
+use crate::store::TreeId;
 
 pub use crate::users::{Access as Who, Users};
 pub use clear::{SweepStep, CLEAR_CHUNK};
 pub use error::{errno, Error, Result, WstatRule};
+pub use excl::FileId;
 pub use file::{Open, OpenInfo, MAX_IO, MAX_LEN, OEXEC, ORCLOSE, ORDWR, OREAD, OTRUNC, OWRITE};
 pub use make::{Kind, MAX_TARGET};
 pub use perm::{EXEC, READ, WRITE};
 pub use wstat::Changes;
+
+// What a server over the file system names besides `Fs`: the store it is
+// opened on and what `Fs` hands back from it, the directory-entry record
+// (an `Xdir` is a file's stat) with its mode bits and device numbers, and
+// the block size files are stored in.
+pub use crate::format::value::{
+    Device, Xdir, DMAPPEND, DMDEVICE, DMDIR, DMEXCL, DMKIND, DMNAMEDPIPE, DMSETGID, DMSETUID,
+    DMSETVTX, DMSOCKET, DMSYMLINK, DMTMP,
+};
+pub use crate::format::{BLKSZ, BLKSZ_U64};
+pub use crate::store::{CommitInfo, Config, LabelInfo, Store};
 
 use nodes::{Loc, Node, Nodes};
 
@@ -201,6 +214,12 @@ impl Mount {
         self.tree
     }
 
+    /// Whether `other` is a mount of the same tree (a rename cannot cross
+    /// trees).
+    pub fn same_tree(&self, other: &Mount) -> bool {
+        self.tree == other.tree
+    }
+
     /// Whether changes are allowed (a mutable label, not a snapshot).
     pub fn is_mutable(&self) -> bool {
         self.mutable
@@ -242,6 +261,8 @@ pub struct Fs {
     wlock: Mutex<()>,
     clears: Mutex<clear::Queue>,
     nodes: Nodes,
+    /// Exclusive-use files open now (`excl.rs`).
+    excl: excl::ExclTable,
 }
 
 impl std::fmt::Debug for Fs {
@@ -272,6 +293,7 @@ impl Fs {
             wlock: Mutex::new(()),
             clears: Mutex::new(clear::Queue::default()),
             nodes: Nodes::default(),
+            excl: Default::default(),
         };
         match fs.load_users() {
             Ok(t) => *fs.users.write() = Arc::new(t),
@@ -376,6 +398,25 @@ impl Fs {
             bavail,
             namelen: names::MAX_NAME as u32,
         }
+    }
+
+    /// Every label and the record it names: the entries of a server's
+    /// `dump` directory.
+    pub fn labels(&self) -> Result<Vec<LabelInfo>> {
+        Ok(self.store.labels()?)
+    }
+
+    /// The image's space, with what only snapshots hold
+    /// ([`Snaps::space`]).
+    pub fn space(&self) -> crate::Result<Space> {
+        Snaps::new(&self.store).space()
+    }
+
+    /// What to tell an administrator when the file system is full: the
+    /// space, what snapshots hold (the largest first), and how to free it
+    /// ([`Snaps::explain_full`]).
+    pub fn explain_full(&self) -> String {
+        Snaps::new(&self.store).explain_full()
     }
 
     /// Finish every queued clear, then commit: everything done so far is

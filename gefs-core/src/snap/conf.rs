@@ -5,20 +5,22 @@ use crate::alloc::Tier;
 use crate::error::{Error, Result};
 use crate::format::key;
 use crate::format::msg::Msg;
-use crate::store::{ReadCtx, Store, TreeId};
+use crate::store::{ReadCtx, TreeId};
 use crate::tree::{self, Root};
 
-impl Store {
+use super::Snaps;
+
+impl Snaps<'_> {
     /// Set a configuration key: globally (in the snapshot tree) or for the
     /// tree a mutable label names.
     pub fn set_conf(&self, label: Option<&str>, name: &str, val: &[u8]) -> Result<()> {
         let t = self.conf_tree(label)?;
-        let r = self.upsert(
+        let r = self.s.upsert(
             t,
             vec![Msg::insert(key::conf(name.as_bytes()), val.to_vec())],
             Tier::Reserve,
         );
-        self.unmount(t);
+        self.s.unmount(t);
         r
     }
 
@@ -26,12 +28,12 @@ impl Store {
     /// error; the reference asserts, §13.2 #17).
     pub fn clear_conf(&self, label: Option<&str>, name: &str) -> Result<()> {
         let t = self.conf_tree(label)?;
-        let r = self.upsert(
+        let r = self.s.upsert(
             t,
             vec![Msg::delete(key::conf(name.as_bytes()))],
             Tier::Reserve,
         );
-        self.unmount(t);
+        self.s.unmount(t);
         r
     }
 
@@ -46,42 +48,46 @@ impl Store {
                 return Ok(Some(v));
             }
         }
-        self.lookup(TreeId::SNAP, &key::conf(name.as_bytes()))
+        self.s.lookup(TreeId::SNAP, &key::conf(name.as_bytes()))
     }
 
     /// Look a key up in the tree `label` names without mounting it: a mounted tree's current
     /// root and write buffer, else the root and message log its snapshot record holds (which
     /// only a mount can change).
     fn label_lookup(&self, label: &str, k: &[u8]) -> Result<Option<Vec<u8>>> {
-        if let Some(t) = self.mounted_label(label) {
-            return self.lookup(t, k);
+        if let Some(t) = self.s.mounted_label(label) {
+            return self.s.lookup(t, k);
         }
-        let _g = self.pin_epoch();
-        let lv = self.label_val(label)?.ok_or_else(|| self.no_label(label))?;
+        let _g = self.s.pin_epoch();
+        let lv = self
+            .s
+            .label_val(label)?
+            .ok_or_else(|| self.s.no_label(label))?;
         let rec = self
+            .s
             .snap_record(lv.id)?
             .ok_or_else(|| Error::NotFound(format!("snapshot record {}", lv.id)))?;
         let root = Root {
             bp: rec.root,
             height: rec.ht,
         };
-        let rl = self.read_log(&rec.log)?;
+        let rl = self.s.read_log(&rec.log)?;
         let recs = rl.recs()?;
         let run = crate::tree::pending::Run::from_recs(recs);
         let runs: crate::tree::pending::Runs = std::sync::Arc::from(vec![std::sync::Arc::new(run)]);
-        tree::lookup(&ReadCtx::with_runs(self, runs), &root, k)
+        tree::lookup(&ReadCtx::with_runs(self.s, runs), &root, k)
     }
 
     fn conf_tree(&self, label: Option<&str>) -> Result<TreeId> {
         let Some(l) = label else {
             return Ok(TreeId::SNAP);
         };
-        match self.label_val(l)? {
-            Some(lv) if lv.is_mutable() => self.mount(l),
+        match self.s.label_val(l)? {
+            Some(lv) if lv.is_mutable() => self.s.mount(l),
             Some(_) => Err(Error::Invalid(format!(
                 "{l} is an immutable snapshot; settings go on mutable labels"
             ))),
-            None => Err(self.no_label(l)),
+            None => Err(self.s.no_label(l)),
         }
     }
 }

@@ -20,8 +20,10 @@ use crate::format::value::DlistVal;
 use crate::format::{BlockType, Bptr, BLKSZ_U64};
 use crate::format::{Decode, Encode};
 use crate::ids::BlockAddr;
-use crate::store::{Store, TreeId};
+use crate::store::TreeId;
 use crate::CorruptKind;
+
+use super::Snaps;
 
 /// One deadlist segment as stored in the snapshot tree.
 #[derive(Debug, Clone)]
@@ -51,7 +53,7 @@ impl Segment {
     }
 }
 
-impl Store {
+impl Snaps<'_> {
     /// Every deadlist segment owned by snapshot `owner`.
     pub fn segments(&self, owner: u64) -> Result<Vec<Segment>> {
         let lo = key::dlist_prefix(owner);
@@ -64,7 +66,7 @@ impl Store {
                 None => Bound::Included(&lo[..]),
             };
             let to = hi.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
-            let batch = self.scan(TreeId::SNAP, from, to, 512)?;
+            let batch = self.s.scan(TreeId::SNAP, from, to, 512)?;
             if batch.is_empty() {
                 return Ok(out);
             }
@@ -72,7 +74,7 @@ impl Store {
                 let (Ok(KeyView::Dlist { owner, birth, seq }), Ok(val)) =
                     (KeyView::decode(k), DlistVal::decode(v))
                 else {
-                    return Err(self.snap_corrupt("deadlist segment"));
+                    return Err(self.s.snap_corrupt("deadlist segment"));
                 };
                 out.push(Segment {
                     owner,
@@ -90,7 +92,7 @@ impl Store {
         self.segment(seg, false)
     }
 
-    /// [`Store::read_segment`], by a reader or (`writer`) by the writer,
+    /// [`Snaps::read_segment`], by a reader or (`writer`) by the writer,
     /// which makes room in the cache itself (`io.rs`).
     fn segment(&self, seg: &Segment, writer: bool) -> Result<(Vec<BlockAddr>, Vec<Bptr>)> {
         let mut addrs = Vec::new();
@@ -101,7 +103,8 @@ impl Store {
         // each block once; its sequence numbers count down to 0 at the tail.
         let mut want: Option<u64> = None;
         while !at.is_none() {
-            if !seen.insert(at.addr) || chain.len() as u64 >= self.geometry().dev_size / BLKSZ_U64 {
+            if !seen.insert(at.addr) || chain.len() as u64 >= self.s.geometry().dev_size / BLKSZ_U64
+            {
                 return Err(Error::corrupt(
                     at.addr,
                     CorruptKind::Chain,
@@ -109,9 +112,9 @@ impl Store {
                 ));
             }
             let b = if writer {
-                self.read_block_writer(&at, false)?
+                self.s.read_block_writer(&at, false)?
             } else {
-                self.read_block(&at, false)?
+                self.s.read_block(&at, false)?
             };
             let h = LogHeader::decode(b.bytes()).map_err(|e| e.at(at.addr))?;
             if h.kind != BlockType::Dlist {
@@ -142,7 +145,7 @@ impl Store {
     pub(crate) fn free_segment(&self, seg: &Segment) -> Result<Msg> {
         let (addrs, chain) = self.segment(seg, true)?;
         for a in addrs {
-            self.release_block(a)?;
+            self.s.release_block(a)?;
         }
         self.drop_chain(&chain)?;
         Ok(Msg::delete(seg.key()))
@@ -158,7 +161,7 @@ impl Store {
 
     fn drop_chain(&self, chain: &[Bptr]) -> Result<()> {
         for bp in chain {
-            self.release_block(bp.addr)?;
+            self.s.release_block(bp.addr)?;
         }
         Ok(())
     }

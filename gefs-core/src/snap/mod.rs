@@ -54,6 +54,23 @@ mod space;
 pub use deadlist::Segment;
 pub use space::{LabelSpace, Space};
 
+/// The snapshot layer over one store: taking, forking and deleting
+/// snapshots, reading deadlists, settings and space figures all go through
+/// it. It borrows the store and holds nothing else, so make one wherever it
+/// is needed:
+/// `Snaps::new(&store).take("main", "monday", false)`.
+#[derive(Debug, Clone, Copy)]
+pub struct Snaps<'s> {
+    s: &'s Store,
+}
+
+impl<'s> Snaps<'s> {
+    /// The snapshot layer of `store`.
+    pub fn new(store: &'s Store) -> Snaps<'s> {
+        Snaps { s: store }
+    }
+}
+
 /// Labels that name something other than a snapshot, or that may never be
 /// created or deleted.
 pub const RESERVED: [&str; 3] = ["dump", "empty", "adm"];
@@ -72,13 +89,14 @@ impl Batch {
     }
 }
 
-impl Store {
+impl Snaps<'_> {
     /// Record `id`, as changed in `b` or else as stored.
     fn record(&self, b: &Batch, id: u64) -> Result<TreeRec> {
         if let Some(r) = b.recs.get(&id) {
             return Ok(*r);
         }
-        self.snap_record(id)?
+        self.s
+            .snap_record(id)?
             .ok_or_else(|| Error::NotFound(format!("snapshot record {id}")))
     }
 
@@ -86,17 +104,17 @@ impl Store {
     /// `mutable` a fork (a new live tree starting from `old`'s contents).
     /// Takes effect at the next commit (call [`Store::sync`]). Returns the
     /// id of the record `new` names.
-    pub fn snapshot(&self, old: &str, new: &str, mutable: bool) -> Result<u64> {
-        self.writable()?;
+    pub fn take(&self, old: &str, new: &str, mutable: bool) -> Result<u64> {
+        self.s.writable()?;
         valid_label(new)?;
         if RESERVED.contains(&new) {
             return Err(Error::Invalid(format!("{new} is a reserved name")));
         }
-        let mut w = self.writer()?;
-        if self.label_val(new)?.is_some() {
+        let mut w = self.s.writer()?;
+        if self.s.label_val(new)?.is_some() {
             return Err(Error::Exists(format!("label {new}")));
         }
-        let lv = self.label_val(old)?.ok_or_else(|| self.no_label(old))?;
+        let lv = self.s.label_val(old)?.ok_or_else(|| self.s.no_label(old))?;
         // The snapshot takes the tree's root and log: make the log hold the
         // tree's buffered messages (those since the last commit at most).
         if let Some(t) = w.mounted(lv.id) {
@@ -193,13 +211,16 @@ impl Store {
     /// Delete a label; when no label and no fork holds its record any more,
     /// delete the snapshot and free exactly the blocks only it held. Takes
     /// effect at the next commit.
-    pub fn delete_label(&self, name: &str) -> Result<()> {
-        self.writable()?;
+    pub fn delete(&self, name: &str) -> Result<()> {
+        self.s.writable()?;
         if RESERVED.contains(&name) {
             return Err(Error::Invalid(format!("{name} cannot be deleted")));
         }
-        let mut w = self.writer()?;
-        let lv = self.label_val(name)?.ok_or_else(|| self.no_label(name))?;
+        let mut w = self.s.writer()?;
+        let lv = self
+            .s
+            .label_val(name)?
+            .ok_or_else(|| self.s.no_label(name))?;
         if w.holders(lv.id) > 0 {
             return Err(Error::Invalid(format!("{name} is in use")));
         }
@@ -217,7 +238,7 @@ impl Store {
         let mut next = Some(r.gen);
         while let Some(id) = next.take() {
             if b.gone.contains(&id) {
-                return Err(self.snap_corrupt("snapshot record (base chain cycle)"));
+                return Err(self.s.snap_corrupt("snapshot record (base chain cycle)"));
             }
             let r = self.record(&b, id)?;
             if r.nlbl == 0 && r.nref == 0 && w.holders(id) == 0 {
@@ -287,7 +308,7 @@ impl Store {
         let (chain, data) = match w.mounted(r.gen) {
             Some(t) => w.pending_blocks(t)?,
             None => {
-                let rl = self.read_log(&r.log)?;
+                let rl = self.s.read_log(&r.log)?;
                 let data = crate::store::data_ptrs(rl.recs()?.into_iter());
                 (rl.chain, data)
             }
@@ -297,11 +318,11 @@ impl Store {
                 doomed.insert(bp.addr);
             }
         }
-        space::born_after(&ReadCtx::new(self), &root, thr, &mut doomed)?;
+        space::born_after(&ReadCtx::new(self.s), &root, thr, &mut doomed)?;
         let mut v: Vec<BlockAddr> = doomed.into_iter().collect();
         v.sort();
         for a in v {
-            self.release_block(a)?;
+            self.s.release_block(a)?;
         }
         Ok(())
     }

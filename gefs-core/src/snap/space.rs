@@ -36,12 +36,12 @@ use crate::format::log::LogHeader;
 use crate::format::value::{DlistVal, TreeRec};
 use crate::format::Decode;
 use crate::format::{BlockType, BLKSZ_U64};
-use crate::store::{ReadCtx, Store, TreeId};
+use crate::store::{ReadCtx, TreeId};
 use crate::tree::{self, Root};
 use crate::units::human;
 use crate::CorruptKind;
 
-use super::RESERVED;
+use super::{Snaps, RESERVED};
 
 /// One label with the space deleting it would free.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -83,13 +83,13 @@ struct SegSize {
     blocks: u64,
 }
 
-impl Store {
+impl Snaps<'_> {
     /// The size of a segment in blocks: the addresses its chain lists plus
     /// the chain's own blocks, from the chain's headers.
     fn segment_blocks(&self, val: &DlistVal) -> Result<u64> {
         let mut n = 0u64;
         let mut at = val.head;
-        let limit = self.geometry().dev_size / BLKSZ_U64;
+        let limit = self.s.geometry().dev_size / BLKSZ_U64;
         let mut hops = 0u64;
         while !at.is_none() {
             hops += 1;
@@ -100,7 +100,7 @@ impl Store {
                     "deadlist chain does not end",
                 ));
             }
-            let b = self.read_block(&at, false)?;
+            let b = self.s.read_block(&at, false)?;
             let h = LogHeader::decode(b.bytes()).map_err(|e| e.at(at.addr))?;
             if h.kind != BlockType::Dlist {
                 return Err(crate::Error::corrupt(
@@ -126,7 +126,9 @@ impl Store {
                 Some(k) => Bound::Excluded(&k[..]),
                 None => Bound::Included(&lo[..]),
             };
-            let batch = self.scan(TreeId::SNAP, from, Bound::Excluded(&hi[..]), 512)?;
+            let batch = self
+                .s
+                .scan(TreeId::SNAP, from, Bound::Excluded(&hi[..]), 512)?;
             if batch.is_empty() {
                 return Ok(out);
             }
@@ -134,7 +136,7 @@ impl Store {
                 let (Ok(KeyView::Dlist { owner, birth, .. }), Ok(val)) =
                     (KeyView::decode(k), DlistVal::decode(v))
                 else {
-                    return Err(self.snap_corrupt("deadlist segment"));
+                    return Err(self.s.snap_corrupt("deadlist segment"));
                 };
                 out.push(SegSize {
                     owner,
@@ -152,17 +154,17 @@ impl Store {
     fn tip_blocks(&self, r: &TreeRec, thr: u64) -> Result<u64> {
         // Pinned before the root is read: the tree's blocks cannot be
         // reused under the walk even if the snapshot is deleted meanwhile.
-        let _g = self.pin_epoch();
-        let Some(r) = self.snap_record(r.gen)? else {
+        let _g = self.s.pin_epoch();
+        let Some(r) = self.s.snap_record(r.gen)? else {
             return Ok(0);
         };
         let root = Root {
             bp: r.root,
             height: r.ht,
         };
-        let ctx = ReadCtx::new(self);
+        let ctx = ReadCtx::new(self.s);
         let mut seen = HashSet::new();
-        let rl = self.read_log(&r.log)?;
+        let rl = self.s.read_log(&r.log)?;
         let data = crate::store::data_ptrs(rl.recs()?.into_iter());
         for bp in rl.chain.iter().chain(&data) {
             if bp.gen.0 > thr {
@@ -225,15 +227,15 @@ impl Store {
     pub fn labels_space(&self) -> Result<Vec<LabelSpace>> {
         let segs = self.sizes_by_owner()?;
         let mut out = Vec::new();
-        for l in self.labels()? {
+        for l in self.s.labels()? {
             let unique = if l.mutable || RESERVED.contains(&l.name.as_str()) {
                 None
             } else {
-                match self.snap_record(l.id)? {
+                match self.s.snap_record(l.id)? {
                     // Another label or a fork keeps the snapshot.
                     Some(r) if r.nlbl > 1 || r.nref > 0 => Some(0),
                     Some(r) => Some(self.unique_blocks(&r, &segs)? * BLKSZ_U64),
-                    None => return Err(self.snap_corrupt("label naming no record")),
+                    None => return Err(self.s.snap_corrupt("label naming no record")),
                 }
             };
             out.push(LabelSpace {
@@ -257,7 +259,7 @@ impl Store {
             available: 0,
             snapshots: 0,
         };
-        for a in self.allocator().stats() {
+        for a in self.s.allocator().stats() {
             s.size += a.blocks * BLKSZ_U64;
             s.used += a.blocks.saturating_sub(a.free) * BLKSZ_U64;
             s.free += a.free * BLKSZ_U64;
@@ -266,11 +268,11 @@ impl Store {
         }
         let segs = self.sizes_by_owner()?;
         let mut held: u64 = segs.values().flatten().map(|(_, n)| n).sum();
-        for l in self.labels()? {
+        for l in self.s.labels()? {
             if l.mutable || RESERVED.contains(&l.name.as_str()) {
                 continue;
             }
-            if let Some(r) = self.snap_record(l.id)? {
+            if let Some(r) = self.s.snap_record(l.id)? {
                 if r.succ == TreeRec::NONE {
                     let pv = if r.pred == TreeRec::NONE { 0 } else { r.pred };
                     held += self.tip_blocks(&r, pv.max(r.base))?;

@@ -9,6 +9,7 @@ use super::*;
 use crate::device::MemDev;
 use crate::format::msg::Op;
 use crate::format::BLKSZ_U64;
+use crate::snap::Snaps;
 use crate::store::{Store, TreeId};
 
 fn setup() -> (Arc<MemDev>, Store) {
@@ -42,7 +43,7 @@ fn used(s: &Store) -> u64 {
 }
 
 fn unique(s: &Store, label: &str) -> u64 {
-    let l = s.labels_space().unwrap();
+    let l = Snaps::new(s).labels_space().unwrap();
     let l = l.iter().find(|l| l.name == label).unwrap();
     l.unique_bytes.unwrap() / BLKSZ_U64
 }
@@ -52,7 +53,7 @@ fn unique(s: &Store, label: &str) -> u64 {
 /// practice they net out and the figures agree exactly).
 fn delete(s: &Store, label: &str) -> u64 {
     let before = used(s);
-    s.delete_label(label).unwrap();
+    Snaps::new(s).delete(label).unwrap();
     s.sync().unwrap();
     before.saturating_sub(used(s))
 }
@@ -73,14 +74,14 @@ fn unique_space_is_what_deletion_frees_in_any_order() {
         for (g, name) in names.iter().enumerate() {
             data(&s, t, 100 + g as u64, 30 + 10 * g as u64);
             clear(&s, t, 100 + g as u64, 10);
-            s.snapshot("main", name, false).unwrap();
+            Snaps::new(&s).take("main", name, false).unwrap();
             s.sync().unwrap();
         }
         for (g, _) in names.iter().enumerate() {
             clear(&s, t, 100 + g as u64, 30 + 10 * g as u64);
         }
         s.sync().unwrap();
-        let held = s.space().unwrap().snapshots / BLKSZ_U64;
+        let held = Snaps::new(&s).space().unwrap().snapshots / BLKSZ_U64;
         // Every data block main dropped after a snapshot took it (20 + 30 +
         // 40) is held by snapshots, with the tree nodes they also hold.
         assert!((90..120).contains(&held), "snapshots hold {held} blocks");
@@ -89,8 +90,10 @@ fn unique_space_is_what_deletion_frees_in_any_order() {
             let f = delete(&s, names[i]);
             close(p, f, &format!("order {order:?}, {}", names[i]));
         }
-        assert_eq!(s.space().unwrap().snapshots, 0);
-        assert!(s.explain_full().contains("no snapshot holds space"));
+        assert_eq!(Snaps::new(&s).space().unwrap().snapshots, 0);
+        assert!(Snaps::new(&s)
+            .explain_full()
+            .contains("no snapshot holds space"));
     }
 }
 
@@ -99,33 +102,33 @@ fn a_shared_snapshot_frees_nothing_and_a_tip_is_walked() {
     let (_dev, s) = setup();
     let t = s.mount("main").unwrap();
     data(&s, t, 100, 40);
-    s.snapshot("main", "a", false).unwrap();
-    s.snapshot("a", "a2", false).unwrap();
+    Snaps::new(&s).take("main", "a", false).unwrap();
+    Snaps::new(&s).take("a", "a2", false).unwrap();
     s.sync().unwrap();
     clear(&s, t, 100, 40);
     s.sync().unwrap();
     // Two labels name one snapshot: deleting either frees nothing.
     assert_eq!((unique(&s, "a"), unique(&s, "a2")), (0, 0));
-    let text = s.explain_full();
+    let text = Snaps::new(&s).explain_full();
     assert!(text.contains("snapshots hold"), "{text}");
     close(0, delete(&s, "a2"), "a2");
     assert!(unique(&s, "a") >= 40);
     // A fork with its own snapshot; once the fork's label is gone, that
     // snapshot is a tip, and deleting it sweeps what only it holds.
     s.unmount(t);
-    s.snapshot("a", "fork", true).unwrap();
+    Snaps::new(&s).take("a", "fork", true).unwrap();
     s.sync().unwrap();
     let f = s.mount("fork").unwrap();
     data(&s, f, 200, 25);
-    s.snapshot("fork", "fs", false).unwrap();
+    Snaps::new(&s).take("fork", "fs", false).unwrap();
     s.sync().unwrap();
     s.unmount(f);
-    s.delete_label("fork").unwrap();
+    Snaps::new(&s).delete("fork").unwrap();
     s.sync().unwrap();
     let p = unique(&s, "fs");
     assert!(p >= 25, "tip fs holds {p} blocks");
     close(p, delete(&s, "fs"), "tip fs");
     let p = unique(&s, "a");
     close(p, delete(&s, "a"), "a");
-    assert_eq!(s.space().unwrap().snapshots, 0);
+    assert_eq!(Snaps::new(&s).space().unwrap().snapshots, 0);
 }

@@ -11,6 +11,8 @@ use crate::device::MemDev;
 use crate::format::msg::Op;
 use crate::format::Bptr;
 use crate::format::Decode;
+use crate::snap::Snaps;
+use crate::store::overwrite_tests::{clean, holds, write};
 use crate::store::{Store, TreeId};
 
 const DEV: u64 = 64 << 20;
@@ -106,7 +108,7 @@ fn a_snapshot_reads_back_as_it_was() {
             .unwrap();
     }
     let before = dump(&s, t);
-    s.snapshot("main", "monday", false).unwrap();
+    Snaps::new(&s).take("main", "monday", false).unwrap();
     for i in 0..300 {
         s.upsert(t, vec![Msg::insert(k(i), vec![2; 100])], Tier::Normal)
             .unwrap();
@@ -142,7 +144,7 @@ fn deleting_snapshots_in_any_order_returns_the_space() {
         for (g, name) in names.iter().enumerate() {
             data(&s, t, 100 + g as u64, 40, g as u8);
             clear(&s, t, 100 + g as u64, 20);
-            s.snapshot("main", name, false).unwrap();
+            Snaps::new(&s).take("main", name, false).unwrap();
             s.sync().unwrap();
         }
         // Everything still reachable; the snapshots hold what main dropped.
@@ -166,7 +168,7 @@ fn deleting_snapshots_in_any_order_returns_the_space() {
             lists.len()
         );
         for &i in &order {
-            s.delete_label(names[i]).unwrap();
+            Snaps::new(&s).delete(names[i]).unwrap();
             s.sync().unwrap();
             assert_clean(&dev);
         }
@@ -194,7 +196,7 @@ fn forks_diverge_and_deleting_them_returns_the_space() {
     let fresh = used(&s);
     data(&s, t, 100, 30, 1);
     s.sync().unwrap();
-    s.snapshot("main", "dev", true).unwrap();
+    Snaps::new(&s).take("main", "dev", true).unwrap();
     s.sync().unwrap();
     let f = s.mount("dev").unwrap();
     data(&s, f, 100, 10, 9);
@@ -213,8 +215,8 @@ fn forks_diverge_and_deleting_them_returns_the_space() {
     assert!(s.lookup(t, &key::dat(100, 0)).unwrap().is_none());
     drop(s);
     let s = reopen(&dev);
-    assert!(s.delete_label("adm").is_err());
-    s.delete_label("dev").unwrap();
+    assert!(Snaps::new(&s).delete("adm").is_err());
+    Snaps::new(&s).delete("dev").unwrap();
     s.sync().unwrap();
     assert_clean(&dev);
     let t = s.mount("main").unwrap();
@@ -231,43 +233,56 @@ fn labels_share_records_and_mounted_trees_are_protected() {
     let t = s.mount("main").unwrap();
     s.upsert(t, vec![Msg::insert(k(1), vec![1])], Tier::Normal)
         .unwrap();
-    let a = s.snapshot("main", "x", false).unwrap();
-    let b = s.snapshot("x", "y", false).unwrap();
+    let a = Snaps::new(&s).take("main", "x", false).unwrap();
+    let b = Snaps::new(&s).take("x", "y", false).unwrap();
     assert_eq!(
         a, b,
         "a second label on an immutable snapshot names the same record"
     );
     assert!(matches!(
-        s.snapshot("main", "x", false),
+        Snaps::new(&s).take("main", "x", false),
         Err(Error::Exists(_))
     ));
-    assert!(s.snapshot("main", "dump", false).is_err());
-    assert!(s.snapshot("main", "a/b", false).is_err());
-    assert!(s.snapshot("nope", "z", false).is_err());
-    s.delete_label("x").unwrap();
+    assert!(Snaps::new(&s).take("main", "dump", false).is_err());
+    assert!(Snaps::new(&s).take("main", "a/b", false).is_err());
+    assert!(Snaps::new(&s).take("nope", "z", false).is_err());
+    Snaps::new(&s).delete("x").unwrap();
     let y = s.mount("y").unwrap();
     assert_eq!(s.lookup(y, &k(1)).unwrap(), Some(vec![1]));
-    assert!(s.delete_label("y").is_err(), "a mounted snapshot is in use");
-    assert!(s.delete_label("main").is_err());
+    assert!(
+        Snaps::new(&s).delete("y").is_err(),
+        "a mounted snapshot is in use"
+    );
+    assert!(Snaps::new(&s).delete("main").is_err());
     s.sync().unwrap();
 }
 
 #[test]
 fn configuration_is_global_or_per_label() {
     let (dev, s) = setup();
-    s.set_conf(None, "retain", b"@1d").unwrap();
-    s.set_conf(Some("main"), "retain", b"").unwrap();
-    s.clear_conf(None, "nothing-here").unwrap();
-    assert!(s.set_conf(Some("empty"), "retain", b"1@1h").is_err());
+    Snaps::new(&s).set_conf(None, "retain", b"@1d").unwrap();
+    Snaps::new(&s)
+        .set_conf(Some("main"), "retain", b"")
+        .unwrap();
+    Snaps::new(&s).clear_conf(None, "nothing-here").unwrap();
+    assert!(Snaps::new(&s)
+        .set_conf(Some("empty"), "retain", b"1@1h")
+        .is_err());
     s.sync().unwrap();
     drop(s);
     let s = reopen(&dev);
-    assert_eq!(s.conf(Some("main"), "retain").unwrap(), Some(vec![]));
     assert_eq!(
-        s.conf(Some("adm"), "retain").unwrap(),
+        Snaps::new(&s).conf(Some("main"), "retain").unwrap(),
+        Some(vec![])
+    );
+    assert_eq!(
+        Snaps::new(&s).conf(Some("adm"), "retain").unwrap(),
         Some(b"@1d".to_vec())
     );
-    assert_eq!(s.conf(None, "retain").unwrap(), Some(b"@1d".to_vec()));
+    assert_eq!(
+        Snaps::new(&s).conf(None, "retain").unwrap(),
+        Some(b"@1d".to_vec())
+    );
 }
 
 fn record(s: &Store, label: &str) -> Option<TreeRec> {
@@ -319,7 +334,9 @@ fn regress_11_repeated_merges_keep_every_segment() {
     data(&s, t, 100, 60, 1);
     s.sync().unwrap();
     for i in 0..6u64 {
-        s.snapshot("main", &format!("m{i}"), false).unwrap();
+        Snaps::new(&s)
+            .take("main", &format!("m{i}"), false)
+            .unwrap();
         // Kill blocks the new snapshot holds: they go to deadlists.
         for b in (i * 10)..(i * 10 + 10) {
             s.upsert(
@@ -333,12 +350,12 @@ fn regress_11_repeated_merges_keep_every_segment() {
     }
     // Delete m4, m3, m2, m1: each time the lists merge into the next one.
     for i in (1..5).rev() {
-        s.delete_label(&format!("m{i}")).unwrap();
+        Snaps::new(&s).delete(&format!("m{i}")).unwrap();
         s.sync().unwrap();
         assert_clean(&dev);
     }
-    s.delete_label("m0").unwrap();
-    s.delete_label("m5").unwrap();
+    Snaps::new(&s).delete("m0").unwrap();
+    Snaps::new(&s).delete("m5").unwrap();
     settle(&s, t);
     assert_clean(&dev);
     assert!(used(&s) <= fresh + 4, "{} used, {fresh} fresh", used(&s));
@@ -355,21 +372,23 @@ fn regress_12_counts_are_exact_and_every_snapshot_is_reclaimed() {
     let (fresh, recs) = (used(&s), records(&s));
     data(&s, t, 100, 20, 1);
     // Two labels on one snapshot (the minute and hour labels coinciding).
-    s.snapshot("main", "main@minute.x", false).unwrap();
-    s.snapshot("main@minute.x", "main@hour.x", false).unwrap();
+    Snaps::new(&s).take("main", "main@minute.x", false).unwrap();
+    Snaps::new(&s)
+        .take("main@minute.x", "main@hour.x", false)
+        .unwrap();
     assert_eq!(record(&s, "main@hour.x").unwrap().nlbl, 2);
     // A fork of it.
-    s.snapshot("main@hour.x", "fork", true).unwrap();
+    Snaps::new(&s).take("main@hour.x", "fork", true).unwrap();
     assert_eq!(record(&s, "main@hour.x").unwrap().nref, 1);
     clear(&s, t, 100, 20);
     s.sync().unwrap();
-    s.delete_label("main@minute.x").unwrap();
+    Snaps::new(&s).delete("main@minute.x").unwrap();
     assert_eq!(record(&s, "main@hour.x").unwrap().nlbl, 1);
-    s.delete_label("main@hour.x").unwrap();
+    Snaps::new(&s).delete("main@hour.x").unwrap();
     s.sync().unwrap();
     // The fork still holds it: the record stays, unlabelled.
     assert_eq!(records(&s), recs + 2);
-    s.delete_label("fork").unwrap();
+    Snaps::new(&s).delete("fork").unwrap();
     settle(&s, t);
     assert_eq!(records(&s), recs, "every record reclaimed");
     assert_clean(&dev);
@@ -408,24 +427,88 @@ fn regress_25_formatted_blocks_are_reclaimed_when_replaced() {
 #[test]
 fn unmounted_trees_can_be_deleted() {
     let (dev, s) = setup();
-    s.snapshot("main", "fork", true).unwrap();
+    Snaps::new(&s).take("main", "fork", true).unwrap();
     let a = s.mount("fork").unwrap();
     let b = s.mount("fork").unwrap();
     assert_eq!(a, b);
     s.upsert(a, vec![Msg::insert(k(1), vec![1; 300])], Tier::Normal)
         .unwrap();
-    assert!(s.delete_label("fork").is_err(), "two holders");
+    assert!(Snaps::new(&s).delete("fork").is_err(), "two holders");
     s.unmount(a);
-    assert!(s.delete_label("fork").is_err(), "one holder");
+    assert!(Snaps::new(&s).delete("fork").is_err(), "one holder");
     s.unmount(b);
-    s.delete_label("fork").unwrap();
+    Snaps::new(&s).delete("fork").unwrap();
     s.sync().unwrap();
     assert_clean(&dev);
     // Reusing the label reopens the slot with the new tree.
-    s.snapshot("main", "fork", true).unwrap();
+    Snaps::new(&s).take("main", "fork", true).unwrap();
     let c = s.mount("fork").unwrap();
     assert_eq!(s.lookup(c, &k(1)).unwrap(), None);
     s.unmount(c);
     s.sync().unwrap();
     assert_clean(&dev);
+}
+
+/// Upserts still in the write buffer are in a snapshot taken before they
+/// reach the tree (moved here from the store's write-buffer tests).
+#[test]
+fn readers_and_snapshots_see_the_buffer() {
+    let (_dev, s) = setup();
+    let t = s.mount("main").unwrap();
+    s.upsert(t, vec![Msg::insert(k(1), b"one".to_vec())], Tier::Normal)
+        .unwrap();
+    s.upsert(t, vec![Msg::insert(k(2), b"two".to_vec())], Tier::Normal)
+        .unwrap();
+    // Buffered: the tree itself does not hold them yet.
+    let (tree_only, through_ctx) = s
+        .with_reader(t, |ctx, root| {
+            let bare = crate::tree::lookup(&ReadCtx::new(&s), root, &k(1))?;
+            let seen = crate::tree::scan(ctx, root, Bound::Included(&k(0)), Bound::Unbounded, 10)?;
+            Ok((bare, seen))
+        })
+        .unwrap();
+    assert_eq!(tree_only, None);
+    assert_eq!(
+        through_ctx,
+        vec![(k(1), b"one".to_vec()), (k(2), b"two".to_vec())]
+    );
+    // A snapshot taken now holds them.
+    Snaps::new(&s).take("main", "snap1", false).unwrap();
+    s.sync().unwrap();
+    let snap = s.mount("snap1").unwrap();
+    assert_eq!(s.lookup(snap, &k(2)).unwrap(), Some(b"two".to_vec()));
+}
+
+#[test]
+fn a_snapshot_keeps_what_it_saw() {
+    // Buffered overwrites (store/overwrite.rs) meet a snapshot: taking it
+    // logs the buffer first, so the inserts it saw are no longer taken
+    // back, and the snapshot reads its own contents.
+    let (dev, s) = setup();
+    let t = s.mount("main").unwrap();
+    for i in 0..10u8 {
+        write(&s, t, 0, i);
+    }
+    Snaps::new(&s).take("main", "old", false).unwrap();
+    for i in 10..40u8 {
+        write(&s, t, 0, i);
+    }
+    let old = s.mount("old").unwrap();
+    holds(&s, old, 0, 9);
+    holds(&s, t, 0, 39);
+    s.sync().unwrap();
+    s.unmount(old);
+    drop(s);
+    clean(&dev);
+    let s = reopen(&dev);
+    let old = s.mount("old").unwrap();
+    let t = s.mount("main").unwrap();
+    holds(&s, old, 0, 9);
+    holds(&s, t, 0, 39);
+    s.unmount(old);
+    Snaps::new(&s).delete("old").unwrap();
+    s.checkpoint().unwrap();
+    s.sync().unwrap();
+    drop(s);
+    clean(&dev);
 }

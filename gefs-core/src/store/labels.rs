@@ -61,7 +61,7 @@ impl Store {
     }
 
     /// The error for a label that does not exist, naming the labels that do.
-    pub fn no_label(&self, name: &str) -> Error {
+    pub(crate) fn no_label(&self, name: &str) -> Error {
         Error::NoLabel {
             name: name.to_string(),
             labels: self

@@ -304,7 +304,7 @@ impl Store {
 
     /// Which superblock copy the store was opened from, and the state of
     /// the other.
-    pub fn superblock_choice(&self) -> &SbChoice {
+    pub(crate) fn superblock_choice(&self) -> &SbChoice {
         &self.sb_choice
     }
 
@@ -392,14 +392,9 @@ impl Store {
         &self.alloc
     }
 
-    /// The block cache (for statistics and benchmarks).
-    pub fn cache(&self) -> &Cache {
-        &self.cache
-    }
-
     /// The current root of an open tree. Upserts still in the write buffer
     /// are not in it (they are after a [`Store::checkpoint`]).
-    pub fn root(&self, t: TreeId) -> Result<Root> {
+    pub(crate) fn root(&self, t: TreeId) -> Result<Root> {
         Ok(self.published(t)?.root)
     }
 
@@ -552,7 +547,7 @@ impl Store {
     /// referenced only by the keys this batch removes. Never buffered: the
     /// batch is applied at once (together with the tree's write buffer if
     /// that holds a message for one of its keys).
-    pub fn upsert_freeing(
+    pub(crate) fn upsert_freeing(
         &self,
         t: TreeId,
         msgs: Vec<Msg>,
@@ -677,7 +672,7 @@ impl Store {
     /// commit waits until the guard drops, so it never makes the blocks'
     /// allocation durable without the keys that reference them (a crash
     /// between the two would leak them). Never commit while holding one.
-    pub fn begin_op(&self) -> OpGuard<'_> {
+    pub(crate) fn begin_op(&self) -> OpGuard<'_> {
         OpGuard(self.ops.read())
     }
 
@@ -700,7 +695,7 @@ impl Store {
     /// [`Store::write_data`] for a `fill` that writes every byte of the
     /// block (a whole block of file data, or an old block copied and then
     /// changed): the buffer is not zeroed first, and holds stale bytes.
-    pub fn write_data_whole(
+    pub(crate) fn write_data_whole(
         &self,
         t: TreeId,
         hint: u64,
@@ -735,11 +730,6 @@ impl Store {
             Ok(())
         })?;
         Ok(bp)
-    }
-
-    /// Whether an open tree accepts changes (a mutable label's tree).
-    pub fn is_mutable(&self, t: TreeId) -> Result<bool> {
-        Ok(self.mutlk.lock().tree(t)?.mutable)
     }
 
     /// Read a data block, verified against its pointer.
@@ -779,7 +769,7 @@ pub use ctx::ReadCtx;
 pub type Value<'s> = tree::Found<Block<'s>>;
 
 #[cfg(test)]
-mod overwrite_tests;
+pub(crate) mod overwrite_tests;
 #[cfg(test)]
 mod pressure_tests;
 #[cfg(test)]

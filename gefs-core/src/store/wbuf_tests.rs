@@ -1,5 +1,6 @@
 //! Write buffer tests: buffered upserts against a `BTreeMap` model through
-//! lookups, scans, syncs, caps, snapshots, reopens and concurrent readers.
+//! lookups, scans, syncs, caps, reopens and concurrent readers (a snapshot of
+//! a buffer: `snap/tests.rs`).
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -115,33 +116,6 @@ fn a_small_buffer_applies_often() {
 #[test]
 fn no_buffer_applies_at_once() {
     random_run(0, 3);
-}
-
-#[test]
-fn readers_and_snapshots_see_the_buffer() {
-    let (_dev, s, t) = fresh();
-    s.upsert(t, vec![Msg::insert(k(1), b"one".to_vec())], Tier::Normal)
-        .unwrap();
-    s.upsert(t, vec![Msg::insert(k(2), b"two".to_vec())], Tier::Normal)
-        .unwrap();
-    // Buffered: the tree itself does not hold them yet.
-    let (tree_only, through_ctx) = s
-        .with_reader(t, |ctx, root| {
-            let bare = crate::tree::lookup(&ReadCtx::new(&s), root, &k(1))?;
-            let seen = crate::tree::scan(ctx, root, Bound::Included(&k(0)), Bound::Unbounded, 10)?;
-            Ok((bare, seen))
-        })
-        .unwrap();
-    assert_eq!(tree_only, None);
-    assert_eq!(
-        through_ctx,
-        vec![(k(1), b"one".to_vec()), (k(2), b"two".to_vec())]
-    );
-    // A snapshot taken now holds them.
-    s.snapshot("main", "snap1", false).unwrap();
-    s.sync().unwrap();
-    let snap = s.mount("snap1").unwrap();
-    assert_eq!(s.lookup(snap, &k(2)).unwrap(), Some(b"two".to_vec()));
 }
 
 #[test]

@@ -12,6 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 use gefs_core::admin;
+use gefs_core::snap::Snaps;
 use gefs_core::store::Config;
 
 /// Manage the snapshots of a gefs-rs image offline.
@@ -115,7 +116,7 @@ fn main() -> ExitCode {
         Err(e) => return fail(2, e),
     };
     let out = match (&snap, words.as_slice()) {
-        (Some(admin::Snap::List), _) if a.json => s
+        (Some(admin::Snap::List), _) if a.json => Snaps::new(&s)
             .labels_space()
             .and_then(|l| {
                 serde_json::to_string_pretty(&l)
@@ -158,7 +159,7 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(1, format!("writing the output: {e}")),
         },
-        Err(gefs_core::Error::NoSpace) => fail(1, s.explain_full()),
+        Err(gefs_core::Error::NoSpace) => fail(1, Snaps::new(&s).explain_full()),
         Err(e) => fail(1, e),
     }
 }

@@ -12,6 +12,7 @@ use crossbeam::channel::bounded;
 use serde::Serialize;
 
 use gefs_core::admin::{self, Snap};
+use gefs_core::snap::Snaps;
 
 use super::parse::{Command, Request, Show, HELP};
 use crate::error::Error;
@@ -116,7 +117,9 @@ fn command(core: &Arc<Core>, stopper: &Stopper, req: &Request) -> Out {
             message(format!("users: {} loaded\n", core.fs.users().len()), j)
         }
         Command::Snap(Snap::List) => {
-            let labels = core.store().labels_space().map_err(|e| e.to_string())?;
+            let labels = Snaps::new(core.store())
+                .labels_space()
+                .map_err(|e| e.to_string())?;
             if j {
                 return json(&labels);
             }

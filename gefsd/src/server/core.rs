@@ -23,11 +23,10 @@ use crossbeam::channel::Sender;
 use parking_lot::Mutex;
 
 use gefs_core::fs::Fs;
-use gefs_core::store::Store;
+use gefs_core::fs::Store;
 
 use super::budget::Budget;
 use super::conn::Conn;
-use super::fid::ExclKey;
 use super::locks::Locks;
 use super::workers::{SweepReq, SyncReq, Work};
 use super::Options;
@@ -68,7 +67,6 @@ pub struct Core {
     pub locks: Locks,
     /// The console's online checks.
     pub scrub: crate::console::ScrubState,
-    excl: Mutex<HashMap<ExclKey, usize>>,
     conns: Mutex<HashMap<u64, Arc<Conn>>>,
     next_conn: AtomicU64,
     stopping: AtomicBool,
@@ -99,7 +97,6 @@ impl Core {
             commit_gate: Mutex::new(()),
             locks: Locks::default(),
             scrub: crate::console::ScrubState::default(),
-            excl: Mutex::new(HashMap::new()),
             conns: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
             stopping: AtomicBool::new(false),
@@ -149,28 +146,6 @@ impl Core {
         self.conns.lock().len()
     }
 
-    /// Take an exclusive open of `k`; false if another fid has it open.
-    pub fn excl_take(&self, k: ExclKey) -> bool {
-        let mut t = self.excl.lock();
-        let n = t.entry(k).or_insert(0);
-        if *n > 0 {
-            return false;
-        }
-        *n = 1;
-        true
-    }
-
-    /// Release an exclusive open of `k`.
-    pub fn excl_release(&self, k: ExclKey) {
-        let mut t = self.excl.lock();
-        if let Some(n) = t.get_mut(&k) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                t.remove(&k);
-            }
-        }
-    }
-
     /// A request failed because the file system is full: say in the log how
     /// much snapshots hold and how to free it (at most once every
     /// [`FULL_NOTE_SECS`] seconds: a full device fails many requests).
@@ -189,7 +164,7 @@ impl Core {
             .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
             .is_ok()
         {
-            let space = self.store().space().ok();
+            let space = self.fs.space().ok();
             tracing::warn!(
                 size = space.as_ref().map(|s| s.size),
                 free = space.as_ref().map(|s| s.free),
@@ -197,13 +172,8 @@ impl Core {
                 available = space.as_ref().map(|s| s.available),
                 snapshots = space.as_ref().map(|s| s.snapshots),
                 "{}",
-                self.store().explain_full()
+                self.fs.explain_full()
             );
         }
-    }
-
-    /// Whether any fid has `k` open exclusively.
-    pub fn excl_held(&self, k: ExclKey) -> bool {
-        self.excl.lock().get(&k).is_some_and(|n| *n > 0)
     }
 }

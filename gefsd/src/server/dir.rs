@@ -11,9 +11,7 @@
 //! consumed, so a listing never holds more than one reply's worth of entries and a directory of
 //! any size streams.
 
-use gefs_core::format::value::Xdir;
-use gefs_core::fs::{self, Entry};
-use gefs_core::store::LabelInfo;
+use gefs_core::fs::{self, Entry, LabelInfo, Xdir};
 use gefs_core::users::Users;
 
 use super::err::{msg, refuse, Error, Result};

@@ -17,7 +17,7 @@
 
 use std::collections::BTreeMap;
 
-use gefs_core::format::value::Xdir;
+use gefs_core::fs::Xdir;
 
 use super::err::{msg, refuse, Error, Result};
 use super::posix::dirent_type;

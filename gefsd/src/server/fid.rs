@@ -77,8 +77,8 @@ impl Opened {
     }
 }
 
-/// Identifies an exclusive-use file across connections: the tree and the qid path.
-pub type ExclKey = (gefs_core::store::TreeId, u64);
+/// Identifies an exclusive-use file across connections.
+pub type ExclKey = gefs_core::fs::FileId;
 
 /// One fid.
 #[derive(Debug)]

@@ -23,7 +23,7 @@ use parking_lot::Mutex;
 use crate::proto::dotl::lock::{BLOCKED, RDLCK, SUCCESS, UNLCK, WRLCK};
 
 /// A file: its tree and qid path.
-pub type FileKey = (gefs_core::store::TreeId, u64);
+pub type FileKey = gefs_core::fs::FileId;
 
 /// Who holds a lock.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -191,10 +191,18 @@ fn merge(held: &mut Vec<Held>, owner: &Owner, ty: u8) {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use gefs_core::store::TreeId;
+    use std::sync::LazyLock;
 
-    const F: FileKey = (TreeId::SNAP, 7);
+    use super::*;
+    use gefs_core::fs::Fs;
+
+    /// A file of `main` in a fresh memory file system (a key outlives it).
+    static F: LazyLock<FileKey> = LazyLock::new(|| {
+        let store = crate::server::memory_store(32 << 20, "glenda").expect("memory store");
+        let fs = Fs::new(store, false).expect("file system");
+        let (m, _) = fs.attach("main").expect("attach main");
+        m.file_id(7)
+    });
 
     fn owner(conn: u64, proc_id: u32) -> Owner {
         Owner {
@@ -208,63 +216,63 @@ mod tests {
     fn conflicts_are_between_owners_and_need_a_writer() {
         let l = Locks::default();
         let (a, b) = (owner(1, 10), owner(2, 10));
-        assert_eq!(l.set(F, &a, 1, RDLCK, 0, 100), Some(SUCCESS));
+        assert_eq!(l.set(*F, &a, 1, RDLCK, 0, 100), Some(SUCCESS));
         assert_eq!(
-            l.set(F, &b, 5, RDLCK, 50, 150),
+            l.set(*F, &b, 5, RDLCK, 50, 150),
             Some(SUCCESS),
             "readers share"
         );
-        assert_eq!(l.set(F, &b, 5, WRLCK, 50, 150), Some(BLOCKED));
+        assert_eq!(l.set(*F, &b, 5, WRLCK, 50, 150), Some(BLOCKED));
         assert_eq!(
-            l.set(F, &b, 5, WRLCK, 100, 150),
+            l.set(*F, &b, 5, WRLCK, 100, 150),
             Some(SUCCESS),
             "upgrade past a's range"
         );
-        assert_eq!(l.test(F, &a, WRLCK, 0, 10), None, "a's own range");
-        let h = l.test(F, &a, RDLCK, 120, 130).expect("b's write lock");
+        assert_eq!(l.test(*F, &a, WRLCK, 0, 10), None, "a's own range");
+        let h = l.test(*F, &a, RDLCK, 120, 130).expect("b's write lock");
         assert_eq!((h.owner.conn, h.start, h.length()), (2, 100, 50));
         // The same process through another connection is another owner.
-        assert_eq!(l.set(F, &owner(3, 10), 9, WRLCK, 0, 1), Some(BLOCKED));
+        assert_eq!(l.set(*F, &owner(3, 10), 9, WRLCK, 0, 1), Some(BLOCKED));
     }
 
     #[test]
     fn ranges_split_and_merge_as_fcntl_does() {
         let l = Locks::default();
         let (a, b) = (owner(1, 1), owner(1, 2));
-        assert_eq!(l.set(F, &a, 1, WRLCK, 0, end_of(0, 0)), Some(SUCCESS));
+        assert_eq!(l.set(*F, &a, 1, WRLCK, 0, end_of(0, 0)), Some(SUCCESS));
         // Unlock a hole in the middle: b may now lock it, and only it.
-        assert_eq!(l.set(F, &a, 1, UNLCK, 10, 20), Some(SUCCESS));
-        assert_eq!(l.set(F, &b, 2, WRLCK, 10, 20), Some(SUCCESS));
-        assert_eq!(l.set(F, &b, 2, WRLCK, 9, 20), Some(BLOCKED));
-        assert_eq!(l.set(F, &b, 2, WRLCK, 10, 21), Some(BLOCKED));
+        assert_eq!(l.set(*F, &a, 1, UNLCK, 10, 20), Some(SUCCESS));
+        assert_eq!(l.set(*F, &b, 2, WRLCK, 10, 20), Some(SUCCESS));
+        assert_eq!(l.set(*F, &b, 2, WRLCK, 9, 20), Some(BLOCKED));
+        assert_eq!(l.set(*F, &b, 2, WRLCK, 10, 21), Some(BLOCKED));
         // A read lock over part of a's write lock turns that part into a read lock.
-        assert_eq!(l.set(F, &a, 1, RDLCK, 30, 40), Some(SUCCESS));
-        assert_eq!(l.set(F, &b, 2, RDLCK, 30, 40), Some(SUCCESS));
-        assert_eq!(l.set(F, &b, 2, RDLCK, 29, 40), Some(BLOCKED));
+        assert_eq!(l.set(*F, &a, 1, RDLCK, 30, 40), Some(SUCCESS));
+        assert_eq!(l.set(*F, &b, 2, RDLCK, 30, 40), Some(SUCCESS));
+        assert_eq!(l.set(*F, &b, 2, RDLCK, 29, 40), Some(BLOCKED));
         // Unlocking all clears the file; adjacent ranges of one owner and type merge.
-        assert_eq!(l.set(F, &a, 1, UNLCK, 0, u64::MAX), Some(SUCCESS));
-        assert_eq!(l.set(F, &b, 2, UNLCK, 0, u64::MAX), Some(SUCCESS));
+        assert_eq!(l.set(*F, &a, 1, UNLCK, 0, u64::MAX), Some(SUCCESS));
+        assert_eq!(l.set(*F, &b, 2, UNLCK, 0, u64::MAX), Some(SUCCESS));
         assert_eq!(l.files(), 0);
-        assert_eq!(l.set(F, &a, 1, WRLCK, 0, 10), Some(SUCCESS));
-        assert_eq!(l.set(F, &a, 1, WRLCK, 10, 20), Some(SUCCESS));
-        let h = l.test(F, &b, RDLCK, 5, 15).expect("a's lock");
+        assert_eq!(l.set(*F, &a, 1, WRLCK, 0, 10), Some(SUCCESS));
+        assert_eq!(l.set(*F, &a, 1, WRLCK, 10, 20), Some(SUCCESS));
+        let h = l.test(*F, &b, RDLCK, 5, 15).expect("a's lock");
         assert_eq!((h.start, h.end), (0, 20));
-        assert_eq!(l.set(F, &a, 1, 3, 0, 1), None, "unknown type");
-        assert_eq!(l.set(F, &a, 1, WRLCK, 5, 5), None, "empty range");
+        assert_eq!(l.set(*F, &a, 1, 3, 0, 1), None, "unknown type");
+        assert_eq!(l.set(*F, &a, 1, WRLCK, 5, 5), None, "empty range");
     }
 
     #[test]
     fn clunk_and_disconnect_release() {
         let l = Locks::default();
         let (a, b) = (owner(1, 1), owner(2, 1));
-        l.set(F, &a, 4, WRLCK, 0, 10);
-        l.set(F, &a, 5, WRLCK, 20, 30);
-        l.set(F, &b, 1, RDLCK, 40, 50);
+        l.set(*F, &a, 4, WRLCK, 0, 10);
+        l.set(*F, &a, 5, WRLCK, 20, 30);
+        l.set(*F, &b, 1, RDLCK, 40, 50);
         l.release_fid(1, 4);
-        assert_eq!(l.set(F, &b, 1, WRLCK, 0, 10), Some(SUCCESS));
-        assert_eq!(l.set(F, &b, 1, WRLCK, 20, 30), Some(BLOCKED));
+        assert_eq!(l.set(*F, &b, 1, WRLCK, 0, 10), Some(SUCCESS));
+        assert_eq!(l.set(*F, &b, 1, WRLCK, 20, 30), Some(BLOCKED));
         l.release_conn(1);
-        assert_eq!(l.set(F, &b, 1, WRLCK, 20, 30), Some(SUCCESS));
+        assert_eq!(l.set(*F, &b, 1, WRLCK, 20, 30), Some(SUCCESS));
         l.release_conn(2);
         assert_eq!(l.files(), 0);
     }

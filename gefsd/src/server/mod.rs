@@ -43,7 +43,7 @@ use crossbeam::channel::{bounded, unbounded, Receiver, Sender};
 use parking_lot::{Condvar, Mutex};
 
 use gefs_core::fs::Fs;
-use gefs_core::store::{CommitInfo, Store};
+use gefs_core::fs::{CommitInfo, Store};
 
 pub use self::core::Core;
 pub use conn::{Conn, Peer, SetTimeout, Transport};

@@ -372,9 +372,9 @@ pub(super) fn open_fid(
         At::Node { mount, entry, .. } => (mount.clone(), entry.clone()),
     };
     let info = core.fs.check_open(&mount, &entry, mode, &g.who)?;
-    let key = (mount.tree(), entry.qid.path);
+    let key = mount.file_id(entry.qid.path);
     let excl = if info.exclusive {
-        if !core.excl_take(key) {
+        if !core.fs.excl_take(key) {
             return refuse(msg::LOCKED);
         }
         Some(key)
@@ -385,7 +385,7 @@ pub(super) fn open_fid(
         Ok(o) => o,
         Err(e) => {
             if let Some(k) = excl {
-                core.excl_release(k);
+                core.fs.excl_release(k);
             }
             return Err(e.into());
         }
@@ -416,8 +416,8 @@ fn create(core: &Core, conn: &Conn, fid: u32, name: &str, perm: u32, mode: u8) -
     let o = core
         .fs
         .create(&mount, entry, name.as_bytes(), perm, mode, &g.who)?;
-    let key = (mount.tree(), o.entry().qid.path);
-    let excl = (o.info().exclusive && core.excl_take(key)).then_some(key);
+    let key = mount.file_id(o.entry().qid.path);
+    let excl = (o.info().exclusive && core.fs.excl_take(key)).then_some(key);
     let q = qid(o.entry().qid);
     g.at = At::Node {
         mount,
@@ -441,7 +441,7 @@ fn read(core: &Core, conn: &Conn, fid: u32, offset: u64, count: u32) -> Result<R
         None => return refuse(msg::FID_NOT_OPEN),
         Some(Opened::DumpL(_)) => return Err(Error::Fs(fs::Error::IsDir)),
         Some(Opened::Dump(cur)) => {
-            let labels = core.store().labels()?;
+            let labels = core.fs.labels()?;
             let started = core.started;
             let mut src = |after: Option<&[u8]>, limit: usize| -> Result<Vec<(Vec<u8>, Stat)>> {
                 Ok(labels
@@ -539,7 +539,7 @@ fn finish_clunk(core: &Core, f: &FidRef) {
             kick_sweeper(core);
         }
         if let Some(k) = excl {
-            core.excl_release(k);
+            core.fs.excl_release(k);
         }
     }
 }
@@ -577,7 +577,7 @@ fn remove(core: &Core, conn: &Conn, fid: u32) -> Result<Rmsg> {
         At::Node { mount, entry, .. } => remove_entry(core, mount, entry, &g.who, excl.is_some()),
     };
     if let Some(k) = excl {
-        core.excl_release(k);
+        core.fs.excl_release(k);
     }
     r.map(|()| Rmsg::Remove)
 }
@@ -591,8 +591,8 @@ pub(super) fn remove_entry(
     who: &Who,
     ours: bool,
 ) -> Result<()> {
-    let key = (mount.tree(), entry.qid.path);
-    if !ours && core.excl_held(key) {
+    let key = mount.file_id(entry.qid.path);
+    if !ours && core.fs.excl_held(key) {
         return refuse(msg::LOCKED);
     }
     core.fs.remove(mount, entry, who)?;

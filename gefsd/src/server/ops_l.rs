@@ -18,8 +18,7 @@
 
 use std::sync::Arc;
 
-use gefs_core::format::value::{Device, Xdir, DMDIR};
-use gefs_core::fs::{self, Changes, Entry, Kind, Mount, Who};
+use gefs_core::fs::{self, Changes, Device, Entry, Kind, Mount, Who, Xdir, DMDIR};
 
 use super::attach::{attach, dump_qid, Attach};
 use super::conn::Conn;
@@ -243,7 +242,7 @@ fn rename(
     name: &str,
     who: &Who,
 ) -> Result<()> {
-    if m.tree() != dm.tree() {
+    if !m.same_tree(dm) {
         return Err(Error::Detail(
             "Invalid cross-device link".into(),
             fs::errno::EXDEV,
@@ -453,7 +452,7 @@ fn readdir(core: &Core, conn: &Conn, fid: u32, offset: u64, count: u32) -> Resul
     let at = g.at.clone();
     let data = match (g.open.as_mut(), &at) {
         (Some(Opened::DumpL(cur)), _) => {
-            let labels = core.store().labels()?;
+            let labels = core.fs.labels()?;
             let mut fetch = |after: Option<&[u8]>, limit: usize| -> Result<Vec<(Vec<u8>, Xdir)>> {
                 Ok(labels
                     .iter()
@@ -512,7 +511,7 @@ fn lock_target(conn: &Conn, fid: u32, l: &Flock) -> Result<(super::locks::FileKe
     let Some(Opened::Node { open, .. }) = &g.open else {
         return refuse(msg::FID_NOT_OPEN);
     };
-    let key = (open.mount().tree(), open.entry().qid.path);
+    let key = open.mount().file_id(open.entry().qid.path);
     let owner = Owner {
         conn: conn.id,
         proc_id: l.proc_id,

@@ -20,12 +20,12 @@
 //! A directory's link count is 1, "not counted", as btrfs reports it (counting subdirectories
 //! would cost a scan per stat; `find` knows 1 means "do not use the count").
 
-use gefs_core::format::value::{
+use gefs_core::fs::BLKSZ_U64;
+use gefs_core::fs::{self, ORDWR, OREAD, OTRUNC, OWRITE};
+use gefs_core::fs::{
     Xdir, DMAPPEND, DMEXCL, DMKIND, DMNAMEDPIPE, DMSETGID, DMSETUID, DMSETVTX, DMSOCKET, DMSYMLINK,
     DMTMP,
 };
-use gefs_core::format::BLKSZ_U64;
-use gefs_core::fs::{self, ORDWR, OREAD, OTRUNC, OWRITE};
 
 use super::dir::qid;
 use crate::proto::dotl::{getattr, Attr};
@@ -241,7 +241,7 @@ pub fn attr_of(d: &Xdir, mask: u64) -> Attr {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gefs_core::format::value::DMDIR;
+    use gefs_core::fs::DMDIR;
 
     #[test]
     fn device_numbers_as_linux_encodes_them() {
@@ -250,8 +250,8 @@ mod tests {
         assert_eq!(rdev(8, 0x12345), 0x1230_0845);
         assert_eq!(rdev(4095, 0xf_ffff), 0xffff_ffff);
         let d = |block, major, minor| Xdir {
-            mode: gefs_core::format::value::DMDEVICE | 0o640,
-            length: gefs_core::format::value::Device::new(block, major, minor)
+            mode: gefs_core::fs::DMDEVICE | 0o640,
+            length: gefs_core::fs::Device::new(block, major, minor)
                 .unwrap()
                 .encode(),
             ..Xdir::default()

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam::channel::{Receiver, RecvTimeoutError, Sender};
 
-use gefs_core::store::CommitInfo;
+use gefs_core::fs::CommitInfo;
 
 use super::conn::Conn;
 use super::core::Core;

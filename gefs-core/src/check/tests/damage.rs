@@ -10,6 +10,7 @@ use crate::device::{Device, MemDev};
 use crate::format::value::DMDIR;
 use crate::format::{key, Bptr, BLKSZ};
 use crate::fs::{Fs, Who, MAX_IO, ORDWR, OREAD};
+use crate::snap::Snaps;
 
 fn image() -> (Arc<MemDev>, Fs) {
     crate::testing::fresh_fs(48 << 20, 8 << 20)
@@ -40,7 +41,9 @@ fn populate(fs: &Fs) -> (u64, Bptr) {
     let qid = o.entry().dir.qid_path;
     drop(o);
     fs.sync().unwrap();
-    fs.store().snapshot("main", "monday", false).unwrap();
+    Snaps::new(fs.store())
+        .take("main", "monday", false)
+        .unwrap();
     fs.sync().unwrap();
     let v = fs
         .store()
@@ -96,7 +99,9 @@ fn a_damaged_leaf_names_the_files_it_held() {
     // The data keys in leaves, not in the message log.
     fs.store().checkpoint().unwrap();
     fs.sync().unwrap();
-    fs.store().snapshot("main", "monday", false).unwrap();
+    Snaps::new(fs.store())
+        .take("main", "monday", false)
+        .unwrap();
     fs.sync().unwrap();
     let levels = crate::dump::tree_levels(fs.store(), Some("main")).unwrap();
     let first = &levels.last().unwrap()[0];

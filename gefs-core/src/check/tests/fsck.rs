@@ -15,6 +15,7 @@ use crate::format::value::{Xdir, DMDIR};
 use crate::format::Encode;
 use crate::format::{Bptr, BLKSZ, BLKSZ_U64};
 use crate::fs::{Changes, Entry, Fs, Mount, Who, MAX_IO, ORDWR, OREAD};
+use crate::snap::Snaps;
 use crate::store::{Config, Store, TreeId};
 
 const DEV: u64 = 96 << 20;
@@ -103,7 +104,9 @@ fn fs_images_check_clean_at_every_commit() {
     let mid = fs.wstat(&m, &mid, &rename("mid2"), &who()).unwrap();
     let b = fs.wstat(&m, &b, &rename("b2"), &who()).unwrap();
     commit(&fs, &dev, "after grow and renames");
-    fs.store().snapshot("main", "monday", false).unwrap();
+    Snaps::new(fs.store())
+        .take("main", "monday", false)
+        .unwrap();
     commit(&fs, &dev, "after a snapshot");
     // A big file removed, committed with most of its clear pending.
     let big = put(&fs, &m, &root, "big", 1200 * BLKSZ);
@@ -384,7 +387,9 @@ fn faults_are_reported_in_their_tree() {
     let i = img();
     let q = i.fs.store().next_qid();
     i.fault(vec![Msg::insert(key::up(q), key::ent(0, b"nothere"))]);
-    i.fs.store().snapshot("main", "frozen", false).unwrap();
+    Snaps::new(i.fs.store())
+        .take("main", "frozen", false)
+        .unwrap();
     let r = i.fault(vec![Msg::delete(key::up(q))]);
     assert_eq!(r.problems.len(), 1, "{}", show(&r));
     let p = &r.problems[0];

@@ -20,6 +20,7 @@ use crate::format::{BlockType, Bptr, BLKSZ, LOG_HDR};
 use crate::format::{Decode, Encode};
 use crate::fs::{Fs, Who, ORDWR};
 use crate::ids::{BlockAddr, Gen};
+use crate::snap::Snaps;
 use crate::store::{Config, Store, TreeId};
 
 const DEV: u64 = 48 << 20;
@@ -55,9 +56,9 @@ fn image() -> Arc<MemDev> {
         fs.sync().unwrap();
     };
     write(1);
-    fs.store().snapshot("main", "s1", false).unwrap();
+    Snaps::new(fs.store()).take("main", "s1", false).unwrap();
     write(2);
-    fs.store().snapshot("main", "s2", false).unwrap();
+    Snaps::new(fs.store()).take("main", "s2", false).unwrap();
     write(3);
     drop((m, root, files));
     fs.sync().unwrap();
@@ -156,8 +157,8 @@ fn deadlist_entry_listed_twice() {
     let img = image();
     let r = crafted(&img, |s| {
         let s2 = label_id(s, "s2");
-        let seg = s.segments(s2).unwrap().remove(0);
-        let (addrs, _) = s.read_segment(&seg).unwrap();
+        let seg = Snaps::new(s).segments(s2).unwrap().remove(0);
+        let (addrs, _) = Snaps::new(s).read_segment(&seg).unwrap();
         add_segment(s, s2, &[addrs[0].0]);
     });
     assert!(any_says(&r, "twice"), "{}", show(&r));

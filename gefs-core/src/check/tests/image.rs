@@ -15,6 +15,7 @@ use crate::format::value::Xdir;
 use crate::format::Encode;
 use crate::format::{block_hash, key, Bptr, BLKSZ, BLKSZ_U64, LOG_HDR};
 use crate::ids::BlockAddr;
+use crate::snap::Snaps;
 use crate::store::{Config, Store, TreeId};
 use crate::tree::{data_ptrs, walk};
 
@@ -438,7 +439,9 @@ pub(crate) fn build_with_snapshots() -> (Img, Store) {
         s.sync().unwrap();
         history.push(dev.snapshot());
         if round < 3 {
-            s.snapshot("main", &format!("snap{round}"), false).unwrap();
+            Snaps::new(&s)
+                .take("main", &format!("snap{round}"), false)
+                .unwrap();
         }
     }
     s.sync().unwrap();
@@ -450,7 +453,7 @@ pub(crate) fn build_with_snapshots() -> (Img, Store) {
 pub(crate) fn deadlist_blocks(s: &Store) -> Vec<BlockAddr> {
     let mut out = Vec::new();
     for l in s.labels().unwrap() {
-        for seg in s.segments(l.id).unwrap() {
+        for seg in Snaps::new(s).segments(l.id).unwrap() {
             let mut bp = seg.val.head;
             loop {
                 out.push(bp.addr);
@@ -491,7 +494,7 @@ fn snapshots_and_their_deadlists_check_clean() {
         names.contains(&"snap1") && names.contains(&"snap2"),
         "{names:?}"
     );
-    s.delete_label("snap1").unwrap();
+    Snaps::new(&s).delete("snap1").unwrap();
     let t = s.mount("main").unwrap();
     s.upsert(
         t,

@@ -15,6 +15,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
+use crate::snap::Snaps;
 use crate::testing::Rng;
 
 /// Names entries are drawn from (few, so collisions happen).
@@ -292,7 +293,9 @@ impl Harness {
 
     fn snap(&mut self) {
         let label = format!("snap{}", self.trees.len());
-        self.fs().store().snapshot("main", &label, false).unwrap();
+        Snaps::new(self.fs().store())
+            .take("main", &label, false)
+            .unwrap();
         let t = self.trees["main"].clone();
         self.trees.insert(label.clone(), t);
         let (m, root) = self.fs().attach(&label).unwrap();
