@@ -53,7 +53,7 @@ pub mod host;
 pub mod ids;
 pub mod image;
 pub mod import;
-pub mod probe;
+pub(crate) mod probe;
 pub mod retain;
 pub mod snap;
 
@@ -63,7 +63,7 @@ pub mod admin;
 pub mod alloc;
 pub mod cache;
 pub mod check;
-pub mod epoch;
+pub(crate) mod epoch;
 pub mod store;
 mod sync;
 #[cfg(any(test, feature = "testing"))]
